@@ -1,0 +1,94 @@
+"""Heads over fixed bins: uniform categorical and quantile categorical, plus the shared binned-head base."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rlgen.heads.base import BoundLike, Head
+from rlgen.heads.binned import SMOOTHING_KERNELS, PiecewiseUniform, SmoothingKernel
+
+
+class BinnedHead(Head):
+    """Base of heads whose distribution is :class:`PiecewiseUniform`.
+
+    :param num_bins: bins k per dimension.
+    :param bandwidth: if > 0, train with the analytic target-smoothed likelihood (AdaCat eq. 8) with this
+        kernel width on the unit interval; 0 trains on the plain likelihood.
+    :param kernel: ``"uniform"`` or ``"gaussian"`` smoothing kernel.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        dim: int,
+        low: BoundLike,
+        high: BoundLike,
+        num_bins: int,
+        params_per_bin: int,
+        bandwidth: float = 0.0,
+        kernel: SmoothingKernel = "uniform",
+    ):
+        if num_bins < 2:
+            raise ValueError(f"num_bins must be at least 2, got {num_bins}")
+        if bandwidth < 0:
+            raise ValueError(f"bandwidth must be >= 0, got {bandwidth}")
+        if kernel not in SMOOTHING_KERNELS:
+            raise ValueError(f"unknown smoothing kernel {kernel!r}; choose one of {SMOOTHING_KERNELS}")
+        super().__init__(in_features, dim, low, high, params_per_dim=params_per_bin * num_bins)
+        self.num_bins = num_bins
+        self.bandwidth = bandwidth
+        self.kernel: SmoothingKernel = kernel
+
+    def loss(self, features: Tensor, target: Tensor) -> Tensor:
+        dist = self(features)
+        if self.bandwidth > 0:
+            return -dist.smoothed_log_prob(target, self.bandwidth, self.kernel).mean()
+        return -dist.log_prob(target).mean()
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_bins={self.num_bins}, bandwidth={self.bandwidth}, kernel={self.kernel}"
+
+
+class FixedBinsHead(BinnedHead):
+    """A binned head whose edges (unit interval, per dimension) are a buffer: saved and loaded with the model."""
+
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, num_bins: int, **smoothing):
+        super().__init__(in_features, dim, low, high, num_bins, params_per_bin=1, **smoothing)
+        self.register_buffer("edges", torch.linspace(0.0, 1.0, num_bins + 1).repeat(dim, 1))
+
+    def distribution(self, params: Tensor) -> PiecewiseUniform:
+        return PiecewiseUniform.from_logits(params, self.edges, self.low, self.high)
+
+
+class UniformCategoricalHead(FixedBinsHead):
+    """k equal-width bins over ``[low, high]``; the continuous density is mass / bin width inside a bin.
+
+    Its log-density equals minus the cross-entropy over bins minus ``log(bin width)``.
+    """
+
+
+class QuantileCategoricalHead(FixedBinsHead):
+    """Bins holding equal shares of the training data per dimension (the Trajectory Transformer's tokens).
+
+    Call :meth:`fit_bins` with training targets before training; until then the bins are uniform.
+    """
+
+    #: share of a uniform grid mixed into the quantile edges so every bin keeps a positive width even where the
+    #: data repeat a value (a bin of width 0 would have infinite density).
+    UNIFORM_MIX = 1e-3
+
+    @torch.no_grad()
+    def fit_bins(self, targets: Tensor) -> None:
+        """Set the edges to the per-dimension quantiles of ``targets`` (shape ``(N, D)``, inside the box)."""
+        targets = torch.as_tensor(targets, dtype=torch.float32, device=self.edges.device)
+        if targets.ndim != 2 or targets.shape[1] != self.dim or targets.shape[0] < 2:
+            raise ValueError(f"fit_bins needs targets of shape (N >= 2, {self.dim}), got {tuple(targets.shape)}")
+        if not torch.isfinite(targets).all():
+            raise ValueError("fit_bins targets contain NaN or inf")
+        unit = ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+        levels = torch.linspace(0.0, 1.0, self.num_bins + 1, device=unit.device)
+        quantiles = torch.quantile(unit, levels, dim=0).T.contiguous()
+        quantiles[:, 0], quantiles[:, -1] = 0.0, 1.0
+        edges = (1.0 - self.UNIFORM_MIX) * quantiles + self.UNIFORM_MIX * levels
+        self.edges.copy_(edges)

@@ -1,0 +1,23 @@
+"""Shared test settings: deterministic seeds, one torch thread, and no MuJoCo log files in the repo."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    # Tests draw from explicit numpy Generators; torch's global generator is reset per test.
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp_cwd(tmp_path, monkeypatch) -> None:
+    # MuJoCo writes MUJOCO_LOG.TXT into the working directory for some models: keep it out of the checkout.
+    monkeypatch.chdir(tmp_path)
+    os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,0 +1,116 @@
+"""The heads' public manners: bad input, bounds, autocast, devices, the registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlgen.heads import HEADS, DiagGaussian, make_head
+
+KINDS = sorted(HEADS)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_wrong_target_dimension_is_a_clear_error(kind: str) -> None:
+    dist = make_head(kind, 4, 3, low=-1.0, high=1.0)(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="last dimension 3"):
+        dist.log_prob(torch.zeros(2, 4))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_nan_target_is_a_clear_error(kind: str) -> None:
+    dist = make_head(kind, 4, 2, low=-1.0, high=1.0)(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="NaN"):
+        dist.log_prob(torch.tensor([[0.0, 0.1], [float("nan"), 0.0]]))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "uniform", "quantile", "adacat", "dlml"])
+def test_target_outside_the_box_is_an_error_and_round_off_is_clamped(kind: str) -> None:
+    dist = make_head(kind, 4, 2, low=-1.0, high=[1.0, 2.0])(torch.randn(1, 4))
+    with pytest.raises(ValueError, match=r"outside the head's box at index \(0, 1\)"):
+        dist.log_prob(torch.tensor([[0.0, 2.5]]))
+    inside = dist.log_prob(torch.tensor([[0.0, 2.0]]))
+    nudged = dist.log_prob(torch.tensor([[0.0, 2.0 + 1e-6]]))
+    assert torch.isfinite(nudged) and torch.allclose(inside, nudged)
+
+
+def test_unsquashed_gaussian_scores_targets_outside_the_box() -> None:
+    head = make_head("gaussian", 4, 1, low=-1.0, high=1.0, squash=False)
+    assert torch.isfinite(head(torch.randn(1, 4)).log_prob(torch.tensor([[3.0]])))
+
+
+def test_wrong_feature_size_is_a_clear_error() -> None:
+    head = make_head("adacat", 8, 2, low=0.0, high=1.0)
+    with pytest.raises(ValueError, match="last dimension 8"):
+        head(torch.randn(3, 7))
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "message"),
+    [(1.0, 1.0, "low < high"), ([0.0, 0.0, 0.0], 1.0, "2 entries"), (float("nan"), 1.0, "finite")],
+)
+def test_bad_bounds_are_rejected(low, high, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_head("uniform", 4, 2, low=low, high=high)
+
+
+def test_unknown_head_and_bad_options_name_the_valid_ones() -> None:
+    with pytest.raises(ValueError, match="adacat"):
+        make_head("flow", 4, 2, low=0.0, high=1.0)
+    with pytest.raises(ValueError, match="num_mixtures"):
+        make_head("uniform", 4, 2, low=0.0, high=1.0, num_mixtures=3)
+
+
+def test_sampling_controls_are_checked() -> None:
+    dist = make_head("adacat", 4, 2, low=0.0, high=1.0)(torch.randn(1, 4))
+    with pytest.raises(ValueError, match="temperature"):
+        dist.sample(temperature=0.0)
+    with pytest.raises(ValueError, match="top_p"):
+        dist.sample(top_p=1.5)
+    gaussian = make_head("gaussian", 4, 2, low=0.0, high=1.0)(torch.randn(1, 4))
+    with pytest.raises(ValueError, match="no bins"):
+        gaussian.sample(top_p=0.5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bf16_autocast_gives_float32_results_close_to_fp32(kind: str) -> None:
+    head = make_head(kind, 16, 3, low=-1.0, high=1.0)
+    features = torch.randn(32, 16)
+    x = head(features).sample()
+    reference = head(features).log_prob(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        dist = head(features)
+        log_prob = dist.log_prob(x)
+        sample = dist.sample()
+    assert log_prob.dtype == torch.float32 and sample.dtype == torch.float32
+    # bf16 keeps ~3 significant digits of the head's outputs.
+    assert torch.allclose(log_prob, reference, rtol=0.05, atol=0.3)
+
+
+def test_head_parameters_and_buffers_round_trip_through_state_dict(tmp_path) -> None:
+    for kind in KINDS:
+        head = make_head(kind, 6, 2, low=[-1.0, 0.0], high=[1.0, 5.0])
+        torch.save(head.state_dict(), tmp_path / f"{kind}.pt")
+        clone = make_head(kind, 6, 2, low=0.0, high=1.0)
+        clone.load_state_dict(torch.load(tmp_path / f"{kind}.pt"))
+        features, target = torch.randn(4, 6), torch.tensor([[0.5, 4.0]]).expand(4, 2)
+        assert torch.equal(clone(features).log_prob(target), head(features).log_prob(target))
+
+
+def test_validation_can_be_switched_off_per_distribution() -> None:
+    dist = DiagGaussian(torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([-1.0]), torch.tensor([1.0]), squash=True,
+                        validate_args=False)
+    assert torch.isfinite(dist.log_prob(torch.tensor([[5.0]])))  # clamped to the edge, not rejected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("kind", KINDS)
+def test_cuda_follows_the_input_device(kind: str) -> None:
+    head = make_head(kind, 8, 2, low=-1.0, high=1.0).cuda()
+    dist = head(torch.randn(5, 8, device="cuda"))
+    x = dist.sample()
+    assert x.device.type == "cuda" and dist.log_prob(x).device.type == "cuda"
+    cpu = make_head(kind, 8, 2, low=-1.0, high=1.0)
+    cpu.load_state_dict({k: v.cpu() for k, v in head.state_dict().items()})
+    features = torch.randn(5, 8)
+    assert torch.allclose(cpu(features).log_prob(x.cpu()), head(features.cuda()).log_prob(x).cpu(), atol=1e-4)

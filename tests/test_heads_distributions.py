@@ -1,0 +1,308 @@
+"""Mathematical properties of every head's distribution: normalisation, CDFs, sampling, smoothing, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from rlgen.heads import (
+    DiagGaussian,
+    DiscretizedLogisticMixture,
+    PiecewiseUniform,
+    QuantileCategoricalHead,
+    UniformCategoricalHead,
+    make_head,
+)
+
+LOW, HIGH = torch.tensor([-2.0]), torch.tensor([3.0])
+
+
+def random_adacat(batch: tuple[int, ...] = (), bins: int = 12, scale: float = 2.0, seed: int = 0) -> PiecewiseUniform:
+    g = torch.Generator().manual_seed(seed)
+    return PiecewiseUniform.from_adacat_logits(
+        scale * torch.randn(*batch, 1, bins, generator=g), scale * torch.randn(*batch, 1, bins, generator=g), LOW, HIGH
+    )
+
+
+def random_uniform_bins(bins: int = 12, seed: int = 0) -> PiecewiseUniform:
+    g = torch.Generator().manual_seed(seed)
+    edges = torch.linspace(0, 1, bins + 1)
+    return PiecewiseUniform.from_logits(2 * torch.randn(1, bins, generator=g), edges, LOW, HIGH)
+
+
+def random_gaussian(squash: bool, seed: int = 0) -> DiagGaussian:
+    g = torch.Generator().manual_seed(seed)
+    return DiagGaussian(0.5 * torch.randn(1, generator=g), torch.tensor([-0.7]), LOW, HIGH, squash=squash)
+
+
+def random_dlml(num_classes: int = 64, components: int = 4, seed: int = 0) -> DiscretizedLogisticMixture:
+    g = torch.Generator().manual_seed(seed)
+    logits, means = torch.randn(1, components, generator=g), 0.8 * torch.randn(1, components, generator=g)
+    log_scales = torch.rand(1, components, generator=g) * 2.0 - 3.5
+    return DiscretizedLogisticMixture(logits, means, log_scales, LOW, HIGH, num_classes)
+
+
+CONTINUOUS = {
+    "adacat": lambda: random_adacat(),
+    "uniform": lambda: random_uniform_bins(),
+    "gaussian_squashed": lambda: random_gaussian(True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUOUS))
+def test_density_integrates_to_one_over_the_box(name: str) -> None:
+    dist = CONTINUOUS[name]()
+    # Midpoint rule on a fine grid: exact up to the few cells that straddle bin edges.
+    n = 400_000
+    width = (HIGH - LOW).item() / n
+    x = LOW + width * (torch.arange(n, dtype=torch.float64) + 0.5).float().unsqueeze(-1)
+    total = dist.log_prob(x).double().exp().sum().item() * width
+    assert total == pytest.approx(1.0, abs=2e-3)
+
+
+def test_unsquashed_gaussian_integrates_to_one_over_the_real_line() -> None:
+    dist = random_gaussian(False)
+    x = torch.linspace(-30.0, 30.0, 600_001).unsqueeze(-1)
+    total = torch.trapezoid(dist.log_prob(x).double().exp(), x.squeeze(-1).double()).item()
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), bins=st.integers(2, 40), scale=st.floats(0.1, 6.0))
+def test_adacat_cdf_and_icdf_invert_each_other(seed: int, bins: int, scale: float) -> None:
+    dist = random_adacat(batch=(16,), bins=bins, scale=scale, seed=seed)
+    q = torch.rand(16, 1, generator=torch.Generator().manual_seed(seed))
+    x_of_q = dist.icdf(q)
+    # float32 resolution of x times the local density bounds how well q can be recovered; bins narrower than
+    # float32 can resolve on the unit interval are excluded.
+    bin_of_q = (q.unsqueeze(-1) >= dist.masses.cumsum(-1)[..., :-1]).sum(-1)
+    resolvable = dist.widths.gather(-1, bin_of_q.unsqueeze(-1)).squeeze(-1) > 1e-5
+    tolerance = 1e-5 + dist.log_prob(x_of_q).exp().unsqueeze(-1) * 2e-6 * (x_of_q.abs() + 1)
+    assert ((dist.cdf(x_of_q) - q).abs() <= tolerance)[resolvable].all()
+    x = LOW + (HIGH - LOW) * torch.rand(16, 1, generator=torch.Generator().manual_seed(seed + 1))
+    # icdf(cdf(x)) recovers x wherever x lies in a bin of non-negligible mass.
+    x_back = dist.icdf(dist.cdf(x))
+    density = dist.log_prob(x).exp()
+    ok = density > 1e-3
+    assert torch.allclose(x_back[ok], x[ok], atol=1e-3)
+
+
+@pytest.mark.parametrize("squash", [False, True])
+def test_gaussian_cdf_and_icdf_invert_each_other(squash: bool) -> None:
+    dist = DiagGaussian(torch.randn(32, 2), torch.randn(32, 2).clamp(-1.5, 0.5), LOW.repeat(2), HIGH.repeat(2), squash)
+    q = torch.rand(32, 2).clamp(0.01, 0.99)
+    assert torch.allclose(dist.cdf(dist.icdf(q)), q, atol=1e-4)
+
+
+def repeat(dist, n: int):
+    """The same distribution n times along a new leading batch axis (for batched sampling tests)."""
+    if isinstance(dist, PiecewiseUniform):
+        k = dist.num_bins
+        return PiecewiseUniform(dist.log_masses.expand(n, 1, k), dist.edges, dist.log_widths, dist.low, dist.high)
+    if isinstance(dist, DiagGaussian):
+        return DiagGaussian(dist.loc.expand(n, 1), dist.log_std.expand(n, 1), dist.low, dist.high, dist.squash)
+    return DiscretizedLogisticMixture(dist.logits.expand(n, 1, -1), dist.means.expand(n, 1, -1),
+                                      dist.log_scales.expand(n, 1, -1), dist.low, dist.high, dist.num_classes)
+
+
+def cdf_of(dist):
+    return lambda v: dist.cdf(torch.as_tensor(v, dtype=torch.float32).reshape(-1, 1)).squeeze(-1).double().numpy()
+
+
+@pytest.mark.parametrize("name", sorted(CONTINUOUS))
+def test_samples_follow_the_density(name: str) -> None:
+    dist = CONTINUOUS[name]()
+    samples = repeat(dist, 50_000).sample(generator=torch.Generator().manual_seed(1)).squeeze(-1)
+    result = stats.kstest(samples.numpy(), cdf_of(dist))
+    assert result.pvalue > 1e-3, result
+
+
+def logistic_mixture_level_masses_float64(dist: DiscretizedLogisticMixture) -> np.ndarray:
+    """Independent oracle: level masses from the logistic mixture CDF in float64 (scipy), shape (C,)."""
+    c = dist.num_classes
+    levels = -1.0 + 2.0 * np.arange(c) / (c - 1)
+    upper = np.append(levels[:-1] + 1.0 / (c - 1), np.inf)
+    lower = np.insert(levels[1:] - 1.0 / (c - 1), 0, -np.inf)
+    weights = torch.softmax(dist.logits.double(), -1).numpy()[0]
+    means, scales = dist.means.double().numpy()[0], dist.log_scales.double().exp().numpy()[0]
+    masses = np.zeros(c)
+    for w, m, s in zip(weights, means, scales, strict=True):
+        masses += w * (stats.logistic.cdf(upper, m, s) - stats.logistic.cdf(lower, m, s))
+    return masses
+
+
+def test_dlml_level_masses_sum_to_one_and_match_the_float64_oracle() -> None:
+    dist = random_dlml(num_classes=64)
+    masses = dist.level_log_probs().double().exp()[0].numpy()
+    oracle = logistic_mixture_level_masses_float64(dist)
+    assert masses.sum() == pytest.approx(1.0, abs=1e-5)
+    # Components whose own mass is below 1e-5 use the documented fallback approximation, so levels where
+    # such components contribute are matched more loosely.
+    big, large = oracle > 1e-5, oracle > 1e-2
+    np.testing.assert_allclose(np.log(masses[big]), np.log(oracle[big]), atol=1e-3)
+    np.testing.assert_allclose(np.log(masses[large]), np.log(oracle[large]), atol=2e-5)
+
+
+def test_dlml_log_prob_is_the_log_mass_of_the_rounded_level() -> None:
+    dist = random_dlml(num_classes=32)
+    level_values = dist.level_values()[0]
+    offsets = (torch.rand(32) - 0.5) * 0.9 * (HIGH - LOW) / 31  # stay inside each level's rounding cell
+    x = (level_values + offsets).clamp(LOW, HIGH).unsqueeze(-1)
+    assert torch.allclose(dist.log_prob(x), dist.level_log_probs()[0], atol=1e-6)
+
+
+def test_dlml_tiny_mass_fallback_uses_the_density_at_the_level_centre() -> None:
+    # A very narrow component far from the level: the regular branch would be below 1e-5.
+    dist = DiscretizedLogisticMixture(torch.zeros(1, 1), torch.tensor([[0.9]]), torch.tensor([[-6.0]]),
+                                      torch.tensor([-1.0]), torch.tensor([1.0]), num_classes=256)
+    x = torch.tensor([[0.0]])
+    level_value = dist.level_values()[0, dist.level_of(x).item()].item()
+    expected = stats.logistic.logpdf(level_value, 0.9, math.exp(-6.0)) - math.log(255 / 2)
+    assert dist.log_prob(x).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_dlml_samples_match_level_masses() -> None:
+    dist = random_dlml(num_classes=16, seed=5)
+    n = 40_000
+    expanded = repeat(dist, n)
+    counts = np.bincount(expanded.level_of(expanded.sample()).flatten().numpy(), minlength=16)
+    expected = dist.level_log_probs().exp()[0].double().numpy() * n
+    keep = expected > 5
+    chi2 = stats.chisquare(counts[keep], expected[keep] * counts[keep].sum() / expected[keep].sum())
+    assert chi2.pvalue > 1e-3, chi2
+
+
+@pytest.mark.parametrize("kernel", ["uniform", "gaussian"])
+def test_smoothed_likelihood_tends_to_log_prob_as_bandwidth_vanishes(kernel: str) -> None:
+    dist = random_adacat(batch=(64,), seed=7)
+    x = dist.sample()
+    # Keep targets away from bin edges, where the limit is half of each neighbouring bin.
+    edges = dist.from_unit(dist.edges[..., 1:-1])
+    far = ((x.unsqueeze(-1) - edges).abs().min(-1).values > 1e-3).squeeze(-1)
+    smoothed = dist.smoothed_log_prob(x, bandwidth=1e-6, kernel=kernel)
+    assert torch.allclose(smoothed[far], dist.log_prob(x)[far], atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", ["uniform", "gaussian"])
+def test_smoothed_likelihood_equals_monte_carlo_expectation(kernel: str) -> None:
+    dist = random_adacat(seed=11)
+    bandwidth = 0.08
+    for u in (0.02, 0.5, 0.97):  # near both truncated edges and in the middle
+        x = dist.from_unit(torch.tensor([[u]]))
+        n = 400_000
+        g = torch.Generator().manual_seed(0)
+        if kernel == "uniform":
+            lo, hi = max(u - bandwidth / 2, 0.0), min(u + bandwidth / 2, 1.0)
+            z = lo + (hi - lo) * torch.rand(n, generator=g)
+        else:
+            z = torch.from_numpy(stats.truncnorm.rvs((0 - u) / bandwidth, (1 - u) / bandwidth, loc=u, scale=bandwidth,
+                                                     size=n, random_state=0)).float()
+        monte_carlo = dist.log_prob(dist.from_unit(z.unsqueeze(-1))).mean().item()
+        analytic = dist.smoothed_log_prob(x, bandwidth, kernel).item()
+        assert analytic == pytest.approx(monte_carlo, abs=0.02)
+
+
+def test_uniform_categorical_log_prob_is_cross_entropy_minus_log_bin_width() -> None:
+    head = UniformCategoricalHead(8, 3, low=-1.0, high=torch.tensor([1.0, 3.0, 5.0]), num_bins=20)
+    features = torch.randn(64, 8)
+    x = head.low + (head.high - head.low) * torch.rand(64, 3)
+    logits = head.proj(features).unflatten(-1, (3, 20))
+    index = ((x - head.low) / (head.high - head.low) * 20).long().clamp(max=19)
+    cross_entropy = torch.nn.functional.cross_entropy(logits.reshape(-1, 20), index.reshape(-1), reduction="none")
+    bin_width = ((head.high - head.low) / 20).expand(64, 3).reshape(-1)
+    expected = -cross_entropy - torch.log(bin_width)
+    assert torch.allclose(head(features).log_prob_per_dim(x).reshape(-1), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "uniform", "quantile", "adacat", "dlml"])
+@pytest.mark.parametrize("extreme", [1e4, -1e4])
+def test_gradients_are_finite_at_box_edges_and_with_extreme_logits(kind: str, extreme: float) -> None:
+    head = make_head(kind, 4, 2, low=-1.0, high=1.0)
+    with torch.no_grad():
+        head.proj.bias.fill_(extreme)
+        head.proj.bias[::2] = -extreme
+    features = torch.randn(6, 4, requires_grad=True)
+    x = torch.tensor([[-1.0, 1.0], [1.0, -1.0], [0.0, 1.0], [-1.0, 0.0], [0.999999, -0.999999], [0.3, -0.2]])
+    loss = head.loss(features, x)
+    loss.backward()
+    grads = [p.grad for p in head.parameters()] + [features.grad]
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("kind", ["adacat", "uniform", "gaussian"])
+def test_entropy_matches_monte_carlo(kind: str) -> None:
+    dist = {"adacat": random_adacat, "uniform": random_uniform_bins, "gaussian": lambda: random_gaussian(True)}[kind]()
+    samples = repeat(dist, 50_000).sample()
+    assert dist.entropy().item() == pytest.approx(-dist.log_prob(samples).mean().item(), abs=0.03)
+
+
+def test_dlml_entropy_is_the_entropy_over_levels() -> None:
+    dist = random_dlml(num_classes=64)
+    masses = logistic_mixture_level_masses_float64(dist)
+    assert dist.entropy().item() == pytest.approx(-(masses * np.log(masses)).sum(), abs=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["adacat", "uniform", "gaussian_squashed", "dlml"])
+def test_mean_matches_sample_mean(kind: str) -> None:
+    dist = {**CONTINUOUS, "dlml": random_dlml}[kind]()
+    samples = repeat(dist, 40_000).sample()
+    if kind == "dlml":
+        samples = dist.level_values()[0][dist.level_of(samples)]
+    assert dist.mean.item() == pytest.approx(samples.mean().item(), abs=0.02)
+
+
+def test_mode_is_the_highest_density_point() -> None:
+    dist = random_adacat(seed=2)
+    grid = torch.linspace(-2, 3, 20_001).unsqueeze(-1)
+    best = grid[dist.log_prob(grid).argmax()]
+    assert dist.log_prob(dist.mode()).item() == pytest.approx(dist.log_prob(best).item(), abs=1e-5)
+    dlml = random_dlml()
+    assert dlml.log_prob(dlml.mode()).item() == pytest.approx(dlml.level_log_probs().max().item(), abs=1e-6)
+
+
+def test_top_p_keeps_only_the_most_probable_bins() -> None:
+    masses = torch.tensor([[[0.5, 0.05, 0.3, 0.15]]])
+    dist = PiecewiseUniform(masses.log(), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(), LOW, HIGH)
+    batch = PiecewiseUniform(masses.log().expand(5000, 1, 4), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(),
+                             LOW, HIGH)
+    bins = batch.bin_index(batch.to_unit(batch.sample(top_p=0.75))).flatten()
+    assert set(bins.tolist()) == {0, 2}  # 0.5 + 0.3 reach 0.75; the 0.15 and 0.05 bins are dropped
+    assert set(batch.bin_index(batch.to_unit(batch.sample(top_p=0.0))).flatten().tolist()) == {0}
+    assert dist.most_probable_bin_center().item() == pytest.approx(LOW.item() + 0.125 * 5)
+
+
+def test_low_temperature_concentrates_on_the_most_probable_bin() -> None:
+    dist = random_adacat(batch=(2000,), seed=4)
+    top = dist.log_masses.argmax(-1)
+    cold = dist.bin_index(dist.to_unit(dist.sample(temperature=1e-5, midpoint=True)))
+    assert (cold == top).all()
+
+
+def test_any_batch_shape() -> None:
+    for kind in ("gaussian", "uniform", "quantile", "adacat", "dlml"):
+        head = make_head(kind, 5, 3, low=0.0, high=1.0)
+        dist = head(torch.randn(2, 7, 5))
+        x = dist.sample()
+        assert x.shape == (2, 7, 3) and dist.log_prob(x).shape == (2, 7) and dist.mode().shape == (2, 7, 3)
+        assert dist.log_prob_per_dim(x).shape == (2, 7, 3)
+
+
+def test_quantile_bins_hold_equal_shares_and_survive_save_load(tmp_path) -> None:
+    data = torch.cat([torch.randn(5000, 2) * 0.1, torch.zeros(500, 2)]).clamp(-1, 1)  # repeated value at 0
+    head = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    head.fit_bins(data)
+    index = head(torch.zeros(1, 4)).bin_index((data + 1) / 2)
+    counts = torch.stack([torch.bincount(index[:, d], minlength=10) for d in range(2)])
+    assert counts.min() > 0 and (counts.float() / len(data)).max() < 0.25
+    assert torch.isfinite(head(torch.randn(3, 4)).log_prob(data[:3])).all()
+    torch.save(head.state_dict(), tmp_path / "head.pt")
+    restored = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    restored.load_state_dict(torch.load(tmp_path / "head.pt"))
+    assert torch.equal(restored.edges, head.edges)
