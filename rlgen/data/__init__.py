@@ -1,0 +1,57 @@
+"""rlgen's data layer: episodes, their views, statistics and the D4RL / Minari file formats.
+
+It knows nothing of algorithms or environments' internals: numpy arrays in, numpy arrays out.
+
+>>> from rlgen.data import load_dataset, transitions
+>>> episodes = load_dataset("hopper-medium")            # Minari id, rlgen name, D4RL name or a path
+>>> batch = transitions(episodes).sample(256, rng)      # D4RL q-learning semantics
+"""
+
+from rlgen.data.d4rl_io import read_d4rl, write_d4rl
+from rlgen.data.episodes import Episodes
+from rlgen.data.errors import DatasetError
+from rlgen.data.minari_fast import read_minari_hdf5
+from rlgen.data.minari_io import minari_root, read_minari_api, write_minari
+from rlgen.data.npz_io import read_npz, write_npz
+from rlgen.data.replay import ReplayBuffer
+from rlgen.data.scores import normalized_score
+from rlgen.data.segments import SegmentBatch, Segments, reward_to_go
+from rlgen.data.stats import Statistics
+from rlgen.data.store import (
+    DatasetLocation,
+    d4rl_root,
+    list_local_datasets,
+    load_dataset,
+    locate,
+    rlgen_d4rl_path,
+    rlgen_minari_id,
+)
+from rlgen.data.transitions import Transitions, transitions
+
+__all__ = [
+    "DatasetError",
+    "DatasetLocation",
+    "Episodes",
+    "ReplayBuffer",
+    "SegmentBatch",
+    "Segments",
+    "Statistics",
+    "Transitions",
+    "d4rl_root",
+    "list_local_datasets",
+    "load_dataset",
+    "locate",
+    "minari_root",
+    "normalized_score",
+    "read_d4rl",
+    "read_minari_api",
+    "read_minari_hdf5",
+    "read_npz",
+    "reward_to_go",
+    "rlgen_d4rl_path",
+    "rlgen_minari_id",
+    "transitions",
+    "write_d4rl",
+    "write_minari",
+    "write_npz",
+]

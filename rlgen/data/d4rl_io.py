@@ -1,0 +1,119 @@
+"""D4RL HDF5 files: read any file under ``~/.d4rl/datasets`` without importing ``d4rl``, and write the same layout.
+
+The layout is flat, one row per step: ``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``,
+optional ``next_observations``, ``infos/*`` (per step) and ``metadata/*`` (anything).
+
+Episode boundaries are where ``terminals`` or ``timeouts`` is set. When ``next_observations`` is present it
+gives the final observation of every episode, and a step whose ``next_observations`` row differs from the
+following ``observations`` row also ends an episode (D4RL's replay-buffer datasets contain such unflagged
+cuts). Writing puts ``next_observations`` back from the episodes, so a float32 file round-trips bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from rlgen.data.atomic import atomic_path
+from rlgen.data.episodes import Episodes, check_finite, episode_ends_from_flags
+from rlgen.data.errors import DatasetError
+from rlgen.data.hdf5 import flatten, open_hdf5, read_dataset, read_tree, unflatten, write_tree
+
+STEP_KEYS = {
+    "observations": "(N, obs_dim) observations",
+    "actions": "(N, act_dim) actions",
+    "rewards": "(N,) rewards",
+    "terminals": "(N,) terminal flags",
+    "timeouts": "(N,) timeout flags",
+}
+OPTIONAL_KEYS = ("next_observations", "infos", "metadata")
+
+
+def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
+    """Read a D4RL-layout HDF5 file.
+
+    A file without ``timeouts`` (some early D4RL releases) loads with a warning: its episodes are then only
+    split at terminals. Any problem raises :class:`DatasetError` naming the file and key.
+    """
+    path = Path(path)
+    with open_hdf5(path) as f:
+        arrays = {}
+        for key, expected in STEP_KEYS.items():
+            if key == "timeouts" and key not in f:
+                warnings.warn(f"{path}: no 'timeouts' key; episodes are split at terminals only", stacklevel=2)
+                continue
+            arrays[key] = read_dataset(f, key, path, expected)
+        next_obs = read_dataset(f, "next_observations", path, "(N, obs_dim)") if "next_observations" in f else None
+        infos = flatten(read_tree(f["infos"], path)) if "infos" in f else {}
+        metadata = read_tree(f["metadata"], path) if "metadata" in f else {}
+        ignored = sorted(set(f.keys()) - set(STEP_KEYS) - set(OPTIONAL_KEYS))
+    if ignored:
+        warnings.warn(f"{path}: ignoring keys outside the D4RL layout: {', '.join(ignored)}", stacklevel=2)
+
+    n = len(arrays["observations"])
+    arrays.setdefault("timeouts", np.zeros(n, dtype=bool))
+    for key, array in arrays.items():
+        if array.ndim == 0 or len(array) != n:
+            raise DatasetError(f"{path}: key '{key}' has shape {array.shape}; expected {n} rows ({STEP_KEYS[key]})")
+    done = (arrays["terminals"] != 0) | (arrays["timeouts"] != 0)
+    final = None
+    if next_obs is not None:
+        obs32 = np.asarray(arrays["observations"], dtype=np.float32)
+        next32 = _check_next_observations(path, next_obs, obs32.shape)
+        cut = np.zeros(n, dtype=bool)
+        cut[:-1] = np.any((next32[:-1] != obs32[1:]).reshape(n - 1, -1), axis=1)
+        done |= cut
+    ends = episode_ends_from_flags(done)
+    if next_obs is not None:
+        final = next32[ends - 1]
+    return Episodes(
+        observations=arrays["observations"],
+        actions=arrays["actions"],
+        rewards=arrays["rewards"],
+        terminals=arrays["terminals"],
+        timeouts=arrays["timeouts"],
+        episode_ends=ends,
+        final_observations=final,
+        infos=infos,
+        metadata=metadata,
+        source=str(path),
+    )
+
+
+def _check_next_observations(path: Path, next_obs: np.ndarray, obs_shape: tuple[int, ...]) -> np.ndarray:
+    if next_obs.shape != obs_shape:
+        raise DatasetError(
+            f"{path}: key 'next_observations' has shape {next_obs.shape}; expected {obs_shape} like 'observations'"
+        )
+    if next_obs.dtype.kind not in "iuf":
+        raise DatasetError(f"{path}: key 'next_observations' has dtype {next_obs.dtype}; expected real values")
+    check_finite(str(path), "next_observations", next_obs)
+    next32 = np.asarray(next_obs, dtype=np.float32)
+    check_finite(str(path), "next_observations", next32)
+    return next32
+
+
+def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+    """Write ``episodes`` as a D4RL HDF5 file, atomically; an existing file needs ``force=True``.
+
+    ``next_observations`` is written when the final observations are known. The layout has no place for
+    ``final_infos`` (dropped) or for an episode end with neither flag nor ``next_observations`` (merged).
+    """
+    path = Path(path)
+    with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("observations", data=episodes.observations)
+        f.create_dataset("actions", data=episodes.actions)
+        f.create_dataset("rewards", data=episodes.rewards)
+        f.create_dataset("terminals", data=episodes.terminals)
+        f.create_dataset("timeouts", data=episodes.timeouts)
+        if episodes.final_observations is not None:
+            f.create_dataset("next_observations", data=episodes.next_observations())
+        if episodes.infos:
+            write_tree(f.create_group("infos"), unflatten(episodes.infos))
+        if episodes.metadata:
+            write_tree(f.create_group("metadata"), episodes.metadata)
+    return path

@@ -1,0 +1,245 @@
+"""Regenerate D4RL-style datasets locally from a task recipe's behaviour policies (``rlgen data make``).
+
+Levels, as in D4RL:
+
+* ``random``: uniformly random actions;
+* ``medium`` / ``expert``: the recipe's medium / expert policy, sampling its stochastic actions;
+* ``medium-replay``: the recipe's training snapshots up to medium, in training order, each rolled out for an
+  equal share of the steps (emulating the replay buffer of training up to medium);
+* ``medium-expert``: ``medium`` then ``expert``, half the steps each; each half is exactly the dataset that
+  ``make <task>-medium`` / ``<task>-expert`` with half the steps and the same seed produces.
+
+Rollouts batch policy inference over a gymnasium vector env in SAME_STEP autoreset mode: the step that ends
+an episode returns the true last observation in ``info["final_obs"]``, so no transition crosses an episode
+boundary. Time-limit truncation is recorded as a timeout, termination as a terminal. Episodes are kept in the
+order they finish; the last one is cut to the requested size (and marked as a timeout: it did not
+terminate), and episodes still running then are discarded. The result depends only on the task recipe, the
+policy files, the seed, the size and the number of environments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+import rlgen
+from rlgen.behavior import BehaviorPolicy
+from rlgen.data.atomic import check_writable
+from rlgen.data.d4rl_io import write_d4rl
+from rlgen.data.episodes import Episodes
+from rlgen.data.minari_io import dataset_dir, write_minari
+from rlgen.data.store import rlgen_d4rl_path, rlgen_minari_id
+from rlgen.tasks import PolicyRecord, TaskSpec, parse_dataset_name
+
+DEFAULT_STEPS = {"medium-expert": 2_000_000}  # D4RL's sizes: medium-expert is 1M medium + 1M expert
+DEFAULT_STEPS_OTHER = 1_000_000
+FORMATS = ("minari", "d4rl")
+
+
+@dataclass(frozen=True)
+class MakeResult:
+    """What :func:`make_dataset` wrote."""
+
+    episodes: Episodes
+    path: Path
+    dataset_id: str | None  # Minari id, None for a D4RL file
+
+
+def default_steps(level: str) -> int:
+    return DEFAULT_STEPS.get(level, DEFAULT_STEPS_OTHER)
+
+
+def output_path(task: TaskSpec, level: str, fmt: str, out: str | os.PathLike[str] | None = None) -> Path:
+    """Where :func:`make_dataset` writes: a Minari dataset folder under ``out`` (a store root, default
+    ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``), or the D4RL file ``out`` (default
+    ``~/.d4rl/datasets/<task>-<level>-rlgen.hdf5``)."""
+    if fmt == "minari":
+        return dataset_dir(rlgen_minari_id(task.name, level), out)
+    if fmt == "d4rl":
+        return Path(out) if out is not None else rlgen_d4rl_path(task.name, level)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def make_dataset(
+    name: str,
+    *,
+    steps: int | None = None,
+    seed: int = 0,
+    fmt: str = "minari",
+    out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    num_envs: int = 8,
+    progress: bool = True,
+) -> MakeResult:
+    """Generate dataset ``<task>-<level>`` and write it (atomically; an existing one needs ``force``).
+
+    :param steps: number of steps (default: 2M for medium-expert, else 1M, as in D4RL).
+    :param out: see :func:`output_path`.
+    """
+    task, level = parse_dataset_name(name)
+    path = output_path(task, level, fmt, out)
+    check_writable(path, force)  # fail before spending minutes on rollouts
+    steps = default_steps(level) if steps is None else steps
+    episodes = generate(task, level, steps=steps, seed=seed, num_envs=num_envs, progress=progress)
+    if fmt == "minari":
+        dataset_id = rlgen_minari_id(task.name, level)
+        env = task.make_env()  # recorded as the dataset's env_spec, with the recipe's horizon and kwargs
+        try:
+            write_minari(episodes, dataset_id, root=out, env=env, force=force)
+        finally:
+            env.close()
+        return MakeResult(episodes, path, dataset_id)
+    write_d4rl(episodes, path, force=force)
+    return MakeResult(episodes, path, None)
+
+
+def generate(
+    task: TaskSpec, level: str, *, steps: int, seed: int = 0, num_envs: int = 8, progress: bool = True
+) -> Episodes:
+    """The episodes of dataset level ``level`` of ``task`` (nothing is written)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    records = task.policies_for_level(level)  # validates the level; raises if a policy is not trained
+    if level == "medium-expert":
+        half = steps // 2
+        parts = [generate(task, part, steps=n, seed=seed, num_envs=num_envs, progress=progress)
+                 for part, n in (("medium", half), ("expert", steps - half))]  # fmt: skip
+    elif level == "medium-replay":
+        if steps < len(records):
+            raise ValueError(f"medium-replay needs at least one step per snapshot ({len(records)}), got {steps}")
+        shares = np.full(len(records), steps // len(records))
+        shares[-1] += steps - shares.sum()
+        parts = [
+            rollout(task, BehaviorPolicy.load(r.path), int(n), seed + k, num_envs, progress, f"{level} {k + 1}")
+            for k, (r, n) in enumerate(zip(records, shares, strict=True))
+        ]
+    else:
+        policy = BehaviorPolicy.load(records[0].path) if records else None
+        parts = [rollout(task, policy, steps, seed, num_envs, progress, level)]
+    metadata = _metadata(task, level, steps, seed, num_envs, records)
+    return Episodes.concatenate(parts, metadata=metadata, source=f"{task.name}-{level} (seed {seed})")
+
+
+def _metadata(
+    task: TaskSpec, level: str, steps: int, seed: int, num_envs: int, records: tuple[PolicyRecord, ...]
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "task": task.name,
+        "level": level,
+        "env_id": task.env_id,
+        "max_episode_steps": task.max_episode_steps,
+        "seed": seed,
+        "steps": steps,
+        "num_envs": num_envs,
+        "policy_files": [os.path.relpath(r.path, task.recipe_dir) for r in records],
+        "policy_sha256": [hashlib.sha256(r.path.read_bytes()).hexdigest() for r in records],
+        "rlgen_version": rlgen.__version__,
+        "algorithm_name": f"rlgen {level} behaviour" if records else "uniform random actions",
+        "description": f"{task.name}-{level}: {steps} steps of {task.env_id} generated by `rlgen data make` "
+        f"with seed {seed} from the task recipe's behaviour policies",
+    }
+    if np.isfinite(task.ref_min_score) and np.isfinite(task.ref_max_score):
+        meta.update(ref_min_score=task.ref_min_score, ref_max_score=task.ref_max_score)
+        meta["reference_source"] = task.reference_source
+    return meta
+
+
+def rollout(
+    task: TaskSpec,
+    policy: BehaviorPolicy | None,
+    steps: int,
+    seed: int,
+    num_envs: int = 8,
+    progress: bool = True,
+    label: str = "",
+) -> Episodes:
+    """``steps`` steps of ``policy`` (uniform random actions if None) on ``num_envs`` copies of the task."""
+    rng = np.random.default_rng(seed)
+    envs = task.make_vector_env(num_envs, autoreset_mode="SameStep")
+    try:
+        if policy is not None and policy.obs_dim != task.obs_dim:
+            raise ValueError(f"policy expects {policy.obs_dim} observation dims; task {task.name} has {task.obs_dim}")
+        act = _action_sampler(envs.single_action_space, policy, rng)
+        recorder = _Recorder(num_envs)
+        obs, _ = envs.reset(seed=seed)
+        with tqdm(total=steps, unit="step", desc=f"{task.name} {label}", disable=not progress) as bar:
+            while recorder.finished_steps < steps:
+                actions = act(obs)
+                next_obs, rewards, terminated, truncated, info = envs.step(actions)
+                before = recorder.finished_steps
+                recorder.record(obs, actions, rewards, terminated, truncated, info)
+                bar.update(min(recorder.finished_steps, steps) - min(before, steps))
+                obs = next_obs
+    finally:
+        envs.close()
+    return recorder.episodes(steps, source=f"{task.name} {label} rollout")
+
+
+def _action_sampler(space: gym.Space, policy: BehaviorPolicy | None, rng: np.random.Generator):  # noqa: ANN202
+    if policy is not None:
+        return lambda obs: policy.act(obs, rng)
+    if isinstance(space, gym.spaces.Discrete):
+        return lambda obs: rng.integers(space.start, space.start + space.n, size=len(obs))
+    if isinstance(space, gym.spaces.Box):
+        low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+        return lambda obs: rng.uniform(low, high, size=(len(obs), *space.shape)).astype(np.float32)
+    raise ValueError(f"random actions need a Box or Discrete action space, got {space}")
+
+
+class _Recorder:
+    """Per-step arrays of a vector env, cut into finished episodes (in the order they finish)."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "rew", "term", "trunc")}
+        # (time of the last step, env index) -> (time of the first step, final observation), in finishing order
+        self.finished: dict[tuple[int, int], tuple[int, np.ndarray]] = {}
+        self.start = np.zeros(num_envs, dtype=np.int64)  # time of each env's current first step
+        self.finished_steps = 0
+
+    def record(self, obs, actions, rewards, terminated, truncated, info) -> None:  # noqa: ANN001
+        t = len(self.columns["obs"])
+        values = (np.asarray(obs, dtype=np.float32), actions, rewards, terminated, truncated)
+        for key, value in zip(self.columns, values, strict=True):
+            self.columns[key].append(np.asarray(value))
+        for i in np.flatnonzero(terminated | truncated):
+            final = np.asarray(info["final_obs"][i], dtype=np.float32)
+            self.finished[(t, int(i))] = (int(self.start[i]), final)
+            self.finished_steps += t + 1 - int(self.start[i])
+            self.start[i] = t + 1
+
+    def episodes(self, steps: int, source: str) -> Episodes:
+        """The first ``steps`` steps of finished episodes; the episode that crosses ``steps`` is cut there."""
+        cols = {k: np.stack(v) for k, v in self.columns.items()}  # (time, env, ...)
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*cols, "final")}
+        ends = []
+        total = 0
+        for (t, i), (start, final) in self.finished.items():
+            if total >= steps:
+                break
+            n = min(t + 1 - start, steps - total)
+            span = slice(start, start + n)
+            for key, col in cols.items():
+                parts[key].append(col[span, i])
+            if n < t + 1 - start:  # cut mid-episode: not terminal, ends in a (dataset-size) timeout
+                parts["trunc"][-1] = np.arange(n) == n - 1
+                final = cols["obs"][start + n, i]
+            parts["final"].append(final)
+            total += n
+            ends.append(total)
+        return Episodes(
+            observations=np.concatenate(parts["obs"]),
+            actions=np.concatenate(parts["act"]),
+            rewards=np.concatenate(parts["rew"]).astype(np.float32),
+            terminals=np.concatenate(parts["term"]),
+            timeouts=np.concatenate(parts["trunc"]),
+            episode_ends=np.asarray(ends, dtype=np.int64),
+            final_observations=np.stack(parts["final"]),
+            source=source,
+        )

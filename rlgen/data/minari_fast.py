@@ -1,0 +1,119 @@
+"""A direct reader of Minari's ``main_data.hdf5`` into flat arrays, several times faster than ``minari``'s API.
+
+Reading one Minari episode costs about six HDF5 dataset opens, and at 1000-step episodes those opens, not the
+bytes, dominate. This reader pays the minimum: the whole file is loaded into memory in one sequential read
+(HDF5's ``core`` driver), chunk caches are disabled (each chunk is read exactly once), datasets are opened
+through h5py's low-level API, and every episode is read straight into preallocated flat arrays.
+:func:`rlgen.data.minari_io.read_minari_api` is the reference it must match array for array.
+"""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+from h5py import h5d, h5g, h5s
+
+from rlgen.data.episodes import Episodes
+from rlgen.data.errors import DatasetError
+from rlgen.data.hdf5 import open_hdf5, read_dataset
+from rlgen.data.minari_io import assemble, check_spaces, read_metadata, resolve_data_path, split_infos
+
+_STEP_KEYS = (b"actions", b"rewards", b"terminations", b"truncations")
+
+
+def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
+    """Read a Minari dataset (an id in the store, or a dataset folder) from its HDF5 file directly."""
+    data_path = resolve_data_path(dataset)
+    meta = read_metadata(data_path)
+    check_spaces(data_path, meta)
+    file = data_path / "main_data.hdf5"
+    num_episodes, num_steps = int(meta.get("total_episodes", 0)), int(meta.get("total_steps", 0))
+    # core driver: one read of the whole file; rdcc 0: no chunk cache to allocate for each dataset opened.
+    with open_hdf5(file, driver="core", backing_store=False, rdcc_nbytes=0, rdcc_nslots=1) as f:
+        reader = _EpisodeReader(f.id, str(file))
+        arrays = reader.allocate(num_episodes, num_steps)
+        lengths: list[int] = []
+        infos: list[dict[str, np.ndarray]] = []
+        offset = 0
+        for j in range(num_episodes):
+            name = f"episode_{j}"
+            if name not in f:
+                raise DatasetError(f"{file}: missing key '{name}' (metadata.json lists {num_episodes} episodes)")
+            n = reader.read_episode(j, offset, arrays)
+            lengths.append(n)
+            group = f[name]
+            infos.append(_read_infos(group["infos"], file) if "infos" in group else {})
+            offset += n
+        if offset != num_steps:
+            raise DatasetError(f"{file}: episodes hold {offset} steps; metadata.json says total_steps={num_steps}")
+    source = str(data_path.parent)
+    step_infos, final_infos = split_infos(source, infos, lengths)
+    ends = np.cumsum(lengths, dtype=np.int64)
+    return assemble(source, meta, episode_ends=ends, infos=step_infos, final_infos=final_infos, **arrays)
+
+
+def _read_infos(group: h5py.Group, file: object, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flattened infos, decoded as ``minari`` decodes them (raw ``dataset[()]`` values)."""
+    out: dict[str, np.ndarray] = {}
+    for key, node in group.items():
+        if isinstance(node, h5py.Group):
+            out.update(_read_infos(node, file, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = read_dataset(group, key, f"{file} (group {group.name})", "an info array")
+    return out
+
+
+class _EpisodeReader:
+    """Reads the fixed keys of ``episode_<j>`` into slices of flat arrays, checking shapes and dtypes."""
+
+    def __init__(self, fid: h5g.GroupID, file: str) -> None:
+        self.fid, self.file = fid, file
+
+    def _open(self, j: int, key: bytes) -> h5d.DatasetID:
+        path = b"episode_%d/%s" % (j, key)
+        try:
+            return h5d.open(self.fid, path)
+        except KeyError as e:
+            raise DatasetError(f"{self.file}: missing key '{path.decode()}'") from e
+
+    def allocate(self, num_episodes: int, num_steps: int) -> dict[str, np.ndarray]:
+        """Flat arrays shaped and typed like episode 0's datasets (observations become float32)."""
+        if num_episodes == 0:
+            raise DatasetError(f"{self.file}: the dataset has no episodes")
+        obs = self._open(0, b"observations")
+        out = {"observations": np.empty((num_steps, *obs.shape[1:]), dtype=np.float32)}
+        out["final_observations"] = np.empty((num_episodes, *obs.shape[1:]), dtype=np.float32)
+        for key, name in zip(_STEP_KEYS, ("actions", "rewards", "terminals", "timeouts"), strict=True):
+            ds = self._open(0, key)
+            out[name] = np.empty((num_steps, *ds.shape[1:]), dtype=ds.dtype)
+        self._obs_dtype = obs.dtype
+        return out
+
+    def read_episode(self, j: int, offset: int, out: dict[str, np.ndarray]) -> int:
+        """Read episode ``j`` into ``out[...][offset:offset + n]``; returns its length ``n``."""
+        datasets = [self._open(j, key) for key in _STEP_KEYS]
+        n = datasets[0].shape[0] if datasets[0].shape else 0
+        if offset + n > len(out["actions"]):
+            raise DatasetError(f"{self.file}: episodes hold more steps than metadata.json's total_steps")
+        for key, ds, name in zip(_STEP_KEYS, datasets, ("actions", "rewards", "terminals", "timeouts"), strict=True):
+            self._read(j, key, ds, out[name][offset : offset + n])
+        obs = self._open(j, b"observations")
+        buffer = np.empty((n + 1, *out["observations"].shape[1:]), dtype=self._obs_dtype)
+        self._read(j, b"observations", obs, buffer)
+        # numpy, not HDF5, does the float64 -> float32 cast, so the bits match the reference reader's.
+        out["observations"][offset : offset + n] = buffer[:n]
+        out["final_observations"][j] = buffer[n]
+        return n
+
+    def _read(self, j: int, key: bytes, ds: h5d.DatasetID, out: np.ndarray) -> None:
+        if ds.shape != out.shape or ds.dtype != out.dtype:
+            raise DatasetError(
+                f"{self.file}: key 'episode_{j}/{key.decode()}' has shape {ds.shape} and dtype {ds.dtype}; "
+                f"expected {out.shape} and {out.dtype} (consistent with episode_0 and the episode's length)"
+            )
+        try:
+            ds.read(h5s.ALL, h5s.ALL, out)
+        except OSError as e:
+            raise DatasetError(f"{self.file}: key 'episode_{j}/{key.decode()}' cannot be read: {e}") from e

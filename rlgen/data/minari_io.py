@@ -1,0 +1,319 @@
+"""Minari datasets through the ``minari`` package: write with ``create_dataset_from_buffers``, read with its API.
+
+A Minari episode stores ``N + 1`` observations (the last one is the final observation), ``N`` actions, rewards,
+terminations and truncations, and ``infos`` with ``N`` or ``N + 1`` rows. rlgen maps terminations to
+``terminals`` and truncations to ``timeouts``; an info with ``N + 1`` rows keeps its last row in
+``final_infos``. rlgen's own metadata travels in the ``rlgen`` entry of ``metadata.json`` (losslessly, see
+:mod:`rlgen.data.codec`), and ``ref_min_score``/``ref_max_score`` are set so that
+``minari.get_normalized_score`` works (on Minari's 0-1 scale).
+
+:func:`read_minari_api` is the reference reader; :mod:`rlgen.data.minari_fast` reads the same files directly
+and much faster, and must return identical arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlgen.data.atomic import atomic_path, check_writable
+from rlgen.data.codec import from_json, to_json
+from rlgen.data.episodes import Episodes
+from rlgen.data.errors import DatasetError
+from rlgen.data.hdf5 import flatten, unflatten
+
+ROOT_VAR = "MINARI_DATASETS_PATH"
+RLGEN_KEY = "rlgen"  # metadata.json entry holding rlgen's own metadata
+FORMAT_VERSION = 1
+
+
+def minari_root() -> Path:
+    """Minari's local store: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
+    env = os.environ.get(ROOT_VAR)
+    return Path(env) if env else Path.home() / ".minari" / "datasets"
+
+
+def dataset_dir(dataset_id: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Folder of a Minari dataset id in a store (default :func:`minari_root`)."""
+    return (Path(root) if root is not None else minari_root()) / dataset_id
+
+
+@contextlib.contextmanager
+def _root(path: Path) -> Iterator[None]:
+    # minari resolves every dataset id through $MINARI_DATASETS_PATH, read at call time.
+    old = os.environ.get(ROOT_VAR)
+    os.environ[ROOT_VAR] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[ROOT_VAR]
+        else:
+            os.environ[ROOT_VAR] = old
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def write_minari(
+    episodes: Episodes,
+    dataset_id: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    env: str | gym.Env | None = None,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+    force: bool = False,
+) -> Path:
+    """Write ``episodes`` as Minari dataset ``dataset_id`` under ``root`` (default :func:`minari_root`).
+
+    The dataset is built in a hidden folder and renamed into place, so a killed write leaves no dataset;
+    an existing one is replaced only with ``force=True``.
+
+    :param env: the environment (or gymnasium id) that produced the data, recorded as Minari's ``env_spec``;
+        default ``metadata["env_id"]`` if that id is registered. Its spaces are stored with float32 dtype.
+    :param ref_min_score: default ``metadata["ref_min_score"]``; likewise ``ref_max_score``.
+    :return: the dataset folder.
+    """
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    root = Path(root) if root is not None else minari_root()
+    target = dataset_dir(dataset_id, root)
+    check_writable(target, force)
+    meta = episodes.metadata
+    env_obj = _make_env(env if env is not None else meta.get("env_id"))
+    try:
+        obs_space, act_space = _spaces(episodes, env_obj)
+    finally:
+        if env_obj is not None and env_obj is not env:
+            env_obj.close()  # only its spec and spaces are needed
+    ref_min = ref_min_score if ref_min_score is not None else meta.get("ref_min_score")
+    ref_max = ref_max_score if ref_max_score is not None else meta.get("ref_max_score")
+    final_known = episodes.final_observations is not None
+    finals = episodes.final_observations if final_known else episodes.observations[episodes.episode_ends - 1]
+    buffers = []
+    for j, (start, end) in enumerate(zip(episodes.episode_starts, episodes.episode_ends, strict=True)):
+        infos = {k: v[start:end] for k, v in episodes.infos.items()}
+        for k, v in episodes.final_infos.items():
+            infos[k] = np.concatenate([infos[k], v[j : j + 1]])
+        buffers.append(
+            EpisodeBuffer(
+                observations=np.concatenate([episodes.observations[start:end], finals[j : j + 1]]),
+                actions=episodes.actions[start:end],
+                rewards=episodes.rewards[start:end],
+                terminations=episodes.terminals[start:end],
+                truncations=episodes.timeouts[start:end],
+                infos=unflatten(infos),
+            )
+        )
+    extra: dict[str, Any] = {
+        RLGEN_KEY: {
+            "format_version": FORMAT_VERSION,
+            # Without a known final observation the last one is repeated to fill Minari's N + 1 rows.
+            "final_observations_known": final_known,
+            "metadata": to_json(dict(meta)),
+        }
+    }
+    if ref_min is not None and ref_max is not None:
+        extra.update(ref_min_score=float(ref_min), ref_max_score=float(ref_max))
+    inner = str(PurePosixPath(dataset_id))
+    with atomic_path(target, force=force, inner=inner) as work:
+        staging = work.parents[len(PurePosixPath(inner).parts) - 1]
+        with _root(staging), warnings.catch_warnings():
+            # minari nags about unset authorship fields; rlgen records its provenance in the metadata instead.
+            warnings.filterwarnings("ignore", message=r".*(is set to None|env_spec is None).*", category=UserWarning)
+            dataset = minari.create_dataset_from_buffers(
+                dataset_id,
+                buffers,
+                env=env_obj,
+                observation_space=obs_space,
+                action_space=act_space,
+                algorithm_name=_optional_str(meta.get("algorithm_name")),
+                description=_optional_str(meta.get("description")),
+            )
+            dataset.storage.update_metadata(extra)
+        _create_namespaces(root, dataset_id)
+    return target
+
+
+def _create_namespaces(root: Path, dataset_id: str) -> None:
+    from minari.dataset.minari_dataset import parse_dataset_id
+    from minari.namespace import create_namespace, list_local_namespaces
+
+    namespace = parse_dataset_id(dataset_id)[0]
+    if namespace is None:
+        return
+    with _root(root):
+        if namespace not in list_local_namespaces():
+            create_namespace(namespace)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _make_env(env: str | gym.Env | None) -> gym.Env | None:
+    if env is None or isinstance(env, gym.Env):
+        return env
+    if env not in gym.registry:
+        return None  # e.g. a D4RL-era id such as "hopper-medium-v2": nothing to record
+    return gym.make(env)
+
+
+def _spaces(episodes: Episodes, env: gym.Env | None) -> tuple[gym.Space, gym.Space]:
+    if env is not None:
+        episodes.check_shapes(
+            env.observation_space.shape, env.action_space.shape, expected_by=f"environment {env.spec.id}"
+        )
+    obs = env.observation_space if env is not None else None
+    if isinstance(obs, gym.spaces.Box):
+        obs_space = gym.spaces.Box(obs.low.astype(np.float32), obs.high.astype(np.float32), dtype=np.float32)
+    else:
+        obs_space = gym.spaces.Box(-np.inf, np.inf, episodes.observation_shape, dtype=np.float32)
+    act = env.action_space if env is not None else None
+    if episodes.discrete_actions:
+        if isinstance(act, gym.spaces.Discrete):
+            act_space: gym.Space = act
+        else:
+            act_space = gym.spaces.Discrete(int(episodes.actions.max(initial=0)) + 1)
+    elif isinstance(act, gym.spaces.Box):
+        act_space = gym.spaces.Box(act.low.astype(np.float32), act.high.astype(np.float32), dtype=np.float32)
+    else:
+        act_space = gym.spaces.Box(-np.inf, np.inf, episodes.action_shape, dtype=np.float32)
+    return obs_space, act_space
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_minari_api(dataset: str | os.PathLike[str]) -> Episodes:
+    """Read a Minari dataset (an id in the store, or a dataset folder) with ``minari``'s own episode iterator."""
+    from minari import MinariDataset
+
+    data_path = resolve_data_path(dataset)
+    meta = read_metadata(data_path)
+    check_spaces(data_path, meta)
+    source = str(data_path.parent)
+    obs, finals, act, rew, term, trunc, lengths = [], [], [], [], [], [], []
+    infos: list[dict[str, np.ndarray]] = []
+    for ep in MinariDataset(data_path).iterate_episodes():
+        n = len(ep.rewards)
+        obs.append(ep.observations[:n])
+        finals.append(ep.observations[n:])
+        act.append(ep.actions)
+        rew.append(ep.rewards)
+        term.append(ep.terminations)
+        trunc.append(ep.truncations)
+        lengths.append(n)
+        infos.append(flatten(ep.infos or {}))
+    step_infos, final_infos = split_infos(source, infos, lengths)
+    return assemble(
+        source,
+        meta,
+        observations=_concat(obs),
+        final_observations=_concat(finals),
+        actions=_concat(act),
+        rewards=_concat(rew),
+        terminals=_concat(term),
+        timeouts=_concat(trunc),
+        episode_ends=np.cumsum(lengths, dtype=np.int64),
+        infos=step_infos,
+        final_infos=final_infos,
+    )
+
+
+def _concat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def resolve_data_path(dataset: str | os.PathLike[str]) -> Path:
+    """The ``data`` folder (holding ``metadata.json``) of a dataset id, dataset folder or ``data`` folder."""
+    path = Path(dataset)
+    candidates = [path / "data", path] if path.is_dir() else [minari_root() / str(dataset) / "data"]
+    for candidate in candidates:
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{dataset}: no Minari dataset (looked for {', '.join(str(c / 'metadata.json') for c in candidates)})"
+    )
+
+
+def read_metadata(data_path: Path) -> dict[str, Any]:
+    """``metadata.json`` of a Minari ``data`` folder."""
+    file = data_path / "metadata.json"
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{file}: not a readable Minari metadata file: {e}") from e
+
+
+def check_spaces(data_path: Path, meta: Mapping[str, Any]) -> None:
+    """rlgen holds flat arrays: Box observations and Box or Discrete actions, stored as raw (not JPEG) arrays."""
+    from minari.dataset.minari_storage import is_image_space
+    from minari.serialization import deserialize_space
+
+    allowed_spaces = {"observation_space": (gym.spaces.Box,), "action_space": (gym.spaces.Box, gym.spaces.Discrete)}
+    for key, allowed in allowed_spaces.items():
+        if key not in meta:
+            continue  # old datasets: the spaces come from the env spec; the arrays are checked when read
+        space = deserialize_space(meta[key])
+        if not isinstance(space, allowed):
+            raise DatasetError(
+                f"{data_path / 'metadata.json'}: '{key}' is {space}; rlgen reads "
+                f"{' or '.join(a.__name__ for a in allowed)} spaces only"
+            )
+        if meta.get("jpeg_encoding", True) and is_image_space(space):
+            raise DatasetError(f"{data_path / 'metadata.json'}: '{key}' is JPEG-encoded images; rlgen reads raw arrays")
+
+
+def split_infos(
+    source: str, per_episode: list[dict[str, np.ndarray]], lengths: list[int]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Concatenate per-episode infos; a key with ``N + 1`` rows in every episode also gives ``final_infos``."""
+    if not per_episode:
+        return {}, {}
+    keys = set(per_episode[0])
+    steps: dict[str, np.ndarray] = {}
+    finals: dict[str, np.ndarray] = {}
+    for j, infos in enumerate(per_episode):
+        if set(infos) != keys:
+            raise DatasetError(f"{source}: episode_{j} has infos {sorted(infos)}; episode_0 has {sorted(keys)}")
+    for key in sorted(keys):
+        rows = [np.asarray(infos[key]) for infos in per_episode]
+        extra = {len(r) - n for r, n in zip(rows, lengths, strict=True)}
+        if extra == {0}:
+            steps[key] = np.concatenate(rows)
+        elif extra == {1}:
+            steps[key] = np.concatenate([r[:-1] for r in rows])
+            finals[key] = np.stack([r[-1] for r in rows])
+        else:
+            raise DatasetError(
+                f"{source}: key 'infos/{key}' must have N or N + 1 rows in every episode (N steps); "
+                f"found N + {sorted(extra)}"
+            )
+    return steps, finals
+
+
+def assemble(source: str, meta: Mapping[str, Any], **arrays: Any) -> Episodes:
+    """Build :class:`Episodes` from concatenated Minari arrays and the dataset's ``metadata.json``."""
+    block = meta.get(RLGEN_KEY)
+    if block is not None:
+        metadata = from_json(block.get("metadata", {}))
+        if not block.get("final_observations_known", True):
+            arrays["final_observations"] = None
+    else:  # a dataset written by other tools: keep what rlgen uses
+        kept = ("ref_min_score", "ref_max_score", "algorithm_name", "description")
+        metadata = {k: meta[k] for k in kept if k in meta}
+        env_spec = meta.get("env_spec")
+        if env_spec:
+            metadata["env_id"] = json.loads(env_spec)["id"]
+    return Episodes(metadata=metadata, source=source, **arrays)
