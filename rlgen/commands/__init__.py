@@ -1,0 +1,9 @@
+"""Sub-commands of the ``rlgen`` CLI.
+
+Each module exposes ``add_parser(subparsers)``, which adds its sub-command and sets ``run=<callable(args)>``
+as the parser default. Register a new module by adding it to :data:`COMMAND_MODULES`.
+"""
+
+from rlgen.commands import data, heads
+
+COMMAND_MODULES = [heads, data]
