@@ -1,0 +1,206 @@
+"""Task recipes: loading, validation errors, normalised scores, dataset names, env construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from rlgen.tasks import (
+    ENVS_DIR_VAR,
+    KNOWN_LEVELS,
+    RecipeError,
+    list_tasks,
+    load_task,
+    parse_dataset_name,
+    recipes_root,
+)
+
+SHIPPED = ["cartpole", "halfcheetah", "hopper", "invertedpendulum", "walker2d"]
+D4RL_REFS = {  # d4rl/infos.py REF_MIN_SCORE / REF_MAX_SCORE
+    "hopper": (-20.272305, 3234.3),
+    "halfcheetah": (-280.178953, 12135.0),
+    "walker2d": (1.629008, 4592.3),
+}
+MINIMAL = {
+    "name": "toy",
+    "env_id": "CartPole-v1",
+    "max_episode_steps": 50,
+    "discrete": True,
+    "obs_dim": 4,
+    "num_actions": 2,
+    "reference": {"source": "d4rl", "min_score": 0.0, "max_score": 100.0},
+    "levels": ["random"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # MuJoCo may write MUJOCO_LOG.TXT into the working directory
+
+
+def write_recipe(root: Path, recipe: dict, name: str = "toy") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "task.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+@pytest.fixture
+def recipes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "recipes"
+    root.mkdir()
+    monkeypatch.setenv(ENVS_DIR_VAR, str(root))
+    return root
+
+
+def test_shipped_recipes_load_and_declare_the_real_spaces() -> None:
+    assert set(SHIPPED) <= set(list_tasks())
+    for name in SHIPPED:
+        spec = load_task(name, allow_untrained=True)
+        assert spec.name == name and spec.recipe_dir == recipes_root() / name
+        assert set(spec.levels) == set(KNOWN_LEVELS)
+        env = spec.make_env()  # raises if the declared obs_dim / act_dim disagree with gymnasium's spaces
+        assert env.spec.max_episode_steps == spec.max_episode_steps
+        env.close()
+
+
+@pytest.mark.parametrize("name", sorted(D4RL_REFS))
+def test_normalized_score_uses_d4rl_constants(name: str) -> None:
+    spec = load_task(name, allow_untrained=True)
+    lo, hi = D4RL_REFS[name]
+    assert (spec.ref_min_score, spec.ref_max_score, spec.reference_source) == (lo, hi, "d4rl")
+    np.testing.assert_allclose(spec.normalized_score([lo, hi]), [0.0, 100.0], atol=1e-9)
+    returns = np.array([1000.0, -50.0, 5000.0])
+    np.testing.assert_allclose(spec.normalized_score(returns), 100 * (returns - lo) / (hi - lo))
+    assert spec.normalized_score(1000.0).shape == ()
+
+
+def test_measured_reference_comes_from_the_behavior_block() -> None:
+    for name in ("cartpole", "invertedpendulum"):
+        spec = load_task(name, allow_untrained=True)
+        assert spec.reference_source == "measured"
+        if spec.expert is None:
+            with pytest.raises(RecipeError, match="not trained yet"):
+                spec.normalized_score(1.0)
+            continue
+        assert spec.random_return is not None
+        assert spec.ref_min_score == spec.random_return.mean
+        assert spec.ref_max_score == spec.expert.deterministic.mean
+        assert spec.normalized_score(spec.expert.deterministic.mean) == pytest.approx(100.0)
+
+
+def test_parse_dataset_name() -> None:
+    spec, level = parse_dataset_name("hopper-medium-replay")
+    assert (spec.name, level) == ("hopper", "medium-replay")
+    spec, level = parse_dataset_name("halfcheetah-medium-expert")
+    assert (spec.name, level) == ("halfcheetah", "medium-expert")
+    assert parse_dataset_name("cartpole-random")[1] == "random"
+    with pytest.raises(ValueError, match="no level 'bogus'.*medium-replay"):
+        parse_dataset_name("hopper-bogus")
+    with pytest.raises(ValueError, match="not <task>-<level>.*walker2d"):
+        parse_dataset_name("ant-medium")
+
+
+def test_unknown_task_lists_valid_names() -> None:
+    with pytest.raises(KeyError, match="hopper"):
+        load_task("antmaze")
+
+
+def test_recipes_root_from_environment(recipes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_recipe(recipes, MINIMAL)
+    assert recipes_root() == recipes and list_tasks() == ["toy"]
+    spec = load_task("toy")
+    assert (spec.discrete, spec.num_actions, spec.act_dim, spec.max_episode_steps) == (True, 2, 1, 50)
+    monkeypatch.setenv(ENVS_DIR_VAR, str(recipes / "missing"))
+    with pytest.raises(FileNotFoundError, match=ENVS_DIR_VAR):
+        recipes_root()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"env_id": ""}, "field 'env_id' must be a non-empty string"),
+        ({"env_id": None}, "missing field 'env_id'"),
+        ({"max_episode_steps": 0}, "field 'max_episode_steps' must be an integer >= 1"),
+        ({"levels": ["random", "medium-rare"]}, "unknown level 'medium-rare'"),
+        ({"discrete": "yes"}, "field 'discrete' must be true or false"),
+        ({"num_actions": None}, "missing field 'num_actions'"),
+        ({"name": "other"}, "field 'name' is 'other' but the recipe folder is 'toy'"),
+        ({"reference": {"source": "paper"}}, "field 'reference.source' must be 'd4rl' or 'measured'"),
+        ({"reference": {"source": "d4rl", "min_score": 1.0}}, "missing field 'reference.max_score'"),
+        ({"reference": {"source": "d4rl", "min_score": 5, "max_score": 1}}, "must exceed min score"),
+        ({"reference": {"source": "measured"}}, "needs the generated 'behavior' block"),
+        ({"training": [1, 2]}, "field 'training' must be a mapping"),
+        ({"behavior": {"random": {"mean": 1.0}}}, "missing field 'behavior.random.std'"),
+    ],
+)
+def test_recipe_validation_names_file_and_field(recipes: Path, change: dict, message: str) -> None:
+    recipe = {**MINIMAL, **change}
+    recipe = {k: v for k, v in recipe.items() if v is not None}
+    path = write_recipe(recipes, recipe)
+    with pytest.raises(RecipeError) as info:
+        load_task("toy")
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_behavior_block_is_checked(recipes: Path) -> None:
+    stats = {"mean": 1.0, "std": 0.0, "episodes": 10, "seed": 0}
+
+    def record(file: str) -> dict:
+        return {"file": file, "train_steps": 0, "deterministic": stats, "stochastic": stats}
+
+    folder = write_recipe(recipes, MINIMAL).parent
+    (folder / "a.npz").write_bytes(b"")
+    (folder / "b.npz").write_bytes(b"")
+    behavior = {"random": stats, "expert": record("b.npz"), "medium": record("a.npz"), "replay": [record("a.npz")]}
+    levels = list(KNOWN_LEVELS)
+    write_recipe(recipes, {**MINIMAL, "levels": levels, "behavior": behavior})
+    spec = load_task("toy")
+    assert spec.expert is not None and spec.expert.path == folder / "b.npz"
+    assert spec.policies_for_level("medium-expert") == (spec.medium, spec.expert)
+    assert spec.policies_for_level("medium-replay") == spec.replay
+    assert spec.policies_for_level("random") == ()
+    write_recipe(recipes, {**MINIMAL, "behavior": behavior})
+    with pytest.raises(ValueError, match="no level 'expert'"):  # MINIMAL only offers 'random'
+        load_task("toy").policies_for_level("expert")
+
+    write_recipe(recipes, {**MINIMAL, "behavior": {**behavior, "replay": [record("b.npz")]}})
+    with pytest.raises(RecipeError, match="must end with the medium policy a.npz"):
+        load_task("toy")
+    write_recipe(recipes, {**MINIMAL, "behavior": {**behavior, "expert": record("gone.npz")}})
+    with pytest.raises(RecipeError, match="'behavior.expert.file' names .*gone.npz, which does not exist"):
+        load_task("toy")
+
+
+def test_untrained_levels_explain_how_to_train(recipes: Path) -> None:
+    write_recipe(recipes, {**MINIMAL, "levels": list(KNOWN_LEVELS)})
+    with pytest.raises(RecipeError, match="train_behavior.py toy"):
+        load_task("toy").policies_for_level("medium")
+
+
+def test_malformed_yaml_and_space_mismatch(recipes: Path) -> None:
+    path = write_recipe(recipes, MINIMAL)
+    path.write_text("name: toy\nlevels: [random\n")
+    with pytest.raises(RecipeError, match=f"{path}: cannot read task recipe"):
+        load_task("toy")
+    write_recipe(recipes, {**MINIMAL, "obs_dim": 5})
+    with pytest.raises(RecipeError, match="declares obs_dim=5"):
+        load_task("toy").make_env()
+
+
+def test_vector_env_autoresets_in_the_same_step(recipes: Path) -> None:
+    write_recipe(recipes, {**MINIMAL, "max_episode_steps": 5})
+    env = load_task("toy").make_vector_env(3)
+    obs, _ = env.reset(seed=0)
+    for _ in range(5):
+        obs, _, terminated, truncated, info = env.step(np.zeros(3, dtype=np.int64))
+    done = terminated | truncated
+    assert done.all() and truncated[~terminated].all()  # every env ended by step 5 (time limit at the latest)
+    assert "final_obs" in info and info["final_obs"].shape == (3,) and info["final_obs"][0].shape == (4,)
+    # SAME_STEP: the returned observations already start the next episodes.
+    assert not np.array_equal(obs, np.stack(info["final_obs"]))
+    env.close()
