@@ -7,7 +7,7 @@ the open-ended tails, so the C masses sum to 1. ``log_prob`` is the log-mass of 
 
 Numerics follow the standard recipe: log-scales are clamped at -7, and where a level's mass is below 1e-5
 its log-mass is replaced by the log-density at the level centre times the bin width. The regular branch
-evaluates ``log(sigmoid(a) - sigmoid(b))`` as ``logsigmoid(a) + logsigmoid(-b) + log(1 - exp(b - a))``,
+evaluates ``log(sigmoid(a) - sigmoid(b))`` as ``logsigmoid(a) + logsigmoid(-b) + log(-expm1(b - a))``,
 which has no cancellation when both CDF values are close to 0 or 1.
 """
 
@@ -30,39 +30,35 @@ from rlgen.heads.base import (
 
 LOG_SCALE_MIN = -7.0
 TINY_MASS = 1e-5
-
-
-def log1mexp(d: Tensor) -> Tensor:
-    """``log(1 - exp(-d))`` for ``d > 0``, accurate for small and large ``d``."""
-    return torch.where(d < math.log(2.0), torch.log(-torch.expm1(-d)), torch.log1p(-torch.exp(-d)))
+# Stands in for an infinite bin bound: large enough that the logistic CDF is exactly 0 or 1 in float32.
+_FAR = 1e30
 
 
 def logistic_level_log_mass(
     level: Tensor, num_classes: int, means: Tensor, log_scales: Tensor, log_weights: Tensor
 ) -> Tensor:
-    """Log-mass of integer ``level`` (shape ``S``) under a logistic mixture whose parameters have shape ``S + (K,)``.
+    """Log-mass of integer ``level`` (shape ``S``) under a logistic mixture with parameters of shape ``S + (K,)``.
 
-    The vectorised core of DLML: every case (lowest level, highest level, regular, tiny-mass fallback) is
-    computed for all entries and selected with ``torch.where``, with no boolean-mask assignment.
+    The vectorised core of DLML: every case is computed for all entries and one ``torch.where`` picks the
+    tiny-mass fallback, with no boolean-mask assignment. The open-ended edge bins reuse the regular formula
+    with the missing bound pushed to infinity.
     """
     half_width = 1.0 / (num_classes - 1)
     y = (2.0 * level.float() / (num_classes - 1) - 1.0).unsqueeze(-1)
     inv_scale = torch.exp(-log_scales)
-    centered = y - means
-    upper = inv_scale * (centered + half_width)
-    lower = inv_scale * (centered - half_width)
-    log_cdf_upper = F.logsigmoid(upper)
-    log_survival_lower = F.logsigmoid(-lower)
-    # The floor keeps log1mexp (and its gradient) finite when a huge scale makes the bin vanishingly narrow.
-    regular = log_cdf_upper + log_survival_lower + log1mexp((upper - lower).clamp(min=1e-12))
-    middle = inv_scale * centered
-    log_density_centre = middle - log_scales - 2.0 * F.softplus(middle)
-    fallback = log_density_centre - math.log((num_classes - 1) / 2.0)
-    inner = torch.where(regular > math.log(TINY_MASS), regular, fallback)
+    middle = inv_scale * (y - means)
+    step = inv_scale * half_width
     lowest = (level == 0).unsqueeze(-1)
     highest = (level == num_classes - 1).unsqueeze(-1)
-    per_component = torch.where(lowest, log_cdf_upper, torch.where(highest, log_survival_lower, inner))
-    return torch.logsumexp(per_component + log_weights, dim=-1)
+    upper = middle + step + highest.float() * _FAR
+    lower = middle - step - lowest.float() * _FAR
+    # log(sigmoid(upper) - sigmoid(lower)) without cancellation; the cap keeps the log (and its gradient) finite
+    # when a huge scale makes the bin vanishingly narrow.
+    width_term = torch.log(-torch.expm1((lower - upper).clamp(max=-1e-12)))
+    regular = F.logsigmoid(upper) + F.logsigmoid(-lower) + width_term
+    fallback = middle - log_scales - 2.0 * F.softplus(middle) - math.log((num_classes - 1) / 2.0)
+    keep = (regular > math.log(TINY_MASS)) | lowest | highest
+    return torch.logsumexp(torch.where(keep, regular, fallback) + log_weights, dim=-1)
 
 
 class DiscretizedLogisticMixture(BoxDistribution):
