@@ -26,6 +26,7 @@ from rlgen.data.store import (
     rlgen_d4rl_path,
     rlgen_minari_id,
 )
+from rlgen.data.summary import summarize
 from rlgen.data.transitions import Transitions, transitions
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "reward_to_go",
     "rlgen_d4rl_path",
     "rlgen_minari_id",
+    "summarize",
     "transitions",
     "write_d4rl",
     "write_minari",

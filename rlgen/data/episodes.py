@@ -165,6 +165,8 @@ class Episodes:
             if isinstance(a, Mapping) and isinstance(b, Mapping):
                 return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
             if isinstance(a, np.ndarray | np.generic) or isinstance(b, np.ndarray | np.generic):
+                if type(a) is not type(b):
+                    return False
                 a, b = np.asarray(a), np.asarray(b)
                 return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
             if isinstance(a, list | tuple) and isinstance(b, list | tuple):
@@ -276,8 +278,9 @@ class _Checker:
         if array.dtype.kind == "b" or array.ndim < min_ndim:
             raise self.fail(key, f"has dtype {array.dtype} and shape {array.shape}; expected real values "
                                  f"with at least {min_ndim} dimensions")  # fmt: skip
-        self.finite(key, array)  # before the cast, so float64 overflow is reported, not silently made inf
-        out = np.asarray(array, dtype=dtype)
+        self.finite(key, array)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, reported by the check below
+            out = np.asarray(array, dtype=dtype)
         self.finite(key, out)
         return out
 

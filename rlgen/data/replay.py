@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,8 +127,8 @@ class ReplayBuffer:
                 data = {k: npz[k] for k in npz.files}
         except FileNotFoundError:
             raise
-        except (OSError, ValueError) as e:
-            raise DatasetError(f"{path}: not a readable replay-buffer file: {e}") from e
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DatasetError(f"{path}: not a readable replay-buffer file (truncated or corrupt?): {e}") from e
         missing = [k for k in ("capacity", "discrete", *_FIELDS) if k not in data]
         if missing:
             raise DatasetError(f"{path}: missing key '{missing[0]}' in replay-buffer file")

@@ -1,0 +1,130 @@
+"""``rlgen data``: make D4RL-style datasets from the shipped behaviour policies, list and inspect datasets.
+
+rlgen data make hopper-medium                    # Minari dataset rlgen/hopper/medium-v0
+rlgen data make hopper-medium --format d4rl      # ~/.d4rl/datasets/hopper-medium-rlgen.hdf5
+rlgen data list                                  # local datasets and the names `make` accepts
+rlgen data info hopper-medium                    # sizes, returns and the normalised score of the data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rlgen.data import Episodes, list_local_datasets, load_dataset, locate, summarize
+from rlgen.data.generate import FORMATS, default_steps, make_dataset
+from rlgen.tasks import RecipeError, TaskSpec, list_tasks, load_task, parse_dataset_name
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "data", help="make, list and inspect datasets", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    make = sub.add_parser("make", help="generate <task>-<level> from the task recipe's behaviour policies")
+    make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (see `rlgen data list`)")
+    make.add_argument("--steps", type=int, help="dataset size in steps (default: 2M for medium-expert, else 1M)")
+    make.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset (default: 0)")
+    make.add_argument("--format", choices=FORMATS, default="minari", dest="fmt")
+    make.add_argument(
+        "--out", help="minari: the store root (default $MINARI_DATASETS_PATH or ~/.minari/datasets); "
+        "d4rl: the .hdf5 file (default ~/.d4rl/datasets/<task>-<level>-rlgen.hdf5)",
+    )  # fmt: skip
+    make.add_argument("--force", action="store_true", help="overwrite an existing dataset")
+    make.add_argument("--envs", type=int, default=8, help="parallel environments (part of the seed's recipe)")
+    make.set_defaults(run=run_make)
+
+    listing = sub.add_parser("list", help="local datasets and the dataset names `make` accepts")
+    listing.set_defaults(run=run_list)
+
+    info = sub.add_parser("info", help="summary of a dataset given by Minari id, rlgen/D4RL name or path")
+    info.add_argument("dataset")
+    info.add_argument("--task", help="task recipe to check shapes and score against (default: from the data)")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(run=run_info)
+
+
+def run_make(args: argparse.Namespace) -> int:
+    result = make_dataset(
+        args.name, steps=args.steps, seed=args.seed, fmt=args.fmt, out=args.out, force=args.force,
+        num_envs=args.envs,
+    )  # fmt: skip
+    where = f"Minari dataset {result.dataset_id} at {result.path}" if result.dataset_id else str(result.path)
+    print(f"wrote {where}")
+    _print_summary(summarize(result.episodes))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    local = list_local_datasets()
+    print("local datasets:" if local else "local datasets: none")
+    for found in local:
+        print(f"  {found.name:<40} {found.format:<7} {found.path}")
+    print("makeable (rlgen data make NAME):")
+    for name in list_tasks():
+        try:
+            task = load_task(name, allow_untrained=True)
+        except RecipeError as e:
+            print(f"  {name}: unreadable recipe ({e})")
+            continue
+        for level in task.levels:
+            try:
+                task.policies_for_level(level)
+                note = f"{default_steps(level):>9,} steps"
+            except RecipeError:
+                note = "behaviour policies not trained yet"
+            print(f"  {name + '-' + level:<40} {note}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    episodes = load_dataset(args.dataset)
+    task = _find_task(args.task, args.dataset, episodes)
+    refs: dict[str, Any] = {}
+    if task is not None:
+        act_shape = () if task.discrete else (task.act_dim,)
+        episodes.check_shapes((task.obs_dim,), act_shape, expected_by=f"task {task.name} ({task.env_id})")
+        if "ref_min_score" not in episodes.metadata and task.ref_max_score > task.ref_min_score:
+            refs = {"ref_min_score": task.ref_min_score, "ref_max_score": task.ref_max_score}
+    summary = summarize(episodes, **refs)
+    summary["location"] = str(locate(args.dataset).path)
+    if task is not None:
+        summary["task"] = task.name
+    for key in ("level", "seed", "policy_files", "rlgen_version"):
+        if key in episodes.metadata:
+            summary[key] = episodes.metadata[key]
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        _print_summary(summary)
+    return 0
+
+
+def _find_task(explicit: str | None, name: str, episodes: Episodes) -> TaskSpec | None:
+    """The task of a dataset: ``--task``, the generator's record, the name ``<task>-<level>``, or the env id."""
+    if explicit:
+        return load_task(explicit, allow_untrained=True)
+    if "task" in episodes.metadata:
+        return load_task(str(episodes.metadata["task"]), allow_untrained=True)
+    try:
+        return parse_dataset_name(name)[0]
+    except (ValueError, KeyError):
+        pass
+    env_id = episodes.metadata.get("env_id")
+    for candidate in list_tasks() if env_id else []:
+        try:
+            task = load_task(candidate, allow_untrained=True)
+        except RecipeError:
+            continue
+        if task.env_id == env_id:
+            return task
+    return None
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    for key, value in summary.items():
+        text = f"{value:,.3f}" if isinstance(value, float) else str(value)
+        print(f"  {key:<26} {text}")
