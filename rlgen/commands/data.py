@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_make(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # batches of a few observations through small MLPs: extra threads only cost
     result = make_dataset(
         args.name, steps=args.steps, seed=args.seed, fmt=args.fmt, out=args.out, force=args.force,
         num_envs=args.envs,
