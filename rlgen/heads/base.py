@@ -59,6 +59,8 @@ class BoxDistribution(ABC):
 
     #: default for ``validate_args``; switch off globally for speed once inputs are known to be clean.
     default_validate_args: bool = True
+    #: whether the support is exactly the box (targets outside it are errors) or extends beyond it.
+    bounded_support: bool = True
 
     def __init__(self, low: Tensor, high: Tensor, validate_args: bool | None = None):
         self.low = low.float()
@@ -89,13 +91,17 @@ class BoxDistribution(ABC):
         return self.low + u * (self.high - self.low)
 
     def check_target(self, x: Tensor, name: str = "target") -> Tensor:
-        """Validate ``x`` (shape, finiteness, range) and return it as float32 clamped into the box."""
+        """Validate ``x`` (shape, NaN, range) and return it as float32, clamped into the box when the support is
+        the box (``bounded_support``)."""
         x = x.float()
         if self.validate_args:
             if x.shape[-1:] != (self.dim,):
                 raise ValueError(f"{name} must have last dimension {self.dim}, got shape {tuple(x.shape)}")
             if torch.isnan(x).any():
                 raise ValueError(f"{name} contains NaN (first at index {_first_index(torch.isnan(x))})")
+        if not self.bounded_support:
+            return x
+        if self.validate_args:
             slack = BOUND_TOLERANCE * (self.high - self.low)
             outside = (x < self.low - slack) | (x > self.high + slack)
             if outside.any():
