@@ -7,13 +7,16 @@ A ``task.yaml`` has a hand-written part (environment, reference scores, dataset 
 train the behaviour policies) followed by a block that ``scripts/train_behavior.py`` regenerates after
 training (``behavior:`` with the shipped policy files and their measured returns)::
 
-    name: hopper
+    name: hopper                      # = the folder name
     env_id: Hopper-v5
     max_episode_steps: 1000
+    discrete: false                   # spaces, declared so reading a recipe never builds a MuJoCo model;
+    obs_dim: 11                       # make_env checks them against the real env
+    act_dim: 3                        # (a discrete task gives num_actions instead)
     reference: {source: d4rl, min_score: -20.272305, max_score: 3234.3}   # or {source: measured}
     levels: [random, medium, expert, medium-replay, medium-expert]
-    training: {...}            # PPO hyperparameters, read by scripts/train_behavior.py
-    behavior: {...}            # generated
+    training: {...}                   # PPO settings, read only by scripts/train_behavior.py
+    behavior: {random, expert, medium, replay}   # generated: policy files and measured returns
 
 With ``reference: {source: measured}`` the reference scores are the measured random return and the measured
 (deterministic) expert return recorded in the generated ``behavior`` block.

@@ -5,7 +5,8 @@
     python scripts/train_behavior.py hopper --finalize   # only (re)select expert/medium from the snapshots so far
 
 Hyperparameters come from the recipe's ``training`` block (envs/<task>/task.yaml). Every ``snapshot_every``
-environment steps the run exports a :class:`rlgen.behavior.BehaviorPolicy` snapshot, measures its return
+environment steps (every ``dense_snapshots.every`` until ``dense_snapshots.until``) the run exports a
+:class:`rlgen.behavior.BehaviorPolicy` snapshot, measures its return
 (deterministic and stochastic, fixed seeds) and checkpoints the SB3 model + VecNormalize statistics, all under
 ``runs/behavior/<task>/`` (gitignored). At the end (or with ``--finalize``) it picks
 
@@ -96,6 +97,10 @@ class Trainer:
         self.snap_dir = run_dir / "snapshots"
         self.ckpt = run_dir / "checkpoint"
         self.every = int(task.training.get("snapshot_every", 50_000))
+        # Optional finer spacing early in training, where the medium policy and the replay sequence lie.
+        dense = task.training.get("dense_snapshots", {})
+        self.dense_every = int(dense.get("every", self.every))
+        self.dense_until = int(dense.get("until", 0))
         self.snapshots: list[Snapshot] = []
 
     def run(self, total_steps: int, resume: bool) -> None:
@@ -126,7 +131,7 @@ class Trainer:
         class Periodic(BaseCallback):
             # Rollout start = right after the previous PPO update: the weights match num_timesteps exactly.
             def _on_rollout_start(self) -> None:
-                if not trainer.snapshots or self.num_timesteps >= trainer.snapshots[-1].train_steps + trainer.every:
+                if trainer.snapshot_due(self.num_timesteps):
                     trainer.snapshot(self.model, env if normalize else None)
 
             def _on_step(self) -> bool:
@@ -138,6 +143,12 @@ class Trainer:
         if self.snapshots[-1].train_steps < model.num_timesteps:
             self.snapshot(model, env if normalize else None)
         env.close()
+
+    def snapshot_due(self, steps: int) -> bool:
+        if not self.snapshots:
+            return True
+        last = self.snapshots[-1].train_steps
+        return steps >= last + (self.dense_every if last < self.dense_until else self.every)
 
     def snapshot(self, model: Any, vec_normalize: Any) -> None:
         steps = model.num_timesteps
@@ -205,46 +216,48 @@ def finalize(task: TaskSpec, trainer: Trainer, final_episodes: int) -> None:
     medium = min(earlier, key=lambda s: abs(s.stochastic.mean - target))
     replay = [s for s in snaps if s.train_steps <= medium.train_steps]
 
-    out_dir = task.recipe_dir / "policies"
-    out_dir.mkdir(exist_ok=True)
-    keep = {s.file for s in [*replay, expert]}
-    for s in [*replay, expert]:
-        shutil.copyfile(trainer.snap_dir / s.file, out_dir / s.file)
-    for stale in out_dir.glob("*.npz"):
-        if stale.name not in keep:
-            stale.unlink()
-
     def rounded(stats: ReturnStats) -> dict[str, Any]:
         return {**asdict(stats), "mean": round(stats.mean, 3), "std": round(stats.std, 3)}
 
     def record(s: Snapshot, remeasure: bool) -> dict[str, Any]:
         det, sto = s.deterministic, s.stochastic
         if remeasure:  # the selection was made on these seeds; record unbiased returns on held-out ones
-            policy = BehaviorPolicy.load(out_dir / s.file)
+            policy = BehaviorPolicy.load(trainer.snap_dir / s.file)
             det = measure_returns(task, policy, final_episodes, FINAL_SEED, deterministic=True)
             sto = measure_returns(task, policy, final_episodes, FINAL_SEED, deterministic=False)
-        return {
-            "file": f"policies/{s.file}",
-            "train_steps": s.train_steps,
-            "deterministic": rounded(det),
-            "stochastic": rounded(sto),
-        }
+        out = {"file": f"policies/{s.file}", "train_steps": s.train_steps}
+        return {**out, "deterministic": rounded(det), "stochastic": rounded(sto)}
 
     random_stats = measure_returns(task, None, final_episodes, RANDOM_SEED, deterministic=False)
+    expert_rec, medium_rec = record(expert, True), record(medium, True)
+    if min(expert_rec["deterministic"]["mean"], expert_rec["stochastic"]["mean"]) <= random_stats.mean:
+        raise SystemExit(
+            f"the best snapshot ({expert.file}) does not beat random actions ({random_stats.mean:.1f}) on "
+            f"held-out episodes: {expert_rec}; train longer (--resume --total-steps N) before finalizing"
+        )
+    normalize = task.training.get("normalize", True)
     block = {
         "behavior": {
-            "algo": "stable-baselines3 PPO"
-            + (" + VecNormalize" if task.training.get("normalize", True) else "")
-            + " (scripts/train_behavior.py)",
+            "algo": f"stable-baselines3 PPO{' + VecNormalize' if normalize else ''} (scripts/train_behavior.py)",
             "seed": trainer.seed,
             "snapshot_every": trainer.every,
+            "dense_snapshots": {"every": trainer.dense_every, "until": trainer.dense_until},
             "random": rounded(random_stats),
-            "expert": record(expert, True),
-            "medium": record(medium, True),
-            "replay": [record(s, False) for s in replay[:-1]] + [record(medium, True)],
+            "expert": expert_rec,
+            "medium": medium_rec,
+            "replay": [record(s, False) for s in replay[:-1]] + [medium_rec],
         }
     }
+    # Copy first and delete stale files last, so task.yaml never names a missing file.
+    out_dir = task.recipe_dir / "policies"
+    out_dir.mkdir(exist_ok=True)
+    keep = {s.file for s in [*replay, expert]}
+    for name in keep:
+        shutil.copyfile(trainer.snap_dir / name, out_dir / name)
     write_generated_block(task.recipe_dir / TASK_FILE, block)
+    for stale in out_dir.glob("*.npz"):
+        if stale.name not in keep:
+            stale.unlink()
     spec = load_task(task.name)  # re-read: validates what was written
     e, m = spec.expert, spec.medium
     assert e is not None and m is not None

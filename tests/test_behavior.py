@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -9,11 +13,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from rlgen.behavior import BehaviorPolicy, BehaviorPolicyError, episode_returns, measure_returns
-from rlgen.tasks import list_tasks, load_task
+from rlgen.tasks import ReturnStats, list_tasks, load_task, recipes_root
 
 
 @pytest.fixture(autouse=True)
@@ -207,3 +212,66 @@ def test_tasks_with_policies_ship_them() -> None:
         if spec.expert is not None:
             assert spec.medium is not None and spec.replay[-1] == spec.medium
             assert spec.expert.stochastic.mean > spec.medium.stochastic.mean
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """scripts/train_behavior.py imported as a module (it is a script, not part of the package)."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "train_behavior.py"
+    spec = importlib.util.spec_from_file_location("train_behavior", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_behavior", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_trainer_resumes_and_ships_expert_medium_and_replay(
+    script: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipes = tmp_path / "recipes"
+    (recipes / "cartpole").mkdir(parents=True)
+    recipe = yaml.safe_load((recipes_root() / "cartpole" / "task.yaml").read_text())
+    recipe.pop("behavior", None)
+    recipe["training"].update(snapshot_every=1024, dense_snapshots={"every": 512, "until": 1024})
+    recipe["training"]["ppo"].update(n_epochs=2)
+    (recipes / "cartpole" / "task.yaml").write_text("# hand-written part\n" + yaml.safe_dump(recipe))
+    monkeypatch.setenv("RLGEN_ENVS_DIR", str(recipes))
+    run = ["cartpole", "--run-dir", str(tmp_path / "run"), "--final-episodes", "3"]
+
+    # A few thousand steps learn little, so this tests the bookkeeping with returns fixed by training steps
+    # (snapshot return = steps / 10); the random-action return is set per phase.
+    random_return = {"mean": 1000.0}
+
+    def fake_measure(task, policy, episodes, seed, deterministic=False):  # noqa: ANN001, ANN202
+        mean = random_return["mean"] if policy is None else policy.info["train_steps"] / 10
+        return ReturnStats(mean=mean, std=0.0, episodes=episodes, seed=seed)
+
+    monkeypatch.setattr(script, "measure_returns", fake_measure)
+    script.main([*run, "--total-steps", "1024", "--no-finalize"])
+    with pytest.raises(SystemExit, match="--resume"):  # never silently restarts over a checkpoint
+        script.main([*run, "--total-steps", "2048"])
+    with pytest.raises(SystemExit, match="does not beat random actions"):  # finalizing refuses...
+        script.main([*run, "--total-steps", "2048", "--resume"])
+    assert script.GENERATED_MARK not in (recipes / "cartpole" / "task.yaml").read_text()  # ...and writes nothing
+    assert not (recipes / "cartpole" / "policies").exists()
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert [s["train_steps"] for s in state["snapshots"]] == [0, 512, 1024, 2048]
+
+    random_return["mean"] = -1.0
+    script.main([*run, "--finalize"])
+    spec = load_task("cartpole")
+    text = (recipes / "cartpole" / "task.yaml").read_text()
+    assert text.startswith("# hand-written part\n") and text.count(script.GENERATED_MARK) == 1
+    # expert = best (2048 -> 204.8); medium = earlier snapshot closest to 204.8 / 3 (512 -> 51.2)
+    assert (spec.expert.train_steps, spec.medium.train_steps) == (2048, 512)
+    assert [r.train_steps for r in spec.replay] == [0, 512] and spec.replay[-1] == spec.medium
+    assert spec.expert.deterministic == ReturnStats(204.8, 0.0, 3, script.FINAL_SEED)  # held-out episodes
+    assert spec.replay[0].deterministic == ReturnStats(0.0, 0.0, 10, script.SNAPSHOT_SEED)
+    assert (spec.ref_min_score, spec.ref_max_score) == (-1.0, 204.8)
+    shipped = sorted(p.name for p in (recipes / "cartpole" / "policies").iterdir())
+    assert shipped == ["step_00000000.npz", "step_00000512.npz", "step_00002048.npz"]
+    for record in (spec.expert, *spec.replay):  # shipped files are the snapshots of those training steps
+        assert BehaviorPolicy.load(record.path).info["train_steps"] == record.train_steps
+
+    script.main([*run, "--finalize"])  # re-selecting rewrites the generated block, never duplicates it
+    assert (recipes / "cartpole" / "task.yaml").read_text().count(script.GENERATED_MARK) == 1
