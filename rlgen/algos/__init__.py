@@ -1,0 +1,22 @@
+"""Trainable agents. Each implements :class:`rlgen.train.Agent`; recipes in ``agents/`` name them by ``algo:``.
+
+>>> from rlgen.algos import get_algo
+>>> BC = get_algo("bc")
+"""
+
+from __future__ import annotations
+
+from rlgen.algos.bc import BC, BCConfig, BCPolicy
+from rlgen.train.agent import Agent
+
+ALGOS: dict[str, type[Agent]] = {"bc": BC}
+
+
+def get_algo(name: str) -> type[Agent]:
+    """The agent class registered as ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
+    if name not in ALGOS:
+        raise KeyError(f"unknown algo {name!r}; valid algos: {', '.join(sorted(ALGOS))}")
+    return ALGOS[name]
+
+
+__all__ = ["ALGOS", "BC", "BCConfig", "BCPolicy", "get_algo"]

@@ -1,0 +1,145 @@
+"""Behaviour cloning with a pluggable head: maximise ``log p(a | s)`` of the dataset's actions.
+
+The policy is ``head(MLP((s - mean) / std))``: observations are standardised with the dataset's statistics
+(kept as buffers, so checkpoints carry them), an MLP body makes features and any rlgen head turns them into a
+distribution over the action box of the task's environment.
+
+Deterministic action (``action: mode`` in every shipped recipe):
+
+* ``gaussian`` (tanh-squashed): the mode, ``tanh(mu)`` mapped into the box, the usual choice for tanh policies;
+* ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
+* ``dlml``: the most probable of its discrete levels.
+
+For the multimodal heads the mode keeps the agent on one of the behaviour's modes, where the mean (``action:
+mean``) would average them, possibly into an action no behaviour policy takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlgen.data import Episodes, Statistics, Transitions
+from rlgen.heads import BoxDistribution, QuantileCategoricalHead, make_head
+from rlgen.nets import MLP
+from rlgen.tasks import TaskSpec
+from rlgen.train.agent import Agent
+
+# Observation dimensions with a smaller standard deviation are divided by this instead (constant features).
+STD_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """The ``agent:`` block of a BC recipe.
+
+    :param head: ``gaussian``, ``uniform``, ``quantile``, ``adacat`` or ``dlml``.
+    :param head_options: passed to the head (e.g. ``num_bins``, ``num_mixtures``, ``bandwidth``).
+    :param hidden: widths of the MLP body.
+    :param action: deterministic action: the head distribution's ``mode`` or ``mean``.
+    :param grad_clip: clip the gradient norm to this value (``null``: no clipping).
+    """
+
+    head: str = "dlml"
+    head_options: dict[str, Any] = field(default_factory=dict)
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    layer_norm: bool = False
+    dropout: float = 0.0
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    action: Literal["mode", "mean"] = "mode"
+    normalize_observations: bool = True
+
+
+class BCPolicy(nn.Module):
+    """Observation standardisation, MLP body and head: ``forward(obs) -> BoxDistribution`` over actions."""
+
+    def __init__(self, config: BCConfig, obs_dim: int, act_low: np.ndarray, act_high: np.ndarray):
+        super().__init__()
+        self.register_buffer("obs_mean", torch.zeros(obs_dim))
+        self.register_buffer("obs_scale", torch.ones(obs_dim))
+        self.body = MLP(obs_dim, config.hidden, config.activation, config.layer_norm, config.dropout)
+        self.head = make_head(config.head, self.body.out_features, len(act_low), act_low, act_high,
+                              **config.head_options)  # fmt: skip
+
+    def set_observation_statistics(self, stats: Statistics) -> None:
+        self.obs_mean.copy_(torch.as_tensor(stats.mean, dtype=torch.float32))
+        self.obs_scale.copy_(torch.as_tensor(np.maximum(stats.std, STD_FLOOR), dtype=torch.float32))
+
+    def features(self, obs: Tensor) -> Tensor:
+        return self.body((obs - self.obs_mean) / self.obs_scale)
+
+    def forward(self, obs: Tensor) -> BoxDistribution:
+        return self.head(self.features(obs))
+
+
+class BC(Agent):
+    """Behaviour cloning (see the module docstring); one AdamW step on the head's NLL per batch."""
+
+    Config = BCConfig
+
+    def __init__(self, config: BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
+                 device: torch.device):  # fmt: skip
+        self.config = config
+        self.device = device
+        self.act_low, self.act_high = act_low.astype(np.float32), act_high.astype(np.float32)
+        self.policy = BCPolicy(config, task.obs_dim, self.act_low, self.act_high).to(device)
+        self.optimizer = torch.optim.AdamW(self.policy.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    @classmethod
+    def create(cls, config: BCConfig, task: TaskSpec, data: Episodes | None, device: torch.device) -> BC:
+        if task.discrete:
+            raise ValueError(f"BC's heads model continuous actions; task {task.name!r} has a discrete action space")
+        env = task.make_env()
+        try:
+            low, high = env.action_space.low, env.action_space.high  # type: ignore[attr-defined]
+        finally:
+            env.close()
+        agent = cls(config, task, low, high, device)
+        if data is not None:
+            if config.normalize_observations:
+                agent.policy.set_observation_statistics(Statistics.compute(data.observations, num_bins=1))
+            if isinstance(agent.policy.head, QuantileCategoricalHead):
+                actions = np.clip(data.actions, agent.act_low, agent.act_high)
+                agent.policy.head.fit_bins(torch.as_tensor(actions, device=device))
+        return agent
+
+    def update(self, batch: Transitions) -> dict[str, Tensor | float]:
+        obs = torch.as_tensor(batch.observations, device=self.device)
+        actions = torch.as_tensor(batch.actions, device=self.device)
+        loss = self.policy.head.loss(self.policy.features(obs), actions)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        scalars: dict[str, Tensor | float] = {"loss": loss.detach()}
+        if self.config.grad_clip is not None:
+            scalars["grad_norm"] = nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return scalars
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        was_training = self.policy.training
+        self.policy.eval()
+        try:
+            dist = self.policy(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
+            if not deterministic:
+                actions = dist.sample()
+            else:
+                actions = dist.mode() if self.config.action == "mode" else dist.mean
+        finally:
+            self.policy.train(was_training)
+        # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
+        return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.optimizer.load_state_dict(state["optimizer"])

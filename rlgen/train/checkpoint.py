@@ -1,0 +1,83 @@
+"""Checkpoints: the agent's full training state, every random generator and the step, written atomically.
+
+A checkpoint is one ``torch.save`` file ``checkpoints/step_<step>.pt`` holding plain data only (tensors,
+numbers, strings, lists, dicts), so it loads with ``weights_only=True``::
+
+    step       int                 gradient steps done
+    agent      dict                Agent.state_dict(): networks, optimisers, normalisation buffers
+    rng        dict                torch (CPU and CUDA), numpy Generator and python ``random`` states
+    trainer    dict                the trainer's own state (running sums of the scalars being averaged)
+
+Restoring all of it makes a resumed run continue bit for bit like one that was never stopped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlgen.data.atomic import atomic_path
+
+_NAME = re.compile(r"^step_(\d+)\.pt$")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return folder / f"step_{step:08d}.pt"
+
+
+def list_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of every checkpoint in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = list_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
+def capture_rng(generator: np.random.Generator) -> dict[str, Any]:
+    """The states of torch's CPU (and CUDA) generators, ``generator`` and python's ``random``."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": generator.bit_generator.state,
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generator: np.random.Generator) -> None:
+    """Inverse of :func:`capture_rng`; ``generator`` is set in place."""
+    torch.set_rng_state(state["torch"])
+    generator.bit_generator.state = state["numpy"]
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))  # tuples may come back as lists
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
+    """Write ``payload`` (plus ``step``) to ``folder/step_<step>.pt`` atomically; keep only the ``keep`` newest."""
+    path = checkpoint_path(folder, step)
+    with atomic_path(path, force=True) as tmp:
+        torch.save({"step": step, **payload}, tmp)
+    for _, old in list_checkpoints(folder)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU (``load_state_dict`` of modules and optimisers moves tensors where
+    their parameters live)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,132 @@
+"""The run directory: everything one training run writes, in one folder.
+
+::
+
+    <run>/config.yaml              the full config (recipe, dataset, task, train and agent settings)
+    <run>/metrics.jsonl            one JSON object per log event: {"step": int, "<group>/<name>": float, ...}
+    <run>/events.out.tfevents.*    the same scalars for TensorBoard (``tensorboard --logdir <run>``)
+    <run>/checkpoints/step_*.pt    see :mod:`rlgen.train.checkpoint`
+    <run>/evals/step_*.json        one evaluation result per periodic evaluation (see :mod:`rlgen.rollout`)
+    <run>/results.json             the result of the latest ``rlgen eval``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlgen.data.atomic import atomic_path
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+
+
+class RunDir:
+    """Paths of one run folder and reading/writing its config and metrics."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS_FILE
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def evals(self) -> Path:
+        return self.path / "evals"
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], config: dict[str, Any]) -> RunDir:
+        """Make a new run folder holding ``config.yaml``; an existing non-empty folder is an error."""
+        run = cls(path)
+        if run.path.exists() and any(run.path.iterdir()):
+            raise FileExistsError(f"run directory {run.path} already exists; resume it with --resume {run.path}")
+        run.path.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run.config_path, yaml.safe_dump(config, sort_keys=False))
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        """An existing run folder (one holding ``config.yaml``)."""
+        run = cls(path)
+        if not run.config_path.is_file():
+            raise FileNotFoundError(f"{run.path} is not a run directory: {CONFIG_FILE} not found")
+        return run
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            config = yaml.safe_load(self.config_path.read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{self.config_path}: unreadable YAML: {error}") from error
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.config_path}: expected a mapping at the top level")
+        return config
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every row of ``metrics.jsonl`` (empty if none); a torn last line from a kill is skipped."""
+        if not self.metrics_path.is_file():
+            return []
+        rows = []
+        for line in self.metrics_path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return rows
+
+
+class MetricsLogger:
+    """Writes scalars to ``metrics.jsonl`` and TensorBoard.
+
+    Starting at ``start_step > 0`` (a resumed run) first drops what the killed run logged after its last
+    checkpoint, in both sinks, so the curves have no duplicated or orphaned points.
+    """
+
+    def __init__(self, run: RunDir, start_step: int = 0, tensorboard: bool = True):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.run = run
+        if start_step > 0:
+            kept = [row for row in run.read_metrics() if row.get("step", 0) <= start_step]
+            write_text_atomic(run.metrics_path, "".join(json.dumps(row) + "\n" for row in kept))
+        elif run.metrics_path.exists():
+            run.metrics_path.unlink()
+        self._file = run.metrics_path.open("a")
+        self._writer = SummaryWriter(str(run.path), purge_step=start_step + 1 if start_step else None) \
+            if tensorboard else None  # fmt: skip
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        """Record ``scalars`` (names like ``train/loss``, ``eval/score``) at ``step``."""
+        self._file.write(json.dumps({"step": step, **scalars}) + "\n")
+        self._file.flush()
+        if self._writer is not None:
+            for name, value in scalars.items():
+                self._writer.add_scalar(name, value, step)
+
+    def flush(self) -> None:
+        self._file.flush()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` by a temp file and a rename: never a half-written file."""
+    with atomic_path(path, force=True) as tmp:
+        tmp.write_text(text)

@@ -1,0 +1,196 @@
+"""The shared training machinery: typed configs and overrides, run directories, checkpoints, kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlgen.train import (
+    Agent,
+    ConfigError,
+    RunDir,
+    TrainConfig,
+    apply_overrides,
+    build,
+    fit,
+    list_checkpoints,
+    load_recipe,
+    seed_everything,
+)
+
+# --------------------------------------------------------------------------------------------- configs
+
+
+@dataclass(frozen=True)
+class ToyConfig:
+    width: int = 8
+    lr: float = 1e-2
+    dropout: float = 0.1
+    name: str = "toy"
+    mode: Literal["a", "b"] = "a"
+    clip: float | None = None
+    hidden: tuple[int, ...] = (4, 4)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def test_build_fills_defaults_and_checks_types() -> None:
+    cfg = build(ToyConfig, {"width": 3, "lr": 1, "hidden": [2]})
+    assert cfg == ToyConfig(width=3, lr=1.0, hidden=(2,))
+    assert isinstance(cfg.lr, float)
+    with pytest.raises(ConfigError, match="agent.width must be an integer, got 2.5"):
+        build(ToyConfig, {"width": 2.5}, "agent")
+    with pytest.raises(ConfigError, match="width must be an integer, got True"):
+        build(ToyConfig, {"width": True})
+    with pytest.raises(ConfigError, match=r"mode must be one of \['a', 'b'\]"):
+        build(ToyConfig, {"mode": "c"})
+
+
+def test_unknown_key_lists_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) agent\.widht; valid keys: agent\.width, agent\.lr"):
+        build(ToyConfig, {"widht": 3}, "agent")
+    with pytest.raises(ConfigError, match="unknown key 'agent.widht'; valid keys: agent.width"):
+        apply_overrides(ToyConfig(), ["widht=3"], "agent")
+
+
+def test_overrides_parse_by_field_type() -> None:
+    cfg = apply_overrides(
+        ToyConfig(),
+        ["width=16", "lr=3e-4", "name=123", "clip=null", "hidden=[32, 32, 32]", "options.num_bins=64", "mode=b"],
+    )
+    assert cfg.width == 16 and cfg.lr == pytest.approx(3e-4) and cfg.name == "123"  # str fields keep the text
+    assert cfg.clip is None and cfg.hidden == (32, 32, 32) and cfg.options == {"num_bins": 64} and cfg.mode == "b"
+    assert apply_overrides(ToyConfig(), ["clip=0.5"]).clip == 0.5
+    with pytest.raises(ConfigError, match="width must be an integer, got 'wide'"):
+        apply_overrides(ToyConfig(), ["width=wide"])
+    with pytest.raises(ConfigError, match="not key=value"):
+        apply_overrides(ToyConfig(), ["width"])
+    with pytest.raises(ConfigError, match="lr is a float, not a mapping"):
+        apply_overrides(ToyConfig(), ["lr.x=1"])
+
+
+def test_train_config_validates_ranges() -> None:
+    with pytest.raises(ConfigError, match="train.steps must be >= 1"):
+        build(TrainConfig, {"steps": 0})
+
+
+def test_recipe_overrides_need_a_group_and_unknown_agents_are_listed() -> None:
+    recipe = load_recipe("bc-dlml")
+    changed = recipe.with_overrides(["train.steps=10", "agent.head=gaussian", "agent.hidden=[8]"])
+    assert (changed.train.steps, changed.agent.head, changed.agent.hidden) == (10, "gaussian", (8,))
+    with pytest.raises(ConfigError, match="must start with 'train.' or 'agent.'.*train.seed"):
+        recipe.with_overrides(["steps=10"])
+    with pytest.raises(KeyError, match="unknown agent 'bc-nope'; valid agents: .*bc-dlml"):
+        load_recipe("bc-nope")
+
+
+# --------------------------------------------------------------------------------------------- resume
+
+
+class ToyAgent(Agent):
+    """Regression with dropout and Adam: both torch's RNG and the optimiser state matter for resuming."""
+
+    Config = ToyConfig
+
+    def __init__(self, config: ToyConfig) -> None:
+        self.net = nn.Sequential(nn.Linear(3, config.width), nn.ReLU(), nn.Dropout(config.dropout),
+                                 nn.Linear(config.width, 1))  # fmt: skip
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.lr)
+
+    @classmethod
+    def create(cls, config, task, data, device):  # noqa: ANN001, ANN206
+        return cls(config)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        x, y = torch.as_tensor(batch["x"]), torch.as_tensor(batch["y"])
+        loss = (self.net(x) - y).square().mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), "noise": float(torch.rand(()))}
+
+    def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        return self.net(torch.as_tensor(observations)).detach().numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class ToySampler:
+    """Batches drawn from the trainer's Generator; ``kill_at`` raises on that call, as a kill would stop a run."""
+
+    def __init__(self, kill_at: int | None = None) -> None:
+        self.calls, self.kill_at = 0, kill_at
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        self.calls += 1
+        if self.calls == self.kill_at:
+            raise KeyboardInterrupt
+        x = rng.standard_normal((batch_size, 3)).astype(np.float32)
+        return {"x": x, "y": x.sum(1, keepdims=True) ** 2}
+
+
+def _train(run: RunDir, config: TrainConfig, kill_at: int | None = None) -> ToyAgent:
+    seed_everything(config.seed)  # as the launcher does: the fresh agent's weights depend on the seed only
+    agent = ToyAgent(ToyConfig())
+    fit(agent, ToySampler(kill_at), config, run, progress=False)
+    return agent
+
+
+def test_kill_and_resume_reproduces_an_uninterrupted_run(tmp_path) -> None:
+    # log_every does not divide checkpoint_every, so a running mean is cut by the kill as well.
+    config = TrainConfig(seed=3, steps=40, batch_size=16, log_every=7, checkpoint_every=10, keep_checkpoints=2)
+    whole = _train(RunDir.create(tmp_path / "whole", {}), config)
+
+    run = RunDir.create(tmp_path / "killed", {})
+    with pytest.raises(KeyboardInterrupt):
+        _train(run, config, kill_at=26)
+    assert [s for s, _ in list_checkpoints(run.checkpoints)] == [10, 20]
+    assert max(row["step"] for row in run.read_metrics()) == 21  # logged past the last checkpoint
+    torch.manual_seed(12345)  # whatever happened in between must not matter
+    resumed = _train(run, config)
+
+    for a, b in zip(whole.net.state_dict().values(), resumed.net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert RunDir(tmp_path / "whole").read_metrics() == run.read_metrics()
+    assert [s for s, _ in list_checkpoints(run.checkpoints)] == [30, 40]  # only the newest two are kept
+
+
+def test_changed_seed_changes_the_run(tmp_path) -> None:
+    a = _train(RunDir.create(tmp_path / "a", {}), TrainConfig(seed=0, steps=5, batch_size=8))
+    b = _train(RunDir.create(tmp_path / "b", {}), TrainConfig(seed=1, steps=5, batch_size=8))
+    assert not torch.equal(a.net[0].weight, b.net[0].weight)
+
+
+def test_run_dir_layout_and_metrics(tmp_path) -> None:
+    config = TrainConfig(steps=6, batch_size=4, log_every=2, checkpoint_every=3)
+    run = RunDir.create(tmp_path / "run", {"recipe": "toy"})
+    seen: list[int] = []
+
+    def evaluate(agent: Agent, step: int) -> dict[str, float]:
+        seen.append(step)
+        torch.rand(5)  # evaluation may draw random numbers without disturbing training
+        return {"eval/score": float(step)}
+
+    seed_everything(0)
+    fit(ToyAgent(ToyConfig()), ToySampler(), config, run, evaluate, progress=False)
+    assert seen == [6]  # eval_every (10000) > steps: only after the last step
+    rows = run.read_metrics()
+    assert [r["step"] for r in rows] == [2, 4, 6, 6]
+    assert set(rows[0]) == {"step", "train/loss", "train/noise"} and rows[-1] == {"step": 6, "eval/score": 6.0}
+    assert run.read_config() == {"recipe": "toy"}
+    assert list(run.path.glob("events.out.tfevents.*"))
+    assert json.loads(run.metrics_path.read_text().splitlines()[0])["step"] == 2
+    with pytest.raises(FileExistsError, match="already exists; resume it with --resume"):
+        RunDir.create(run.path, {})
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        RunDir.open(tmp_path)
