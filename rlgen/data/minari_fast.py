@@ -13,7 +13,7 @@ import os
 
 import h5py
 import numpy as np
-from h5py import h5d, h5g, h5s
+from h5py import h5d, h5g, h5s, h5t
 
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
@@ -21,6 +21,7 @@ from rlgen.data.hdf5 import open_hdf5, read_dataset
 from rlgen.data.minari_io import assemble, check_spaces, read_metadata, resolve_data_path, split_infos
 
 _STEP_KEYS = (b"actions", b"rewards", b"terminations", b"truncations")
+_NAMES = ("actions", "rewards", "terminals", "timeouts")  # rlgen's names for them
 
 
 def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
@@ -38,13 +39,9 @@ def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
         infos: list[dict[str, np.ndarray]] = []
         offset = 0
         for j in range(num_episodes):
-            name = f"episode_{j}"
-            if name not in f:
-                raise DatasetError(f"{file}: missing key '{name}' (metadata.json lists {num_episodes} episodes)")
-            n = reader.read_episode(j, offset, arrays)
+            n, episode_infos = reader.read_episode(j, offset, arrays)
             lengths.append(n)
-            group = f[name]
-            infos.append(_read_infos(group["infos"], file) if "infos" in group else {})
+            infos.append(episode_infos)
             offset += n
         if offset != num_steps:
             raise DatasetError(f"{file}: episodes hold {offset} steps; metadata.json says total_steps={num_steps}")
@@ -66,54 +63,69 @@ def _read_infos(group: h5py.Group, file: object, prefix: str = "") -> dict[str, 
 
 
 class _EpisodeReader:
-    """Reads the fixed keys of ``episode_<j>`` into slices of flat arrays, checking shapes and dtypes."""
+    """Reads ``episode_<j>`` into slices of flat arrays through h5py's low-level API, checking shapes and dtypes."""
 
     def __init__(self, fid: h5g.GroupID, file: str) -> None:
         self.fid, self.file = fid, file
 
-    def _open(self, j: int, key: bytes) -> h5d.DatasetID:
-        path = b"episode_%d/%s" % (j, key)
+    def _group(self, j: int) -> h5g.GroupID:
         try:
-            return h5d.open(self.fid, path)
+            return h5g.open(self.fid, b"episode_%d" % j)
         except KeyError as e:
-            raise DatasetError(f"{self.file}: missing key '{path.decode()}'") from e
+            raise DatasetError(f"{self.file}: missing key 'episode_{j}' (listed in metadata.json)") from e
+
+    def _open(self, group: h5g.GroupID, j: int, key: bytes) -> h5d.DatasetID:
+        try:
+            return h5d.open(group, key)
+        except KeyError as e:
+            raise DatasetError(f"{self.file}: missing key 'episode_{j}/{key.decode()}'") from e
 
     def allocate(self, num_episodes: int, num_steps: int) -> dict[str, np.ndarray]:
         """Flat arrays shaped and typed like episode 0's datasets (observations become float32)."""
         if num_episodes == 0:
             raise DatasetError(f"{self.file}: the dataset has no episodes")
-        obs = self._open(0, b"observations")
-        out = {"observations": np.empty((num_steps, *obs.shape[1:]), dtype=np.float32)}
-        out["final_observations"] = np.empty((num_episodes, *obs.shape[1:]), dtype=np.float32)
-        for key, name in zip(_STEP_KEYS, ("actions", "rewards", "terminals", "timeouts"), strict=True):
-            ds = self._open(0, key)
-            out[name] = np.empty((num_steps, *ds.shape[1:]), dtype=ds.dtype)
+        group = self._group(0)
+        obs = self._open(group, 0, b"observations")
         self._obs_dtype = obs.dtype
+        out = {
+            "observations": np.empty((num_steps, *obs.shape[1:]), dtype=np.float32),
+            "final_observations": np.empty((num_episodes, *obs.shape[1:]), dtype=np.float32),
+        }
+        for key, name in zip(_STEP_KEYS, _NAMES, strict=True):
+            ds = self._open(group, 0, key)
+            out[name] = np.empty((num_steps, *ds.shape[1:]), dtype=ds.dtype)
+        # Memory types built once: letting h5py derive one from the array on every read costs ~4x the read.
+        self._mtypes = {dtype: h5t.py_create(dtype) for dtype in {a.dtype for a in out.values()} | {obs.dtype}}
         return out
 
-    def read_episode(self, j: int, offset: int, out: dict[str, np.ndarray]) -> int:
-        """Read episode ``j`` into ``out[...][offset:offset + n]``; returns its length ``n``."""
-        datasets = [self._open(j, key) for key in _STEP_KEYS]
+    def read_episode(self, j: int, offset: int, out: dict[str, np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
+        """Read episode ``j`` into ``out[...][offset:offset + n]``; returns its length ``n`` and its infos."""
+        group = self._group(j)
+        datasets = [self._open(group, j, key) for key in _STEP_KEYS]
         n = datasets[0].shape[0] if datasets[0].shape else 0
         if offset + n > len(out["actions"]):
             raise DatasetError(f"{self.file}: episodes hold more steps than metadata.json's total_steps")
-        for key, ds, name in zip(_STEP_KEYS, datasets, ("actions", "rewards", "terminals", "timeouts"), strict=True):
+        for key, ds, name in zip(_STEP_KEYS, datasets, _NAMES, strict=True):
             self._read(j, key, ds, out[name][offset : offset + n])
-        obs = self._open(j, b"observations")
         buffer = np.empty((n + 1, *out["observations"].shape[1:]), dtype=self._obs_dtype)
-        self._read(j, b"observations", obs, buffer)
+        self._read(j, b"observations", self._open(group, j, b"observations"), buffer)
         # numpy, not HDF5, does the float64 -> float32 cast, so the bits match the reference reader's.
         out["observations"][offset : offset + n] = buffer[:n]
         out["final_observations"][j] = buffer[n]
-        return n
+        infos = {}
+        if b"infos" in group and h5g.open(group, b"infos").get_num_objs():  # minari writes empty ones too
+            infos = _read_infos(h5py.Group(h5g.open(group, b"infos")), self.file)
+        return n, infos
 
     def _read(self, j: int, key: bytes, ds: h5d.DatasetID, out: np.ndarray) -> None:
-        if ds.shape != out.shape or ds.dtype != out.dtype:
+        # Shapes are checked (a mismatch would overrun ``out``); dtypes are not, which halves the per-dataset
+        # cost: an episode stored in another dtype than episode 0 is converted by HDF5 as numpy would.
+        if ds.shape != out.shape:
             raise DatasetError(
-                f"{self.file}: key 'episode_{j}/{key.decode()}' has shape {ds.shape} and dtype {ds.dtype}; "
-                f"expected {out.shape} and {out.dtype} (consistent with episode_0 and the episode's length)"
+                f"{self.file}: key 'episode_{j}/{key.decode()}' has shape {ds.shape}; expected {out.shape} "
+                f"(like episode_0's, for the episode's {len(out) - (key == b'observations')} steps)"
             )
         try:
-            ds.read(h5s.ALL, h5s.ALL, out)
-        except OSError as e:
+            ds.read(h5s.ALL, h5s.ALL, out, mtype=self._mtypes[out.dtype])
+        except (OSError, TypeError, ValueError) as e:
             raise DatasetError(f"{self.file}: key 'episode_{j}/{key.decode()}' cannot be read: {e}") from e
