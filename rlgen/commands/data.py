@@ -58,6 +58,11 @@ def run_make(args: argparse.Namespace) -> int:
     where = f"Minari dataset {result.dataset_id} at {result.path}" if result.dataset_id else str(result.path)
     print(f"wrote {where}")
     _print_summary(summarize(result.episodes))
+    task, level = parse_dataset_name(args.name)
+    record = {"medium": task.medium, "expert": task.expert}.get(level)
+    if record is not None:  # what the data's returns should match
+        s = record.stochastic
+        print(f"  recipe's {level} policy, stochastic: return {s.mean:,.1f} +- {s.std:,.1f} ({s.episodes} episodes)")
     return 0
 
 

@@ -59,17 +59,7 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
     for key, array in arrays.items():
         if array.ndim == 0 or len(array) != n:
             raise DatasetError(f"{path}: key '{key}' has shape {array.shape}; expected {n} rows ({STEP_KEYS[key]})")
-    done = (arrays["terminals"] != 0) | (arrays["timeouts"] != 0)
-    final = None
-    if next_obs is not None:
-        obs32 = np.asarray(arrays["observations"], dtype=np.float32)
-        next32 = _check_next_observations(path, next_obs, obs32.shape)
-        cut = np.zeros(n, dtype=bool)
-        cut[:-1] = np.any((next32[:-1] != obs32[1:]).reshape(n - 1, -1), axis=1)
-        done |= cut
-    ends = episode_ends_from_flags(done)
-    if next_obs is not None:
-        final = next32[ends - 1]
+    ends, final = _episode_ends(path, arrays, next_obs)
     return Episodes(
         observations=arrays["observations"],
         actions=arrays["actions"],
@@ -84,17 +74,29 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
     )
 
 
-def _check_next_observations(path: Path, next_obs: np.ndarray, obs_shape: tuple[int, ...]) -> np.ndarray:
-    if next_obs.shape != obs_shape:
+def _episode_ends(
+    path: Path, arrays: dict[str, np.ndarray], next_obs: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Episode ends (flags, plus unflagged cuts seen in ``next_observations``) and the final observations."""
+    done = (arrays["terminals"] != 0) | (arrays["timeouts"] != 0)
+    obs = arrays["observations"]
+    if next_obs is None or obs.dtype.kind not in "iuf":  # a bad observations array is reported by Episodes
+        return episode_ends_from_flags(done), None
+    if next_obs.shape != obs.shape:
         raise DatasetError(
-            f"{path}: key 'next_observations' has shape {next_obs.shape}; expected {obs_shape} like 'observations'"
+            f"{path}: key 'next_observations' has shape {next_obs.shape}; expected {obs.shape} like 'observations'"
         )
     if next_obs.dtype.kind not in "iuf":
         raise DatasetError(f"{path}: key 'next_observations' has dtype {next_obs.dtype}; expected real values")
     check_finite(str(path), "next_observations", next_obs)
     next32 = np.asarray(next_obs, dtype=np.float32)
     check_finite(str(path), "next_observations", next32)
-    return next32
+    # Compared as stored by rlgen (float32): a step whose next state is not the next row ends its episode.
+    obs32 = np.asarray(obs, dtype=np.float32)
+    if len(obs) > 1:
+        done[:-1] |= np.any((next32[:-1] != obs32[1:]).reshape(len(obs) - 1, -1), axis=1)
+    ends = episode_ends_from_flags(done)
+    return ends, next32[ends - 1]
 
 
 def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool = False) -> Path:

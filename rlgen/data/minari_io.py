@@ -313,7 +313,8 @@ def assemble(source: str, meta: Mapping[str, Any], **arrays: Any) -> Episodes:
     else:  # a dataset written by other tools: keep what rlgen uses
         kept = ("ref_min_score", "ref_max_score", "algorithm_name", "description")
         metadata = {k: meta[k] for k in kept if k in meta}
-        env_spec = meta.get("env_spec")
-        if env_spec:
-            metadata["env_id"] = json.loads(env_spec)["id"]
+        try:
+            metadata["env_id"] = json.loads(meta["env_spec"])["id"]
+        except (KeyError, TypeError, ValueError):
+            pass  # no (readable) env spec: the data is still usable
     return Episodes(metadata=metadata, source=source, **arrays)
