@@ -1,0 +1,74 @@
+"""``rlgen plot``: learning curves of one or more runs as a PNG (evaluation score and training loss by step).
+
+rlgen plot runs/bc-dlml/hopper-medium/seed0-* runs/bc-gaussian/hopper-medium/seed0-* --out curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rlgen.train import RunDir
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="plot learning curves of runs to a PNG",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_dirs", nargs="+", help="run directories written by `rlgen train`")
+    parser.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png)")
+    parser.set_defaults(run=run)
+
+
+def curves(rows: list[dict[str, Any]], name: str) -> tuple[list[int], list[float]]:
+    """Steps and values of scalar ``name`` in the order logged."""
+    points = [(row["step"], row[name]) for row in rows if name in row]
+    return [s for s, _ in points], [v for _, v in points]
+
+
+def plot_runs(runs: list[RunDir], out: Path) -> Path:
+    """Draw the normalised evaluation score (± s.e.) and the training loss of each run side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (score_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4))
+    for run in runs:
+        rows = run.read_metrics()
+        config = run.read_config()
+        label = f"{config.get('recipe', run.path.name)} seed {config.get('train', {}).get('seed', '?')}"
+        steps, score = curves(rows, "eval/score")
+        _, se = curves(rows, "eval/score_se")
+        if steps:
+            line = score_ax.plot(steps, score, marker="o", label=label)[0]
+            if len(se) == len(score):
+                low = [m - e for m, e in zip(score, se, strict=True)]
+                high = [m + e for m, e in zip(score, se, strict=True)]
+                score_ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+        steps, loss = curves(rows, "train/loss")
+        loss_ax.plot(steps, loss, label=label)
+    score_ax.set(xlabel="gradient step", ylabel="normalised score", title="evaluation (mean ± s.e.)")
+    loss_ax.set(xlabel="gradient step", ylabel="loss", title="training loss")
+    for ax in (score_ax, loss_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    runs = [RunDir.open(path) for path in args.run_dirs]
+    empty = [str(r.path) for r in runs if not r.read_metrics()]
+    if empty:
+        raise ValueError(f"no metrics logged yet in {', '.join(empty)}")
+    out = plot_runs(runs, args.out or runs[0].path / "curves.png")
+    print(f"learning curves written to {out}")
+    return 0
