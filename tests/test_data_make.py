@@ -115,3 +115,9 @@ def test_cli_make_info_list(capsys):
     assert "rlgen/cartpole/random-v0" in listing and "cartpole-medium-expert" in listing
     assert main(["data", "info", "hopper-nothing"]) == 2
     assert "not found" in capsys.readouterr().err
+    assert main(["data", "info", "cartpole-random", "--task", "hopper"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "rlgen/cartpole/random-v0: key 'observations' has shape (200, 4); task hopper (Hopper-v5) expects ('N', 11)"
+        in err
+    )

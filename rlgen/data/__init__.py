@@ -2,9 +2,11 @@
 
 It knows nothing of algorithms or environments' internals: numpy arrays in, numpy arrays out.
 
->>> from rlgen.data import load_dataset, transitions
->>> episodes = load_dataset("hopper-medium")            # Minari id, rlgen name, D4RL name or a path
->>> batch = transitions(episodes).sample(256, rng)      # D4RL q-learning semantics
+>>> import numpy as np
+>>> from rlgen.data import Segments, load_dataset, transitions
+>>> episodes = load_dataset("hopper-medium")   # a Minari id, an rlgen or D4RL name, or a path
+>>> batch = transitions(episodes).sample(256, np.random.default_rng(0))   # D4RL q-learning semantics
+>>> windows = Segments(episodes, length=10, discount=0.99).sample(64, np.random.default_rng(0))
 """
 
 from rlgen.data.d4rl_io import read_d4rl, write_d4rl

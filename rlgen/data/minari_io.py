@@ -76,7 +76,8 @@ def write_minari(
     """Write ``episodes`` as Minari dataset ``dataset_id`` under ``root`` (default :func:`minari_root`).
 
     The dataset is built in a hidden folder and renamed into place, so a killed write leaves no dataset;
-    an existing one is replaced only with ``force=True``.
+    an existing one is replaced only with ``force=True``. Not thread-safe: minari takes its store from
+    ``$MINARI_DATASETS_PATH``, which this function points at the hidden folder while it writes.
 
     :param env: the environment (or gymnasium id) that produced the data, recorded as Minari's ``env_spec``;
         default ``metadata["env_id"]`` if that id is registered. Its spaces are stored with float32 dtype.
