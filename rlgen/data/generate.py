@@ -5,7 +5,8 @@ Levels, as in D4RL:
 * ``random``: uniformly random actions;
 * ``medium`` / ``expert``: the recipe's medium / expert policy, sampling its stochastic actions;
 * ``medium-replay``: the recipe's training snapshots up to medium, in training order, each rolled out for an
-  equal share of the steps (emulating the replay buffer of training up to medium);
+  equal share of the steps with seed ``seed + k`` for snapshot ``k`` (emulating the replay buffer of
+  training up to medium);
 * ``medium-expert``: ``medium`` then ``expert``, half the steps each; each half is exactly the dataset that
   ``make <task>-medium`` / ``<task>-expert`` with half the steps and the same seed produces.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,7 +184,9 @@ def rollout(
     return recorder.episodes(steps, source=f"{task.name} {label} rollout")
 
 
-def _action_sampler(space: gym.Space, policy: BehaviorPolicy | None, rng: np.random.Generator):  # noqa: ANN202
+def _action_sampler(
+    space: gym.Space, policy: BehaviorPolicy | None, rng: np.random.Generator
+) -> Callable[[np.ndarray], np.ndarray]:
     if policy is not None:
         return lambda obs: policy.act(obs, rng)
     if isinstance(space, gym.spaces.Discrete):
@@ -203,7 +207,16 @@ class _Recorder:
         self.start = np.zeros(num_envs, dtype=np.int64)  # time of each env's current first step
         self.finished_steps = 0
 
-    def record(self, obs, actions, rewards, terminated, truncated, info) -> None:  # noqa: ANN001
+    def record(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        info: dict[str, Any],
+    ) -> None:
+        """One vector step; ``info["final_obs"]`` holds the last observation of the episodes that ended."""
         t = len(self.columns["obs"])
         values = (np.asarray(obs, dtype=np.float32), actions, rewards, terminated, truncated)
         for key, value in zip(self.columns, values, strict=True):
