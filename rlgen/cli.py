@@ -8,9 +8,11 @@ from collections.abc import Sequence
 
 from rlgen.commands import COMMAND_MODULES
 
+DESCRIPTION = "rlgen: offline RL and imitation learning on one family of generative heads."
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rlgen", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rlgen", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMAND_MODULES:
         module.add_parser(subparsers)

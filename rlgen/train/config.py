@@ -40,6 +40,8 @@ class TrainConfig:
     :param eval_seed: episode ``i`` of every evaluation resets with seed ``eval_seed + i``.
     :param checkpoint_every: steps between checkpoints (one is always written after the last step).
     :param keep_checkpoints: how many of the newest checkpoints to keep.
+    :param threads: torch CPU threads. 1 by default: the small networks of RL agents gain nothing from more,
+        and on a loaded machine extra threads spin and slow every step several-fold.
     """
 
     seed: int = 0
@@ -52,10 +54,11 @@ class TrainConfig:
     eval_seed: int = 100_000
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 2
+    threads: int = 1
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "eval_episodes", "eval_envs", "checkpoint_every",
-                     "keep_checkpoints"):  # fmt: skip
+                     "keep_checkpoints", "threads"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.eval_every < 0:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from rlgen.data import Episodes, load_dataset, locate
@@ -245,6 +246,7 @@ def _train(
     from rlgen.algos import get_algo
 
     train = config.recipe.train
+    torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     agent = get_algo(config.recipe.algo).create(config.recipe.agent, task, data, resolve_device(device))
     sampler = agent.sampler(data)
