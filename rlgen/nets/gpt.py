@@ -1,0 +1,225 @@
+"""A nanoGPT-style pre-LayerNorm causal transformer with a KV cache for batched incremental decoding.
+
+The trunk maps input embeddings ``(B, T, C)`` to hidden states ``(B, T, C)``; token embeddings and output
+heads belong to the model that uses it (the Trajectory Transformer has one vocabulary and one head per
+dimension). Learned absolute positions are added inside.
+
+Two generalisations of nanoGPT serve beam search over a batch of different prefixes:
+
+* ``positions`` per row, so prefixes of different lengths can be left-padded into one batch;
+* ``key_visible`` per token: keys marked invisible are never attended to (left padding; the Trajectory
+  Transformer's value tokens). A query that sees no visible key at all attends to itself, which keeps
+  padding rows finite instead of NaN; a query with at least one visible key is unaffected.
+
+With a :class:`KVCache`, ``forward`` appends the new tokens' keys and values to the cache and attends over
+everything cached so far, so decoding one token costs one token's compute instead of the whole sequence's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Size of the trunk.
+
+    :param block_size: the most positions a sequence may have (learned position embeddings).
+    :param n_layer: transformer blocks.
+    :param n_head: attention heads; must divide ``n_embd``.
+    :param n_embd: width C.
+    :param dropout: on embeddings, attention weights and residual branches (training only).
+    """
+
+    block_size: int
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.block_size, self.n_layer, self.n_head, self.n_embd) < 1:
+            raise ValueError(f"GPTConfig sizes must be positive, got {self}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class KVCache:
+    """Keys and values of every layer for ``batch`` sequences, preallocated for ``capacity`` positions.
+
+    All rows share one length (left-pad shorter prefixes). :meth:`select` reorders, drops or repeats rows,
+    which is what beam search does to its candidates.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, capacity: int, device: torch.device, dtype: torch.dtype):
+        if capacity > config.block_size:
+            raise ValueError(f"cache capacity {capacity} exceeds the block size {config.block_size}")
+        shape = (batch, config.n_head, capacity, config.n_embd // config.n_head)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.visible = torch.zeros(batch, capacity, dtype=torch.bool, device=device)
+        self.capacity = capacity
+        self.length = 0
+
+    @property
+    def batch_size(self) -> int:
+        return self.visible.shape[0]
+
+    def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return all of them."""
+        end = self.length + k.shape[2]
+        self.keys[layer][:, :, self.length : end] = k
+        self.values[layer][:, :, self.length : end] = v
+        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def select(self, index: Tensor) -> None:
+        """Keep rows ``index`` (a 1-D long tensor; repeats allowed) in that order."""
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
+        self.visible = self.visible.index_select(0, index)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if cache is not None:
+            k, v = cache.store(layer, k, v)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm residual block: ``x + attn(ln(x))``, then ``x + mlp(ln(x))``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.ln_1(x), mask, cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(nn.Module):
+    """The causal trunk: ``forward(embeddings) -> hidden states`` after the final LayerNorm."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.apply(init_weights)
+        # GPT-2: scale the residual projections by 1/sqrt(2 * n_layer) so the residual stream's variance
+        # does not grow with depth.
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def new_cache(self, batch: int, capacity: int | None = None, device=None, dtype=None) -> KVCache:
+        """An empty cache for ``batch`` sequences of at most ``capacity`` (default: block size) positions."""
+        ref = self.wpe.weight
+        return KVCache(self.config, batch, capacity or self.config.block_size, device or ref.device,
+                       dtype or ref.dtype)  # fmt: skip
+
+    def forward(
+        self,
+        embeddings: Tensor,
+        positions: Tensor | None = None,
+        key_visible: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Hidden states ``(B, T, C)`` of ``T`` new tokens.
+
+        :param embeddings: ``(B, T, C)`` input embeddings of the new tokens.
+        :param positions: ``(B, T)`` or ``(T,)`` position ids; default: ``cache.length + arange(T)``.
+        :param key_visible: ``(B, T)`` or ``(T,)`` bool, whether later tokens may attend to each new token;
+            default all True.
+        :param cache: append to (and attend over) this cache; its length grows by ``T``.
+        """
+        B, T, _ = embeddings.shape
+        past = cache.length if cache is not None else 0
+        if past + T > (cache.capacity if cache is not None else self.config.block_size):
+            raise ValueError(f"sequence of {past + T} tokens exceeds the capacity (block size {self.config.block_size})")
+        device = embeddings.device
+        if positions is None:
+            positions = torch.arange(past, past + T, device=device)
+        visible = torch.ones(T, dtype=torch.bool, device=device) if key_visible is None else key_visible
+        visible = visible.expand(B, T)
+        if cache is not None:
+            cache.visible[:, past : past + T] = visible
+            visible = cache.visible[:, : past + T]
+        mask = attention_mask(visible, T)
+        x = self.drop(embeddings + self.wpe(positions))
+        for layer, block in enumerate(self.blocks):
+            x = block(x, mask, cache, layer)
+        if cache is not None:
+            cache.length = past + T
+        return self.ln_f(x)
+
+
+def attention_mask(visible: Tensor, num_queries: int) -> Tensor:
+    """Bool ``(B, 1, T_q, T_k)``: query ``i`` (the last ``T_q`` of ``T_k`` tokens) may attend to key ``j``
+    iff ``j <= i`` and key ``j`` is visible; a query with no such key attends to itself (padding rows)."""
+    num_keys = visible.shape[-1]
+    past = num_keys - num_queries
+    causal = torch.ones(num_queries, num_keys, dtype=torch.bool, device=visible.device).tril(past)
+    mask = causal & visible[:, None, :]
+    itself = torch.zeros_like(causal)
+    itself[:, past:] = torch.eye(num_queries, dtype=torch.bool, device=visible.device)
+    mask = mask | (itself & ~mask.any(-1, keepdim=True))
+    return mask.unsqueeze(1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """GPT-2 initialisation: normal(0, 0.02) weights, zero biases."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups for ``model``: weight decay on ``nn.Linear`` weights, none on anything else."""
+    decay = {id(m.weight) for m in model.modules() if isinstance(m, nn.Linear)}
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if id(p) in decay], "weight_decay": weight_decay},
+        {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0},
+    ]

@@ -1,0 +1,82 @@
+"""The causal transformer trunk: the KV cache reproduces full forward passes, and outputs are causal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlgen.nets.gpt import GPT, GPTConfig, decay_groups
+
+
+@pytest.fixture
+def model() -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(block_size=40, n_layer=2, n_head=4, n_embd=32, dropout=0.1)).double().eval()
+
+
+def _inputs(batch: int, length: int, width: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.randn(batch, length, width, dtype=torch.float64)
+    visible = torch.rand(length) > 0.3
+    visible[0] = True
+    return x, visible
+
+
+def test_incremental_decoding_equals_a_full_forward_pass(model: GPT) -> None:
+    x, visible = _inputs(3, 23)
+    full = model(x, key_visible=visible)
+    cache = model.new_cache(3, capacity=30)
+    pieces, start = [], 0
+    for size in (5, 1, 1, 4, 1, 7, 1, 3):  # a prefill, then one or several tokens at a time
+        pieces.append(model(x[:, start : start + size], key_visible=visible[start : start + size], cache=cache))
+        start += size
+    assert start == 23 and cache.length == 23
+    torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=1e-10, atol=1e-10)
+
+
+def test_cache_rows_can_be_reindexed_like_beams(model: GPT) -> None:
+    x, visible = _inputs(3, 12)
+    cache = model.new_cache(3, capacity=12)
+    model(x[:, :8], key_visible=visible[:8], cache=cache)
+    index = torch.tensor([2, 0, 0, 1, 2])  # reorder, repeat and drop rows, as beam search does
+    cache.select(index)
+    tail = model(x[index, 8:], key_visible=visible[8:], cache=cache)
+    torch.testing.assert_close(tail, model(x[index], key_visible=visible)[:, 8:], rtol=1e-10, atol=1e-10)
+
+
+def test_later_tokens_never_change_earlier_outputs(model: GPT) -> None:
+    x, visible = _inputs(2, 20)
+    changed = x.clone()
+    changed[:, 11:] = torch.randn_like(changed[:, 11:])
+    before, after = model(x, key_visible=visible), model(changed, key_visible=visible)
+    torch.testing.assert_close(after[:, :11], before[:, :11], rtol=0, atol=0)
+    assert not torch.allclose(after[:, 11:], before[:, 11:])
+
+
+def test_invisible_keys_are_ignored_and_left_padding_is_exact(model: GPT) -> None:
+    x, visible = _inputs(1, 10)
+    # An invisible token's content never reaches any other position.
+    hidden = int(torch.nonzero(~visible[1:])[0]) + 1
+    changed = x.clone()
+    changed[:, hidden] = torch.randn(32, dtype=torch.float64)
+    others = torch.arange(10) != hidden
+    torch.testing.assert_close(model(changed, key_visible=visible)[:, others], model(x, key_visible=visible)[:, others])
+    # Left padding with invisible keys and shifted positions gives the unpadded result.
+    pad = 4
+    padded = torch.cat([torch.randn(1, pad, 32, dtype=torch.float64), x], 1)
+    positions = (torch.arange(10 + pad) - pad).clamp(min=0).unsqueeze(0)
+    padded_visible = torch.cat([torch.zeros(pad, dtype=torch.bool), visible]).unsqueeze(0)
+    out = model(padded, positions=positions, key_visible=padded_visible)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, pad:], model(x, key_visible=visible), rtol=1e-10, atol=1e-10)
+
+
+def test_sequences_longer_than_the_block_are_refused(model: GPT) -> None:
+    with pytest.raises(ValueError, match="exceeds"):
+        model(torch.randn(1, 41, 32, dtype=torch.float64))
+
+
+def test_weight_decay_applies_to_linear_weights_only(model: GPT) -> None:
+    decay, no_decay = decay_groups(model, 0.1)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert len(decay["params"]) == 4 * 2 and all(p.ndim == 2 for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
