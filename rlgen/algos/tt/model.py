@@ -1,0 +1,167 @@
+"""The Trajectory Transformer's sequence model: a GPT over the dimensions of ``[s, a, r, V]`` transitions.
+
+Token ``i`` of a sequence is dimension ``d = i mod D`` of transition ``i // D``; the features at token ``i``
+predict token ``i + 1`` through the head of dimension ``(i + 1) mod D`` (one output head per dimension, as
+in the released TT). Every head is an rlgen head over the data's range of its dimension:
+
+* ``uniform`` / ``quantile``: N bins with fixed edges (equal widths, or equal data mass per bin); inputs are
+  the bin's token in a per-dimension offset vocabulary (token ``d * N + bin``); decoding reconstructs a
+  token at its bin's midpoint.
+* ``adacat``: 2k logits per dimension (widths and masses, AdaCat eq. 2) trained with the analytically
+  smoothed likelihood (eq. 8); inputs are the value min-max normalised to ``[0, 1]`` embedded by one
+  ``Linear(1, width)`` plus a per-dimension embedding (AdaCat sec. 4.4); decoding samples uniformly inside
+  the chosen bin.
+
+As in the released TT, no token may attend to a value token: the values written into the context are
+placeholders (the true value of a real past transition is unknown when planning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlgen.algos.tt.sequences import TransitionLayout
+from rlgen.heads import BinnedHead, PiecewiseUniform, QuantileCategoricalHead, make_head
+from rlgen.nets.gpt import GPT, GPTConfig, KVCache
+
+Conditional = Literal["uniform", "quantile", "adacat"]
+#: bins per dimension by default: TT's 100 tokens; AdaCat halves them to match the output layer's size.
+DEFAULT_BINS: dict[str, int] = {"uniform": 100, "quantile": 100, "adacat": 50}
+# A dimension whose data never varies still gets a box of this width (a head needs low < high).
+MIN_RANGE = 1e-6
+
+
+@dataclass(frozen=True)
+class TTModelConfig:
+    """The sequence model.
+
+    :param conditional: ``uniform``, ``quantile`` or ``adacat`` per-dimension conditionals.
+    :param num_bins: bins per dimension (``null``: 100 for uniform/quantile, 50 for AdaCat).
+    :param bandwidth: AdaCat's uniform target-smoothing width on the unit interval (ignored otherwise).
+    :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
+    """
+
+    conditional: Conditional = "adacat"
+    num_bins: int | None = None
+    bandwidth: float = 1e-3
+    sequence_length: int = 20
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.1
+
+    @property
+    def bins(self) -> int:
+        return self.num_bins or DEFAULT_BINS[self.conditional]
+
+
+class TrajectoryModel(nn.Module):
+    """GPT trunk, input embeddings and one :class:`~rlgen.heads.BinnedHead` per transition dimension.
+
+    :param low: ``(D,)`` lower bounds of the dimensions (the data's minimum).
+    :param high: ``(D,)`` upper bounds (the data's maximum).
+    """
+
+    def __init__(self, config: TTModelConfig, layout: TransitionLayout, low: np.ndarray, high: np.ndarray):
+        super().__init__()
+        self.config, self.layout = config, layout
+        D, C, N = layout.dim, config.n_embd, config.bins
+        self.gpt = GPT(GPTConfig(config.sequence_length * D, config.n_layer, config.n_head, C, config.dropout))
+        high = np.maximum(high, low + MIN_RANGE)
+        options = {"num_bins": N, **({"bandwidth": config.bandwidth} if config.conditional == "adacat" else {})}
+        self.heads = nn.ModuleList(make_head(config.conditional, C, 1, float(low[d]), float(high[d]), **options)
+                                   for d in range(D))  # fmt: skip
+        self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
+        self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        if self.continuous_inputs:
+            self.value_embedding = nn.Linear(1, C)
+            self.dim_embedding = nn.Embedding(D, C)
+        else:
+            self.token_embedding = nn.Embedding(D * N, C)  # per-dimension offset vocabulary
+        nn.init.normal_(self.dim_embedding.weight if self.continuous_inputs else self.token_embedding.weight, 0, 0.02)
+
+    @property
+    def continuous_inputs(self) -> bool:
+        return self.config.conditional == "adacat"
+
+    @property
+    def midpoint_decoding(self) -> bool:
+        """Token models reconstruct at bin midpoints; AdaCat samples uniformly inside a bin (AdaCat App. C.3)."""
+        return not self.continuous_inputs
+
+    def fit_bins(self, rows: np.ndarray) -> None:
+        """Quantile conditionals: set every dimension's edges to the quantiles of its data (``rows (N, D)``)."""
+        rows_t = torch.as_tensor(self.clamp(torch.as_tensor(rows, device=self.low.device)))
+        for d, head in enumerate(self.heads):
+            if isinstance(head, QuantileCategoricalHead):
+                head.fit_bins(rows_t[:, d : d + 1])
+
+    def clamp(self, values: Tensor, dims: Tensor | slice = slice(None)) -> Tensor:
+        """Values clipped into their dimensions' boxes (observations beyond the data's range, padding)."""
+        return torch.minimum(torch.maximum(values, self.low[dims].to(values)), self.high[dims].to(values))
+
+    # ----- the trunk -----------------------------------------------------------------------------------------
+    def embed(self, values: Tensor, dims: Tensor) -> Tensor:
+        """``(B, T, C)`` input embeddings of ``values (B, T)`` whose dimensions are ``dims (T,)``."""
+        values = self.clamp(values, dims)
+        unit = (values - self.low[dims]) / (self.high[dims] - self.low[dims])
+        if self.continuous_inputs:
+            return self.value_embedding(unit.unsqueeze(-1).to(self.value_embedding.weight)) + self.dim_embedding(dims)
+        edges = torch.cat([head.edges for head in self.heads])  # (D, N + 1) on the unit interval
+        token = (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1)  # the bin holding the value (as bin_index)
+        return self.token_embedding(dims * self.config.bins + token)
+
+    def features(self, values: Tensor, start: int = 0, pad: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+        """Hidden states ``(B, T, C)`` of ``values (B, T)`` occupying slots ``start .. start + T`` of sequences
+        whose first transition starts at slot 0.
+
+        :param pad: ``(B,)`` left-padding tokens per row (a multiple of D): those slots are invisible and
+            positions count from the first real token.
+        :param cache: a KV cache holding slots ``0 .. start`` (then only the new tokens are computed).
+        """
+        T = values.shape[1]
+        slots = torch.arange(start, start + T, device=values.device)
+        dims = slots % self.layout.dim
+        visible = dims != self.layout.value
+        positions = slots
+        if pad is not None:
+            positions = (slots - pad[:, None]).clamp(min=0)
+            visible = visible & (slots >= pad[:, None])
+        return self.gpt(self.embed(values, dims), positions, visible, cache)
+
+    def distribution(self, features: Tensor, dim: int) -> PiecewiseUniform:
+        """The conditional of dimension ``dim`` given the features ``(..., C)`` of the token before it."""
+        return self.heads[dim](features)
+
+    # ----- training ------------------------------------------------------------------------------------------
+    def loss(self, rows: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """Weighted mean NLL over real tokens and the per-dimension mean NLL ``(D,)``.
+
+        :param rows: ``(B, L, D)`` transitions; :param mask: ``(B, L)`` real steps; :param weights: ``(D,)``.
+        The first token is never predicted (nothing precedes it).
+        """
+        B, L, D = rows.shape
+        rows = self.clamp(rows)
+        hidden = self.features(rows.flatten(1)[:, :-1])
+        # Slot the features of token i - 1 under token i: (B, L, D, C), the first slot has none.
+        hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
+        nll = torch.stack([_nll(head, hidden[:, :, d], rows[:, :, d : d + 1]) for d, head in enumerate(self.heads)], -1)
+        token_mask = mask[:, :, None].expand(B, L, D).clone()
+        token_mask[:, 0, 0] = False
+        token_mask = token_mask.to(nll.dtype)
+        count = token_mask.sum().clamp(min=1.0)
+        per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
+        return (nll * token_mask * weights).sum() / count, per_dim.detach()
+
+
+def _nll(head: BinnedHead, features: Tensor, target: Tensor) -> Tensor:
+    """``(B, L)`` negative log-likelihood of ``target (B, L, 1)``, target-smoothed where the head says so."""
+    dist = head(features)
+    if head.bandwidth > 0:
+        return -dist.smoothed_log_prob_per_dim(target, head.bandwidth, head.kernel)[..., 0]
+    return -dist.log_prob_per_dim(target)[..., 0]

@@ -1,0 +1,198 @@
+"""Beam-search planning with a trained Trajectory Transformer, batched over beams and environments.
+
+Semantics of the released TT planner (Janner et al. 2021, ``beam_plan``), per environment:
+
+1. the prefix is the last ``context`` real transitions (value tokens are placeholders) and the current
+   observation; the beam starts as ``beam_width`` copies of it;
+2. for each of ``horizon`` steps: repeat every candidate ``n_expand`` times; sample each action dimension
+   from its conditional after dropping the least probable bins (``top_p = 1 - cdf_act``); decode the reward
+   and value greedily into the sequence but score them by their expectation; score every candidate by
+   ``sum_{k <= t} discount^k r_k + discount^(t+1) V_t``; keep the ``beam_width`` best; then decode the next
+   observation greedily (the most probable bin) unless the horizon is reached;
+3. execute the first action of the best sequence; replan at the next step.
+
+Two decoders produce the same numbers: :class:`CachedDecoder` feeds only the new tokens through the GPT and
+keeps a KV cache that follows the beam (reindexed on expansion and selection); :class:`RecomputeDecoder`
+recomputes the whole sequence for every token, as the released TT does. The search itself
+(:func:`beam_plan`) is shared, so given the same random generator both return the same plan.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rlgen.algos.tt.model import TrajectoryModel
+from rlgen.heads import PiecewiseUniform
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Beam search settings (TT's Hopper defaults; the recipes' CPU preset is smaller).
+
+    :param horizon: planned transitions.
+    :param beam_width: candidates kept after every step.
+    :param n_expand: copies of every candidate before sampling its next action.
+    :param context: real past transitions in the prefix.
+    :param action_top_p: keep the most probable action bins holding this mass (TT's ``cdf_act = 0.6`` is
+        ``0.4``; ``1.0`` samples from the full conditional).
+    :param discount: of the planning score.
+    :param cached: plan with the KV cache (``false``: recompute the whole sequence per token, as released TT).
+    """
+
+    horizon: int = 15
+    beam_width: int = 128
+    n_expand: int = 2
+    context: int = 5
+    action_top_p: float = 0.4
+    discount: float = 0.99
+    cached: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.horizon, self.beam_width, self.n_expand) < 1 or self.context < 0:
+            raise ValueError(f"horizon, beam_width and n_expand must be >= 1 and context >= 0, got {self}")
+        if not 0.0 <= self.action_top_p <= 1.0:
+            raise ValueError(f"action_top_p must be in [0, 1], got {self.action_top_p}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The best planned sequence of every environment.
+
+    :param transitions: ``(E, horizon, D)`` rows ``[s, a, r, V]``; ``s`` of the first is the current
+        observation, the rest are decoded tokens (``r`` and ``V`` greedily; ``scores`` uses expectations).
+    :param scores: ``(E,)`` planning score of each best sequence (expected rewards and value).
+    """
+
+    transitions: Tensor
+    scores: Tensor
+    obs_dim: int
+    act_dim: int
+
+    @property
+    def actions(self) -> Tensor:
+        """``(E, act_dim)`` first action of every best sequence: what to execute now."""
+        return self.transitions[:, 0, self.obs_dim : self.obs_dim + self.act_dim]
+
+
+class Decoder(ABC):
+    """A batch of token sequences growing one or several tokens at a time, with the features of the last
+    token (which predict the next one). Rows are left-padded by ``pad`` tokens (whole transitions)."""
+
+    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, capacity: int):
+        self.model, self.values, self.pad, self.capacity = model, prefix, pad, capacity
+        self.last = self._features(prefix.shape[1])
+
+    @abstractmethod
+    def _features(self, new: int) -> Tensor:
+        """Features ``(B, C)`` of the last token, after ``new`` tokens were appended to ``self.values``."""
+
+    def extend(self, values: Tensor) -> Tensor:
+        """Append ``values (B, n)`` and return the new last features ``(B, C)``."""
+        self.values = torch.cat([self.values, values.to(self.values)], 1)
+        self.last = self._features(values.shape[1])
+        return self.last
+
+    def select(self, index: Tensor) -> None:
+        """Keep rows ``index`` (reorder, repeat, drop) in that order."""
+        self.values, self.pad, self.last = self.values[index], self.pad[index], self.last[index]
+
+
+class CachedDecoder(Decoder):
+    """Feeds only the new tokens through the GPT; the KV cache follows the rows."""
+
+    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, capacity: int):
+        self.cache = model.gpt.new_cache(prefix.shape[0], capacity)
+        super().__init__(model, prefix, pad, capacity)
+
+    def _features(self, new: int) -> Tensor:
+        start = self.values.shape[1] - new
+        return self.model.features(self.values[:, start:], start, self.pad, self.cache)[:, -1]
+
+    def select(self, index: Tensor) -> None:
+        super().select(index)
+        self.cache.select(index)
+
+
+class RecomputeDecoder(Decoder):
+    """Recomputes the whole sequence for every new token (the released TT's planner; the reference)."""
+
+    def _features(self, new: int) -> Tensor:
+        if self.values.shape[1] > self.capacity:
+            raise ValueError(f"sequence of {self.values.shape[1]} tokens exceeds the capacity {self.capacity}")
+        return self.model.features(self.values, 0, self.pad)[:, -1]
+
+
+def _decode(dist: PiecewiseUniform, top_p: float, midpoint: bool, generator: torch.Generator | None) -> Tensor:
+    """A value ``(B, 1)`` from a bin drawn among the most probable ones holding ``top_p`` of the mass
+    (``top_p = 0``: the most probable bin), at its midpoint or uniformly inside it."""
+    return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator)
+
+
+@torch.no_grad()
+def beam_plan(
+    model: TrajectoryModel,
+    prefix: Tensor,
+    pad: Tensor,
+    config: PlannerConfig,
+    generator: torch.Generator | None = None,
+) -> Plan:
+    """Plan for ``E`` environments at once (see the module docstring).
+
+    :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
+    :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
+    """
+    layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the most probable bin
+    E, P, W, n, H = prefix.shape[0], prefix.shape[1], config.beam_width, config.n_expand, config.horizon
+    midpoint = model.midpoint_decoding
+    decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
+    decoder = decoder_cls(model, prefix, pad, capacity=P + H * layout.dim - layout.obs_dim)
+    env = torch.arange(E, device=prefix.device)
+    decoder.select(env.repeat_interleave(W))  # E * W rows, environment-major
+    rewards = torch.zeros(E * W, H + 1, device=prefix.device)
+    discounts = config.discount ** torch.arange(H + 1, device=prefix.device, dtype=torch.float32)
+    scores = rewards[:, 0]
+    for t in range(H):
+        expand = (env[:, None] * W + torch.arange(W, device=env.device).repeat(n)).flatten()
+        decoder.select(expand)
+        rewards = rewards[expand]
+        for d in range(layout.actions.start, layout.actions.stop):
+            decoder.extend(_decode(model.distribution(decoder.last, d), config.action_top_p, midpoint, generator))
+        for d, column in ((layout.reward, t), (layout.value, t + 1)):
+            dist = model.distribution(decoder.last, d)
+            rewards[:, column] = dist.mean[:, 0]
+            decoder.extend(_decode(dist, greedy, midpoint, generator))
+        top = (rewards * discounts).sum(-1).view(E, W * n).topk(W, dim=1)
+        keep = (top.indices + env[:, None] * (W * n)).flatten()
+        decoder.select(keep)
+        rewards, scores = rewards[keep], top.values.flatten()
+        if t < H - 1:
+            for d in range(layout.obs_dim):
+                decoder.extend(_decode(model.distribution(decoder.last, d), greedy, midpoint, generator))
+    best = env * W  # topk sorts: the first candidate of every environment is its best
+    transitions = decoder.values[best, P - layout.obs_dim :].view(E, H, layout.dim)
+    return Plan(transitions.float(), scores[best], layout.obs_dim, layout.act_dim)
+
+
+def make_prefix(
+    model: TrajectoryModel, contexts: Sequence[np.ndarray], observations: np.ndarray, context: int
+) -> tuple[Tensor, Tensor]:
+    """Left-padded prefixes ``(E, P)`` and their padding ``(E,)`` from each environment's past transitions
+    (``(c_e, D)`` rows; only the last ``context`` are used) and current observations ``(E, obs_dim)``."""
+    D, device = model.layout.dim, model.low.device
+    dtype = model.gpt.wpe.weight.dtype
+    kept = [np.asarray(c, dtype=np.float32).reshape(-1, D) for c in contexts]
+    kept = [rows[len(rows) - min(len(rows), context) :] for rows in kept]
+    longest = max((len(c) for c in kept), default=0)
+    prefix = torch.zeros(len(kept), longest * D + model.layout.obs_dim, dtype=dtype, device=device)
+    pad = torch.zeros(len(kept), dtype=torch.long, device=device)
+    for e, rows in enumerate(kept):
+        pad[e] = (longest - len(rows)) * D
+        prefix[e, pad[e] : longest * D] = torch.as_tensor(rows, dtype=dtype).flatten()
+    prefix[:, longest * D :] = torch.as_tensor(observations, dtype=dtype, device=device)
+    return prefix, pad

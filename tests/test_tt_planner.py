@@ -1,0 +1,128 @@
+"""The Trajectory Transformer's model and beam planner: the cached planner is exact, batching across
+environments changes nothing, scores follow TT's formula, and the training loss trains."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTModelConfig, beam_plan, make_prefix
+
+LAYOUT = TransitionLayout(obs_dim=3, act_dim=2)
+ROWS = np.random.default_rng(0).normal(size=(400, LAYOUT.dim)).astype(np.float32)
+CONDITIONALS = ["uniform", "quantile", "adacat"]
+
+
+def _model(conditional: str, dtype: torch.dtype = torch.float64) -> TrajectoryModel:
+    torch.manual_seed(0)
+    config = TTModelConfig(conditional, n_layer=2, n_head=2, n_embd=32, sequence_length=6)
+    model = TrajectoryModel(config, LAYOUT, ROWS.min(0), ROWS.max(0))
+    model.fit_bins(ROWS)
+    return model.to(dtype).eval()
+
+
+def _prefix(model: TrajectoryModel, context: int = 2):
+    contexts = [ROWS[:2], ROWS[:0], ROWS[5:10]]  # environments at different steps of their episodes
+    return make_prefix(model, contexts, ROWS[20:23, : LAYOUT.obs_dim], context)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("conditional", CONDITIONALS)
+def test_cached_planner_returns_the_full_recompute_plan(conditional: str, dtype: torch.dtype) -> None:
+    model = _model(conditional, dtype)
+    prefix, pad = _prefix(model)
+    config = PlannerConfig(horizon=4, beam_width=5, n_expand=2, context=2, action_top_p=0.9)
+    plans = [beam_plan(model, prefix, pad, replace(config, cached=cached), torch.Generator().manual_seed(7))
+             for cached in (True, False)]  # fmt: skip
+    cached, full = plans
+    assert cached.transitions.shape == (3, 4, LAYOUT.dim)
+    torch.testing.assert_close(cached.transitions, full.transitions, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(cached.scores, full.scores, rtol=1e-5, atol=1e-5)
+    # The plan starts at the current observation and its actions are what the agent executes.
+    torch.testing.assert_close(cached.transitions[:, 0, : LAYOUT.obs_dim], torch.as_tensor(ROWS[20:23, :3]))
+    assert torch.equal(cached.actions, cached.transitions[:, 0, 3:5])
+    # A different random stream gives a different plan: the comparison above is not vacuous.
+    other = beam_plan(model, prefix, pad, config, torch.Generator().manual_seed(8))
+    assert not torch.allclose(other.transitions, cached.transitions)
+
+
+@pytest.mark.parametrize("conditional", ["uniform", "quantile"])
+def test_planning_environments_together_equals_planning_each_alone(conditional: str) -> None:
+    model = _model(conditional)
+    config = PlannerConfig(horizon=3, beam_width=3, n_expand=2, context=3, action_top_p=0.0)  # deterministic
+    prefix, pad = _prefix(model, context=3)
+    together = beam_plan(model, prefix, pad, config)
+    for e in range(3):
+        rows = prefix[e, int(pad[e]) :]
+        alone = beam_plan(model, rows[None], torch.zeros(1, dtype=torch.long), config)
+        torch.testing.assert_close(alone.transitions[0], together.transitions[e], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("conditional", CONDITIONALS)
+def test_score_is_discounted_expected_rewards_plus_terminal_value(conditional: str) -> None:
+    model = _model(conditional)
+    config = PlannerConfig(horizon=3, beam_width=4, n_expand=2, context=0, discount=0.9)
+    obs = ROWS[:2, : LAYOUT.obs_dim]
+    prefix, pad = make_prefix(model, [ROWS[:0]] * 2, obs, config.context)
+    plan = beam_plan(model, prefix, pad, config, torch.Generator().manual_seed(0))
+    tokens = plan.transitions.double().flatten(1)  # (E, H * D)
+    with torch.no_grad():
+        hidden = model.features(tokens)
+    D, H = LAYOUT.dim, config.horizon
+    expected = torch.zeros(2, dtype=torch.float64)
+    for t in range(H):  # the features of token i predict token i + 1
+        reward = model.distribution(hidden[:, t * D + LAYOUT.reward - 1], LAYOUT.reward).mean[:, 0]
+        expected += config.discount**t * reward
+    value = model.distribution(hidden[:, (H - 1) * D + LAYOUT.value - 1], LAYOUT.value).mean[:, 0]
+    expected += config.discount**H * value
+    torch.testing.assert_close(plan.scores.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_prefix_keeps_the_last_context_transitions_left_padded() -> None:
+    model = _model("adacat")
+    prefix, pad = make_prefix(model, [ROWS[:5], ROWS[:1]], ROWS[:2, :3], context=2)
+    D = LAYOUT.dim
+    assert prefix.shape == (2, 2 * D + 3) and pad.tolist() == [0, D]
+    torch.testing.assert_close(prefix[0, : 2 * D], torch.as_tensor(ROWS[3:5]).double().flatten())
+    torch.testing.assert_close(prefix[1, D : 2 * D], torch.as_tensor(ROWS[0]).double())
+
+
+def test_planner_refuses_a_plan_longer_than_the_block() -> None:
+    model = _model("uniform")  # sequence_length 6: context 2 + horizon 5 does not fit
+    prefix, pad = _prefix(model)
+    with pytest.raises(ValueError, match="exceeds"):
+        beam_plan(model, prefix, pad, PlannerConfig(horizon=5, beam_width=2, context=2))
+
+
+def test_context_values_are_invisible_to_later_tokens() -> None:
+    model = _model("adacat")
+    tokens = torch.as_tensor(ROWS[:3]).double().flatten()[None]
+    changed = tokens.clone()
+    changed[0, LAYOUT.value] += 1.0  # the first transition's value token
+    with torch.no_grad():
+        a, b = model.features(tokens), model.features(changed)
+    others = torch.arange(tokens.shape[1]) != LAYOUT.value
+    torch.testing.assert_close(a[:, others], b[:, others], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("conditional", CONDITIONALS)
+def test_training_lowers_the_weighted_loss(conditional: str) -> None:
+    model = _model(conditional, torch.float32).train()
+    weights = torch.as_tensor(LAYOUT.weights(1, 5, 1, 1))
+    # Structured data: every transition repeats the segment's first row, so later tokens are predictable.
+    rng = np.random.default_rng(1)
+    rows = torch.as_tensor(ROWS[rng.integers(0, len(ROWS), 16)])[:, None].expand(16, 6, LAYOUT.dim).contiguous()
+    mask = torch.ones(16, 6, dtype=torch.bool)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        loss, per_dim = model.loss(rows, mask, weights)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        first = loss.item() if first is None else first
+    assert per_dim.shape == (LAYOUT.dim,)
+    assert loss.item() < first - 0.5, (first, loss.item())
