@@ -35,6 +35,8 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
+from rlgen.data.scores import normalized_score
+
 ENVS_DIR_VAR = "RLGEN_ENVS_DIR"
 TASK_FILE = "task.yaml"
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
@@ -126,8 +128,7 @@ class TaskSpec:
                 f"{self.recipe_dir / TASK_FILE}: reference scores are measured from the behaviour policies, "
                 f"which are not trained yet (python scripts/train_behavior.py {self.name})"
             )
-        r = np.asarray(returns, dtype=np.float64)
-        return 100.0 * (r - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+        return normalized_score(returns, self.ref_min_score, self.ref_max_score)
 
     def policies_for_level(self, level: str) -> tuple[PolicyRecord, ...]:
         """The policies a dataset level is rolled out from (empty for ``random``), in the order to use them."""
