@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from rlgen.algos.bc import BC, BCConfig, BCPolicy
+from rlgen.algos.tt.agent import TT
 from rlgen.train.agent import Agent
 
-ALGOS: dict[str, type[Agent]] = {"bc": BC}
+ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT}
 
 
 def get_algo(name: str) -> type[Agent]:

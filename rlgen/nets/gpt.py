@@ -174,7 +174,9 @@ class GPT(nn.Module):
         B, T, _ = embeddings.shape
         past = cache.length if cache is not None else 0
         if past + T > (cache.capacity if cache is not None else self.config.block_size):
-            raise ValueError(f"sequence of {past + T} tokens exceeds the capacity (block size {self.config.block_size})")
+            raise ValueError(
+                f"sequence of {past + T} tokens exceeds the capacity (block size {self.config.block_size})"
+            )
         device = embeddings.device
         if positions is None:
             positions = torch.arange(past, past + T, device=device)

@@ -116,7 +116,9 @@ class TrajectoryModel(nn.Module):
         token = (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1)  # the bin holding the value (as bin_index)
         return self.token_embedding(dims * self.config.bins + token)
 
-    def features(self, values: Tensor, start: int = 0, pad: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+    def features(
+        self, values: Tensor, start: int = 0, pad: Tensor | None = None, cache: KVCache | None = None
+    ) -> Tensor:
         """Hidden states ``(B, T, C)`` of ``values (B, T)`` occupying slots ``start .. start + T`` of sequences
         whose first transition starts at slot 0.
 

@@ -48,9 +48,7 @@ def transition_rows(
 ) -> np.ndarray:
     """``(..., D)`` float32 rows ``[s, a, r, V]`` from arrays with matching leading shapes."""
     values = (returns_to_go - rewards) / discount
-    return np.concatenate(
-        [observations, actions, rewards[..., None], values[..., None]], axis=-1, dtype=np.float32
-    )
+    return np.concatenate([observations, actions, rewards[..., None], values[..., None]], axis=-1, dtype=np.float32)
 
 
 class TransitionSequences:
