@@ -1,0 +1,41 @@
+"""rlgen heads as Stable-Baselines3 action distributions and actor-critic policies.
+
+Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; head options go through ``policy_kwargs``:
+
+>>> from stable_baselines3 import PPO
+>>> from rlgen.sb3 import DLMLPolicy
+>>> model = PPO(DLMLPolicy, "InvertedPendulum-v5", n_steps=64, batch_size=64,
+...             policy_kwargs={"head_kwargs": {"num_mixtures": 3}})
+>>> model.learn(64).predict(model.env.reset(), deterministic=True)[0].shape
+(1, 1)
+"""
+
+from __future__ import annotations
+
+from rlgen.sb3.distributions import POLICY_HEADS, HeadDistribution, HeadTorchDistribution, snap_to_level
+from rlgen.sb3.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl
+from rlgen.sb3.policies import (
+    AdaCatPolicy,
+    DLMLPolicy,
+    GaussianHeadPolicy,
+    HeadPolicy,
+    UniformBinsPolicy,
+    init_head_spread,
+)
+
+__all__ = [
+    "POLICY_HEADS",
+    "AdaCatPolicy",
+    "DLMLPolicy",
+    "GaussianHeadPolicy",
+    "HeadDistribution",
+    "HeadPolicy",
+    "HeadTorchDistribution",
+    "UniformBinsPolicy",
+    "box_kl",
+    "dlml_kl",
+    "gaussian_kl",
+    "init_head_spread",
+    "piecewise_uniform_kl",
+    "snap_to_level",
+]

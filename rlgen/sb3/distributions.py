@@ -1,0 +1,152 @@
+"""rlgen head distributions behind Stable-Baselines3's ``Distribution`` interface.
+
+Two thin adapters, no new maths:
+
+- :class:`HeadTorchDistribution` presents an rlgen :class:`~rlgen.heads.BoxDistribution` as a
+  ``torch.distributions.Distribution``. SB3's ``kl_divergence`` (called by sb3-contrib's TRPO) only accepts
+  those, and dispatches through ``torch.distributions.kl_divergence``, so the exact KLs of :mod:`rlgen.sb3.kl`
+  are registered for this type.
+- :class:`HeadDistribution` is the SB3 ``Distribution``: it builds the rlgen head (``proba_distribution_net``)
+  and wraps the head's output (``proba_distribution``).
+
+A DLML policy acts with the *level* its sample rounds to: its ``log_prob`` is the log-mass of that level, so
+taking exactly the level keeps the PPO/TRPO likelihood ratios exact for the action the environment received.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.distributions import Distribution
+from torch import Tensor
+from torch.distributions import kl as torch_kl
+
+from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, make_head
+from rlgen.sb3.kl import box_kl
+
+SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
+
+#: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
+POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
+
+
+class HeadTorchDistribution(torch.distributions.Distribution):
+    """``torch.distributions`` view of an rlgen box distribution (event shape ``(D,)``).
+
+    :param box: the rlgen distribution; its batch shape becomes this one's.
+    """
+
+    arg_constraints: dict[str, Any] = {}
+    has_rsample = False
+
+    def __init__(self, box: BoxDistribution):
+        self.box = box
+        super().__init__(batch_shape=box.batch_shape, event_shape=torch.Size([box.dim]), validate_args=False)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return self.box.log_prob(value)
+
+    def entropy(self) -> Tensor:
+        return self.box.entropy()
+
+    @property
+    def mode(self) -> Tensor:
+        return self.box.mode()
+
+    @property
+    def mean(self) -> Tensor:
+        return self.box.mean
+
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+        if tuple(sample_shape) != ():
+            raise ValueError("rlgen heads draw one sample per batch element; sample_shape must be empty")
+        action = self.box.sample()
+        if isinstance(self.box, DiscretizedLogisticMixture):
+            action = snap_to_level(self.box, action)
+        return action
+
+
+def snap_to_level(dist: DiscretizedLogisticMixture, x: Tensor) -> Tensor:
+    """Replace each coordinate of ``x`` by the DLML level it rounds to (the value whose mass ``log_prob`` gives)."""
+    levels = dist.level_values().to(x.device)
+    index = dist.level_of(x)
+    return levels.expand(*index.shape[:-1], *levels.shape).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+
+@torch_kl.register_kl(HeadTorchDistribution, HeadTorchDistribution)
+def _head_kl(p: HeadTorchDistribution, q: HeadTorchDistribution) -> Tensor:
+    return box_kl(p.box, q.box)
+
+
+class HeadDistribution(Distribution):
+    """SB3 action distribution backed by an rlgen head, for a bounded ``Box`` action space.
+
+    :param head: head kind, one of :data:`POLICY_HEADS`.
+    :param action_space: the environment's action space; its bounds become the head's box.
+    :param head_kwargs: options for :func:`rlgen.heads.make_head` (``num_bins``, ``num_mixtures``, ...).
+    """
+
+    distribution: HeadTorchDistribution
+
+    def __init__(self, head: str, action_space: spaces.Space, head_kwargs: dict[str, Any] | None = None):
+        super().__init__()
+        if head not in POLICY_HEADS:
+            raise ValueError(f"unknown policy head {head!r}; choose one of {POLICY_HEADS}")
+        if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+            raise ValueError(f"rlgen heads need a 1-D Box action space, got {action_space}")
+        if not (action_space.is_bounded("both")):
+            raise ValueError(
+                f"rlgen heads need finite action bounds, got low={action_space.low} high={action_space.high}; "
+                "wrap the env in gymnasium.wrappers.RescaleAction or use SB3's MlpPolicy"
+            )
+        self.head = head
+        self.action_dim = int(action_space.shape[0])
+        self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
+        self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
+        self.head_kwargs = dict(head_kwargs or {})
+
+    def proba_distribution_net(self, latent_dim: int) -> Head:
+        """The rlgen head mapping the policy latent to a distribution (its ``proj`` is the action layer).
+
+        :param latent_dim: size of the policy network's last layer.
+        """
+        return make_head(self.head, latent_dim, self.action_dim, self.low, self.high, **self.head_kwargs)
+
+    def proba_distribution(self: SelfHeadDistribution, box: BoxDistribution) -> SelfHeadDistribution:
+        """Set the current distribution (rebinds ``self.distribution``, so ``copy.copy`` snapshots, as TRPO
+        takes of the old policy, stay valid).
+
+        :param box: the head's output for a batch of latents.
+        """
+        self.distribution = HeadTorchDistribution(box)
+        return self
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        return self.distribution.log_prob(actions)
+
+    def entropy(self) -> Tensor:
+        return self.distribution.entropy()
+
+    def sample(self) -> Tensor:
+        return self.distribution.sample()
+
+    def mode(self) -> Tensor:
+        return self.distribution.mode
+
+    def actions_from_params(self, box: BoxDistribution, deterministic: bool = False) -> Tensor:
+        """Actions from a head's output: the mode if ``deterministic``, else a sample.
+
+        :param box: the head's output.
+        :param deterministic: take the mode.
+        """
+        return self.proba_distribution(box).get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(self, box: BoxDistribution) -> tuple[Tensor, Tensor]:
+        """A sampled action and its log-probability.
+
+        :param box: the head's output.
+        """
+        actions = self.actions_from_params(box)
+        return actions, self.log_prob(actions)

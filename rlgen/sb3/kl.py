@@ -1,0 +1,87 @@
+"""Exact KL divergences between two rlgen head distributions of the same family.
+
+Every head family has a closed form, so no estimator is needed:
+
+- **Piecewise-uniform** (uniform bins, AdaCat): both densities are constant on every segment of the merged
+  set of bin edges, so ``KL(p || q) = sum_s len_s p_s (log p_s - log q_s)`` over those segments, exactly, even
+  when p and q cut the interval differently (AdaCat predicts its own edges per state).
+- **DLML**: both are pmfs over the same C levels, so the KL is the finite sum over levels.
+- **Gaussian**: KL is invariant under the shared bijection (affine map to the box, then tanh when squashed), so
+  it equals the closed-form KL between the latent diagonal Gaussians.
+
+All results are per batch element, summed over the D independent dimensions (shape ``batch_shape``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from rlgen.heads import BoxDistribution, DiagGaussian, DiscretizedLogisticMixture, PiecewiseUniform
+
+
+def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:
+    """``KL(p || q)`` for two distributions of the same rlgen family, shape ``batch_shape``.
+
+    :param p: the distribution the expectation is taken under.
+    :param q: the reference distribution.
+    :raises TypeError: for different families or a family without a KL here.
+    :raises ValueError: for incompatible boxes, level counts or squashing.
+    """
+    if type(p) is not type(q):
+        raise TypeError(f"KL needs two distributions of one family, got {type(p).__name__} and {type(q).__name__}")
+    kl = _KL_BY_FAMILY.get(type(p))
+    if kl is None:
+        raise TypeError(f"no KL divergence for {type(p).__name__}; known: {sorted(c.__name__ for c in _KL_BY_FAMILY)}")
+    if not (torch.equal(p.low, q.low) and torch.equal(p.high, q.high)):
+        raise ValueError("KL needs both distributions on the same box (low/high differ)")
+    return kl(p, q)
+
+
+def piecewise_uniform_kl(p: PiecewiseUniform, q: PiecewiseUniform) -> Tensor:
+    """Exact KL between piecewise-uniform densities by integrating over the merged bin edges."""
+    batch = torch.broadcast_shapes(p.log_masses.shape[:-1], q.log_masses.shape[:-1])
+    edges = torch.cat([p.edges.expand(*batch, -1), q.edges.expand(*batch, -1)], -1).sort(-1).values
+    lengths = edges[..., 1:] - edges[..., :-1]
+    midpoints = 0.5 * (edges[..., 1:] + edges[..., :-1])
+    log_p = _unit_log_density(p, midpoints, batch)
+    log_q = _unit_log_density(q, midpoints, batch)
+    # Empty segments (shared edges) and bins without mass add nothing; masking first keeps 0 * inf out.
+    active = (lengths > 0) & (log_p > -torch.inf)
+    terms = lengths * log_p.exp() * (log_p - log_q)
+    return torch.where(active, terms, torch.zeros_like(terms)).sum((-1, -2))
+
+
+def _unit_log_density(dist: PiecewiseUniform, u: Tensor, batch: torch.Size) -> Tensor:
+    """Log-density on the unit interval at points ``u`` of shape ``batch + (S,)``; same bin rule as
+    :meth:`PiecewiseUniform.bin_index` (a point on an inner edge belongs to the bin on its right)."""
+    inner_edges = dist.edges[..., 1:-1].expand(*batch, -1).contiguous()
+    index = torch.searchsorted(inner_edges, u.contiguous(), right=True)
+    table = (dist.log_masses - dist.log_widths).expand(*batch, -1)
+    return table.gather(-1, index)
+
+
+def dlml_kl(p: DiscretizedLogisticMixture, q: DiscretizedLogisticMixture) -> Tensor:
+    """Exact KL between two DLMLs over their shared C levels."""
+    if p.num_classes != q.num_classes:
+        raise ValueError(f"KL needs the same number of levels, got {p.num_classes} and {q.num_classes}")
+    log_p, log_q = p.level_log_probs(), q.level_log_probs()
+    return (log_p.exp() * (log_p - log_q)).sum((-1, -2))
+
+
+def gaussian_kl(p: DiagGaussian, q: DiagGaussian) -> Tensor:
+    """Closed-form KL between the latent diagonal Gaussians (equal to the KL on the box for either squashing)."""
+    if p.squash != q.squash:
+        raise ValueError("KL needs both Gaussians squashed or both unsquashed")
+    variance_ratio = (2.0 * (p.log_std - q.log_std)).exp()
+    mean_term = ((p.loc - q.loc) / q.std).square()
+    return 0.5 * (variance_ratio + mean_term - 1.0 - 2.0 * (p.log_std - q.log_std)).sum(-1)
+
+
+_KL_BY_FAMILY: dict[type, Callable[..., Tensor]] = {
+    PiecewiseUniform: piecewise_uniform_kl,
+    DiscretizedLogisticMixture: dlml_kl,
+    DiagGaussian: gaussian_kl,
+}

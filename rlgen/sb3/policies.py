@@ -1,0 +1,121 @@
+"""Actor-critic policies whose action distribution is an rlgen head, for SB3's PPO and A2C and sb3-contrib's TRPO.
+
+SB3 has no hook for custom action distributions (its issue #703), so :class:`HeadPolicy` overrides the two
+places that pick one: ``_build`` (which layers to create) and ``_get_action_dist_from_latent`` (how to turn the
+latent into a distribution). Everything else (feature extractor, MLP, value head, optimiser, save/load) is SB3's.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from rlgen.heads import DLMLHead, GaussianHead, Head
+from rlgen.sb3.distributions import HeadDistribution
+
+# Standard deviation of a logistic with scale 1: pi / sqrt(3).
+_LOGISTIC_STD = math.pi / math.sqrt(3.0)
+
+
+class HeadPolicy(ActorCriticPolicy):
+    """``ActorCriticPolicy`` with an rlgen head as its action distribution.
+
+    Takes every ``ActorCriticPolicy`` argument (``net_arch``, ``activation_fn``, ``ortho_init``, ...) plus:
+
+    :param head: head kind: ``"dlml"``, ``"adacat"``, ``"uniform"`` or ``"gaussian"`` (rlgen's tanh Gaussian).
+    :param head_kwargs: options for the head (``num_mixtures``, ``num_classes``, ``num_bins``, ``squash``, ...).
+    :param log_std_init: initial spread on the centred unit coordinate [-1, 1] of the action box: the
+        standard deviation of each DLML component, the Gaussian's log-std; binned heads start uniform.
+    """
+
+    default_head = "dlml"
+
+    def __init__(
+        self,
+        *args: Any,
+        head: str | None = None,
+        head_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        if kwargs.get("use_sde"):
+            raise ValueError("gSDE perturbs a Gaussian's weights; rlgen head policies need use_sde=False")
+        # Read by _build, which ActorCriticPolicy.__init__ calls.
+        self.head = head or self.default_head
+        self.head_kwargs = dict(head_kwargs or {})
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
+        self.action_dist = HeadDistribution(self.head, self.action_space, self.head_kwargs)
+        self._build_mlp_extractor()
+        self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        if self.ortho_init:
+            module_gains = {self.mlp_extractor: np.sqrt(2), self.action_net: 0.01, self.value_net: 1.0}
+            if self.share_features_extractor:
+                module_gains[self.features_extractor] = np.sqrt(2)
+            else:
+                module_gains[self.pi_features_extractor] = np.sqrt(2)
+                module_gains[self.vf_features_extractor] = np.sqrt(2)
+            for module, gain in module_gains.items():
+                module.apply(partial(self.init_weights, gain=gain))
+        init_head_spread(self.action_net, self.log_std_init)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> HeadDistribution:
+        return self.action_dist.proba_distribution(self.action_net(latent_pi))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(head=self.head, head_kwargs=self.head_kwargs)
+        return data
+
+
+@torch.no_grad()
+def init_head_spread(head: Head, log_std_init: float) -> None:
+    """Set the bias of a head's spread outputs so each action dimension starts with standard deviation
+    ``exp(log_std_init)`` on the centred unit coordinate (where the Gaussian and DLML heads live).
+
+    :param head: a freshly built head.
+    :param log_std_init: the log standard deviation to start from.
+    """
+    bias = head.proj.bias.view(head.dim, head.params_per_dim)
+    if isinstance(head, DLMLHead):
+        # Per-dimension params are [logits | means | log-scales], K each.
+        bias[:, 2 * head.num_mixtures :] = log_std_init - math.log(_LOGISTIC_STD)
+    elif isinstance(head, GaussianHead):
+        if head.state_dependent_std:
+            bias[:, 1] = log_std_init  # params are (loc, log_std) per dimension
+        else:
+            head.log_std.fill_(log_std_init)
+
+
+class DLMLPolicy(HeadPolicy):
+    """Discretised logistic mixture policy (options: ``num_mixtures``, ``num_classes``)."""
+
+    default_head = "dlml"
+
+
+class AdaCatPolicy(HeadPolicy):
+    """Adaptive categorical policy: predicted bin widths and masses (option: ``num_bins``)."""
+
+    default_head = "adacat"
+
+
+class UniformBinsPolicy(HeadPolicy):
+    """Categorical policy over equal-width bins, uniform inside a bin (option: ``num_bins``)."""
+
+    default_head = "uniform"
+
+
+class GaussianHeadPolicy(HeadPolicy):
+    """rlgen's Gaussian head: tanh-squashed into the box, state-dependent std (options: ``squash``, ...)."""
+
+    default_head = "gaussian"
