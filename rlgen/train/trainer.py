@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,11 +29,16 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step."""
+    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step.
+
+    ``update_seconds`` is the wall time spent in sampling and gradient updates during this call (evaluation and
+    checkpoints excluded); it is not logged, so metrics stay identical across a kill and resume.
+    """
 
     start_step: int
     step: int
     last_scalars: dict[str, float]
+    update_seconds: float = 0.0
 
 
 def fit(
@@ -61,10 +67,13 @@ def fit(
         start, sums, count = state["step"], dict(state["trainer"]["sums"]), state["trainer"]["count"]
     logger = MetricsLogger(run, start_step=start)
     last: dict[str, float] = {}
+    update_seconds = 0.0
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=run.path.name, disable=not progress)
     try:
         for step in range(start + 1, config.steps + 1):
+            tick = time.perf_counter()
             scalars = agent.update(sampler.sample(config.batch_size, rng))
+            update_seconds += time.perf_counter() - tick
             for name, value in scalars.items():
                 value = value.detach() if isinstance(value, torch.Tensor) else value
                 sums[name] = sums.get(name, 0.0) + value
@@ -94,4 +103,5 @@ def fit(
     finally:
         bar.close()
         logger.close()
-    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last)
+    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last,
+                     update_seconds=update_seconds)
