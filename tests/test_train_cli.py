@@ -46,7 +46,7 @@ def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "bc-nope", "invertedpendulum"], "unknown agent 'bc-nope'; valid agents: bc-adacat"),
+        (["train", "bc-nope", "invertedpendulum"], "unknown agent 'bc-nope'; valid agents: a2c, bc-adacat"),
         (["train", "bc-dlml", "pendulum"], "neither a task (cartpole"),
         (["train", "bc-dlml", "invertedpendulum", "--set", "agent.heads=x"], "unknown key 'agent.heads'; valid"),
         (["train", "bc-dlml", "invertedpendulum", "--set", "train.seed=1.5"], "train.seed must be an integer"),

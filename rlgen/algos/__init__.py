@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+from rlgen.algos.actor_critic import A2C, A2CConfig
 from rlgen.algos.bc import BC, BCConfig, BCPolicy
+from rlgen.algos.dqn import DQN, DQNConfig
+from rlgen.algos.reinforce import Reinforce, ReinforceConfig
 from rlgen.algos.tt.agent import TT
 from rlgen.train.agent import Agent
 
-ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT}
+ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT, "reinforce": Reinforce, "a2c": A2C, "dqn": DQN}
 
 
 def get_algo(name: str) -> type[Agent]:
@@ -20,4 +23,5 @@ def get_algo(name: str) -> type[Agent]:
     return ALGOS[name]
 
 
-__all__ = ["ALGOS", "BC", "BCConfig", "BCPolicy", "get_algo"]
+__all__ = ["A2C", "ALGOS", "BC", "DQN", "A2CConfig", "BCConfig", "BCPolicy", "DQNConfig", "Reinforce",
+           "ReinforceConfig", "get_algo"]

@@ -16,6 +16,7 @@ from rlgen.heads.adacat import AdaCatHead
 from rlgen.heads.base import BoundLike, BoxDistribution, Head, nucleus_filter
 from rlgen.heads.binned import PiecewiseUniform
 from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead
+from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
 
@@ -51,6 +52,8 @@ __all__ = [
     "BinnedHead",
     "BoundLike",
     "BoxDistribution",
+    "Categorical",
+    "CategoricalHead",
     "DLMLHead",
     "DiagGaussian",
     "DiscretizedLogisticMixture",

@@ -28,7 +28,8 @@ class Agent(ABC):
     """
 
     Config: ClassVar[type]
-    #: offline agents learn from a dataset (``data`` is given to :meth:`create` and :meth:`sampler`).
+    #: offline agents learn from a dataset (``data`` is given to :meth:`create` and :meth:`sampler`); online
+    #: ones (``rlgen.algos.online``) get ``data=None`` and sample by stepping their own environments.
     offline: ClassVar[bool] = True
 
     @classmethod
@@ -52,6 +53,11 @@ class Agent(ABC):
     @abstractmethod
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for a batch of observations ``(n, obs_dim)``, as the vector env expects them."""
+
+    def counters(self) -> dict[str, float]:
+        """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
+        steps and episodes, the x-axis that sample efficiency is measured on)."""
+        return {}
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,373 @@
+"""What the online agents (REINFORCE, actor-critic, DQN) share: env interaction that survives a kill, the
+policy / value networks on rlgen heads, and the return and advantage estimators.
+
+An online agent is its own batch sampler: :func:`rlgen.train.fit` calls ``agent.sample(batch_size, rng)``,
+which steps the environments and returns what the next gradient step learns from, then ``agent.update``.
+``train.steps`` therefore counts gradient steps for online agents too; environment steps are logged beside.
+
+Exact resume. A checkpoint holds the agent's networks and optimisers, the replay buffer (DQN) and
+:meth:`VectorCollector.state_dict`: every episode is reset with a seed drawn from the trainer's checkpointed
+numpy generator, and the actions taken since that reset are recorded, so on resume each sub-environment is reset
+with its episode's seed and the recorded actions are replayed. This restores the environment state exactly for
+environments that are deterministic given their reset seed and actions (classic control, MuJoCo).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlgen.data import Episodes
+from rlgen.heads import BoxDistribution, CategoricalHead, make_head
+from rlgen.nets import MLP
+from rlgen.tasks import TaskSpec
+from rlgen.train.agent import Agent, BatchSampler
+
+#: how many finished training episodes the logged ``episode_return`` averages over
+RETURN_WINDOW = 20
+_SEED_BOUND = 2**31 - 1
+
+
+# ------------------------------------------------------------------------------------------------ estimators
+
+
+def returns_to_go(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}``, restarting after every step flagged in ``episode_ends``.
+
+    :param rewards: shape ``(T, ...)`` in time order.
+    :param episode_ends: same shape; true where an episode ended (terminated or truncated) at that step.
+    """
+    out = np.zeros_like(rewards, dtype=np.float32)
+    running = np.zeros(rewards.shape[1:], dtype=np.float32)
+    for t in range(len(rewards) - 1, -1, -1):
+        running = rewards[t] + gamma * running * (1.0 - episode_ends[t])
+        out[t] = running
+    return out
+
+
+def gae(
+    rewards: Tensor, values: Tensor, next_values: Tensor, episode_ends: Tensor, gamma: float, lam: float
+) -> Tensor:
+    """Generalised advantage estimates over a rollout of shape ``(T, N)`` (Schulman et al. 2016).
+
+    ``delta_t = r_t + gamma * V'_t - V(s_t)`` and ``A_t = delta_t + gamma * lam * A_{t+1}``, the recursion cut
+    where an episode ended. ``next_values`` is ``V`` of the true next state, already zero where the episode
+    *terminated* (a truncated episode bootstraps from its final observation). ``lam = 1`` gives the n-step
+    advantage bootstrapped at the rollout's end; ``lam = 0`` the one-step TD error.
+    """
+    deltas = rewards + gamma * next_values - values
+    advantages = torch.zeros_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in range(len(deltas) - 1, -1, -1):
+        running = deltas[t] + gamma * lam * (1.0 - episode_ends[t]) * running
+        advantages[t] = running
+    return advantages
+
+
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end`` (the ε-greedy schedule)."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(t / duration, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ environments
+
+
+@dataclass
+class Transition:
+    """One vector step: arrays with a leading env axis ``N``.
+
+    ``next_observations`` holds the true next state (the final observation where an episode ended), while
+    :attr:`VectorCollector.observations` already holds the first observation of the next episode there.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_observations: np.ndarray
+    terminals: np.ndarray
+    truncations: np.ndarray
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        return self.terminals | self.truncations
+
+
+class VectorCollector:
+    """``num_envs`` copies of a task's environment stepped together, every episode reset from a seed of the
+    trainer's generator, with the bookkeeping that lets a checkpoint restore them exactly (module docstring).
+
+    Gymnasium's own autoreset is disabled so that each reset takes an explicit seed.
+    """
+
+    def __init__(self, task: TaskSpec, num_envs: int):
+        self.envs: gym.vector.VectorEnv = task.make_vector_env(num_envs, autoreset_mode="Disabled")
+        self.num_envs = num_envs
+        self.observations: np.ndarray | None = None  # None until the first reset
+        self.seeds = np.zeros(num_envs, dtype=np.int64)
+        self.actions: list[list[np.ndarray]] = [[] for _ in range(num_envs)]
+        self.episode_returns = np.zeros(num_envs, dtype=np.float64)
+        self.finished: deque[float] = deque(maxlen=RETURN_WINDOW)
+        self.env_steps = 0
+        self.episodes = 0
+
+    def _reset(self, mask: np.ndarray, rng: np.random.Generator) -> None:
+        seeds = rng.integers(0, _SEED_BOUND, size=self.num_envs)
+        self.seeds = np.where(mask, seeds, self.seeds)
+        options = None if mask.all() else {"reset_mask": mask}
+        obs, _ = self.envs.reset(seed=[int(s) if m else None for s, m in zip(self.seeds, mask, strict=True)],
+                                 options=options)  # fmt: skip
+        if self.observations is None:
+            self.observations = np.asarray(obs, dtype=np.float32)
+        self.observations[mask] = obs[mask]
+        for i in np.flatnonzero(mask):
+            self.actions[i] = []
+            self.episode_returns[i] = 0.0
+
+    def current(self, rng: np.random.Generator) -> np.ndarray:
+        """The observations the next actions respond to (resetting every env on first use)."""
+        if self.observations is None:
+            self._reset(np.ones(self.num_envs, dtype=bool), rng)
+        assert self.observations is not None
+        return self.observations
+
+    def step(self, actions: np.ndarray, rng: np.random.Generator) -> Transition:
+        """Step every env with ``actions`` and reset the ones whose episode ended."""
+        obs = self.current(rng).copy()
+        next_obs, rewards, terminals, truncations, _ = self.envs.step(actions)
+        next_obs = np.asarray(next_obs, dtype=np.float32)
+        for i in range(self.num_envs):
+            self.actions[i].append(np.array(actions[i]))
+        self.env_steps += self.num_envs
+        self.episode_returns += rewards
+        ends = terminals | truncations
+        self.observations = next_obs.copy()
+        if ends.any():
+            self.finished.extend(self.episode_returns[ends].tolist())
+            self.episodes += int(ends.sum())
+            self._reset(ends, rng)
+        return Transition(obs, np.asarray(actions), rewards.astype(np.float32), next_obs, terminals, truncations)
+
+    def restart(self, rng: np.random.Generator) -> None:
+        """Abandon the episodes in progress and reset every env (on-policy agents that need whole episodes)."""
+        self._reset(np.ones(self.num_envs, dtype=bool), rng)
+
+    def recent_return(self) -> float:
+        """Mean return of the last :data:`RETURN_WINDOW` finished episodes (NaN before the first)."""
+        return float(np.mean(self.finished)) if self.finished else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.observations is not None,
+            "seeds": self.seeds.tolist(),
+            "actions": [torch.as_tensor(np.array(a)) if a else None for a in self.actions],
+            "episode_returns": self.episode_returns.tolist(),
+            "finished": list(self.finished),
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Reset each env with its episode's seed and replay the actions taken since (module docstring)."""
+        self.seeds = np.asarray(state["seeds"], dtype=np.int64)
+        self.episode_returns = np.asarray(state["episode_returns"], dtype=np.float64)
+        self.finished = deque(state["finished"], maxlen=RETURN_WINDOW)
+        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
+        self.actions = [[] if a is None else list(a.numpy()) for a in state["actions"]]
+        if not state["started"]:
+            self.observations = None
+            return
+        obs, _ = self.envs.reset(seed=[int(s) for s in self.seeds])
+        self.observations = np.asarray(obs, dtype=np.float32)
+        for i, env in enumerate(self.envs.envs):  # type: ignore[attr-defined]  # SyncVectorEnv's sub-envs
+            for action in self.actions[i]:
+                obs_i, *_ = env.step(action)
+                self.observations[i] = obs_i
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+# ------------------------------------------------------------------------------------------------ networks
+
+
+def policy_head(task: TaskSpec, in_features: int, head: str, head_options: dict[str, Any]) -> nn.Module:
+    """A categorical over the actions of a discrete task, else ``make_head(head)`` over the action box."""
+    if task.discrete:
+        assert task.num_actions is not None
+        return CategoricalHead(in_features, 1, task.num_actions)
+    low, high = action_bounds(task)
+    return make_head(head, in_features, task.act_dim, low, high, **head_options)
+
+
+def action_bounds(task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
+    env = task.make_env()
+    try:
+        return env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)  # type: ignore
+    finally:
+        env.close()
+
+
+class PolicyNet(nn.Module):
+    """``head(MLP(s))``: a distribution over actions (categorical for discrete tasks)."""
+
+    def __init__(self, task: TaskSpec, hidden: tuple[int, ...], activation: str, head: str,
+                 head_options: dict[str, Any]):  # fmt: skip
+        super().__init__()
+        self.body = MLP(task.obs_dim, hidden, activation)
+        self.head = policy_head(task, self.body.out_features, head, head_options)
+
+    def forward(self, obs: Tensor) -> BoxDistribution:
+        return self.head(self.body(obs))
+
+
+class ValueNet(nn.Module):
+    """``V(s)``: an MLP with a scalar output."""
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str):
+        super().__init__()
+        self.body = MLP(obs_dim, hidden, activation)
+        self.out = nn.Linear(self.body.out_features, 1)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.out(self.body(obs)).squeeze(-1)
+
+
+def to_env_actions(task: TaskSpec, actions: Tensor, low: np.ndarray | None, high: np.ndarray | None) -> np.ndarray:
+    """Head outputs ``(n, D)`` as the vector env takes them: indices ``(n,)`` or actions clipped to the box."""
+    array = actions.cpu().numpy()
+    if task.discrete:
+        return array[:, 0].astype(np.int64)
+    return np.clip(array, low, high)  # an unsquashed Gaussian's samples may leave the box
+
+
+# ------------------------------------------------------------------------------------------------ agent base
+
+
+class OnlineAgent(Agent):
+    """An agent that learns from its own interaction: it is its own :class:`BatchSampler`.
+
+    Subclasses build :attr:`collector` and implement :meth:`sample`.
+    """
+
+    offline = False
+    collector: VectorCollector
+
+    def sampler(self, data: Episodes | None) -> BatchSampler:
+        if data is not None:
+            raise ValueError(f"{type(self).__name__} learns online from its environment; it takes no dataset")
+        return self
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Any:
+        """Interact with the environments and return what the next :meth:`update` learns from."""
+        raise NotImplementedError
+
+    def counters(self) -> dict[str, float]:
+        return {"env_steps": float(self.collector.env_steps), "episodes": float(self.collector.episodes)}
+
+
+@dataclass(frozen=True)
+class PolicyGradientConfig:
+    """Settings shared by REINFORCE and actor-critic (their recipes' ``agent:`` blocks extend it).
+
+    :param head: head of the policy for continuous actions (``gaussian``, ``dlml``, ``adacat``, ...); discrete
+        tasks always use a categorical over their actions.
+    :param head_options: passed to the head (e.g. ``{squash: false, state_dependent_std: false}``).
+    :param hidden: widths of the policy and value MLPs (separate networks).
+    :param optimizer: ``adam`` or ``rmsprop`` (A2C's original optimiser, alpha 0.99, eps 1e-5).
+    :param value_coef: weight of the value (baseline) regression loss.
+    :param entropy_coef: weight of the policy-entropy bonus.
+    :param normalize_advantages: standardise advantages within each batch.
+    :param num_envs: environments stepped together.
+    """
+
+    head: str = "gaussian"
+    head_options: dict[str, Any] = field(default_factory=lambda: {"squash": False, "state_dependent_std": False})
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    lr: float = 1e-3
+    gamma: float = 0.99
+    value_coef: float = 0.5
+    entropy_coef: float = 0.0
+    grad_clip: float | None = 0.5
+    normalize_advantages: bool = False
+    num_envs: int = 1
+
+
+class PolicyGradientAgent(OnlineAgent):
+    """A policy on an rlgen head plus a learned value (baseline or critic), one optimiser over both."""
+
+    def __init__(self, config: PolicyGradientConfig, task: TaskSpec, device: torch.device):
+        self.config, self.task, self.device = config, task, device
+        self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.head_options).to(device)
+        self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
+        params = [*self.policy.parameters(), *self.value.parameters()]
+        if config.optimizer == "rmsprop":
+            self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=0.99, eps=1e-5)
+        else:
+            self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        self.low, self.high = (None, None) if task.discrete else action_bounds(task)
+        self.collector = VectorCollector(task, config.num_envs)
+
+    @classmethod
+    def create(cls, config: Any, task: TaskSpec, data: Episodes | None, device: torch.device) -> Any:
+        if data is not None:
+            raise ValueError(f"{cls.__name__} learns online; it takes no dataset")
+        return cls(config, task, device)
+
+    def tensor(self, array: np.ndarray) -> Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def explore(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A sampled action per observation: ``(raw head sample (n, D), what the env is given)``."""
+        raw = self.policy(self.tensor(observations)).sample()
+        return raw.cpu().numpy(), to_env_actions(self.task, raw, self.low, self.high)
+
+    def gradient_step(self, obs: Tensor, raw_actions: Tensor, advantages: Tensor,
+                      returns: Tensor) -> dict[str, Tensor | float]:  # fmt: skip
+        """One optimiser step on ``-log pi(a|s) A - entropy_coef H + value_coef (V(s) - G)^2``, batch means."""
+        c = self.config
+        if c.normalize_advantages and advantages.numel() > 1:
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        dist = self.policy(obs)
+        log_prob = dist.log_prob(raw_actions)
+        entropy = dist.entropy().mean()
+        value_loss = F.mse_loss(self.value(obs), returns)
+        pg_loss = -(log_prob * advantages).mean()
+        loss = pg_loss + c.value_coef * value_loss - c.entropy_coef * entropy
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.grad_clip is not None:
+            nn.utils.clip_grad_norm_([*self.policy.parameters(), *self.value.parameters()], c.grad_clip)
+        self.optimizer.step()
+        scalars: dict[str, Tensor | float] = {"policy_loss": pg_loss.detach(), "value_loss": value_loss.detach(),
+                                              "entropy": entropy.detach()}  # fmt: skip
+        if self.collector.finished:
+            scalars["episode_return"] = self.collector.recent_return()
+        return scalars
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The head's mode (``deterministic``) or a sample, as the env takes it."""
+        dist = self.policy(self.tensor(observations))
+        return to_env_actions(self.task, dist.mode() if deterministic else dist.sample(), self.low, self.high)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "value": self.value.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "collector": self.collector.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.collector.load_state_dict(state["collector"])

@@ -1,0 +1,195 @@
+"""Online agents: the maths (returns-to-go, GAE, Double-DQN targets, ε schedule), the categorical head, the env
+collector's exact restore, and kill-and-resume of online runs through the shared training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlgen.algos import get_algo
+from rlgen.algos.dqn import td_targets
+from rlgen.algos.online import VectorCollector, gae, linear_schedule, returns_to_go
+from rlgen.heads import Categorical, CategoricalHead
+from rlgen.tasks import load_task
+from rlgen.train import load_checkpoint, resume_run, start_run
+from rlgen.train.launch import load_agent
+
+# ------------------------------------------------------------------------------------------------ maths
+
+
+def test_returns_to_go_restart_at_episode_ends() -> None:
+    rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=np.float32)
+    ends = np.array([0, 0, 1, 0, 1], dtype=np.float32)
+    g = 0.5
+    expected = [1 + g * 2 + g * g * 3, 2 + g * 3, 3, 4 + g * 5, 5]
+    np.testing.assert_allclose(returns_to_go(rewards, ends, g), expected, rtol=1e-6)
+
+
+def _gae_direct(rewards, values, next_values, ends, gamma, lam):
+    """``A_t = sum_k (gamma lam)^k delta_{t+k}`` summed explicitly up to the episode's end or the rollout's."""
+    deltas = rewards + gamma * next_values - values
+    T, N = rewards.shape
+    out = np.zeros_like(rewards)
+    for n in range(N):
+        for t in range(T):
+            total, weight = 0.0, 1.0
+            for k in range(t, T):
+                total += weight * deltas[k, n]
+                if ends[k, n]:
+                    break
+                weight *= gamma * lam
+            out[t, n] = total
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.95, 1.0])
+def test_gae_matches_the_direct_sum(lam: float) -> None:
+    rng = np.random.default_rng(0)
+    T, N, gamma = 7, 3, 0.9
+    rewards, values, next_values = (rng.normal(size=(T, N)).astype(np.float32) for _ in range(3))
+    ends = (rng.random((T, N)) < 0.3).astype(np.float32)
+    got = gae(*(torch.as_tensor(x) for x in (rewards, values, next_values, ends)), gamma, lam)
+    np.testing.assert_allclose(got.numpy(), _gae_direct(rewards, values, next_values, ends, gamma, lam), rtol=1e-5,
+                               atol=1e-6)  # fmt: skip
+
+
+def test_gae_with_lambda_one_is_the_discounted_return_minus_value() -> None:
+    rewards = torch.tensor([[1.0], [1.0], [1.0]])
+    values = torch.tensor([[0.5], [0.2], [0.1]])
+    bootstrap = 10.0  # V of the state after the rollout
+    next_values = torch.tensor([[0.2], [0.1], [bootstrap]])
+    ends = torch.zeros(3, 1)
+    adv = gae(rewards, values, next_values, ends, 0.9, 1.0)
+    expected_return0 = 1 + 0.9 + 0.81 + 0.729 * bootstrap
+    assert adv[0, 0].item() == pytest.approx(expected_return0 - 0.5, rel=1e-6)
+
+
+def test_double_dqn_target_scores_the_online_choice_with_the_target_net() -> None:
+    rewards, terminals = torch.tensor([1.0, 1.0]), torch.tensor([0.0, 1.0])
+    next_target = torch.tensor([[5.0, 1.0], [5.0, 1.0]])
+    next_online = torch.tensor([[0.0, 3.0], [0.0, 3.0]])  # online net prefers action 1, target net action 0
+    plain = td_targets(rewards, terminals, next_target, None, 0.5)
+    double = td_targets(rewards, terminals, next_target, next_online, 0.5)
+    torch.testing.assert_close(plain, torch.tensor([1.0 + 0.5 * 5.0, 1.0]))
+    torch.testing.assert_close(double, torch.tensor([1.0 + 0.5 * 1.0, 1.0]))  # terminal: no bootstrap
+
+
+def test_epsilon_schedule_is_linear_then_flat() -> None:
+    assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
+    assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
+    assert linear_schedule(1.0, 0.1, 100, 100) == pytest.approx(0.1)
+    assert linear_schedule(1.0, 0.1, 100, 10_000) == pytest.approx(0.1)
+    assert linear_schedule(1.0, 0.1, 0, 0) == 0.1
+
+
+# ------------------------------------------------------------------------------------------------ categorical head
+
+
+def test_categorical_head_log_prob_sample_mode_entropy() -> None:
+    head = CategoricalHead(8, 2, num_classes=3)
+    dist = head(torch.randn(5, 8))
+    assert isinstance(dist, Categorical)
+    probs = dist.probs
+    torch.testing.assert_close(probs.sum(-1), torch.ones(5, 2))
+    x = torch.tensor([[0, 2]] * 5)
+    expected = probs[:, 0, 0].log() + probs[:, 1, 2].log()
+    torch.testing.assert_close(dist.log_prob(x), expected)
+    assert dist.sample().shape == (5, 2) and dist.sample().dtype == torch.int64
+    torch.testing.assert_close(dist.mode(), probs.argmax(-1))
+    torch.testing.assert_close(dist.entropy(), -(probs * probs.log()).sum((-1, -2)))
+    torch.testing.assert_close(dist.mean, (probs * torch.arange(3.0)).sum(-1))
+
+
+def test_categorical_samples_follow_the_probabilities() -> None:
+    dist = Categorical(torch.log(torch.tensor([[[0.2, 0.5, 0.3]]])).expand(20_000, 1, 3))
+    counts = torch.bincount(dist.sample().flatten(), minlength=3) / 20_000
+    torch.testing.assert_close(counts, torch.tensor([0.2, 0.5, 0.3]), atol=0.015, rtol=0)
+
+
+def test_categorical_rejects_bad_actions() -> None:
+    dist = CategoricalHead(4, 1, num_classes=2)(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="outside the head's box"):
+        dist.log_prob(torch.tensor([[0], [1], [2]]))
+    with pytest.raises(ValueError, match="whole numbers"):
+        dist.log_prob(torch.tensor([[0.5], [1.0], [0.0]]))
+    with pytest.raises(ValueError, match="num_classes"):
+        CategoricalHead(4, 1, num_classes=1)
+
+
+# ------------------------------------------------------------------------------------------------ collector and runs
+
+
+def test_collector_restores_mid_episode_environments_exactly() -> None:
+    task = load_task("cartpole")
+    rng = np.random.default_rng(3)
+    actions = np.random.default_rng(4).integers(0, 2, size=(60, 3))
+    a = VectorCollector(task, 3)
+    for t in range(30):
+        a.step(actions[t], rng)
+    state, rng_state = a.state_dict(), rng.bit_generator.state
+    b = VectorCollector(task, 3)
+    b.load_state_dict(state)
+    rng_b = np.random.default_rng()
+    rng_b.bit_generator.state = rng_state
+    np.testing.assert_array_equal(a.observations, b.observations)
+    for t in range(30, 60):  # episodes end and restart in both with the same seeds
+        sa, sb = a.step(actions[t], rng), b.step(actions[t], rng_b)
+        np.testing.assert_array_equal(sa.next_observations, sb.next_observations)
+        np.testing.assert_array_equal(sa.terminals, sb.terminals)
+    assert a.episodes == b.episodes > 0 and a.env_steps == b.env_steps == 180
+
+
+FAST = {
+    "dqn": ["agent.learning_starts=50", "agent.buffer_size=500", "agent.hidden=[16]", "agent.epsilon_steps=200",
+            "agent.target_update_interval=5"],
+    "a2c": ["agent.hidden=[16]", "agent.num_envs=2", "agent.gae_lambda=0.9"],
+    "reinforce": ["agent.hidden=[16]", "agent.episodes_per_update=1", "agent.num_envs=2"],
+}
+
+
+def _overrides(algo: str, steps: int) -> list[str]:
+    return [f"train.steps={steps}", "train.checkpoint_every=15", "train.log_every=5", "train.eval_every=15",
+            "train.eval_episodes=2", "train.eval_envs=2", "train.batch_size=16", *FAST[algo]]  # fmt: skip
+
+
+@pytest.mark.parametrize("algo", ["dqn", "a2c", "reinforce"])
+def test_kill_and_resume_of_an_online_run_matches_an_uninterrupted_one(tmp_path, algo: str) -> None:
+    whole, _ = start_run(algo, "cartpole", _overrides(algo, 30), run_dir=tmp_path / "whole", device="cpu",
+                         progress=False)  # fmt: skip
+    # The "killed" run stops after its step-15 checkpoint; resuming it trains the remaining steps.
+    half, _ = start_run(algo, "cartpole", _overrides(algo, 15), run_dir=tmp_path / "half", device="cpu",
+                        progress=False)  # fmt: skip
+    _, result = resume_run(half.path, ["train.steps=30"], device="cpu", progress=False)
+    assert result.start_step == 15 and result.step == 30
+    a = load_checkpoint(whole.checkpoints / "step_00000030.pt")
+    b = load_checkpoint(half.checkpoints / "step_00000030.pt")
+    for net in ("q", "target") if algo == "dqn" else ("policy", "value"):
+        for key, value in a["agent"][net].items():
+            torch.testing.assert_close(value, b["agent"][net][key], rtol=0, atol=0, msg=f"{net}.{key}")
+    assert a["agent"]["collector"]["env_steps"] == b["agent"]["collector"]["env_steps"] > 0
+    assert (whole.path / "metrics.jsonl").read_text() == (half.path / "metrics.jsonl").read_text()
+
+
+def test_online_run_logs_env_steps_and_loads_for_evaluation(tmp_path) -> None:
+    run, result = start_run("dqn", "cartpole", _overrides("dqn", 15), run_dir=tmp_path / "run", device="cpu",
+                            progress=False)  # fmt: skip
+    assert result.last_scalars["progress/env_steps"] == 50 + 2 * 15  # warm-up, then 2 env steps per update
+    agent, task, config, step = load_agent(run.path, device="cpu")
+    assert step == 15 and config.dataset is None
+    actions = agent.act(np.zeros((3, task.obs_dim), dtype=np.float32))
+    assert actions.shape == (3,) and actions.dtype == np.int64
+
+
+def test_online_agents_refuse_what_they_cannot_learn_from() -> None:
+    with pytest.raises(ValueError, match="discrete action space"):
+        get_algo("dqn").create(get_algo("dqn").Config(), load_task("invertedpendulum"), None, torch.device("cpu"))
+
+
+def test_a2c_with_a_gaussian_head_steps_a_continuous_task(tmp_path) -> None:
+    overrides = [*_overrides("a2c", 4), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1"]
+    _, result = start_run("a2c", "invertedpendulum", overrides, run_dir=tmp_path / "ip", device="cpu",
+                          progress=False)  # fmt: skip
+    assert result.last_scalars["progress/env_steps"] == 4 * 5 * 2
+    assert np.isfinite(result.last_scalars["train/policy_loss"])
+
