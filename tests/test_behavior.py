@@ -262,6 +262,7 @@ def test_trainer_resumes_and_ships_expert_medium_and_replay(
     spec = load_task("cartpole")
     text = (recipes / "cartpole" / "task.yaml").read_text()
     assert text.startswith("# hand-written part\n") and text.count(script.GENERATED_MARK) == 1
+    assert "&id" not in text  # plain YAML a person can read, no anchors/aliases
     # expert = best (2048 -> 204.8); medium = earlier snapshot closest to 204.8 / 3 (512 -> 51.2)
     assert (spec.expert.train_steps, spec.medium.train_steps) == (2048, 512)
     assert [r.train_steps for r in spec.replay] == [0, 512] and spec.replay[-1] == spec.medium
