@@ -142,7 +142,8 @@ def test_collector_restores_mid_episode_environments_exactly() -> None:
 
 FAST = {
     "dqn": ["agent.learning_starts=50", "agent.buffer_size=500", "agent.hidden=[16]", "agent.epsilon_steps=200",
-            "agent.target_update_interval=5"],
+            "agent.target_update_interval=5",
+            "agent.train_frequency=4", "agent.gradient_steps=2"],
     "a2c": ["agent.hidden=[16]", "agent.num_envs=2", "agent.gae_lambda=0.9"],
     "reinforce": ["agent.hidden=[16]", "agent.episodes_per_update=1", "agent.num_envs=2"],
 }
@@ -174,7 +175,8 @@ def test_kill_and_resume_of_an_online_run_matches_an_uninterrupted_one(tmp_path,
 def test_online_run_logs_env_steps_and_loads_for_evaluation(tmp_path) -> None:
     run, result = start_run("dqn", "cartpole", _overrides("dqn", 15), run_dir=tmp_path / "run", device="cpu",
                             progress=False)  # fmt: skip
-    assert result.last_scalars["progress/env_steps"] == 50 + 2 * 15  # warm-up, then 2 env steps per update
+    # warm-up, then 4 env steps before each pair of updates (8 rounds for 15 updates)
+    assert result.last_scalars["progress/env_steps"] == 50 + 4 * 8
     agent, task, config, step = load_agent(run.path, device="cpu")
     assert step == 15 and config.dataset is None
     actions = agent.act(np.zeros((3, task.obs_dim), dtype=np.float32))

@@ -8,8 +8,9 @@ Loss on a replayed transition ``(s, a, r, s', done)``::
     loss = huber(Q(s, a) - y)
 
 ``done`` is set only when the episode *terminated*; a time-limit truncation bootstraps from the true last
-observation. One trainer step = one gradient step, preceded by ``env_steps_per_update`` environment steps
-(after ``learning_starts`` steps of uniformly random actions fill the buffer).
+observation. One trainer step = one gradient step; every ``gradient_steps`` of them are preceded by
+``train_frequency`` environment steps (Stable-Baselines3's schedule), after ``learning_starts`` steps of
+uniformly random actions have filled the buffer.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ class DQNConfig:
 
     :param buffer_size: replay capacity in transitions.
     :param learning_starts: environment steps of uniformly random actions before the first gradient step.
-    :param env_steps_per_update: environment steps per gradient step (fractions allowed: 0.5 = one env step
-        every second update).
+    :param train_frequency: environment steps collected before each round of ``gradient_steps`` updates.
+    :param gradient_steps: gradient steps per round (``train_frequency / gradient_steps`` env steps per update).
     :param target_update_interval: gradient steps between target-network updates.
     :param tau: target update ``target <- tau * online + (1 - tau) * target`` (1: a hard copy).
     :param epsilon_start: ε at the start of learning; it falls linearly to ``epsilon_end`` over
@@ -53,8 +54,9 @@ class DQNConfig:
     gamma: float = 0.99
     buffer_size: int = 100_000
     learning_starts: int = 1_000
-    env_steps_per_update: float = 2.0
-    target_update_interval: int = 10
+    train_frequency: int = 256
+    gradient_steps: int = 128
+    target_update_interval: int = 128
     tau: float = 1.0
     epsilon_start: float = 1.0
     epsilon_end: float = 0.04
@@ -132,7 +134,8 @@ class DQN(OnlineAgent):
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Transitions:
         c = self.config
-        due = c.learning_starts + c.env_steps_per_update * (self.updates + 1)
+        rounds = self.updates // c.gradient_steps + 1  # the round the next update belongs to
+        due = c.learning_starts + c.train_frequency * rounds
         while self.collector.env_steps < due:
             step = self.collector.step(self.explore(self.collector.current(rng), rng), rng)
             self.replay.add(step.observations, step.actions, step.rewards, step.next_observations, step.terminals)
