@@ -255,13 +255,14 @@ def finalize(task: TaskSpec, trainer: Trainer, final_episodes: int) -> None:
             "algo": f"stable-baselines3 PPO{' + VecNormalize' if normalize else ''} (scripts/train_behavior.py)",
             "seed": trainer.seed,
             "snapshot_every": trainer.every,
-            "dense_snapshots": {"every": trainer.dense_every, "until": trainer.dense_until},
             "random": rounded(random_stats),
             "expert": expert_rec,
             "medium": medium_rec,
             "replay": [record(s, False) for s in replay[:-1]] + [copy.deepcopy(medium_rec)],  # no YAML alias
         }
     }
+    if trainer.dense_until > 0:
+        block["behavior"]["dense_snapshots"] = {"every": trainer.dense_every, "until": trainer.dense_until}
     # Copy first and delete stale files last, so task.yaml never names a missing file.
     out_dir = task.recipe_dir / "policies"
     out_dir.mkdir(exist_ok=True)
