@@ -202,7 +202,7 @@ def main() -> int:
                     print(f"{name} {library} seed {seed}: solved at {runs[-1]['solved_at']}, "
                           f"{runs[-1]['steps_per_second']:.0f} env steps/s", flush=True)
                 rows.append({"case": name, "library": library, "budget": budget, **aggregate(runs), "runs": runs})
-    write_report(rows, args)
+                write_report(rows, args)  # after every case: a stopped benchmark keeps what it measured
     return 0
 
 

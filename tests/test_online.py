@@ -188,10 +188,15 @@ def test_online_agents_refuse_what_they_cannot_learn_from() -> None:
         get_algo("dqn").create(get_algo("dqn").Config(), load_task("invertedpendulum"), None, torch.device("cpu"))
 
 
-def test_a2c_with_a_gaussian_head_steps_a_continuous_task(tmp_path) -> None:
-    overrides = [*_overrides("a2c", 4), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1"]
-    _, result = start_run("a2c", "invertedpendulum", overrides, run_dir=tmp_path / "ip", device="cpu",
-                          progress=False)  # fmt: skip
+@pytest.mark.parametrize("head", ["gaussian", "dlml", "adacat"])
+def test_a2c_steps_a_continuous_task_with_any_head(tmp_path, head: str) -> None:
+    options = "{squash: false, state_dependent_std: false}" if head == "gaussian" else "{}"
+    overrides = [*_overrides("a2c", 4), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1",
+                 f"agent.head={head}", f"agent.head_options={options}"]  # fmt: skip
+    run, result = start_run("a2c", "invertedpendulum", overrides, run_dir=tmp_path / "ip", device="cpu",
+                            progress=False)  # fmt: skip
     assert result.last_scalars["progress/env_steps"] == 4 * 5 * 2
-    assert np.isfinite(result.last_scalars["train/policy_loss"])
-
+    assert all(np.isfinite(result.last_scalars[f"train/{k}"]) for k in ("policy_loss", "value_loss", "entropy"))
+    agent, task, *_ = load_agent(run.path, device="cpu")
+    actions = agent.act(np.zeros((2, task.obs_dim), dtype=np.float32))
+    assert actions.shape == (2, task.act_dim) and np.all(np.abs(actions) <= 3.0)

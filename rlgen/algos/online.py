@@ -14,9 +14,10 @@ environments that are deterministic given their reset seed and actions (classic 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import gymnasium as gym
 import numpy as np
@@ -266,9 +267,9 @@ class OnlineAgent(Agent):
             raise ValueError(f"{type(self).__name__} learns online from its environment; it takes no dataset")
         return self
 
+    @abstractmethod
     def sample(self, batch_size: int, rng: np.random.Generator) -> Any:
         """Interact with the environments and return what the next :meth:`update` learns from."""
-        raise NotImplementedError
 
     def counters(self) -> dict[str, float]:
         return {"env_steps": float(self.collector.env_steps), "episodes": float(self.collector.episodes)}
@@ -290,7 +291,7 @@ class PolicyGradientConfig:
     """
 
     head: str = "gaussian"
-    head_options: dict[str, Any] = field(default_factory=lambda: {"squash": False, "state_dependent_std": False})
+    head_options: dict[str, Any] = field(default_factory=dict)
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     optimizer: Literal["adam", "rmsprop"] = "adam"
@@ -319,7 +320,7 @@ class PolicyGradientAgent(OnlineAgent):
         self.collector = VectorCollector(task, config.num_envs)
 
     @classmethod
-    def create(cls, config: Any, task: TaskSpec, data: Episodes | None, device: torch.device) -> Any:
+    def create(cls, config: Any, task: TaskSpec, data: Episodes | None, device: torch.device) -> Self:
         if data is not None:
             raise ValueError(f"{cls.__name__} learns online; it takes no dataset")
         return cls(config, task, device)
