@@ -3,6 +3,7 @@
 rlgen train bc-dlml hopper-medium                          # agents/bc-dlml.yaml on rlgen/hopper/medium-v0
 rlgen train bc-gaussian hopper-medium --set train.steps=20000 agent.hidden=[512,512]
 rlgen train bc-dlml path/to/file.hdf5 --task hopper        # any D4RL file or Minari dataset
+rlgen train dqn cartpole                                   # online agents (dqn, a2c, reinforce) act in the task
 rlgen train --resume runs/bc-dlml/hopper-medium/seed0-...  # continue after a kill, same numbers
 """
 

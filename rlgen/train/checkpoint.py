@@ -4,7 +4,8 @@ A checkpoint is one ``torch.save`` file ``checkpoints/step_<step>.pt`` holding p
 numbers, strings, lists, dicts), so it loads with ``weights_only=True``::
 
     step       int                 gradient steps done
-    agent      dict                Agent.state_dict(): networks, optimisers, normalisation buffers
+    agent      dict                Agent.state_dict(): networks, optimisers, normalisation buffers; online agents
+                                   add their replay buffer and environment state (rlgen.algos.online)
     rng        dict                torch (CPU and CUDA), numpy Generator and python ``random`` states
     trainer    dict                the trainer's own state (running sums of the scalars being averaged)
 
