@@ -18,7 +18,7 @@ def test_demo_makes_the_dataset_trains_and_reports(tmp_path: Path, monkeypatch: 
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "generating 3,000 steps" in printed
-    assert locate("invertedpendulum-medium").path.is_relative_to(tmp_path / "minari")
+    assert locate("hopper-medium").path.is_relative_to(tmp_path / "minari")
     for agent in ("BC-dlml", "BC-gaussian"):
         assert agent in printed
     assert (out / "curves.png").stat().st_size > 10_000

@@ -4,8 +4,8 @@ Makes the dataset from the shipped behaviour policies if it is not on disk yet, 
 each requested head, evaluates every agent on the D4RL normalised scale, prints the table and plots the
 learning curves. On a 2-core CPU the default takes a few minutes.
 
-    rlgen demo                                   # invertedpendulum-medium, BC-DLML vs BC-Gaussian
-    rlgen demo --dataset hopper-medium --train-steps 20000
+    rlgen demo                                   # hopper-medium, BC-DLML vs BC-Gaussian
+    rlgen demo --dataset invertedpendulum-medium --train-steps 20000
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rlgen.data.generate import make_dataset
 from rlgen.tasks import parse_dataset_name
 from rlgen.train import start_run
 
-DEFAULT_DATASET = "invertedpendulum-medium"
+DEFAULT_DATASET = "hopper-medium"
 DEFAULT_HEADS = ("dlml", "gaussian")
 
 
