@@ -108,6 +108,17 @@ class TaskSpec:
             )
         return env
 
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` of a continuous task's action box, float32, read from the environment."""
+        if self.discrete:
+            raise RecipeError(f"{self.recipe_dir / TASK_FILE}: task {self.name!r} has a discrete action space")
+        env = self.make_env()
+        try:
+            space = env.action_space
+            return space.low.astype(np.float32), space.high.astype(np.float32)  # type: ignore[attr-defined]
+        finally:
+            env.close()
+
     def make_vector_env(self, num_envs: int, autoreset_mode: str = "SameStep", **kwargs: Any) -> gym.vector.VectorEnv:
         """``num_envs`` copies in one process (``SyncVectorEnv``).
 

@@ -96,11 +96,7 @@ class BC(Agent):
     def create(cls, config: BCConfig, task: TaskSpec, data: Episodes | None, device: torch.device) -> BC:
         if task.discrete:
             raise ValueError(f"BC's heads model continuous actions; task {task.name!r} has a discrete action space")
-        env = task.make_env()
-        try:
-            low, high = env.action_space.low, env.action_space.high  # type: ignore[attr-defined]
-        finally:
-            env.close()
+        low, high = task.action_bounds()
         agent = cls(config, task, low, high, device)
         if data is not None:
             if config.normalize_observations:

@@ -205,16 +205,8 @@ def policy_head(task: TaskSpec, in_features: int, head: str, head_options: dict[
     if task.discrete:
         assert task.num_actions is not None
         return CategoricalHead(in_features, 1, task.num_actions)
-    low, high = action_bounds(task)
+    low, high = task.action_bounds()
     return make_head(head, in_features, task.act_dim, low, high, **head_options)
-
-
-def action_bounds(task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
-    env = task.make_env()
-    try:
-        return env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)  # type: ignore
-    finally:
-        env.close()
 
 
 class PolicyNet(nn.Module):
@@ -316,7 +308,7 @@ class PolicyGradientAgent(OnlineAgent):
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=0.99, eps=1e-5)
         else:
             self.optimizer = torch.optim.Adam(params, lr=config.lr)
-        self.low, self.high = (None, None) if task.discrete else action_bounds(task)
+        self.low, self.high = (None, None) if task.discrete else task.action_bounds()
         self.collector = VectorCollector(task, config.num_envs)
 
     @classmethod

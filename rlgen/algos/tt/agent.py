@@ -102,11 +102,7 @@ class TT(Agent):
     def create(cls, config: TTConfig, task: TaskSpec, data: Episodes | None, device: torch.device) -> TT:
         if task.discrete:
             raise ValueError(f"TT models continuous actions; task {task.name!r} has a discrete action space")
-        env = task.make_env()
-        try:
-            act_low, act_high = env.action_space.low, env.action_space.high  # type: ignore[attr-defined]
-        finally:
-            env.close()
+        act_low, act_high = task.action_bounds()
         D = TransitionLayout(task.obs_dim, task.act_dim).dim
         if data is None:  # rebuilt to load a checkpoint: bounds and bins come from its buffers
             return cls(config, task, np.zeros(D), np.ones(D), act_low, act_high, device)
