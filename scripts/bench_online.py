@@ -168,7 +168,6 @@ def aggregate(runs: list[dict]) -> dict:
     solved = [r["solved_at"] for r in runs if r["solved_at"] is not None]
     return {
         "solved": len(solved),
-        "seeds": len(runs),
         "median_steps_to_solve": statistics.median(solved) if solved else None,
         "mean_steps_to_solve": statistics.fmean(solved) if solved else None,
         "steps_per_second": statistics.fmean(r["steps_per_second"] for r in runs),
@@ -186,6 +185,8 @@ def main() -> int:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--libraries", nargs="+", default=["rlgen", "sb3"], choices=["rlgen", "sb3"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of other cases already in <out>/online.json (each row names its command)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,20 +211,33 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared, loaded), torch {torch.__version__} "
                f"(1 thread), Python {platform.python_version()}")
     command = "python scripts/bench_online.py " + " ".join(sys.argv[1:])
+    settings = {"command": command, "machine": machine, "seeds": args.seeds, "eval_every": args.eval_every,
+                "eval_episodes": args.eval_episodes}  # fmt: skip
+    rows = [{**row, **settings} for row in rows]
+    path = args.out / "online.json"
+    if args.merge and path.is_file():
+        ours = {row["case"] for row in rows}
+        old = json.loads(path.read_text())
+        shared = {k: old[k] for k in settings if k in old}  # files that kept the settings once, at the top
+        rows = [{**row, **shared} for row in old["rows"] if row["case"] not in ours] + rows
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "machine": machine, "seeds": args.seeds, "eval_every": args.eval_every,
-               "eval_episodes": args.eval_episodes, "rows": rows}  # fmt: skip
-    (args.out / "online.json").write_text(json.dumps(payload, indent=2) + "\n")
+    path.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
     fmt = lambda v: "—" if v is None else f"{v:,.0f}"  # noqa: E731
-    lines = ["# Online RL: rlgen vs Stable-Baselines3", "", f"Command: `{command}`  ", f"Machine: {machine}  ",
-             f"Seeds {args.seeds}; evaluation every {args.eval_every:,} env steps, {args.eval_episodes} "
-             "deterministic episodes; solved = mean return >= threshold (475 CartPole, 950 InvertedPendulum).",
-             "", "| case | library | solved | median env steps to solve | mean | env steps / s |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = ["# Online RL: rlgen vs Stable-Baselines3", "",
+             "Solved = mean return over the evaluation episodes (deterministic actions) >= 475 on CartPole-v1, "
+             ">= 950 on InvertedPendulum-v5; env steps / s while training (evaluation excluded), mean over seeds.",
+             "", "| case | library | solved | median env steps to solve | mean | env steps / s | budget |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for r in rows:
-        lines.append(f"| {r['case']} | {r['library']} | {r['solved']}/{r['seeds']} | "
+        lines.append(f"| {r['case']} | {r['library']} | {r['solved']}/{len(r['runs'])} | "
                      f"{fmt(r['median_steps_to_solve'])} | {fmt(r['mean_steps_to_solve'])} | "
-                     f"{r['steps_per_second']:,.0f} |")  # fmt: skip
+                     f"{r['steps_per_second']:,.0f} | {r['budget']:,} |")  # fmt: skip
+    lines += ["", "Runs (each row's seeds, evaluation every N env steps with E episodes):", ""]
+    for command, machine, seeds, every, episodes in dict.fromkeys(
+        (r["command"], r["machine"], tuple(r["seeds"]), r["eval_every"], r["eval_episodes"]) for r in rows
+    ):
+        cases = ", ".join(dict.fromkeys(r["case"] for r in rows if r["command"] == command))
+        lines.append(f"- {cases}: `{command}` on {machine}; seeds {list(seeds)}, N={every:,}, E={episodes}")
     (args.out / "online.md").write_text("\n".join(lines) + "\n")
 
 
