@@ -185,8 +185,11 @@ def main() -> int:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--libraries", nargs="+", default=["rlgen", "sb3"], choices=["rlgen", "sb3"])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
-    parser.add_argument("--merge", action="store_true",
-                        help="keep the rows of other cases already in <out>/online.json (each row names its command)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of other cases already in <out>/online.json (each row names its command)",
+    )
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,16 +203,21 @@ def main() -> int:
                         runs.append(run_rlgen(case, seed, budget, args.eval_every, args.eval_episodes, Path(tmp)))
                     else:
                         runs.append(run_sb3(case, seed, budget, args.eval_every, args.eval_episodes))
-                    print(f"{name} {library} seed {seed}: solved at {runs[-1]['solved_at']}, "
-                          f"{runs[-1]['steps_per_second']:.0f} env steps/s", flush=True)
+                    print(
+                        f"{name} {library} seed {seed}: solved at {runs[-1]['solved_at']}, "
+                        f"{runs[-1]['steps_per_second']:.0f} env steps/s",
+                        flush=True,
+                    )
                 rows.append({"case": name, "library": library, "budget": budget, **aggregate(runs), "runs": runs})
                 write_report(rows, args)  # after every case: a stopped benchmark keeps what it measured
     return 0
 
 
 def write_report(rows: list[dict], args: argparse.Namespace) -> None:
-    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared, loaded), torch {torch.__version__} "
-               f"(1 thread), Python {platform.python_version()}")
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs (shared, loaded), torch {torch.__version__} "
+        f"(1 thread), Python {platform.python_version()}"
+    )
     command = "python scripts/bench_online.py " + " ".join(sys.argv[1:])
     settings = {"command": command, "machine": machine, "seeds": args.seeds, "eval_every": args.eval_every,
                 "eval_episodes": args.eval_episodes}  # fmt: skip

@@ -141,9 +141,15 @@ def test_collector_restores_mid_episode_environments_exactly() -> None:
 
 
 FAST = {
-    "dqn": ["agent.learning_starts=50", "agent.buffer_size=500", "agent.hidden=[16]", "agent.epsilon_steps=200",
-            "agent.target_update_interval=5",
-            "agent.train_frequency=4", "agent.gradient_steps=2"],
+    "dqn": [
+        "agent.learning_starts=50",
+        "agent.buffer_size=500",
+        "agent.hidden=[16]",
+        "agent.epsilon_steps=200",
+        "agent.target_update_interval=5",
+        "agent.train_frequency=4",
+        "agent.gradient_steps=2",
+    ],
     "a2c": ["agent.hidden=[16]", "agent.num_envs=2", "agent.gae_lambda=0.9"],
     "reinforce": ["agent.hidden=[16]", "agent.episodes_per_update=1", "agent.num_envs=2"],
 }

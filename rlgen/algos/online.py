@@ -53,9 +53,7 @@ def returns_to_go(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -
     return out
 
 
-def gae(
-    rewards: Tensor, values: Tensor, next_values: Tensor, episode_ends: Tensor, gamma: float, lam: float
-) -> Tensor:
+def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_ends: Tensor, gamma: float, lam: float) -> Tensor:
     """Generalised advantage estimates over a rollout of shape ``(T, N)`` (Schulman et al. 2016).
 
     ``delta_t = r_t + gamma * V'_t - V(s_t)`` and ``A_t = delta_t + gamma * lam * A_{t+1}``, the recursion cut
