@@ -19,6 +19,7 @@ from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, Uniform
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
+from rlgen.heads.kl import box_kl
 
 HEADS: dict[str, type[Head]] = {
     "gaussian": GaussianHead,
@@ -62,6 +63,7 @@ __all__ = [
     "PiecewiseUniform",
     "QuantileCategoricalHead",
     "UniformCategoricalHead",
+    "box_kl",
     "make_head",
     "nucleus_filter",
 ]

@@ -12,8 +12,8 @@ Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; head options go t
 
 from __future__ import annotations
 
+from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl
 from rlgen.sb3.distributions import POLICY_HEADS, HeadDistribution, HeadTorchDistribution, snap_to_level
-from rlgen.sb3.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl
 from rlgen.sb3.policies import (
     AdaCatPolicy,
     DLMLPolicy,

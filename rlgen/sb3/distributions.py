@@ -4,7 +4,7 @@ Two thin adapters, no new maths:
 
 - :class:`HeadTorchDistribution` presents an rlgen :class:`~rlgen.heads.BoxDistribution` as a
   ``torch.distributions.Distribution``. SB3's ``kl_divergence`` (called by sb3-contrib's TRPO) only accepts
-  those, and dispatches through ``torch.distributions.kl_divergence``, so the exact KLs of :mod:`rlgen.sb3.kl`
+  those, and dispatches through ``torch.distributions.kl_divergence``, so the exact KLs of :mod:`rlgen.heads.kl`
   are registered for this type.
 - :class:`HeadDistribution` is the SB3 ``Distribution``: it builds the rlgen head (``proba_distribution_net``)
   and wraps the head's output (``proba_distribution``).
@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.distributions import kl as torch_kl
 
 from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, make_head
-from rlgen.sb3.kl import box_kl
+from rlgen.heads.kl import box_kl
 
 SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 

@@ -1,4 +1,5 @@
-"""Exact KL divergences between two rlgen head distributions of the same family.
+"""Exact KL divergences between two rlgen head distributions of the same family (TRPO's trust region, in
+rlgen.sb3 and in GAIL's policy step).
 
 Every head family has a closed form, so no estimator is needed:
 
@@ -19,7 +20,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from rlgen.heads import BoxDistribution, DiagGaussian, DiscretizedLogisticMixture, PiecewiseUniform
+from rlgen.heads.base import BoxDistribution
+from rlgen.heads.binned import PiecewiseUniform
+from rlgen.heads.dlml import DiscretizedLogisticMixture
+from rlgen.heads.gaussian import DiagGaussian
 
 
 def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:
