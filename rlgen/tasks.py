@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,7 @@ class TaskSpec:
 
     def make_env(self, **kwargs: Any) -> gym.Env:
         """A single environment with the recipe's horizon; ``kwargs`` override the recipe's ``env_kwargs``."""
+        route_mujoco_warnings()
         env = gym.make(self.env_id, max_episode_steps=self.max_episode_steps, **{**self.env_kwargs, **kwargs})
         obs_space, act_space = env.observation_space, env.action_space
         if self.discrete:
@@ -162,6 +164,23 @@ class TaskSpec:
     def _check_level(self, level: str) -> None:
         if level not in self.levels:
             raise ValueError(f"task {self.name!r} has no level {level!r}; valid levels: {', '.join(self.levels)}")
+
+
+class MujocoWarning(UserWarning):
+    """A warning MuJoCo's C library raised (e.g. a deprecated attribute in a model's XML)."""
+
+
+def route_mujoco_warnings() -> None:
+    """Send MuJoCo's C-level warnings to Python's ``warnings`` (shown once each by default).
+
+    Left alone, MuJoCo prints every warning and appends it to ``MUJOCO_LOG.TXT`` in the current working
+    directory: HalfCheetah's XML triggers one per environment, so a user's folder would fill with log files.
+    """
+    try:
+        import mujoco
+    except ImportError:  # tasks without MuJoCo (classic control) need nothing
+        return
+    mujoco.set_mju_user_warning(lambda message: warnings.warn(message, MujocoWarning, stacklevel=2))
 
 
 def recipes_root() -> Path:

@@ -11,6 +11,7 @@ import yaml
 from rlgen.tasks import (
     ENVS_DIR_VAR,
     KNOWN_LEVELS,
+    MujocoWarning,
     RecipeError,
     list_tasks,
     load_task,
@@ -204,3 +205,10 @@ def test_vector_env_autoresets_in_the_same_step(recipes: Path) -> None:
     # SAME_STEP: the returned observations already start the next episodes.
     assert not np.array_equal(obs, np.stack(info["final_obs"]))
     env.close()
+
+
+def test_mujoco_warnings_become_python_warnings_not_log_files(tmp_path: Path) -> None:
+    # HalfCheetah's XML uses a deprecated attribute: MuJoCo's default handler would write MUJOCO_LOG.TXT here.
+    with pytest.warns(MujocoWarning, match="settotalmass"):
+        load_task("halfcheetah").make_env().close()
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
