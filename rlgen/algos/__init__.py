@@ -9,11 +9,12 @@ from __future__ import annotations
 from rlgen.algos.actor_critic import A2C, A2CConfig
 from rlgen.algos.bc import BC, BCConfig, BCPolicy
 from rlgen.algos.dqn import DQN, DQNConfig
+from rlgen.algos.gail import GAIL, GAILConfig
 from rlgen.algos.reinforce import Reinforce, ReinforceConfig
 from rlgen.algos.tt.agent import TT
 from rlgen.train.agent import Agent
 
-ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT, "reinforce": Reinforce, "a2c": A2C, "dqn": DQN}
+ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT, "reinforce": Reinforce, "a2c": A2C, "dqn": DQN, "gail": GAIL}
 
 
 def get_algo(name: str) -> type[Agent]:
@@ -23,5 +24,5 @@ def get_algo(name: str) -> type[Agent]:
     return ALGOS[name]
 
 
-__all__ = ["A2C", "ALGOS", "BC", "DQN", "A2CConfig", "BCConfig", "BCPolicy", "DQNConfig", "Reinforce",
-           "ReinforceConfig", "get_algo"]
+__all__ = ["A2C", "ALGOS", "BC", "DQN", "GAIL", "A2CConfig", "BCConfig", "BCPolicy", "DQNConfig", "GAILConfig",
+           "Reinforce", "ReinforceConfig", "get_algo"]

@@ -1,0 +1,296 @@
+"""Generative adversarial imitation learning (GAIL; source 004, Algorithm 2.1) on rlgen's shared machinery.
+
+One trainer step is one iteration of Algorithm 2.1:
+
+1. sample ``n_steps`` steps from each of ``num_envs`` environments with the current policy ``pi_theta``;
+2. ``disc_steps`` Adam steps on the discriminator: the rollout's pairs (label 1) against every expert pair
+   (label 0), eq. 2.26 (:mod:`~rlgen.algos.gail.discriminator`);
+3. rewards with the updated discriminator: ``r = -log D(s, a) - lambda log pi(a|s)``. The first term is the
+   negated cost ``log D``; the second is the causal-entropy regulariser ``lambda H(pi)``: its gradient is the
+   policy gradient of the per-step reward ``-log pi(a|s)`` (the score term ``E[grad log pi]`` vanishes), so it
+   enters as a reward, exactly, rather than as a per-state entropy bonus;
+4. advantages by GAE(gamma, lambda_gae) with a learned value ``V(s)``, standardised over the batch;
+5. a TRPO step on the policy (:mod:`~rlgen.algos.gail.trpo`: conjugate gradient on the Fisher-vector product
+   of the exact head KL, backtracking line search within ``max_kl``);
+6. ``value_epochs`` epochs of Adam regression of ``V`` on the GAE returns;
+7. the observation normaliser takes in the rollout's states (it changes only between iterations, so each TRPO
+   step scores actions under the normalisation they were sampled with).
+
+Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`), the thesis' own
+suggestion for fewer environment steps.
+
+Generator: a compact TRPO, not sb3-contrib's ``TRPO``. sb3-contrib computes advantages inside
+``collect_rollouts`` from the environment's rewards, so the discriminator's reward would need a reward wrapper
+that calls a network which changes every iteration, or recomputing SB3's buffer after the fact from a callback;
+and the discriminator update has to sit between collection and the policy step. More decisively, SB3 keeps its
+own environments, rollout buffer and random state outside rlgen's checkpoints, so a killed run could not
+resume bit for bit, and its policy would not be an rlgen :class:`~rlgen.algos.bc.BCPolicy` that BC can warm
+start. Written on :class:`~rlgen.algos.online.OnlineAgent`, GAIL reuses the seeded
+:class:`~rlgen.algos.online.VectorCollector` (exact resume), GAE, the value network, any rlgen head with its
+exact KL (:func:`rlgen.heads.box_kl`), and the shared trainer's TensorBoard logging and atomic checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rlgen.algos.actor_critic import Rollout
+from rlgen.algos.bc import STD_FLOOR, BCConfig, BCPolicy
+from rlgen.algos.gail.clone import CloneSettings, behaviour_clone
+from rlgen.algos.gail.demos import Demonstrations, subsample_demonstrations
+from rlgen.algos.gail.discriminator import Discriminator, discriminator_step, imitation_reward
+from rlgen.algos.gail.moments import RunningMoments
+from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
+from rlgen.algos.online import OnlineAgent, ValueNet, VectorCollector, gae, to_env_actions
+from rlgen.data import Episodes
+from rlgen.tasks import TaskSpec
+from rlgen.train.agent import BatchSampler
+from rlgen.train.config import ConfigError
+
+
+@dataclass(frozen=True)
+class GAILConfig:
+    """The ``agent:`` block of a GAIL recipe.
+
+    :param trajectories: expert trajectories imitated (the thesis used 4 to 25).
+    :param pairs_per_trajectory: state-action pairs kept per trajectory (the thesis: about 50); ``null`` keeps all.
+    :param demo_seed: seeds which trajectories and pairs are picked.
+    :param head: the policy's head (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step.
+    :param head_options: passed to the head.
+    :param hidden: widths of the policy, value and discriminator MLPs (the thesis: 2 x 100 tanh).
+    :param num_envs: environments stepped together.
+    :param n_steps: steps per environment in each iteration's rollout.
+    :param gae_lambda: GAE's lambda.
+    :param entropy_weight: the causal-entropy weight lambda of eq. 2.25 (0 in the thesis except on Reacher).
+    :param trpo: the trust region and its line search.
+    :param value_lr: Adam learning rate of the value function.
+    :param value_epochs: passes over each rollout fitting the value function.
+    :param value_batch_size: minibatch size of those passes.
+    :param disc_lr: Adam learning rate of the discriminator.
+    :param disc_steps: discriminator steps per iteration (Algorithm 2.1: one).
+    :param bc_warm_start: clone the demonstrations before the first rollout.
+    :param bc: the cloning protocol used for the warm start.
+    """
+
+    trajectories: int = 4
+    pairs_per_trajectory: int | None = 50
+    demo_seed: int = 0
+    head: str = "gaussian"
+    head_options: dict[str, Any] = field(default_factory=dict)
+    hidden: tuple[int, ...] = (100, 100)
+    activation: str = "tanh"
+    num_envs: int = 8
+    n_steps: int = 128
+    gamma: float = 0.995
+    gae_lambda: float = 0.97
+    entropy_weight: float = 0.0
+    trpo: TRPOSettings = field(default_factory=TRPOSettings)
+    value_lr: float = 3e-4
+    value_epochs: int = 5
+    value_batch_size: int = 128
+    disc_lr: float = 3e-4
+    disc_steps: int = 1
+    bc_warm_start: bool = False
+    bc: CloneSettings = field(default_factory=CloneSettings)
+
+    def __post_init__(self) -> None:
+        for name in ("trajectories", "num_envs", "n_steps", "value_epochs", "value_batch_size", "disc_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"agent.{name} must be >= 1, got {getattr(self, name)}")
+        if self.pairs_per_trajectory is not None and self.pairs_per_trajectory < 1:
+            raise ConfigError(f"agent.pairs_per_trajectory must be >= 1 or null, got {self.pairs_per_trajectory}")
+        if not (0.0 < self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
+            raise ConfigError(f"agent.gamma must be in (0, 1] and agent.gae_lambda in [0, 1], got {self.gamma} "
+                              f"and {self.gae_lambda}")  # fmt: skip
+        if self.entropy_weight < 0:
+            raise ConfigError(f"agent.entropy_weight must be >= 0, got {self.entropy_weight}")
+
+
+class GAIL(OnlineAgent):
+    """GAIL with a TRPO generator (module docstring). ``offline`` is true because it needs a dataset (the
+    expert's); it then learns from its own interaction like the online agents."""
+
+    Config = GAILConfig
+    config: GAILConfig
+    offline = True
+
+    def __init__(self, config: GAILConfig, task: TaskSpec, device: torch.device):
+        if task.discrete:
+            raise ValueError(f"GAIL's policy heads model continuous actions; task {task.name!r} is discrete")
+        self.config, self.task, self.device = config, task, device
+        self.low, self.high = task.action_bounds()
+        body = BCConfig(head=config.head, head_options=config.head_options, hidden=config.hidden,
+                        activation=config.activation)  # fmt: skip
+        self.policy = BCPolicy(body, task.obs_dim, self.low, self.high).to(device)
+        self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
+        self.discriminator = Discriminator(task.obs_dim + task.act_dim, config.hidden, config.activation).to(device)
+        self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
+        self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.disc_lr)
+        self.collector = VectorCollector(task, config.num_envs)
+        self.moments = RunningMoments(task.obs_dim)
+        self.demos: Demonstrations | None = None
+        self.iterations = 0
+        self._warm_start_scalars: dict[str, float] = {}
+
+    @classmethod
+    def create(cls, config: GAILConfig, task: TaskSpec, data: Episodes | None, device: torch.device) -> Self:
+        """Build the agent; with ``data``, pick its demonstrations (``None``: they come from a checkpoint)."""
+        agent = cls(config, task, device)
+        if data is not None:
+            rng = np.random.default_rng(config.demo_seed)
+            agent.set_demonstrations(subsample_demonstrations(data, config.trajectories,
+                                                              config.pairs_per_trajectory, rng))  # fmt: skip
+        return agent
+
+    def set_demonstrations(self, demos: Demonstrations) -> None:
+        """Imitate ``demos`` (actions clipped into the task's box); the normaliser restarts from their states."""
+        if demos.observations.shape[1:] != (self.task.obs_dim,) or demos.actions.shape[1:] != (self.task.act_dim,):
+            raise ValueError(f"demonstrations with observations {demos.observations.shape[1:]} and actions "
+                             f"{demos.actions.shape[1:]} do not fit task {self.task.name!r} (observations "
+                             f"({self.task.obs_dim},), actions ({self.task.act_dim},))")  # fmt: skip
+        self.demos = Demonstrations(demos.observations, np.clip(demos.actions, self.low, self.high), demos.episodes)
+        self.moments = RunningMoments(self.task.obs_dim)
+        self.moments.update(self.demos.observations)
+        self._sync_normaliser()
+
+    def sampler(self, data: Episodes | None) -> BatchSampler:
+        if self.demos is None:
+            raise ValueError("GAIL imitates expert demonstrations: give it a dataset, e.g. <task>-expert")
+        return self
+
+    # ------------------------------------------------------------------------------------------ inputs
+
+    def tensor(self, array: np.ndarray) -> Tensor:
+        return torch.as_tensor(array, dtype=torch.float32, device=self.device)
+
+    def _sync_normaliser(self) -> None:
+        self.policy.obs_mean.copy_(self.tensor(self.moments.mean))
+        self.policy.obs_scale.copy_(self.tensor(np.maximum(self.moments.std, STD_FLOOR)))
+
+    def normalise(self, observations: Tensor) -> Tensor:
+        """Observations standardised as the policy sees them (the value and the discriminator share it)."""
+        return (observations - self.policy.obs_mean) / self.policy.obs_scale
+
+    def pair_features(self, observations: Tensor, actions: Tensor) -> Tensor:
+        """The discriminator's input: standardised state and the action mapped from its box to ``[-1, 1]``."""
+        low, high = self.tensor(self.low), self.tensor(self.high)
+        return torch.cat([self.normalise(observations), 2.0 * (actions - low) / (high - low) - 1.0], -1)
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Rollout:
+        """One rollout of ``n_steps x num_envs`` steps (``batch_size`` is unused); before the first, the
+        optional BC warm start."""
+        if self.demos is None:
+            raise ValueError("GAIL has no demonstrations: create it with a dataset or load a checkpoint")
+        if self.iterations == 0 and self.config.bc_warm_start:
+            result = behaviour_clone(self.policy, self.demos, self.config.bc, rng)
+            self._warm_start_scalars = {"bc_epochs": float(result.best_epoch),
+                                        "bc_validation_nll": result.validation_loss}  # fmt: skip
+        raws, steps = [], []
+        for _ in range(self.config.n_steps):
+            with torch.no_grad():
+                raw = self.policy(self.tensor(self.collector.current(rng))).sample()
+            raws.append(raw)
+            steps.append(self.collector.step(to_env_actions(self.task, raw, self.low, self.high), rng))
+
+        def stacked(name: str) -> Tensor:
+            return self.tensor(np.stack([getattr(step, name) for step in steps]))
+
+        return Rollout(stacked("observations"), torch.stack(raws), stacked("rewards"),
+                       stacked("next_observations"), stacked("terminals"), stacked("episode_ends"))  # fmt: skip
+
+    def update(self, batch: Rollout) -> dict[str, Tensor | float]:
+        """Discriminator, rewards, GAE, TRPO and value steps on one rollout (module docstring)."""
+        assert self.demos is not None
+        c = self.config
+        obs, raw = batch.observations.flatten(0, 1), batch.raw_actions.flatten(0, 1)
+        env_actions = torch.minimum(torch.maximum(raw, self.tensor(self.low)), self.tensor(self.high))
+        policy_inputs = self.pair_features(obs, env_actions)
+        expert_inputs = self.pair_features(self.tensor(self.demos.observations), self.tensor(self.demos.actions))
+        for _ in range(c.disc_steps):
+            disc = discriminator_step(self.discriminator, self.disc_optimizer, policy_inputs, expert_inputs)
+        with torch.no_grad():
+            rewards = imitation_reward(self.discriminator(policy_inputs))
+            imitation = rewards.mean()
+            if c.entropy_weight > 0:
+                rewards = rewards - c.entropy_weight * self.policy(obs).log_prob(raw)
+            values = self.value(self.normalise(batch.observations))
+            next_values = self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
+            advantages = gae(rewards.view_as(batch.rewards), values, next_values, batch.episode_ends, c.gamma,
+                             c.gae_lambda)  # fmt: skip
+            returns = (advantages + values).flatten()
+            advantages = advantages.flatten()
+            if advantages.numel() > 1:
+                advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+        step = trpo_step(self.policy, obs, raw, advantages, c.trpo)
+        value_loss = self._fit_value(self.normalise(obs), returns)
+        with torch.no_grad():
+            entropy = self.policy(obs).entropy().mean()
+        self.moments.update(obs.cpu().numpy())
+        self._sync_normaliser()
+        self.iterations += 1
+        scalars: dict[str, Tensor | float] = {
+            "disc_loss": disc.loss, "disc_accuracy_policy": disc.policy_accuracy,
+            "disc_accuracy_expert": disc.expert_accuracy, "imitation_reward": imitation, "kl": step.kl,
+            "surrogate_gain": step.improvement, "step_fraction": step.step_fraction, "entropy": entropy,
+            "value_loss": value_loss,
+        }  # fmt: skip
+        if self.collector.finished:
+            scalars["episode_return"] = self.collector.recent_return()
+        scalars.update(self._warm_start_scalars)
+        self._warm_start_scalars = {}
+        return scalars
+
+    def _fit_value(self, observations: Tensor, returns: Tensor) -> float:
+        """``value_epochs`` shuffled passes of Adam on ``(V(s) - G)^2``; the mean loss of the last pass."""
+        c = self.config
+        total, batches = 0.0, 0
+        for _ in range(c.value_epochs):
+            order = torch.randperm(len(returns), device=self.device)
+            total, batches = 0.0, 0
+            for first in range(0, len(order), c.value_batch_size):
+                rows = order[first : first + c.value_batch_size]
+                loss = F.mse_loss(self.value(observations[rows]), returns[rows])
+                self.value_optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.value_optimizer.step()
+                total, batches = total + loss.item(), batches + 1
+        return total / batches
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
+        """The head's mode (``deterministic``) or a sample, clipped into the action box."""
+        dist = self.policy(self.tensor(observations))
+        return to_env_actions(self.task, dist.mode() if deterministic else dist.sample(), self.low, self.high)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        demos = None if self.demos is None else {
+            "observations": torch.as_tensor(self.demos.observations), "actions": torch.as_tensor(self.demos.actions),
+            "episodes": torch.as_tensor(self.demos.episodes)}  # fmt: skip
+        return {"policy": self.policy.state_dict(), "value": self.value.state_dict(),
+                "discriminator": self.discriminator.state_dict(), "value_optimizer": self.value_optimizer.state_dict(),
+                "disc_optimizer": self.disc_optimizer.state_dict(), "collector": self.collector.state_dict(),
+                "moments": self.moments.state_dict(), "iterations": self.iterations, "demos": demos}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.value_optimizer.load_state_dict(state["value_optimizer"])
+        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.collector.load_state_dict(state["collector"])
+        self.moments.load_state_dict(state["moments"])
+        self.iterations = int(state["iterations"])
+        demos = state["demos"]
+        if demos is not None:
+            self.demos = Demonstrations(demos["observations"].numpy(), demos["actions"].numpy(),
+                                        demos["episodes"].numpy())  # fmt: skip

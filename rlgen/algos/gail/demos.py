@@ -1,0 +1,77 @@
+"""Expert demonstrations for imitation: a few trajectories from a dataset, subsampled to a few pairs each.
+
+The thesis (source 004, sec. 2.6) imitates from 4-25 expert trajectories of about 50 state-action pairs each:
+long trajectories are thinned, so the learner sees where the expert goes without seeing every step. Here a
+trajectory of ``T`` steps keeps ``P`` pairs at ``floor(o + k T / P)``, ``k = 0 .. P-1``, with one random offset
+``o`` in ``[0, T / P)``: evenly spread over the whole trajectory and never two at the same step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rlgen.data import Episodes
+
+
+@dataclass(frozen=True)
+class Demonstrations:
+    """Expert state-action pairs, one row each.
+
+    :param observations: ``(M, obs_dim)`` float32.
+    :param actions: ``(M, act_dim)`` float32.
+    :param episodes: ``(M,)`` index, in the source dataset, of the episode each pair came from.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    episodes: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not (len(self.observations) == len(self.actions) == len(self.episodes)):
+            raise ValueError(f"demonstrations need one row per pair, got {len(self.observations)} observations, "
+                             f"{len(self.actions)} actions and {len(self.episodes)} episode indices")  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.observations)
+
+    @property
+    def num_trajectories(self) -> int:
+        return len(np.unique(self.episodes))
+
+    def __getitem__(self, index: np.ndarray | slice) -> Demonstrations:
+        return Demonstrations(self.observations[index], self.actions[index], self.episodes[index])
+
+
+def subsample_demonstrations(episodes: Episodes, trajectories: int, pairs_per_trajectory: int | None,
+                             rng: np.random.Generator) -> Demonstrations:  # fmt: skip
+    """Pick ``trajectories`` distinct episodes of ``episodes`` at random and thin each (module docstring).
+
+    :param pairs_per_trajectory: pairs kept per trajectory (all of a shorter one); ``None`` keeps every pair.
+    :raises ValueError: for discrete actions, a non-positive count or more trajectories than the dataset has.
+    """
+    if episodes.discrete_actions:
+        raise ValueError(f"{episodes.source}: demonstrations need continuous actions, the dataset's are discrete")
+    if trajectories < 1:
+        raise ValueError(f"trajectories must be >= 1, got {trajectories}")
+    if trajectories > episodes.num_episodes:
+        raise ValueError(f"{episodes.source}: asked for {trajectories} trajectories, the dataset has only "
+                         f"{episodes.num_episodes} episodes")  # fmt: skip
+    if pairs_per_trajectory is not None and pairs_per_trajectory < 1:
+        raise ValueError(f"pairs_per_trajectory must be >= 1 (or null for every pair), got {pairs_per_trajectory}")
+    chosen = np.sort(rng.choice(episodes.num_episodes, size=trajectories, replace=False))
+    starts, lengths = episodes.episode_starts[chosen], episodes.episode_lengths[chosen]
+    rows, owners = [], []
+    for episode, start, length in zip(chosen, starts, lengths, strict=True):
+        if pairs_per_trajectory is None or pairs_per_trajectory >= length:
+            offsets = np.arange(length)
+        else:
+            stride = length / pairs_per_trajectory
+            offsets = np.floor(rng.uniform(0.0, stride) + stride * np.arange(pairs_per_trajectory)).astype(np.int64)
+        rows.append(start + offsets)
+        owners.append(np.full(len(offsets), episode, dtype=np.int64))
+    index = np.concatenate(rows)
+    return Demonstrations(episodes.observations[index].astype(np.float32),
+                          episodes.actions[index].reshape(len(index), -1).astype(np.float32),
+                          np.concatenate(owners))  # fmt: skip

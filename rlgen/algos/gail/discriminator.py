@@ -1,0 +1,72 @@
+"""GAIL's discriminator ``D(s, a)`` and the cost the policy is trained against (Algorithm 2.1 of source 004).
+
+``D(s, a) = sigmoid(f_w(s, a))`` is the probability that a state-action pair came from the *policy* (label 1)
+rather than the expert (label 0). Its Adam step ascends
+``E_pi[log D] + E_E[log(1 - D)]`` (eq. 2.26), i.e. descends the binary cross-entropy of those labels, each class
+averaged on its own so that a few expert pairs weigh as much as a large policy batch.
+
+The policy minimises the cost ``c(s, a) = log D(s, a)``. rlgen's policy step maximises a reward, so it uses
+``r(s, a) = -log D(s, a) = softplus(-f_w(s, a))``: exactly the negated cost, not a reshaped variant. The reward
+is positive, so on tasks that end when the agent falls (Hopper, InvertedPendulum) every step survived earns
+something, like the expert, who does not fall; the other common form, ``log(1 - D)``, is negative and would
+instead reward ending episodes early.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlgen.nets import MLP
+
+
+class Discriminator(nn.Module):
+    """``f_w(x)``: logits of ``D`` for inputs ``x = [s, a]`` already normalised by the caller, ``(n, in_features)``."""
+
+    def __init__(self, in_features: int, hidden: Sequence[int], activation: str):
+        super().__init__()
+        self.body = MLP(in_features, hidden, activation)
+        self.out = nn.Linear(self.body.out_features, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.body(x)).squeeze(-1)
+
+
+@dataclass(frozen=True)
+class DiscriminatorStats:
+    """Loss and accuracy of one step, measured before it (so the policy pairs are ones D has not trained on yet):
+    ``policy_accuracy`` is the share of policy pairs with ``D > 1/2``, ``expert_accuracy`` the share of expert
+    pairs with ``D < 1/2``."""
+
+    loss: Tensor
+    policy_accuracy: Tensor
+    expert_accuracy: Tensor
+
+
+def discriminator_loss(policy_logits: Tensor, expert_logits: Tensor) -> Tensor:
+    """``-(mean log D(policy) + mean log(1 - D(expert)))``, the negated objective of eq. 2.26."""
+    return F.softplus(-policy_logits).mean() + F.softplus(expert_logits).mean()
+
+
+def imitation_reward(logits: Tensor) -> Tensor:
+    """``-log D(s, a)`` from the logits: the negated cost ``log D`` (module docstring)."""
+    return F.softplus(-logits)
+
+
+def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, policy_inputs: Tensor,
+                       expert_inputs: Tensor) -> DiscriminatorStats:  # fmt: skip
+    """One optimiser step separating ``policy_inputs`` (label 1) from ``expert_inputs`` (label 0)."""
+    if policy_inputs.shape[1:] != expert_inputs.shape[1:]:
+        raise ValueError(f"policy and expert inputs must have the same features, got shapes "
+                         f"{tuple(policy_inputs.shape)} and {tuple(expert_inputs.shape)}")  # fmt: skip
+    policy_logits, expert_logits = discriminator(policy_inputs), discriminator(expert_inputs)
+    loss = discriminator_loss(policy_logits, expert_logits)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return DiscriminatorStats(loss.detach(), (policy_logits.detach() > 0).float().mean(),
+                              (expert_logits.detach() < 0).float().mean())  # fmt: skip
