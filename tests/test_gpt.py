@@ -21,6 +21,7 @@ def _inputs(batch: int, length: int, width: int = 32) -> tuple[torch.Tensor, tor
     return x, visible
 
 
+@torch.inference_mode()
 def test_incremental_decoding_equals_a_full_forward_pass(model: GPT) -> None:
     x, visible = _inputs(3, 23)
     full = model(x, key_visible=visible)
@@ -33,14 +34,33 @@ def test_incremental_decoding_equals_a_full_forward_pass(model: GPT) -> None:
     torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=1e-10, atol=1e-10)
 
 
+@torch.inference_mode()
 def test_cache_rows_can_be_reindexed_like_beams(model: GPT) -> None:
-    x, visible = _inputs(3, 12)
-    cache = model.new_cache(3, capacity=12)
-    model(x[:, :8], key_visible=visible[:8], cache=cache)
-    index = torch.tensor([2, 0, 0, 1, 2])  # reorder, repeat and drop rows, as beam search does
-    cache.select(index)
-    tail = model(x[index, 8:], key_visible=visible[8:], cache=cache)
-    torch.testing.assert_close(tail, model(x[index], key_visible=visible)[:, 8:], rtol=1e-10, atol=1e-10)
+    x, visible = _inputs(3, 14)
+    cache = model.new_cache(3, capacity=14)
+    model(x[:, :6], key_visible=visible[:6], cache=cache)
+    # Reorder, repeat and drop rows as beam search does: grow, shrink, then grow past every earlier batch, so
+    # rows are copied between the cache's two buffers in both directions and the buffers are reallocated.
+    rows = torch.arange(3)
+    for index, stop in (
+        (torch.tensor([2, 0, 0, 1, 2]), 8),
+        (torch.tensor([4, 1]), 9),
+        (torch.tensor([1, 0, 1, 1, 0, 0, 1]), 11),
+    ):
+        cache.select(index)
+        rows = rows[index]
+        start = cache.length
+        tail = model(x[rows, start:stop], key_visible=visible[start:stop], cache=cache)
+        torch.testing.assert_close(
+            tail, model(x[rows, :stop], key_visible=visible[:stop])[:, start:], rtol=1e-10, atol=1e-10
+        )
+    assert cache.batch_size == 7 and cache.visible.shape == (7, 14)
+
+
+def test_decoding_with_a_cache_needs_inference_mode(model: GPT) -> None:
+    cache = model.new_cache(1, capacity=4)
+    with pytest.raises(RuntimeError, match="inference"):
+        model(torch.randn(1, 2, 32, dtype=torch.float64), cache=cache)
 
 
 def test_later_tokens_never_change_earlier_outputs(model: GPT) -> None:

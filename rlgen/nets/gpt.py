@@ -56,35 +56,50 @@ class KVCache:
     """Keys and values of every layer for ``batch`` sequences, preallocated for ``capacity`` positions.
 
     All rows share one length (left-pad shorter prefixes). :meth:`select` reorders, drops or repeats rows,
-    which is what beam search does to its candidates.
+    which is what beam search does to its candidates, many times per plan: it copies only the filled
+    positions, all layers in one call, into a second preallocated buffer and swaps the two, so a beam search
+    stops allocating once both buffers have grown to its widest batch.
     """
 
     def __init__(self, config: GPTConfig, batch: int, capacity: int, device: torch.device, dtype: torch.dtype):
         if capacity > config.block_size:
             raise ValueError(f"cache capacity {capacity} exceeds the block size {config.block_size}")
-        shape = (batch, config.n_head, capacity, config.n_embd // config.n_head)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.visible = torch.zeros(batch, capacity, dtype=torch.bool, device=device)
-        self.capacity = capacity
-        self.length = 0
+        self.capacity, self.length, self.batch_size = capacity, 0, batch
+        self._layout = (2 * config.n_layer, config.n_head, capacity, config.n_embd // config.n_head)
+        self._device, self._dtype = device, dtype
+        self._kv, self._visible = self._allocate(batch)
+        self._spare: tuple[Tensor, Tensor] | None = None
+
+    def _allocate(self, rows: int) -> tuple[Tensor, Tensor]:
+        """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
+        ``l``'s keys at ``2l``, values at ``2l + 1``) and key visibility ``(rows, capacity)``."""
+        layers, heads, capacity, head_dim = self._layout
+        kv = torch.zeros(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
+        return kv, torch.zeros(rows, capacity, dtype=torch.bool, device=self._device)
 
     @property
-    def batch_size(self) -> int:
-        return self.visible.shape[0]
+    def visible(self) -> Tensor:
+        """``(B, capacity)`` bool, whether later tokens may attend to each cached position."""
+        return self._visible[: self.batch_size]
 
     def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return all of them."""
         end = self.length + k.shape[2]
-        self.keys[layer][:, :, self.length : end] = k
-        self.values[layer][:, :, self.length : end] = v
-        return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+        keys, values = self._kv[2 * layer, : self.batch_size], self._kv[2 * layer + 1, : self.batch_size]
+        keys[:, :, self.length : end] = k
+        values[:, :, self.length : end] = v
+        return keys[:, :, :end], values[:, :, :end]
 
     def select(self, index: Tensor) -> None:
         """Keep rows ``index`` (a 1-D long tensor; repeats allowed) in that order."""
-        self.keys = [k.index_select(0, index) for k in self.keys]
-        self.values = [v.index_select(0, index) for v in self.values]
-        self.visible = self.visible.index_select(0, index)
+        rows, end = index.shape[0], self.length
+        if self._spare is None or self._spare[0].shape[1] < rows:
+            self._spare = self._allocate(max(rows, self._kv.shape[1]))
+        kv, visible = self._spare
+        torch.index_select(self._kv[:, : self.batch_size, :, :end], 1, index, out=kv[:, :rows, :, :end])
+        torch.index_select(self.visible[:, :end], 0, index, out=visible[:rows, :end])
+        self._spare, (self._kv, self._visible) = (self._kv, self._visible), (kv, visible)
+        self.batch_size = rows
 
 
 class CausalSelfAttention(nn.Module):
@@ -169,9 +184,12 @@ class GPT(nn.Module):
         :param positions: ``(B, T)`` or ``(T,)`` position ids; default: ``cache.length + arange(T)``.
         :param key_visible: ``(B, T)`` or ``(T,)`` bool, whether later tokens may attend to each new token;
             default all True.
-        :param cache: append to (and attend over) this cache; its length grows by ``T``.
+        :param cache: append to (and attend over) this cache; its length grows by ``T``. Inference only: it
+            holds no gradients.
         """
         B, T, _ = embeddings.shape
+        if cache is not None and torch.is_grad_enabled():
+            raise RuntimeError("a KV cache is for inference: decode under torch.no_grad() or torch.inference_mode()")
         past = cache.length if cache is not None else 0
         if past + T > (cache.capacity if cache is not None else self.config.block_size):
             raise ValueError(

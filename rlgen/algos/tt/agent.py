@@ -143,7 +143,7 @@ class TT(Agent):
     def planning_model(self) -> TrajectoryModel:
         return self.ema.module if self.ema is not None else self.model  # type: ignore[return-value]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def plan(
         self, observations: np.ndarray, contexts: list[np.ndarray], generator: torch.Generator | None = None
     ) -> Plan:

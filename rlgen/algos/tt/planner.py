@@ -134,7 +134,7 @@ def _decode(dist: PiecewiseUniform, top_p: float, midpoint: bool, generator: tor
     return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def beam_plan(
     model: TrajectoryModel,
     prefix: Tensor,
