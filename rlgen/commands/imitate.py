@@ -1,0 +1,71 @@
+"""``rlgen imitate``: imitate a task's expert from a few of its trajectories.
+
+rlgen imitate gail invertedpendulum --trajectories 4           # agents/gail-trpo.yaml on invertedpendulum-expert
+rlgen imitate gail hopper --trajectories 11 --pairs-per-trajectory 50 --set agent.bc_warm_start=true
+rlgen imitate gail hopper --dataset path/to/expert.hdf5 --trajectories 25
+rlgen imitate --resume runs/gail-trpo/hopper-expert/seed0-...   # continue after a kill, same numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rlgen.train import resume_run, start_run
+
+#: imitation method -> the agent recipe that implements it
+METHODS = {"gail": "gail-trpo"}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "imitate",
+        help="imitate a task's expert from a few demonstrations (GAIL), or resume such a run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("method", nargs="?", choices=sorted(METHODS), help="imitation method")
+    parser.add_argument("task", nargs="?", help="task recipe (see `rlgen data list`); demonstrations come from "
+                        "<task>-expert unless --dataset is given")  # fmt: skip
+    parser.add_argument("--trajectories", type=int, help="expert trajectories to imitate (default: the recipe's)")
+    parser.add_argument("--pairs-per-trajectory", type=int, help="state-action pairs kept per trajectory "
+                        "(default: the recipe's; --set agent.pairs_per_trajectory=null keeps all)")  # fmt: skip
+    parser.add_argument("--dataset", help="expert dataset: <task>-<level>, Minari id or path (default <task>-expert)")
+    parser.add_argument("--recipe", help="agent recipe (default: the method's, e.g. gail-trpo)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override recipe values, e.g. train.steps=500 agent.bc_warm_start=true")  # fmt: skip
+    parser.add_argument("--run-dir", help="where to write the run (default: runs/<recipe>/<dataset>/seed<k>-<time>)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    progress = not args.no_progress
+    if args.resume:
+        options = {"method": args.method, "task": args.task, "--dataset": args.dataset, "--recipe": args.recipe,
+                   "--trajectories": args.trajectories, "--pairs-per-trajectory": args.pairs_per_trajectory,
+                   "--run-dir": args.run_dir}  # fmt: skip
+        given = [flag for flag, value in options.items() if value is not None]
+        if given:
+            raise ValueError(f"--resume takes everything from the run; drop {', '.join(given)}")
+        run_dir, result = resume_run(args.resume, args.overrides, device=args.device, progress=progress)
+    else:
+        if not (args.method and args.task):
+            raise ValueError(f"give a method and a task, e.g. `rlgen imitate gail invertedpendulum --trajectories 4`; "
+                             f"methods: {', '.join(sorted(METHODS))}")  # fmt: skip
+        overrides = list(args.overrides)
+        if args.trajectories is not None:
+            overrides.append(f"agent.trajectories={args.trajectories}")
+        if args.pairs_per_trajectory is not None:
+            overrides.append(f"agent.pairs_per_trajectory={args.pairs_per_trajectory}")
+        dataset = args.dataset or f"{args.task}-expert"
+        run_dir, result = start_run(args.recipe or METHODS[args.method], dataset, overrides, run_dir=args.run_dir,
+                                    device=args.device, task=args.task, progress=progress)  # fmt: skip
+    resumed = f" (resumed at step {result.start_step})" if result.start_step else ""
+    print(f"run {run_dir.path}: step {result.step}{resumed}")
+    scalars = result.last_scalars
+    if "eval/score" in scalars:
+        print(f"normalised score {scalars['eval/score']:.1f} ± {scalars['eval/score_se']:.1f} "
+              f"(return {scalars['eval/return']:.1f} ± {scalars['eval/return_se']:.1f})")  # fmt: skip
+    return 0

@@ -1,0 +1,175 @@
+"""Benchmark: GAIL vs behaviour cloning from few expert trajectories, the shape of the thesis' Figure 2.1.
+
+For each task, number of expert trajectories N and seed s, both methods get the same demonstrations: N
+trajectories of ``<task>-expert`` subsampled to 50 state-action pairs each (``agent.demo_seed = s``), and the
+same policy network (2 x 100 tanh MLP, Gaussian head with a free log-std, inputs standardised by the
+demonstrations' states):
+
+* **GAIL**: ``agents/gail-trpo.yaml`` trained for ``--iterations`` GAIL iterations of 1024 environment steps;
+* **BC**: the thesis' baseline (70/30 split, Adam, minibatches of 128, stop when the validation loss stops
+  improving), i.e. exactly GAIL's optional warm start, with no environment interaction;
+* **GAIL+BC** (``--methods gail-bc``): GAIL warm-started by that BC.
+
+Each final policy is evaluated with deterministic actions on ``--eval-episodes`` episodes (episode i reset with
+seed 100000 + i) and scored on the thesis' scale: ``(R - R_random) / (R_expert - R_random)``, with the task
+recipe's measured returns of the uniform-random policy and of the expert's deterministic actions (the expert
+that generated the data; its stochastic return is kept in the JSON too).
+
+Results go to ``benchmarks/gail.{json,md}`` after every run. ``--merge`` keeps the runs already in the JSON
+and skips any (task, method, N, seed, iterations) measured before, so a later session can extend the table::
+
+    python scripts/bench_gail.py --tasks invertedpendulum --iterations 60
+    python scripts/bench_gail.py --tasks hopper --iterations 300 --trajectories 4 25 --merge
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlgen.algos.gail import GAIL, behaviour_clone
+from rlgen.rollout import evaluate
+from rlgen.tasks import TaskSpec, load_task
+from rlgen.train import load_recipe, seed_everything, start_run
+from rlgen.train.launch import load_training_data
+from rlgen.train.run_dir import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = "gail-trpo"
+EVAL_SEED = 100_000
+PAIRS = 50
+METHODS = ("gail", "bc", "gail-bc")
+
+
+def references(task: TaskSpec) -> dict[str, float]:
+    """The measured returns that anchor the scale: random 0, expert (deterministic) 1."""
+    if task.expert is None or task.random_return is None:
+        raise SystemExit(f"task {task.name} has no measured expert/random returns; train its behaviour policies")
+    return {"random": task.random_return.mean, "expert": task.expert.deterministic.mean,
+            "expert_stochastic": task.expert.stochastic.mean}  # fmt: skip
+
+
+def demo_overrides(trajectories: int, seed: int) -> list[str]:
+    return [f"train.seed={seed}", f"agent.demo_seed={seed}", f"agent.trajectories={trajectories}",
+            f"agent.pairs_per_trajectory={PAIRS}"]  # fmt: skip
+
+
+def run_gail(task: TaskSpec, trajectories: int, seed: int, iterations: int, warm_start: bool, episodes: int,
+             folder: Path) -> dict:  # fmt: skip
+    overrides = [*demo_overrides(trajectories, seed), f"train.steps={iterations}", "train.eval_every=0",
+                 f"train.eval_episodes={episodes}", f"train.eval_seed={EVAL_SEED}",
+                 f"train.checkpoint_every={iterations}", f"agent.bc_warm_start={str(warm_start).lower()}"]  # fmt: skip
+    tick = time.perf_counter()
+    _, result = start_run(RECIPE, f"{task.name}-expert", overrides, run_dir=folder, device="cpu", progress=False)
+    s = result.last_scalars
+    return {"return": s["eval/return"], "env_steps": int(s["progress/env_steps"]),
+            "wall_seconds": time.perf_counter() - tick, "train_seconds": result.update_seconds}  # fmt: skip
+
+
+def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int) -> dict:
+    """The same demonstrations and network as GAIL (built by GAIL.create), cloned as in the thesis."""
+    recipe = load_recipe(RECIPE).with_overrides([o for o in demo_overrides(trajectories, seed)
+                                                 if o.startswith("agent.")])  # fmt: skip
+    torch.set_num_threads(1)
+    seed_everything(seed)
+    tick = time.perf_counter()
+    agent = GAIL.create(recipe.agent, task, load_training_data(task, f"{task.name}-expert"), torch.device("cpu"))
+    assert agent.demos is not None
+    clone = behaviour_clone(agent.policy, agent.demos, recipe.agent.bc, np.random.default_rng(seed))
+    train_seconds = time.perf_counter() - tick
+    result = evaluate(agent.act, task, episodes, EVAL_SEED)
+    return {"return": result.return_mean, "env_steps": 0, "wall_seconds": time.perf_counter() - tick,
+            "train_seconds": train_seconds, "bc_epochs": clone.epochs}  # fmt: skip
+
+
+def key(run: dict) -> tuple:
+    return run["task"], run["method"], run["trajectories"], run["seed"], run["iterations"]
+
+
+def write_report(runs: list[dict], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "gail.json", json.dumps({"runs": runs}, indent=2) + "\n")
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["task"], run["trajectories"], run["method"], run["iterations"]), []).append(run)
+    lines = ["# GAIL vs BC from few expert trajectories (thesis Figure 2.1)", "",
+             "Expert-normalised return of the final policy (deterministic actions): 0 = uniform-random policy, "
+             "1 = the expert that generated the data (its deterministic return); mean ± std over seeds. "
+             f"Each trajectory is subsampled to {PAIRS} state-action pairs. Env steps and wall time per run "
+             "(wall: training and the final evaluation; BC uses no environment steps).", "",
+             "| task | trajectories | method | iterations | normalised return | seeds | env steps | wall s / run |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for (task, trajectories, method, iterations), group in sorted(groups.items()):
+        scores = [r["normalised"] for r in group]
+        spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+        lines.append(f"| {task} | {trajectories} | {method} | {iterations} | {statistics.mean(scores):.2f} ± "
+                     f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
+                     f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
+    lines += ["", "References (measured returns in the task recipes):", ""]
+    for task, refs in sorted({r["task"]: r["references"] for r in runs}.items()):
+        lines.append(f"- {task}: random {refs['random']:.1f}, expert {refs['expert']:.1f} (deterministic; "
+                     f"stochastic {refs['expert_stochastic']:.1f})")  # fmt: skip
+    lines += ["", "Runs:", ""]
+    for command, machine, seeds in dict.fromkeys((r["command"], r["machine"], r["seeds"]) for r in runs):
+        lines.append(f"- `{command}` on {machine}; seeds {seeds}")
+    write_text_atomic(out / "gail.md", "\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=["invertedpendulum", "hopper"])
+    parser.add_argument("--trajectories", nargs="+", type=int, default=[4, 11, 18, 25])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=["gail", "bc"], choices=METHODS)
+    parser.add_argument("--iterations", type=int, default=300, help="GAIL iterations (1024 env steps each)")
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--merge", action="store_true", help="keep the runs in <out>/gail.json, skip those measured")
+    args = parser.parse_args()
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), torch {torch.__version__} "
+               f"(1 thread), Python {platform.python_version()}")  # fmt: skip
+    settings = {"command": "python scripts/bench_gail.py " + " ".join(sys.argv[1:]), "machine": machine,
+                "seeds": " ".join(map(str, args.seeds))}  # fmt: skip
+    path = args.out / "gail.json"
+    runs: list[dict] = json.loads(path.read_text())["runs"] if args.merge and path.is_file() else []
+    done = {key(r) for r in runs}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.tasks:
+            task = load_task(name)
+            refs = references(task)
+            for trajectories in args.trajectories:
+                for method in args.methods:
+                    for seed in args.seeds:
+                        iterations = 0 if method == "bc" else args.iterations
+                        run = {"task": name, "method": method, "trajectories": trajectories, "seed": seed,
+                               "iterations": iterations}  # fmt: skip
+                        if key(run) in done:
+                            continue
+                        if method == "bc":
+                            run.update(run_bc(task, trajectories, seed, args.eval_episodes))
+                        else:
+                            folder = Path(tmp) / f"{name}-{method}-{trajectories}-{seed}"
+                            run.update(run_gail(task, trajectories, seed, iterations, method == "gail-bc",
+                                                args.eval_episodes, folder))  # fmt: skip
+                        run["normalised"] = (run["return"] - refs["random"]) / (refs["expert"] - refs["random"])
+                        runs.append({**run, "references": refs, "eval_episodes": args.eval_episodes, **settings})
+                        done.add(key(run))
+                        write_report(runs, args.out)  # after every run: a stopped benchmark keeps what it measured
+                        print(f"{name} N={trajectories} {method} seed {seed}: return {run['return']:.1f} "
+                              f"(normalised {run['normalised']:.2f}), {run['env_steps']:,} env steps, "
+                              f"{run['wall_seconds']:.0f} s", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

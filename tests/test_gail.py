@@ -1,0 +1,343 @@
+"""GAIL: the TRPO step's maths (conjugate gradient, KL bound, surrogate gain), the discriminator, demonstration
+subsampling, behaviour cloning with early stopping, bad input, the CLI, kill-and-resume, and (slow) imitation
+that beats a random policy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rlgen.algos.gail import (
+    GAIL,
+    CloneSettings,
+    Demonstrations,
+    Discriminator,
+    GAILConfig,
+    TRPOSettings,
+    behaviour_clone,
+    conjugate_gradient,
+    discriminator_loss,
+    discriminator_step,
+    imitation_reward,
+    subsample_demonstrations,
+    trpo_step,
+)
+from rlgen.algos.gail.moments import RunningMoments
+from rlgen.cli import main
+from rlgen.data import Episodes, load_dataset
+from rlgen.data.generate import make_dataset
+from rlgen.heads import box_kl, make_head
+from rlgen.rollout import evaluate
+from rlgen.tasks import load_task
+from rlgen.train import ConfigError, load_agent, load_checkpoint, resume_run, start_run
+
+# ------------------------------------------------------------------------------------------------ TRPO
+
+
+def test_conjugate_gradient_solves_a_known_spd_system() -> None:
+    gen = torch.Generator().manual_seed(0)
+    m = torch.randn(6, 6, generator=gen, dtype=torch.float64)
+    a = m @ m.T + 0.5 * torch.eye(6, dtype=torch.float64)
+    b = torch.randn(6, generator=gen, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: a @ v, b, iterations=6)  # exact in n steps (up to round-off)
+    torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-8, atol=1e-8)
+    # fewer iterations: an approximation whose residual is still smaller than the starting one (x = 0)
+    partial = conjugate_gradient(lambda v: a @ v, b, iterations=2)
+    assert torch.linalg.norm(a @ partial - b) < torch.linalg.norm(b)
+
+
+class _ToyPolicy(nn.Module):
+    """A linear map of the observation into any rlgen head over [-1, 1]^2."""
+
+    def __init__(self, head: str):
+        super().__init__()
+        self.head = make_head(head, 3, 2, -1.0, 1.0)
+
+    def forward(self, obs: torch.Tensor):
+        return self.head(obs)
+
+
+def _toy_batch(policy: nn.Module, n: int = 256):
+    gen = torch.Generator().manual_seed(1)
+    obs = torch.randn(n, 3, generator=gen)
+    with torch.no_grad():
+        actions = policy(obs).sample()
+    advantages = actions[:, 0] - actions[:, 1]  # reward pushing the first coordinate up, the second down
+    return obs, actions, advantages
+
+
+@pytest.mark.parametrize(("head", "max_kl"), [("gaussian", 0.01), ("gaussian", 1e-3), ("dlml", 0.01),
+                                              ("adacat", 1e-3)])  # fmt: skip
+def test_trpo_step_stays_within_the_kl_bound_and_improves_the_surrogate(head: str, max_kl: float) -> None:
+    policy = _ToyPolicy(head)
+    obs, actions, advantages = _toy_batch(policy)
+    with torch.no_grad():
+        old = policy(obs)
+        old_log_prob = old.log_prob(actions)
+    result = trpo_step(policy, obs, actions, advantages, TRPOSettings(max_kl=max_kl))
+    with torch.no_grad():
+        new = policy(obs)
+        kl = float(box_kl(old, new).mean())
+        gain = float(((new.log_prob(actions) - old_log_prob).exp() * advantages).mean() - advantages.mean())
+    assert result.step_fraction > 0
+    assert kl == pytest.approx(result.kl, rel=1e-4) and kl <= max_kl
+    # the natural step is scaled to the edge of the trust region: not a timid one far inside it
+    assert kl > 0.1 * max_kl
+    assert gain == pytest.approx(result.improvement, rel=1e-3) and gain > 0
+
+
+def test_trpo_step_moves_the_mean_towards_advantageous_actions() -> None:
+    policy = _ToyPolicy("gaussian")
+    obs, actions, advantages = _toy_batch(policy, n=1024)
+    before = policy(obs).mean.detach()
+    for _ in range(5):
+        trpo_step(policy, obs, actions, advantages, TRPOSettings(max_kl=0.01))
+    shift = (policy(obs).mean.detach() - before).mean(0)
+    assert shift[0] > 0.02 and shift[1] < -0.02, shift
+
+
+def test_trpo_step_without_signal_leaves_the_policy_unchanged() -> None:
+    policy = _ToyPolicy("gaussian")
+    obs, actions, _ = _toy_batch(policy)
+    before = [p.detach().clone() for p in policy.parameters()]
+    result = trpo_step(policy, obs, actions, torch.zeros(len(obs)), TRPOSettings())
+    assert result.step_fraction == 0 and result.kl == 0
+    for p, q in zip(policy.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), q, rtol=0, atol=0)
+
+
+def test_trpo_refuses_bad_input() -> None:
+    policy = _ToyPolicy("gaussian")
+    obs, actions, advantages = _toy_batch(policy)
+    with pytest.raises(ValueError, match="one row per sample"):
+        trpo_step(policy, obs, actions, advantages[:-1], TRPOSettings())
+    with pytest.raises(ValueError, match="max_kl"):
+        TRPOSettings(max_kl=0.0)
+    with pytest.raises(ValueError, match="backtrack_ratio"):
+        TRPOSettings(backtrack_ratio=1.0)
+
+
+# ------------------------------------------------------------------------------------------------ discriminator
+
+
+def test_discriminator_loss_is_the_negated_objective_of_eq_2_26() -> None:
+    policy_logits, expert_logits = torch.randn(7), torch.randn(5)
+    d_policy, d_expert = torch.sigmoid(policy_logits), torch.sigmoid(expert_logits)
+    expected = -(d_policy.log().mean() + (1 - d_expert).log().mean())
+    torch.testing.assert_close(discriminator_loss(policy_logits, expert_logits), expected)
+    torch.testing.assert_close(imitation_reward(policy_logits), -d_policy.log())
+
+
+def test_discriminator_learns_to_separate_two_distributions() -> None:
+    gen = torch.Generator().manual_seed(0)
+    shift = torch.tensor([1.0, -1.0, 0.5])
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, 3, generator=gen) + shift, torch.randn(n // 4, 3, generator=gen) - shift
+
+    disc = Discriminator(3, (32, 32), "tanh")
+    optimizer = torch.optim.Adam(disc.parameters(), lr=1e-2)
+    first = discriminator_step(disc, optimizer, *draw(512))
+    for _ in range(200):
+        discriminator_step(disc, optimizer, *draw(512))
+    policy_test, expert_test = draw(4000)
+    with torch.no_grad():
+        policy_logits, expert_logits = disc(policy_test), disc(expert_test)
+    # Bayes accuracy for these two Gaussians is ~0.93 per class
+    assert (policy_logits > 0).float().mean() > 0.85 and (expert_logits < 0).float().mean() > 0.85
+    last = discriminator_step(disc, optimizer, *draw(512))
+    assert last.loss < first.loss - 0.5
+    # the policy's reward -log D is higher where the expert is
+    assert imitation_reward(expert_logits).mean() > imitation_reward(policy_logits).mean() + 1.0
+
+
+def test_discriminator_refuses_mismatched_inputs() -> None:
+    disc = Discriminator(3, (8,), "tanh")
+    with pytest.raises(ValueError, match="same features"):
+        discriminator_step(disc, torch.optim.Adam(disc.parameters()), torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+# ------------------------------------------------------------------------------------------------ demonstrations
+
+
+def _episodes(lengths: list[int], discrete: bool = False) -> Episodes:
+    n = sum(lengths)
+    ends = np.cumsum(lengths)
+    timeouts = np.zeros(n, dtype=bool)
+    timeouts[ends - 1] = True
+    actions = np.zeros(n, dtype=np.int64) if discrete else np.arange(n, dtype=np.float32)[:, None]
+    return Episodes(observations=np.arange(n, dtype=np.float32)[:, None].repeat(2, 1), actions=actions,
+                    rewards=np.zeros(n, dtype=np.float32), terminals=np.zeros(n, dtype=bool), timeouts=timeouts,
+                    episode_ends=ends)  # fmt: skip
+
+
+def test_subsampling_keeps_evenly_spread_pairs_of_distinct_trajectories() -> None:
+    lengths = [1000, 120, 30, 1000, 400]
+    data = _episodes(lengths)
+    demos = subsample_demonstrations(data, 4, 50, np.random.default_rng(0))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    chosen = np.unique(demos.episodes)
+    assert demos.num_trajectories == len(chosen) == 4
+    assert len(demos) == sum(min(lengths[e], 50) for e in chosen)
+    for e in chosen:
+        rows = demos.observations[demos.episodes == e, 0].astype(np.int64) - starts[e]
+        assert np.all(np.diff(rows) > 0) and rows.min() >= 0 and rows.max() < lengths[e]
+        if lengths[e] > 50:  # thinned: gaps of floor/ceil of the stride, covering the whole trajectory
+            stride = lengths[e] / 50
+            assert set(np.diff(rows)) <= {int(np.floor(stride)), int(np.ceil(stride))}
+            assert rows.max() >= lengths[e] - np.ceil(stride)
+    # actions stay paired with their observations; the same seed picks the same pairs
+    np.testing.assert_array_equal(demos.actions[:, 0], demos.observations[:, 0])
+    again = subsample_demonstrations(data, 4, 50, np.random.default_rng(0))
+    np.testing.assert_array_equal(again.observations, demos.observations)
+    every = subsample_demonstrations(data, 5, None, np.random.default_rng(0))
+    assert len(every) == sum(lengths)
+
+
+def test_subsampling_refuses_bad_requests() -> None:
+    data = _episodes([100, 100])
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="only 2 episodes"):
+        subsample_demonstrations(data, 3, 50, rng)
+    with pytest.raises(ValueError, match="trajectories must be >= 1"):
+        subsample_demonstrations(data, 0, 50, rng)
+    with pytest.raises(ValueError, match="pairs_per_trajectory"):
+        subsample_demonstrations(data, 1, 0, rng)
+    with pytest.raises(ValueError, match="discrete"):
+        subsample_demonstrations(_episodes([10], discrete=True), 1, 5, rng)
+    with pytest.raises(ValueError, match="one row per pair"):
+        Demonstrations(np.zeros((3, 2)), np.zeros((2, 1)), np.zeros(3))
+
+
+def test_running_moments_match_the_moments_of_all_rows() -> None:
+    rows = np.random.default_rng(0).normal(3.0, 2.0, size=(1000, 4))
+    moments = RunningMoments(4)
+    for chunk in np.array_split(rows, [10, 11, 400]):
+        moments.update(chunk)
+    np.testing.assert_allclose(moments.mean, rows.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(moments.var, rows.var(0), rtol=1e-10)
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        moments.update(np.zeros((3, 5)))
+
+
+# ------------------------------------------------------------------------------------------------ runs
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A Minari store holding a small invertedpendulum-expert dataset (4 episodes of 1000 steps)."""
+    root = tmp_path_factory.mktemp("minari")
+    make_dataset("invertedpendulum-expert", steps=4000, out=root, progress=False)
+    return root
+
+
+@pytest.fixture
+def in_store(store, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    return store
+
+
+def test_behaviour_cloning_stops_early_and_keeps_its_best_weights(store) -> None:
+    task = load_task("invertedpendulum")
+    demos = subsample_demonstrations(load_dataset(store / "rlgen/invertedpendulum/expert-v0"), 4, 50,
+                                     np.random.default_rng(0))  # fmt: skip
+    agent = GAIL.create(GAILConfig(hidden=(32, 32), num_envs=1), task, None, torch.device("cpu"))
+    agent.set_demonstrations(demos)
+    policy = agent.policy
+    settings = CloneSettings(max_epochs=500, patience=20)
+    held_out = np.random.default_rng(5).permutation(len(demos))[: int(np.ceil(0.3 * len(demos)))]
+    obs, actions = torch.as_tensor(demos.observations[held_out]), torch.as_tensor(demos.actions[held_out])
+
+    def validation() -> float:
+        with torch.no_grad():
+            return float(policy.head.loss(policy.features(obs), actions))
+
+    before = validation()
+    result = behaviour_clone(policy, demos, settings, np.random.default_rng(5))
+    assert result.epochs < settings.max_epochs and result.epochs - result.best_epoch == settings.patience
+    assert validation() == pytest.approx(result.validation_loss, rel=1e-6) and result.validation_loss < before - 0.5
+    with pytest.raises(ValueError, match="too few"):
+        behaviour_clone(policy, demos[:1], settings, np.random.default_rng(0))
+
+
+FAST = ["train.steps={steps}", "train.checkpoint_every=3", "train.log_every=1", "train.eval_every=3",
+        "train.eval_episodes=2", "train.eval_envs=2", "agent.hidden=[16]", "agent.num_envs=2", "agent.n_steps=16",
+        "agent.trajectories=2", "agent.pairs_per_trajectory=10", "agent.entropy_weight=0.01",
+        "agent.bc_warm_start=true", "agent.bc.max_epochs=5"]  # fmt: skip
+
+
+def _fast(steps: int) -> list[str]:
+    return [o.format(steps=steps) for o in FAST]
+
+
+def test_kill_and_resume_of_a_gail_run_matches_an_uninterrupted_one(in_store, tmp_path) -> None:
+    whole, _ = start_run("gail-trpo", "invertedpendulum-expert", _fast(6), run_dir=tmp_path / "whole", device="cpu",
+                         progress=False)  # fmt: skip
+    half, _ = start_run("gail-trpo", "invertedpendulum-expert", _fast(3), run_dir=tmp_path / "half", device="cpu",
+                        progress=False)  # fmt: skip
+    _, result = resume_run(half.path, ["train.steps=6"], device="cpu", progress=False)
+    assert result.start_step == 3 and result.step == 6
+    a = load_checkpoint(whole.checkpoints / "step_00000006.pt")["agent"]
+    b = load_checkpoint(half.checkpoints / "step_00000006.pt")["agent"]
+    for net in ("policy", "value", "discriminator"):
+        for key, value in a[net].items():
+            torch.testing.assert_close(value, b[net][key], rtol=0, atol=0, msg=f"{net}.{key}")
+    assert a["collector"]["env_steps"] == b["collector"]["env_steps"] == 6 * 2 * 16
+    assert a["moments"] == b["moments"] and a["iterations"] == b["iterations"] == 6
+    metrics = (whole.path / "metrics.jsonl").read_text()
+    assert metrics == (half.path / "metrics.jsonl").read_text()
+    logged = [json.loads(line) for line in metrics.splitlines()]
+    for name in ("disc_accuracy_policy", "disc_accuracy_expert", "kl", "entropy", "episode_return"):
+        assert any(f"train/{name}" in row for row in logged), name
+    assert "train/bc_validation_nll" in logged[0]  # the warm start ran once, before the first rollout
+    # the checkpoint alone rebuilds the agent, demonstrations included
+    agent, task, config, step = load_agent(whole.path, device="cpu")
+    assert step == 6 and config.dataset == "invertedpendulum-expert" and isinstance(agent, GAIL)
+    assert agent.demos is not None and len(agent.demos) == 2 * 10 and agent.demos.num_trajectories == 2
+    actions = agent.act(np.zeros((3, task.obs_dim), dtype=np.float32))
+    assert actions.shape == (3, 1) and np.all(np.abs(actions) <= 3.0)
+
+
+def test_imitate_cli_runs_gail_on_the_expert_dataset(in_store, tmp_path, capsys) -> None:
+    overrides = [o for o in _fast(3) if not o.startswith("agent.trajectories")]
+    code = main(["imitate", "gail", "invertedpendulum", "--trajectories", "3", "--run-dir", str(tmp_path / "run"),
+                 "--device", "cpu", "--no-progress", "--set", *overrides])  # fmt: skip
+    assert code == 0 and "normalised score" in capsys.readouterr().out
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "dataset: invertedpendulum-expert" in config and "trajectories: 3" in config
+    assert main(["imitate", "gail", "invertedpendulum", "--trajectories", "9"]) == 2
+    assert "only 4 episodes" in capsys.readouterr().err
+    assert main(["imitate", "--resume", str(tmp_path / "run"), "--trajectories", "2"]) == 2
+    assert "drop --trajectories" in capsys.readouterr().err
+
+
+def test_gail_refuses_what_it_cannot_imitate() -> None:
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match="discrete"):
+        GAIL.create(GAILConfig(), load_task("cartpole"), None, cpu)
+    agent = GAIL.create(GAILConfig(hidden=(8,), num_envs=1), load_task("invertedpendulum"), None, cpu)
+    with pytest.raises(ValueError, match="expert demonstrations"):
+        agent.sampler(None)
+    with pytest.raises(ValueError, match="do not fit task"):
+        agent.set_demonstrations(Demonstrations(np.zeros((2, 3), np.float32), np.zeros((2, 1), np.float32),
+                                                np.zeros(2, np.int64)))  # fmt: skip
+    with pytest.raises(ConfigError, match="agent.n_steps"):
+        GAILConfig(n_steps=0)
+
+
+@pytest.mark.slow
+def test_gail_beats_a_random_policy_clearly(in_store, tmp_path) -> None:
+    task = load_task("invertedpendulum")
+    rng = np.random.default_rng(0)
+    random_policy = evaluate(lambda o: rng.uniform(-3.0, 3.0, (len(o), 1)).astype(np.float32), task, 10, 100_000)
+    overrides = ["train.steps=40", "train.eval_every=0", "train.eval_episodes=10", "agent.trajectories=4"]
+    _, result = start_run("gail-trpo", "invertedpendulum-expert", overrides, run_dir=tmp_path / "gail",
+                          device="cpu", progress=False)  # fmt: skip
+    # 40 iterations = 41k environment steps; the expert holds the pole for all 1000 steps
+    assert result.last_scalars["progress/env_steps"] == 40 * 1024
+    assert result.last_scalars["eval/return"] > max(500.0, 20 * random_policy.return_mean), (
+        result.last_scalars["eval/return"], random_policy.return_mean)  # fmt: skip
