@@ -251,18 +251,18 @@ class GAIL(OnlineAgent):
     def _fit_value(self, observations: Tensor, returns: Tensor) -> float:
         """``value_epochs`` shuffled passes of Adam on ``(V(s) - G)^2``; the mean loss of the last pass."""
         c = self.config
-        total, batches = 0.0, 0
+        losses: list[float] = []
         for _ in range(c.value_epochs):
             order = torch.randperm(len(returns), device=self.device)
-            total, batches = 0.0, 0
+            losses = []
             for first in range(0, len(order), c.value_batch_size):
                 rows = order[first : first + c.value_batch_size]
                 loss = F.mse_loss(self.value(observations[rows]), returns[rows])
                 self.value_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.value_optimizer.step()
-                total, batches = total + loss.item(), batches + 1
-        return total / batches
+                losses.append(loss.item())
+        return float(np.mean(losses))
 
     @torch.no_grad()
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:

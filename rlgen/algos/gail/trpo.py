@@ -24,9 +24,6 @@ from torch import Tensor, nn
 
 from rlgen.heads import BoxDistribution, box_kl
 
-#: a policy network: observations ``(n, obs_dim)`` -> a distribution over actions
-PolicyModule = Callable[[Tensor], BoxDistribution]
-
 
 @dataclass(frozen=True)
 class TRPOSettings:
