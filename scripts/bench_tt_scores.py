@@ -1,0 +1,155 @@
+"""Benchmark: normalised score of the Trajectory Transformer with uniform, quantile and AdaCat conditionals
+beside BC-DLML, on locally made datasets, equal training budget, several seeds.
+
+Every (dataset, agent, seed) is one case: ``rlgen.train.start_run`` trains the agent's recipe
+(agents/tt-*.yaml, agents/bc-dlml.yaml) with the budget below and evaluates it once after the last step
+(``rlgen.rollout.evaluate``: episode i resets with seed 100000 + i; TT plans with its recipe's planner from the
+current observation, as ``rlgen eval`` does). The JSON and Markdown are rewritten after every case and cases
+already in the JSON are skipped, so the benchmark can be run piece by piece, killed and started again:
+
+    python scripts/bench_tt_scores.py --datasets hopper-medium --seeds 0 1 2
+    python scripts/bench_tt_scores.py --datasets halfcheetah-medium --seeds 0     # adds to the same table
+
+Cases run seed-major (every agent on seed 0, then seed 1, ...) so a partial table compares all agents.
+The TT recipes' defaults are TT's own (100k steps at batch 256 of a 4-layer width-128 GPT); that is days of
+this 2-core CPU, so the default budget here is a small GPT and a short run, written into the table.
+Missing datasets are made from the shipped behaviour policies first (never regenerated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rlgen.data import locate
+from rlgen.data.generate import make_dataset
+from rlgen.train import start_run
+from rlgen.train.run_dir import write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENTS = ("tt-uniform", "tt-quantile", "tt-adacat", "bc-dlml")
+EVAL_SEED = 100_000
+
+
+def budget_overrides(agent: str, args: argparse.Namespace) -> list[str]:
+    """Recipe overrides giving every agent the same gradient steps and batch size (sequences for TT,
+    transitions for BC) and one evaluation after the last step."""
+    steps = args.steps
+    common = [f"train.steps={steps}", f"train.batch_size={args.batch_size}", f"train.eval_every={steps}",
+              f"train.eval_episodes={args.eval_episodes}", f"train.eval_envs={args.eval_episodes}",
+              f"train.eval_seed={EVAL_SEED}", f"train.checkpoint_every={steps}"]  # fmt: skip
+    if not agent.startswith("tt-"):
+        return common
+    layers, width = args.tt_size
+    return [*common, f"agent.model.n_layer={layers}", f"agent.model.n_embd={width}",
+            f"agent.model.sequence_length={args.sequence_length}", f"agent.warmup_steps={max(1, steps // 10)}",
+            f"agent.decay_steps={steps}"]  # fmt: skip
+
+
+def run_case(agent: str, dataset: str, seed: int, args: argparse.Namespace) -> dict:
+    run_dir = args.runs / agent / dataset / f"seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    overrides = [*budget_overrides(agent, args), f"train.seed={seed}"]
+    start = time.perf_counter()
+    _, result = start_run(agent, dataset, overrides, run_dir=run_dir, device="cpu", progress=False)
+    total = time.perf_counter() - start
+    return {"dataset": dataset, "agent": agent, "seed": seed, "score": result.last_scalars["eval/score"],
+            "return": result.last_scalars["eval/return"], "episode_length": result.last_scalars["eval/length"],
+            "train_s_per_step": result.update_seconds / args.steps, "other_s": total - result.update_seconds,
+            "run_dir": str(run_dir)}  # fmt: skip
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+    return statistics.fmean(values), se
+
+
+def write_report(cases: list[dict], meta: dict, out: Path) -> None:
+    write_text_atomic(out.with_suffix(".json"), json.dumps({**meta, "cases": cases}, indent=2) + "\n")
+    b = meta["budget"]
+    lines = [
+        "# Trajectory Transformer scores: uniform vs quantile vs AdaCat conditionals beside BC-DLML",
+        "",
+        *(f"Command: `{c}`  " for c in meta["commands"]),
+        f"Machine: {meta['machine']}  ",
+        f"Budget, every agent: {b['steps']} gradient steps at batch {b['batch_size']} (TT: segments of "
+        f"{b['sequence_length']} transitions, GPT {b['tt_layers']} layers x width {b['tt_width']}, 4 heads, "
+        f"lr 6e-4 with {max(1, b['steps'] // 10)} warmup steps then cosine; BC-DLML: transitions, its recipe's "
+        f"MLP). TT plans with the recipes' CPU preset (beam 16, horizon 5, n_expand 2) from the current "
+        f"observation. {b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
+        "normalised, mean ± s.e. over seeds.",
+        "",
+        "| dataset | agent | seeds | normalised score | per seed | mean episode length | train s / step | "
+        "setup + eval s |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for dataset in dict.fromkeys(c["dataset"] for c in cases):
+        for agent in AGENTS:
+            rows = sorted((c for c in cases if c["dataset"] == dataset and c["agent"] == agent),
+                          key=lambda c: c["seed"])  # fmt: skip
+            if not rows:
+                continue
+            score, se = mean_se([r["score"] for r in rows])
+            spread = f" ± {se:.1f}" if len(rows) > 1 else ""
+            per_seed = ", ".join(f"{r['score']:.1f}" for r in rows)
+            length = statistics.fmean(r["episode_length"] for r in rows)
+            train = statistics.fmean(r["train_s_per_step"] for r in rows)
+            others = statistics.fmean(r["other_s"] for r in rows)
+            lines.append(f"| {dataset} | {agent} | {len(rows)} | {score:.1f}{spread} | {per_seed} | "
+                         f"{length:.0f} | {train:.3f} | {others:.0f} |")  # fmt: skip
+    write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=["hopper-medium"])
+    parser.add_argument("--agents", nargs="+", default=list(AGENTS), choices=AGENTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1500, help="gradient steps of every agent")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--tt-size", type=int, nargs=2, default=[2, 64], metavar=("LAYERS", "WIDTH"))
+    parser.add_argument("--sequence-length", type=int, default=8, help="TT training segment (>= 2 + 5 planned)")
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tt_scores")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_tt_scores")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],
+              "tt_width": args.tt_size[1], "sequence_length": args.sequence_length,
+              "eval_episodes": args.eval_episodes}  # fmt: skip
+    out_json = args.out.with_suffix(".json")
+    previous = json.loads(out_json.read_text()) if out_json.exists() else None
+    if previous is not None and previous["budget"] != budget:
+        raise SystemExit(f"{out_json} holds cases of another budget {previous['budget']}; pass another --out")
+    cases = previous["cases"] if previous else []
+    command = "python scripts/bench_tt_scores.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    commands = list(dict.fromkeys([*(previous["commands"] if previous else []), command]))
+    machine = f"{platform.machine()}, 2-core CPU shared with other jobs, torch {torch.__version__} (1 thread)"
+    meta = {"commands": commands, "machine": machine, "budget": budget}
+    done = {(c["dataset"], c["agent"], c["seed"]) for c in cases}
+    for dataset in args.datasets:
+        try:
+            locate(dataset)
+        except FileNotFoundError:
+            print(f"making {dataset}", flush=True)
+            make_dataset(dataset, seed=0)
+        for seed in args.seeds:
+            for agent in args.agents:
+                if (dataset, agent, seed) in done:
+                    continue
+                case = run_case(agent, dataset, seed, args)
+                cases.append(case)
+                write_report(cases, meta, args.out)
+                timing = f"{case['train_s_per_step']:.3f} s/step, setup + eval {case['other_s']:.0f} s"
+                print(f"{dataset} {agent} seed {seed}: score {case['score']:.1f} ({timing})", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
