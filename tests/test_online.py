@@ -206,3 +206,17 @@ def test_a2c_steps_a_continuous_task_with_any_head(tmp_path, head: str) -> None:
     agent, task, *_ = load_agent(run.path, device="cpu")
     actions = agent.act(np.zeros((2, task.obs_dim), dtype=np.float32))
     assert actions.shape == (2, task.act_dim) and np.all(np.abs(actions) <= 3.0)
+
+
+def test_orthogonal_init_gives_scaled_orthogonal_layers_and_a_near_uniform_policy() -> None:
+    torch.manual_seed(0)
+    config = get_algo("a2c").Config()
+    agent = get_algo("a2c").create(config, load_task("cartpole"), None, torch.device("cpu"))
+    first = agent.policy.body.net[0]  # (64, 4): orthonormal columns scaled by sqrt(2)
+    assert torch.allclose(first.weight.T @ first.weight, 2.0 * torch.eye(first.in_features), atol=1e-5)
+    assert torch.count_nonzero(first.bias) == 0
+    out = agent.value.out.weight  # (1, 64): a unit row vector (gain 1)
+    assert torch.allclose(out.norm(), torch.tensor(1.0), atol=1e-5)
+    # The 0.01-gain output layer makes both CartPole actions nearly equally likely for any observation.
+    probs = agent.policy(torch.randn(256, 4) * 3).log_prob_per_dim(torch.zeros(256, 1)).exp()
+    assert torch.allclose(probs, torch.full_like(probs, 0.5), atol=0.02)

@@ -14,6 +14,7 @@ environments that are deterministic given their reset seed and actions (classic 
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from rlgen.data import Episodes
 from rlgen.heads import BoxDistribution, CategoricalHead, make_head
-from rlgen.nets import MLP
+from rlgen.nets import MLP, orthogonal_init_
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
 
@@ -211,10 +212,13 @@ class PolicyNet(nn.Module):
     """``head(MLP(s))``: a distribution over actions (categorical for discrete tasks)."""
 
     def __init__(self, task: TaskSpec, hidden: tuple[int, ...], activation: str, head: str,
-                 head_options: dict[str, Any]):  # fmt: skip
+                 head_options: dict[str, Any], ortho_init: bool = False):  # fmt: skip
         super().__init__()
         self.body = MLP(task.obs_dim, hidden, activation)
         self.head = policy_head(task, self.body.out_features, head, head_options)
+        if ortho_init:
+            orthogonal_init_(self.body, math.sqrt(2))
+            orthogonal_init_(self.head.proj, 0.01)  # near-uniform initial policy over the head's outputs
 
     def forward(self, obs: Tensor) -> BoxDistribution:
         return self.head(self.body(obs))
@@ -223,10 +227,13 @@ class PolicyNet(nn.Module):
 class ValueNet(nn.Module):
     """``V(s)``: an MLP with a scalar output."""
 
-    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str):
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str, ortho_init: bool = False):
         super().__init__()
         self.body = MLP(obs_dim, hidden, activation)
         self.out = nn.Linear(self.body.out_features, 1)
+        if ortho_init:
+            orthogonal_init_(self.body, math.sqrt(2))
+            orthogonal_init_(self.out, 1.0)
 
     def forward(self, obs: Tensor) -> Tensor:
         return self.out(self.body(obs)).squeeze(-1)
@@ -278,6 +285,8 @@ class PolicyGradientConfig:
     :param entropy_coef: weight of the policy-entropy bonus.
     :param normalize_advantages: standardise advantages within each batch.
     :param num_envs: environments stepped together.
+    :param ortho_init: orthogonal initialisation (gain sqrt(2) in the bodies, 0.01 on the policy head's output
+        layer, 1 on the value output), as SB3's and CleanRL's actor-critics do; PyTorch's default otherwise.
     """
 
     head: str = "gaussian"
@@ -292,6 +301,7 @@ class PolicyGradientConfig:
     grad_clip: float | None = 0.5
     normalize_advantages: bool = False
     num_envs: int = 1
+    ortho_init: bool = True
 
 
 class PolicyGradientAgent(OnlineAgent):
@@ -299,8 +309,9 @@ class PolicyGradientAgent(OnlineAgent):
 
     def __init__(self, config: PolicyGradientConfig, task: TaskSpec, device: torch.device):
         self.config, self.task, self.device = config, task, device
-        self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.head_options).to(device)
-        self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
+        self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.head_options,
+                                config.ortho_init).to(device)
+        self.value = ValueNet(task.obs_dim, config.hidden, config.activation, config.ortho_init).to(device)
         params = [*self.policy.parameters(), *self.value.parameters()]
         if config.optimizer == "rmsprop":
             self.optimizer: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=config.lr, alpha=0.99, eps=1e-5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -58,3 +59,21 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+@torch.no_grad()
+def orthogonal_init_(module: nn.Module, gain: float) -> None:
+    """Orthogonal weights scaled by ``gain`` and zero biases for every ``nn.Linear`` inside ``module``.
+
+    The initialisation of the policy-gradient literature (Saxe et al. 2014; SB3's and CleanRL's actor-critics):
+    ``sqrt(2)`` for ReLU/tanh hidden layers, a small gain such as 0.01 for a policy's output layer so that every
+    action starts almost equally likely, 1 for a value output.
+
+    :param module: a layer or a network of layers, initialised in place.
+    :param gain: scale of the orthogonal matrices.
+    """
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.orthogonal_(layer.weight, gain=gain)
+            if layer.bias is not None:
+                layer.bias.zero_()
