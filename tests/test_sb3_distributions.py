@@ -31,7 +31,7 @@ def make_pair(kind: str, batch: int = 5, seed: int = 0, scale: float = 1.0, repe
     :param repeats: if > 0, the parameters are repeated along a new leading axis of this size, so one call to
         ``sample`` draws that many independent samples per batch element.
     """
-    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind])
+    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind], exact_entropy=True)
     head = sb3_dist.proba_distribution_net(latent_dim=4)
     generator = torch.Generator().manual_seed(seed)
     params = scale * torch.randn(batch, head.dim, head.params_per_dim, generator=generator)
@@ -53,6 +53,17 @@ def test_methods_agree_with_the_head(kind: str) -> None:
     assert (sample >= torch.from_numpy(LOW)).all() and (sample <= torch.from_numpy(HIGH)).all()
     actions, log_prob = sb3_dist.log_prob_from_params(box)
     torch.testing.assert_close(log_prob, box.log_prob(actions))
+
+
+def test_entropy_is_exact_by_default_except_for_dlml_which_leaves_sb3_its_estimate() -> None:
+    for kind in KINDS:
+        default = HeadDistribution(kind, SPACE, OPTIONS[kind])
+        head = default.proba_distribution_net(latent_dim=4)
+        default.proba_distribution(head(torch.randn(2, 4)))
+        assert (default.entropy() is None) == (kind == "dlml"), kind
+    forced = HeadDistribution("dlml", SPACE, OPTIONS["dlml"], exact_entropy=True)
+    forced.proba_distribution(forced.proba_distribution_net(latent_dim=4)(torch.randn(2, 4)))
+    assert forced.entropy().shape == (2,)
 
 
 def test_dlml_acts_on_levels_so_log_prob_is_the_mass_of_the_action_taken() -> None:
@@ -126,7 +137,7 @@ def test_unsquashed_gaussian_kl_equals_torch_normal_kl() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_kl_gradient_vanishes_at_identical_params_and_has_a_curvature(kind: str) -> None:
     # TRPO's Fisher-vector products differentiate KL(new || old) twice at new == old.
-    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind])
+    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind], exact_entropy=True)
     head = sb3_dist.proba_distribution_net(latent_dim=4)
     latent = torch.randn(6, 4)
     with torch.no_grad():

@@ -66,6 +66,19 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:
     np.testing.assert_array_equal(actual_sample, expected_sample)
 
 
+def test_entropy_choice_survives_save_load_and_reaches_the_update(tmp_path) -> None:
+    model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0,
+                policy_kwargs={**SMALL_DLML, "exact_entropy": True})  # fmt: skip
+    model.learn(64)
+    model.save(tmp_path / "model.zip")
+    assert PPO.load(tmp_path / "model.zip").policy.action_dist.exact_entropy is True
+    obs = torch.zeros(4, *model.observation_space.shape)
+    _, _, entropy = model.policy.evaluate_actions(obs, torch.zeros(4, 1))
+    assert entropy is not None and entropy.shape == (4,)
+    estimated = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs=SMALL_DLML)
+    assert estimated.policy.evaluate_actions(obs, torch.zeros(4, 1))[2] is None  # SB3 then uses -log pi(a|s)
+
+
 def test_predict_deterministic_is_the_mode_and_stochastic_samples() -> None:
     model = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs={"head_kwargs": {"num_bins": 8}})
     observations = np.random.default_rng(1).normal(size=(32, *model.observation_space.shape)).astype(np.float32)

@@ -30,6 +30,10 @@ SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 
 #: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
 POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
+#: heads whose exact entropy costs far more than their log-probability: DLML's sums over all C levels of all K
+#: components (O(C K) per dimension; 60% of a PPO update on Hopper with K=10, C=256), so by default they hand
+#: SB3 no entropy and SB3 falls back to -log pi(a|s) of the rollout's actions.
+COSTLY_ENTROPY_HEADS: tuple[str, ...] = ("dlml",)
 
 
 class HeadTorchDistribution(torch.distributions.Distribution):
@@ -86,11 +90,15 @@ class HeadDistribution(Distribution):
     :param head: head kind, one of :data:`POLICY_HEADS`.
     :param action_space: the environment's action space; its bounds become the head's box.
     :param head_kwargs: options for :func:`rlgen.heads.make_head` (``num_bins``, ``num_mixtures``, ...).
+    :param exact_entropy: give SB3 the exact entropy (``True``) or ``None``, SB3's documented fallback that
+        estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
+        heads in :data:`COSTLY_ENTROPY_HEADS`.
     """
 
     distribution: HeadTorchDistribution
 
-    def __init__(self, head: str, action_space: spaces.Space, head_kwargs: dict[str, Any] | None = None):
+    def __init__(self, head: str, action_space: spaces.Space, head_kwargs: dict[str, Any] | None = None,
+                 exact_entropy: bool | None = None):  # fmt: skip
         super().__init__()
         if head not in POLICY_HEADS:
             raise ValueError(f"unknown policy head {head!r}; choose one of {POLICY_HEADS}")
@@ -106,6 +114,7 @@ class HeadDistribution(Distribution):
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.head_kwargs = dict(head_kwargs or {})
+        self.exact_entropy = head not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
 
     def proba_distribution_net(self, latent_dim: int) -> Head:
         """The rlgen head mapping the policy latent to a distribution (its ``proj`` is the action layer).
@@ -126,8 +135,8 @@ class HeadDistribution(Distribution):
     def log_prob(self, actions: Tensor) -> Tensor:
         return self.distribution.log_prob(actions)
 
-    def entropy(self) -> Tensor:
-        return self.distribution.entropy()
+    def entropy(self) -> Tensor | None:
+        return self.distribution.entropy() if self.exact_entropy else None
 
     def sample(self) -> Tensor:
         return self.distribution.sample()

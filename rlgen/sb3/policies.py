@@ -31,6 +31,9 @@ class HeadPolicy(ActorCriticPolicy):
 
     :param head: head kind: ``"dlml"``, ``"adacat"``, ``"uniform"`` or ``"gaussian"`` (rlgen's tanh Gaussian).
     :param head_kwargs: options for the head (``num_mixtures``, ``num_classes``, ``num_bins``, ``squash``, ...).
+    :param exact_entropy: pass SB3 the exact entropy, or ``None`` for SB3's ``-log pi(a|s)`` estimate; default
+        exact except for DLML, whose exact entropy over all levels dominates the update's cost
+        (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
     :param log_std_init: initial spread on the centred unit coordinate [-1, 1] of the action box: the
         standard deviation of each DLML component, the Gaussian's log-std; binned heads start uniform.
     """
@@ -42,6 +45,7 @@ class HeadPolicy(ActorCriticPolicy):
         *args: Any,
         head: str | None = None,
         head_kwargs: dict[str, Any] | None = None,
+        exact_entropy: bool | None = None,
         **kwargs: Any,
     ):
         if kwargs.get("use_sde"):
@@ -49,11 +53,12 @@ class HeadPolicy(ActorCriticPolicy):
         # Read by _build, which ActorCriticPolicy.__init__ calls.
         self.head = head or self.default_head
         self.head_kwargs = dict(head_kwargs or {})
+        self.exact_entropy = exact_entropy
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
-        self.action_dist = HeadDistribution(self.head, self.action_space, self.head_kwargs)
+        self.action_dist = HeadDistribution(self.head, self.action_space, self.head_kwargs, self.exact_entropy)
         self._build_mlp_extractor()
         self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
@@ -74,7 +79,7 @@ class HeadPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(head=self.head, head_kwargs=self.head_kwargs)
+        data.update(head=self.head, head_kwargs=self.head_kwargs, exact_entropy=self.exact_entropy)
         return data
 
 
