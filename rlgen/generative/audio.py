@@ -126,9 +126,9 @@ class AudioTask:
                 total, count = total + float(scored.sum()), count + scored.numel()
         return {"eval/bits_per_dim": bits_per_dim(total, count)}
 
-    def write_samples(self, model: AudioModel, path: Path, seed: int) -> Path:
+    def write_samples(self, model: AudioModel, path: Path, seed: int, progress: bool = False) -> Path:
         """``config.sample_seconds`` of generated audio."""
         c = self.config
         generator = torch.Generator(device=model.head.low.device).manual_seed(seed)
-        levels = model.sample(1, round(c.sample_seconds * c.sample_rate), c.temperature, generator)
+        levels = model.sample(1, round(c.sample_seconds * c.sample_rate), c.temperature, generator, progress)
         return write_wav(path, dequantize(levels[0].cpu().numpy(), c.num_levels, c.transform), c.sample_rate)

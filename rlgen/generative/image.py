@@ -87,8 +87,8 @@ class ImageTask:
             total += float(model.log_mass(batch).sum())
         return {"eval/bits_per_dim": bits_per_dim(total, self.test.size)}
 
-    def write_samples(self, model: ImageModel, path: Path, seed: int) -> Path:
+    def write_samples(self, model: ImageModel, path: Path, seed: int, progress: bool = False) -> Path:
         """A grid of ``config.samples`` generated digits."""
         generator = torch.Generator(device=model.head.low.device).manual_seed(seed)
-        images = model.sample(self.config.samples, self.config.temperature, generator)
+        images = model.sample(self.config.samples, self.config.temperature, generator, progress)
         return write_png(path, image_grid(images.cpu().numpy() / (NUM_LEVELS - 1)))

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from rlgen.generative.levels import level_head, level_log_mass, sample_levels
 from rlgen.heads.base import BoxDistribution
@@ -73,14 +74,18 @@ class ImageModel(LevelModel):
         return self.body(self.encode(levels).unsqueeze(1))
 
     @torch.no_grad()
-    def sample(self, count: int, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
-        """``count`` images ``(count, H, W)``, drawn pixel by pixel in raster order."""
+    def sample(self, count: int, temperature: float = 1.0, generator: torch.Generator | None = None,
+               progress: bool = False) -> Tensor:  # fmt: skip
+        """``count`` images ``(count, H, W)``, drawn pixel by pixel in raster order.
+
+        :param progress: show a progress bar over the pixels.
+        """
         height, width = self.shape
         images = torch.zeros(count, height, width, dtype=torch.long, device=self.head.low.device)
-        for i in range(height):
-            for j in range(width):
-                dist = self.head(self.features(images)[:, i, j])
-                images[:, i, j] = sample_levels(dist, self.num_levels, temperature, generator)[:, 0]
+        for p in tqdm(range(height * width), desc="sampling", unit="pixel", disable=not progress):
+            i, j = divmod(p, width)
+            dist = self.head(self.features(images)[:, i, j])
+            images[:, i, j] = sample_levels(dist, self.num_levels, temperature, generator)[:, 0]
         return images
 
 
@@ -107,13 +112,16 @@ class AudioModel(LevelModel):
 
     @torch.no_grad()
     def sample(self, count: int, length: int, temperature: float = 1.0,
-               generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+               generator: torch.Generator | None = None, progress: bool = False) -> Tensor:  # fmt: skip
         """``count`` signals ``(count, length)``, drawn step by step; each step reruns the body on the last
-        receptive field only (the steps before it cannot change the output)."""
+        receptive field only (the steps before it cannot change the output).
+
+        :param progress: show a progress bar over the steps.
+        """
         window = self.receptive_field + 1
         silence = (self.num_levels - 1) // 2
         signal = torch.full((count, length), silence, dtype=torch.long, device=self.head.low.device)
-        for t in range(length):
+        for t in tqdm(range(length), desc="sampling", unit="step", disable=not progress):
             start = max(0, t + 1 - window)
             dist = self.head(self.features(signal[:, start : t + 1])[:, -1])
             signal[:, t] = sample_levels(dist, self.num_levels, temperature, generator)[:, 0]

@@ -202,6 +202,9 @@ def _train(
     torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     model = task.build().to(resolve_device(device))
+    fit_bins = getattr(model.head, "fit_bins", None)
+    if fit_bins is not None:  # quantile bins come from the training levels (a resume restores the fitted ones)
+        fit_bins(torch.as_tensor(task.train, dtype=torch.float32, device=model.head.low.device).reshape(-1, 1))
     learner = LevelLearner(model, recipe.model.lr, recipe.model.grad_clip)
 
     def evaluator(learner: LevelLearner, step: int) -> dict[str, float]:
@@ -210,5 +213,5 @@ def _train(
 
     result = fit(learner, task.batches(), train, run, evaluator, progress=progress)  # type: ignore[arg-type]
     model.eval()
-    task.write_samples(model, run.path / task.samples_file, seed=train.seed)
+    task.write_samples(model, run.path / task.samples_file, seed=train.seed, progress=progress)
     return result
