@@ -15,10 +15,12 @@ seed 100000 + i) and scored on the thesis' scale: ``(R - R_random) / (R_expert -
 recipe's measured returns of the uniform-random policy and of the expert's deterministic actions (the expert
 that generated the data; its stochastic return is kept in the JSON too).
 
-Results go to ``benchmarks/gail.{json,md}`` after every run. ``--merge`` keeps the runs already in the JSON
-and skips any (task, method, N, seed, iterations) measured before, so a later session can extend the table::
+``--set`` overrides the recipe for every run (``agent.*`` ones reach BC's network and demonstrations too);
+the table lists them per row. Results go to ``benchmarks/gail.{json,md}`` after every run. ``--merge`` keeps
+the runs already in the JSON and skips any (task, method, N, seed, iterations, overrides) measured before, so a
+later session can extend the table::
 
-    python scripts/bench_gail.py --tasks invertedpendulum --iterations 60
+    python scripts/bench_gail.py --tasks invertedpendulum --iterations 50 --set agent.n_steps=256
     python scripts/bench_gail.py --tasks hopper --iterations 300 --trajectories 4 25 --merge
 """
 
@@ -65,8 +67,8 @@ def demo_overrides(trajectories: int, seed: int) -> list[str]:
 
 
 def run_gail(task: TaskSpec, trajectories: int, seed: int, iterations: int, warm_start: bool, episodes: int,
-             folder: Path) -> dict:  # fmt: skip
-    overrides = [*demo_overrides(trajectories, seed), f"train.steps={iterations}", "train.eval_every=0",
+             extra: list[str], folder: Path) -> dict:  # fmt: skip
+    overrides = [*extra, *demo_overrides(trajectories, seed), f"train.steps={iterations}", "train.eval_every=0",
                  f"train.eval_episodes={episodes}", f"train.eval_seed={EVAL_SEED}",
                  f"train.checkpoint_every={iterations}", f"agent.bc_warm_start={str(warm_start).lower()}"]  # fmt: skip
     tick = time.perf_counter()
@@ -76,10 +78,10 @@ def run_gail(task: TaskSpec, trajectories: int, seed: int, iterations: int, warm
             "wall_seconds": time.perf_counter() - tick, "train_seconds": result.update_seconds}  # fmt: skip
 
 
-def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int) -> dict:
+def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int, extra: list[str]) -> dict:
     """The same demonstrations and network as GAIL (built by GAIL.create), cloned as in the thesis."""
-    recipe = load_recipe(RECIPE).with_overrides([o for o in demo_overrides(trajectories, seed)
-                                                 if o.startswith("agent.")])  # fmt: skip
+    overrides = [*extra, *demo_overrides(trajectories, seed)]
+    recipe = load_recipe(RECIPE).with_overrides([o for o in overrides if o.startswith("agent.")])
     torch.set_num_threads(1)
     seed_everything(seed)
     tick = time.perf_counter()
@@ -93,7 +95,7 @@ def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int) -> dict:
 
 
 def key(run: dict) -> tuple:
-    return run["task"], run["method"], run["trajectories"], run["seed"], run["iterations"]
+    return run["task"], run["method"], run["trajectories"], run["seed"], run["iterations"], run["overrides"]
 
 
 def write_report(runs: list[dict], out: Path) -> None:
@@ -101,18 +103,20 @@ def write_report(runs: list[dict], out: Path) -> None:
     write_text_atomic(out / "gail.json", json.dumps({"runs": runs}, indent=2) + "\n")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        groups.setdefault((run["task"], run["trajectories"], run["method"], run["iterations"]), []).append(run)
+        group = (run["task"], run["trajectories"], run["method"], run["iterations"], run["overrides"])
+        groups.setdefault(group, []).append(run)
     lines = ["# GAIL vs BC from few expert trajectories (thesis Figure 2.1)", "",
              "Expert-normalised return of the final policy (deterministic actions): 0 = uniform-random policy, "
              "1 = the expert that generated the data (its deterministic return); mean ± std over seeds. "
              f"Each trajectory is subsampled to {PAIRS} state-action pairs. Env steps and wall time per run "
              "(wall: training and the final evaluation; BC uses no environment steps).", "",
-             "| task | trajectories | method | iterations | normalised return | seeds | env steps | wall s / run |",
-             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for (task, trajectories, method, iterations), group in sorted(groups.items()):
+             "| task | trajectories | method | iterations | overrides | normalised return | seeds | env steps | "
+             "wall s / run |", "| --- | ---: | --- | ---: | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for (task, trajectories, method, iterations, overrides), group in sorted(groups.items()):
         scores = [r["normalised"] for r in group]
         spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
-        lines.append(f"| {task} | {trajectories} | {method} | {iterations} | {statistics.mean(scores):.2f} ± "
+        lines.append(f"| {task} | {trajectories} | {method} | {iterations} | {overrides or '—'} | "
+                     f"{statistics.mean(scores):.2f} ± "
                      f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
                      f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
     lines += ["", "References (measured returns in the task recipes):", ""]
@@ -134,6 +138,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=300, help="GAIL iterations (1024 env steps each)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="recipe overrides for every run, e.g. agent.n_steps=256")  # fmt: skip
     parser.add_argument("--merge", action="store_true", help="keep the runs in <out>/gail.json, skip those measured")
     args = parser.parse_args()
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), torch {torch.__version__} "
@@ -152,15 +158,15 @@ def main() -> int:
                     for seed in args.seeds:
                         iterations = 0 if method == "bc" else args.iterations
                         run = {"task": name, "method": method, "trajectories": trajectories, "seed": seed,
-                               "iterations": iterations}  # fmt: skip
+                               "iterations": iterations, "overrides": " ".join(args.overrides)}  # fmt: skip
                         if key(run) in done:
                             continue
                         if method == "bc":
-                            run.update(run_bc(task, trajectories, seed, args.eval_episodes))
+                            run.update(run_bc(task, trajectories, seed, args.eval_episodes, args.overrides))
                         else:
                             folder = Path(tmp) / f"{name}-{method}-{trajectories}-{seed}"
                             run.update(run_gail(task, trajectories, seed, iterations, method == "gail-bc",
-                                                args.eval_episodes, folder))  # fmt: skip
+                                                args.eval_episodes, args.overrides, folder))  # fmt: skip
                         run["normalised"] = (run["return"] - refs["random"]) / (refs["expert"] - refs["random"])
                         runs.append({**run, "references": refs, "eval_episodes": args.eval_episodes, **settings})
                         done.add(key(run))
