@@ -308,3 +308,9 @@ def test_espeak_speech_is_synthesised_at_the_requested_rate():
     assert abs(np.abs(audio).max() - speech.PEAK) < 1e-5
     levels = speech.quantize(audio)
     assert len(np.unique(levels)) > 100  # speech, not silence
+
+
+def test_a_bad_head_fails_before_the_run_folder_is_written(capsys, tmp_path):
+    assert main(["generative", "train", "image", "--set", "model.head=dlml", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "bad options for the 'dlml' head" in capsys.readouterr().err  # the recipe's num_bins is not a DLML option
+    assert not (tmp_path / "run").exists()

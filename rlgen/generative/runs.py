@@ -170,6 +170,7 @@ def start_generative_run(
     parsed = recipe if isinstance(recipe, GenerativeRecipe) else load_generative_recipe(recipe)
     parsed = parsed.with_overrides(overrides)
     task = task or KINDS[parsed.kind][1](parsed.model)
+    task.build()  # a bad head or size fails here, before the run folder is written
     run = RunDir.create(run_dir or default_run_dir("generative", parsed.name, parsed.train.seed), parsed.to_dict())
     return run, _train(run, parsed, task, device, progress)
 
