@@ -67,28 +67,37 @@ def parse_args() -> Args:
     return args
 
 
-def run_one(env_id: str, head: str, seed: int, args: Args) -> dict[str, Any]:
-    """Train one PPO agent and evaluate its final policy.
+def train_side_by_side(env_id: str, seed: int, args: Args) -> list[dict[str, Any]]:
+    """Train one PPO agent per head with the same seed, in turn one rollout at a time, then evaluate each.
+
+    Taking turns every rollout (``learn(n_steps, reset_num_timesteps=False)`` continues the same run: same env
+    state, same counters; SB3's default schedules are constant) makes load from other processes fall on every
+    head alike, so the env-steps/s columns compare like with like.
 
     :param env_id: gymnasium id.
-    :param head: key of :data:`HEADS`.
-    :param seed: seeds the algorithm, the training env and the eval env.
-    :param args: budget and evaluation settings.
+    :param seed: seeds the algorithms, the training envs and the eval env.
+    :param args: heads, budget and evaluation settings.
     """
-    policy, policy_kwargs = HEADS[head]
-    model = PPO(policy, env_id, seed=seed, policy_kwargs=policy_kwargs)
-    start = time.perf_counter()
-    model.learn(total_timesteps=args.steps)
-    seconds = time.perf_counter() - start
-    eval_env = gym.make(env_id)
-    eval_env.reset(seed=10_000 + seed)
-    mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
-    eval_env.close()
-    return {
-        "env": env_id, "head": head, "seed": seed, "steps": model.num_timesteps,
-        "final_return": float(mean_return), "final_return_std": float(std_return),
-        "train_seconds": seconds, "env_steps_per_s": model.num_timesteps / seconds,
-    }
+    models = {head: PPO(HEADS[head][0], env_id, seed=seed, policy_kwargs=HEADS[head][1]) for head in args.heads}
+    seconds = dict.fromkeys(models, 0.0)
+    while any(model.num_timesteps < args.steps for model in models.values()):
+        for head, model in models.items():
+            start = time.perf_counter()
+            model.learn(total_timesteps=model.n_steps, reset_num_timesteps=model.num_timesteps == 0)
+            seconds[head] += time.perf_counter() - start
+    runs = []
+    for head, model in models.items():
+        eval_env = gym.make(env_id)
+        eval_env.reset(seed=10_000 + seed)
+        mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes,
+                                                  deterministic=True)  # fmt: skip
+        eval_env.close()
+        runs.append({
+            "env": env_id, "head": head, "seed": seed, "steps": model.num_timesteps,
+            "final_return": float(mean_return), "final_return_std": float(std_return),
+            "train_seconds": seconds[head], "env_steps_per_s": model.num_timesteps / seconds[head],
+        })  # fmt: skip
+    return runs
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -132,8 +141,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {report['machine']['cpu']}, {report['machine']['cpu_count']} CPUs, "
         f"{report['machine']['torch_threads']} torch thread(s), torch {report['machine']['torch']}, "
         f"SB3 {report['machine']['stable_baselines3']}  ",
-        f"Date: {report['date']}. PPO with SB3 defaults, {report['steps']} env steps per run; final return = mean of "
-        f"{report['eval_episodes']} deterministic episodes of the final policy; env-steps/s includes PPO updates.",
+        f"Date: {report['date']}. PPO with SB3 defaults, {report['steps']} env steps per run (whole rollouts of 2048); "
+        f"final return = mean of {report['eval_episodes']} deterministic episodes of the final policy; env-steps/s "
+        "includes PPO updates, the heads of a seed trained in turn one rollout at a time.",
         "",
         "| env | head | seeds | final return (mean ± std over seeds) | per seed | env-steps/s |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -157,23 +167,23 @@ def main() -> None:
     # Small MLPs run fastest on one thread on a 2-core CPU.
     torch.set_num_threads(args.threads)
     runs = []
-    # Seeds outermost so that any load from other processes spreads evenly over the heads being compared.
     for seed in args.seeds:
         for env_id in args.envs:
-            for head in args.heads:
-                run = run_one(env_id, head, seed, args)
+            for run in train_side_by_side(env_id, seed, args):
                 runs.append(run)
-                print(f"{env_id:16s} {head:8s} seed {seed}: return {run['final_return']:8.1f}  "
+                print(f"{env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f}  "
                       f"{run['env_steps_per_s']:6.0f} env-steps/s", flush=True)
-    report = {
-        "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "steps": args.steps, "eval_episodes": args.eval_episodes,
-        "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": kw} for name, (p, kw) in HEADS.items()},
-        "summary": summarise(runs), "runs": runs,
-    }
-    write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2, default=str) + "\n")
-    write_atomic(args.out.with_suffix(".md"), markdown(report))
+            report = {
+                "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": machine(), "steps": args.steps, "eval_episodes": args.eval_episodes,
+                "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": kw}
+                          for name, (p, kw) in HEADS.items()},
+                "summary": summarise(runs), "runs": runs,
+            }  # fmt: skip
+            # Rewritten after every (seed, env): a long run that is stopped keeps what it measured.
+            write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2, default=str) + "\n")
+            write_atomic(args.out.with_suffix(".md"), markdown(report))
     print(markdown(report))
 
 
