@@ -61,7 +61,7 @@ class _ToyPolicy(nn.Module):
         return self.head(obs)
 
 
-def _toy_batch(policy: nn.Module, n: int = 256):
+def _toy_batch(policy: nn.Module, n: int = 128):
     gen = torch.Generator().manual_seed(1)
     obs = torch.randn(n, 3, generator=gen)
     with torch.no_grad():
