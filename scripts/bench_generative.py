@@ -83,7 +83,8 @@ def summarise(rows: list[dict], kind: str, params: int, head: str) -> str:
 def write_tables(results: dict, out: Path) -> None:
     rows = results["runs"]
     lines = ["# Generative models: uniform categorical vs DLML vs AdaCat heads", "",
-             f"Command: `{results['command']}`  ", f"Machine: {results['machine']}  ",
+             "Commands: " + "; ".join(f"`{c}` ({load})" for c, load in results["commands"].items()) + "  ",
+             f"Machine: {results['machine']}  ",
              f"Seeds: {', '.join(map(str, results['seeds']))}; mean ± standard deviation over seeds of the test "
              "negative log-likelihood in bits/dim (lower is better), every head scored on the exact probability "
              "mass of the discrete level.", "",
@@ -96,7 +97,7 @@ def write_tables(results: dict, out: Path) -> None:
     lines += ["", "## Audio: WaveNet on espeak-ng speech, 8 kHz, 8-bit mu-law (shape of AdaCat Table 3)", "",
               f"Budget: {' '.join(AUDIO_BUDGET)}; 2 stacks of dilations 1..64 (receptive field 256 samples); "
               "voices en-us and en-gb+f3, 20 train / 4 held-out sentences each. The uniform head over the mu-law "
-              "levels is the mu-law categorical.", "",
+              "levels is the mu-law categorical; DLML at P = 256 has 85 logistics (255 outputs).", "",
               "| conditional | P | held-out NLL (mu-law 256), bits/dim |", "| --- | ---: | ---: |"]  # fmt: skip
     names = {"uniform": "uniform categorical (mu-law levels)", "dlml": "DLML", "adacat": "AdaCat"}
     for params in AUDIO_PARAMS:
@@ -136,12 +137,11 @@ def main() -> int:
     torch.set_num_threads(1)
     path = args.out / "generative.json"
     results = json.loads(path.read_text()) if path.is_file() else {"runs": []}
-    results.update({
-        "command": "python scripts/bench_generative.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (1-min load {os.getloadavg()[0]:.1f} at start), "
-                   f"torch {torch.__version__}, 1 torch thread, Python {platform.python_version()}",
-        "seeds": sorted({*args.seeds, *(r["seed"] for r in results["runs"])}),
-    })  # fmt: skip
+    command = " ".join(["python scripts/bench_generative.py", *sys.argv[1:]])
+    load = f"1-min load {os.getloadavg()[0]:.1f} at start"
+    results.setdefault("commands", {})
+    results["machine"] = (f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, "
+                          f"torch {torch.__version__}, 1 torch thread, Python {platform.python_version()}")  # fmt: skip
     kinds = [args.only] if args.only else ["image", "audio"]
     for kind in kinds:
         for params in IMAGE_PARAMS if kind == "image" else AUDIO_PARAMS:
@@ -152,15 +152,25 @@ def main() -> int:
                         continue
                     row = run_case(kind, head, params, seed, args.runs)
                     results["runs"].append(row)
+                    # the invocations that added runs (a rerun of the same command replaces its entry)
+                    results["commands"][command] = load
+                    results["seeds"] = sorted({r["seed"] for r in results["runs"]})
                     print(f"{kind} {head} P={params} seed {seed}: {row['test_bits_per_dim']:.4f} bits/dim "
                           f"({row['seconds']:.0f} s)", flush=True)  # fmt: skip
                     keep_samples(results, kind, args.out)
-                    args.out.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".json.tmp")
-                    tmp.write_text(json.dumps(results, indent=1))
-                    tmp.replace(path)
-                    write_tables(results, args.out)
+                    save(results, args.out)
+    if results["runs"]:
+        save(results, args.out)
     return 0
+
+
+def save(results: dict, out: Path) -> None:
+    """Write generative.json (atomically) and generative.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "generative.json.tmp"
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(out / "generative.json")
+    write_tables(results, out)
 
 
 if __name__ == "__main__":
