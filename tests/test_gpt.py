@@ -57,6 +57,28 @@ def test_cache_rows_can_be_reindexed_like_beams(model: GPT) -> None:
     assert cache.batch_size == 7 and cache.visible.shape == (7, 14)
 
 
+@torch.inference_mode()
+def test_a_shared_prefix_gives_the_same_outputs_as_per_row_copies(model: GPT) -> None:
+    x, visible = _inputs(2, 14)
+    visible[1] = False  # an invisible key inside the shared prefix
+    cache = model.new_cache(2, capacity=14)
+    model(x[:, :5], key_visible=visible[:5], cache=cache)
+    cache.share_prefix()  # two groups of rows from here on
+    rows = torch.arange(2)
+    # Beam-like selections that keep the groups in order, equally many rows each: grow, reorder, shrink.
+    for index, stop in ((torch.tensor([0, 0, 0, 1, 1, 1]), 7), (torch.tensor([2, 0, 1, 1, 5, 3, 4, 3]), 9),
+                        (torch.tensor([3, 6]), 12)):  # fmt: skip
+        cache.select(index)
+        rows = rows[index]
+        start = cache.length
+        tail = model(x[rows, start:stop], key_visible=visible[start:stop], cache=cache)
+        full = model(x[rows, :stop], key_visible=visible[:stop])[:, start:]
+        torch.testing.assert_close(tail, full, rtol=1e-10, atol=1e-10)
+    # Rows of one group moved into another's place would read the wrong prefix: refused.
+    with pytest.raises(ValueError, match="grouped"):
+        cache.select(torch.tensor([1, 0]))
+
+
 def test_decoding_with_a_cache_needs_inference_mode(model: GPT) -> None:
     cache = model.new_cache(1, capacity=4)
     with pytest.raises(RuntimeError, match="inference"):

@@ -59,16 +59,23 @@ class KVCache:
     which is what beam search does to its candidates, many times per plan: it copies only the filled
     positions, all layers in one call, into a second preallocated buffer and swaps the two, so a beam search
     stops allocating once both buffers have grown to its widest batch.
+
+    Beam search also starts every candidate from the same prefix. After :meth:`share_prefix` the positions
+    cached so far are kept once per *group* (each row at that moment starts a group) instead of once per row:
+    ``select`` no longer copies them, and attention reads them once per group with a matrix product over all
+    the group's rows instead of once per row. Rows must then stay grouped: in group order, equally many each.
     """
 
     def __init__(self, config: GPTConfig, batch: int, capacity: int, device: torch.device, dtype: torch.dtype):
         if capacity > config.block_size:
             raise ValueError(f"cache capacity {capacity} exceeds the block size {config.block_size}")
         self.capacity, self.length, self.batch_size = capacity, 0, batch
+        self.prefix_length = 0
         self._layout = (2 * config.n_layer, config.n_head, capacity, config.n_embd // config.n_head)
         self._device, self._dtype = device, dtype
         self._kv, self._visible = self._allocate(batch)
         self._spare: tuple[Tensor, Tensor] | None = None
+        self._prefix_kv: Tensor | None = None
 
     def _allocate(self, rows: int) -> tuple[Tensor, Tensor]:
         """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
@@ -79,24 +86,46 @@ class KVCache:
 
     @property
     def visible(self) -> Tensor:
-        """``(B, capacity)`` bool, whether later tokens may attend to each cached position."""
+        """``(B, capacity)`` bool, whether later tokens may attend to each cached position (shared prefix
+        included: visibility is per row)."""
         return self._visible[: self.batch_size]
 
+    def share_prefix(self) -> None:
+        """Keep the positions cached so far once per current row (a group), shared by the rows that
+        :meth:`select` makes from it (see the class docstring)."""
+        if self._prefix_kv is not None:
+            raise RuntimeError("this cache already shares a prefix")
+        self._prefix_kv = self._kv[:, : self.batch_size, :, : self.length].clone()
+        self.prefix_length = self.length
+
+    def prefix(self, layer: int) -> tuple[Tensor, Tensor] | None:
+        """Shared keys and values ``(G, H, prefix_length, hd)`` of ``layer``, or None without a shared prefix."""
+        if self._prefix_kv is None:
+            return None
+        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1]
+
     def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return all of them."""
+        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's own
+        (positions after the shared prefix, if any)."""
         end = self.length + k.shape[2]
         keys, values = self._kv[2 * layer, : self.batch_size], self._kv[2 * layer + 1, : self.batch_size]
         keys[:, :, self.length : end] = k
         values[:, :, self.length : end] = v
-        return keys[:, :, :end], values[:, :, :end]
+        return keys[:, :, self.prefix_length : end], values[:, :, self.prefix_length : end]
 
     def select(self, index: Tensor) -> None:
         """Keep rows ``index`` (a 1-D long tensor; repeats allowed) in that order."""
-        rows, end = index.shape[0], self.length
+        rows, start, end = index.shape[0], self.prefix_length, self.length
+        if self._prefix_kv is not None:
+            groups = self._prefix_kv.shape[1]
+            expected = torch.arange(groups, device=index.device).repeat_interleave(max(1, rows // groups))
+            if rows % groups or not torch.equal(index // (self.batch_size // groups), expected):
+                raise ValueError(f"rows sharing a prefix must stay grouped: {groups} groups in order, equally many "
+                                 f"rows each, but index {index.tolist()} regroups {self.batch_size} rows")  # fmt: skip
         if self._spare is None or self._spare[0].shape[1] < rows:
             self._spare = self._allocate(max(rows, self._kv.shape[1]))
         kv, visible = self._spare
-        torch.index_select(self._kv[:, : self.batch_size, :, :end], 1, index, out=kv[:, :rows, :, :end])
+        torch.index_select(self._kv[:, : self.batch_size, :, start:end], 1, index, out=kv[:, :rows, :, start:end])
         torch.index_select(self.visible[:, :end], 0, index, out=visible[:rows, :end])
         self._spare, (self._kv, self._visible) = (self._kv, self._visible), (kv, visible)
         self.batch_size = rows
@@ -116,10 +145,42 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        shared = None
         if cache is not None:
             k, v = cache.store(layer, k, v)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+            shared = cache.prefix(layer)
+        if shared is not None:
+            y = attend_with_shared_prefix(q, *shared, k, v, mask)
+        else:
+            dropout = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+def attend_with_shared_prefix(
+    q: Tensor, prefix_k: Tensor, prefix_v: Tensor, k: Tensor, v: Tensor, mask: Tensor
+) -> Tensor:
+    """Softmax attention of queries ``q (B, H, T, hd)`` over a prefix shared by groups of rows followed by
+    every row's own keys: the same numbers as attending over each row's full sequence.
+
+    :param prefix_k: ``(G, H, P, hd)`` shared keys; rows ``g * B / G .. (g + 1) * B / G`` use group ``g``'s
+        (``prefix_v`` alike).
+    :param k: ``(B, H, S, hd)`` each row's own keys (``v`` alike); key ``j`` of the full sequence is prefix
+        position ``j`` for ``j < P``, own position ``j - P`` after.
+    :param mask: bool ``(B, 1, T, P + S)``, True where a query may attend to a key.
+    """
+    (B, H, T, hd), (G, _, P, _) = q.shape, prefix_k.shape
+    R = B // G
+
+    def by_group(x: Tensor) -> Tensor:  # (B, H, T, n) -> (G, H, R * T, n): one matrix product per group
+        return x.view(G, R, H, T, -1).transpose(1, 2).reshape(G, H, R * T, -1)
+
+    def by_row(x: Tensor) -> Tensor:  # the inverse
+        return x.view(G, H, R, T, -1).transpose(1, 2).reshape(B, H, T, -1)
+
+    scores = torch.cat([by_row(by_group(q) @ prefix_k.transpose(-1, -2)), q @ k.transpose(-1, -2)], -1)
+    weights = (scores * hd**-0.5).masked_fill(~mask, -math.inf).softmax(-1)
+    return by_row(by_group(weights[..., :P]) @ prefix_v) + weights[..., P:] @ v
 
 
 class MLP(nn.Module):

@@ -104,11 +104,13 @@ class Decoder(ABC):
 
 
 class CachedDecoder(Decoder):
-    """Feeds only the new tokens through the GPT; the KV cache follows the rows."""
+    """Feeds only the new tokens through the GPT; the KV cache follows the rows. Every environment's prefix is
+    cached once and shared by all its candidates (they stay grouped by environment)."""
 
     def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, capacity: int):
         self.cache = model.gpt.new_cache(prefix.shape[0], capacity)
         super().__init__(model, prefix, pad, capacity)
+        self.cache.share_prefix()
 
     def _features(self, new: int) -> Tensor:
         start = self.values.shape[1] - new
