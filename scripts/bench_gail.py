@@ -119,10 +119,16 @@ def write_report(runs: list[dict], out: Path) -> None:
                      f"{statistics.mean(scores):.2f} ± "
                      f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
                      f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
-    lines += ["", "References (measured returns in the task recipes):", ""]
-    for task, refs in sorted({r["task"]: r["references"] for r in runs}.items()):
-        lines.append(f"- {task}: random {refs['random']:.1f}, expert {refs['expert']:.1f} (deterministic; "
-                     f"stochastic {refs['expert_stochastic']:.1f})")  # fmt: skip
+    lines += ["", "References (measured returns in the task recipes, mean ± std over episodes; a learner that falls "
+              "less often than the expert scores above 1):", ""]  # fmt: skip
+    for name in sorted({r["task"] for r in runs}):
+        task = load_task(name)
+        assert task.random_return is not None and task.expert is not None  # checked by references()
+        rand, det, sto = task.random_return, task.expert.deterministic, task.expert.stochastic
+        lines.append(
+            f"- {name}: random {rand.mean:.1f} ± {rand.std:.1f}, expert {det.mean:.1f} ± {det.std:.1f} "
+            f"(deterministic, {det.episodes} episodes; stochastic {sto.mean:.1f} ± {sto.std:.1f})"
+        )
     lines += ["", "Runs:", ""]
     for command, machine, seeds in dict.fromkeys((r["command"], r["machine"], r["seeds"]) for r in runs):
         lines.append(f"- `{command}` on {machine}; seeds {seeds}")
