@@ -14,7 +14,8 @@ One trainer step is one iteration of Algorithm 2.1:
    of the exact head KL, backtracking line search within ``max_kl``);
 6. ``value_epochs`` epochs of Adam regression of ``V`` on the GAE returns;
 7. the observation normaliser takes in the rollout's states (it changes only between iterations, so each TRPO
-   step scores actions under the normalisation they were sampled with).
+   step scores actions under the normalisation they were sampled with). It starts from the demonstrations'
+   states, which is also what a BC warm start is fitted under; the policy's own states then move it.
 
 Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`), the thesis' own
 suggestion for fewer environment steps.
