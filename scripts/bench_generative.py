@@ -33,11 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADS = ("uniform", "dlml", "adacat")
 IMAGE_PARAMS = (6, 12, 18)
 AUDIO_PARAMS = (30, 256)
-#: the bench's budget, on top of the recipes (sized for minutes per run on a loaded 2-core CPU)
-IMAGE_BUDGET = ["train.steps=1500", "train.batch_size=64", "train.eval_every=0", "train.checkpoint_every=1500",
-                "train.log_every=100", "model.channels=32", "model.layers=4", "model.features=64"]  # fmt: skip
-AUDIO_BUDGET = ["train.steps=500", "train.batch_size=8", "train.eval_every=0", "train.checkpoint_every=500",
-                "train.log_every=50", "model.window=1024"]  # fmt: skip
+#: the bench's settings on top of the recipes, sized for minutes per run on a loaded 2-core CPU
+IMAGE_BUDGET = ["train.batch_size=64", "train.eval_every=0", "train.log_every=100", "model.channels=32",
+                "model.layers=4", "model.features=64"]  # fmt: skip
+AUDIO_BUDGET = ["train.batch_size=8", "train.eval_every=0", "train.log_every=50", "model.window=1024"]
+DEFAULT_STEPS = {"image": 1500, "audio": 500}
 MAX_SAMPLE_BYTES = 200_000
 
 
@@ -52,15 +52,25 @@ def head_options(head: str, params: int) -> str:
     raise ValueError(f"no parameter matching for head {head!r}")
 
 
-def run_case(kind: str, head: str, params: int, seed: int, runs_root: Path) -> dict:
+def steps_of(row: dict) -> int:
+    """Gradient steps of a recorded run (read from its overrides)."""
+    return int(next(o.partition("=")[2] for o in row["overrides"] if o.startswith("train.steps=")))
+
+
+def key_of(row: dict) -> tuple:
+    return row["kind"], row["head"], row["params"], steps_of(row), row["seed"]
+
+
+def run_case(kind: str, head: str, params: int, steps: int, seed: int, runs_root: Path) -> dict:
     budget = IMAGE_BUDGET if kind == "image" else AUDIO_BUDGET
-    overrides = [*budget, f"train.seed={seed}", f"model.head={head}", head_options(head, params)]
+    overrides = [*budget, f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.seed={seed}",
+                 f"model.head={head}", head_options(head, params)]  # fmt: skip
     if kind == "audio":  # sampling is step by step: one second from AdaCat's seed 0, a tenth of a second otherwise
         overrides.append(f"model.sample_seconds={1.0 if (head, seed) == ('adacat', 0) else 0.1}")
     recipe = load_generative_recipe(kind)
     # The recipe's head options belong to its own head: replace them instead of merging.
     recipe = recipe.with_overrides(["model.head_options={}"])
-    run_dir = runs_root / f"{kind}-{head}-p{params}-seed{seed}"
+    run_dir = runs_root / f"{kind}-{head}-p{params}-steps{steps}-seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a run killed before it finished is rerun from scratch
     tick = time.perf_counter()
@@ -72,8 +82,8 @@ def run_case(kind: str, head: str, params: int, seed: int, runs_root: Path) -> d
             "seconds": round(seconds, 1), "run_dir": str(run.path)}  # fmt: skip
 
 
-def summarise(rows: list[dict], kind: str, params: int, head: str) -> str:
-    values = [r["test_bits_per_dim"] for r in rows if (r["kind"], r["params"], r["head"]) == (kind, params, head)]
+def summarise(rows: list[dict], kind: str, params: int, steps: int, head: str) -> str:
+    values = [r["test_bits_per_dim"] for r in rows if key_of(r)[:4] == (kind, head, params, steps)]
     if not values:
         return "-"
     spread = f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else ""
@@ -89,22 +99,30 @@ def write_tables(results: dict, out: Path) -> None:
              "negative log-likelihood in bits/dim (lower is better), every head scored on the exact probability "
              "mass of the discrete level.", "",
              "## Image: gated PixelCNN on scikit-learn's 8x8 digits, 17 levels (shape of AdaCat Table 2)", "",
-             f"Budget: {' '.join(IMAGE_BUDGET)} (1,437 train / 360 test images). P = outputs per pixel: uniform "
+             f"Settings: {' '.join(IMAGE_BUDGET)} (1,437 train / 360 test images). P = outputs per pixel: uniform "
              "k = P bins, DLML K = P/3 logistics, AdaCat k = P/2 adaptive bins.", "",
-             "| P | uniform | DLML | AdaCat |", "| ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for params in IMAGE_PARAMS:
-        lines.append(f"| {params} | " + " | ".join(summarise(rows, "image", params, h) for h in HEADS) + " |")
-    lines += ["", "## Audio: WaveNet on espeak-ng speech, 8 kHz, 8-bit mu-law (shape of AdaCat Table 3)", "",
-              f"Budget: {' '.join(AUDIO_BUDGET)}; 2 stacks of dilations 1..64 (receptive field 256 samples); "
-              "voices en-us and en-gb+f3, 20 train / 4 held-out sentences each. The uniform head over the mu-law "
-              "levels is the mu-law categorical; DLML at P = 256 has 85 logistics (255 outputs).", "",
-              "| conditional | P | held-out NLL (mu-law 256), bits/dim |", "| --- | ---: | ---: |"]  # fmt: skip
+             "| P | steps | uniform | DLML | AdaCat |", "| ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for params, steps in sorted({key_of(r)[2:4] for r in rows if r["kind"] == "image"}):
+        lines.append(f"| {params} | {steps} | " + " | ".join(summarise(rows, "image", params, steps, h) for h in HEADS)
+                     + " |")  # fmt: skip
+    lines += [
+        "",
+        "## Audio: WaveNet on espeak-ng speech, 8 kHz, 8-bit mu-law (shape of AdaCat Table 3)",
+        "",
+        f"Settings: {' '.join(AUDIO_BUDGET)}; 2 stacks of dilations 1..64 (receptive field 256 samples); "
+        "voices en-us and en-gb+f3, 20 train / 4 held-out sentences each. The uniform head over the mu-law "
+        "levels is the mu-law categorical; DLML at P = 256 has 85 logistics (255 outputs).",
+        "",
+        "| conditional | P | steps | held-out NLL (mu-law 256), bits/dim |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     names = {"uniform": "uniform categorical (mu-law levels)", "dlml": "DLML", "adacat": "AdaCat"}
-    for params in AUDIO_PARAMS:
+    for params, steps in sorted({key_of(r)[2:4] for r in rows if r["kind"] == "audio"}):
         for head in HEADS:
-            lines.append(f"| {names[head]} | {params} | {summarise(rows, 'audio', params, head)} |")
+            lines.append(f"| {names[head]} | {params} | {steps} | {summarise(rows, 'audio', params, steps, head)} |")
     lines += ["", "Wall time per run (s): " + ", ".join(
-        f"{r['kind']}-{r['head']}-P{r['params']}-s{r['seed']} {r['seconds']:.0f}" for r in rows)]  # fmt: skip
+        f"{r['kind']}-{r['head']}-P{r['params']}-{steps_of(r)}steps-seed{r['seed']} {r['seconds']:.0f}"
+        for r in rows)]  # fmt: skip
     for name in ("image_samples", "audio_samples"):
         if results.get(name):
             lines.append(f"\nSamples: `{results[name]}`")
@@ -112,13 +130,13 @@ def write_tables(results: dict, out: Path) -> None:
 
 
 def keep_samples(results: dict, kind: str, out: Path) -> None:
-    """Copy the samples of the seed-0 AdaCat run at the largest P into benchmarks/ if small, else point to runs/."""
-    params = max(IMAGE_PARAMS if kind == "image" else AUDIO_PARAMS)
-    wanted = (kind, "adacat", params, 0)
-    match = [r for r in results["runs"] if (r["kind"], r["head"], r["params"], r["seed"]) == wanted]
+    """Copy the samples of the longest-trained seed-0 AdaCat run (largest P among those) into benchmarks/ if
+    small, else point to them under runs/."""
+    match = [r for r in results["runs"] if (r["kind"], r["head"], r["seed"]) == (kind, "adacat", 0)]
     if not match:
         return
-    source = next(Path(match[0]["run_dir"]).glob("samples.*"))
+    best = max(match, key=lambda r: (steps_of(r), r["params"]))
+    source = next(Path(best["run_dir"]).glob("samples.*"))
     if source.stat().st_size <= MAX_SAMPLE_BYTES:
         target = out / f"generative_{kind}_samples{source.suffix}"
         shutil.copyfile(source, target)
@@ -131,6 +149,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["image", "audio"], help="run one of the two tables")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, help="gradient steps per run (default: image 1500, audio 500)")
+    parser.add_argument("--params", type=int, nargs="+", help="output-parameter counts P (default: all of the kind)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_generative")
     args = parser.parse_args()
@@ -144,19 +164,19 @@ def main() -> int:
                           f"torch {torch.__version__}, 1 torch thread, Python {platform.python_version()}")  # fmt: skip
     kinds = [args.only] if args.only else ["image", "audio"]
     for kind in kinds:
-        for params in IMAGE_PARAMS if kind == "image" else AUDIO_PARAMS:
+        steps = args.steps or DEFAULT_STEPS[kind]
+        for params in args.params or (IMAGE_PARAMS if kind == "image" else AUDIO_PARAMS):
             for seed in args.seeds:
                 for head in HEADS:
-                    key = (kind, head, params, seed)
-                    if any((r["kind"], r["head"], r["params"], r["seed"]) == key for r in results["runs"]):
+                    if any(key_of(r) == (kind, head, params, steps, seed) for r in results["runs"]):
                         continue
-                    row = run_case(kind, head, params, seed, args.runs)
+                    row = run_case(kind, head, params, steps, seed, args.runs)
                     results["runs"].append(row)
                     # the invocations that added runs (a rerun of the same command replaces its entry)
                     results["commands"][command] = load
                     results["seeds"] = sorted({r["seed"] for r in results["runs"]})
-                    print(f"{kind} {head} P={params} seed {seed}: {row['test_bits_per_dim']:.4f} bits/dim "
-                          f"({row['seconds']:.0f} s)", flush=True)  # fmt: skip
+                    print(f"{kind} {head} P={params} {steps} steps seed {seed}: "
+                          f"{row['test_bits_per_dim']:.4f} bits/dim ({row['seconds']:.0f} s)", flush=True)  # fmt: skip
                     keep_samples(results, kind, args.out)
                     save(results, args.out)
     if results["runs"]:
