@@ -81,9 +81,13 @@ def test_adacat_cdf_and_icdf_invert_each_other(seed: int, bins: int, scale: floa
     x_of_q = dist.icdf(q)
     # float32 resolution of x times the local density bounds how well q can be recovered; bins narrower than
     # float32 can resolve on the unit interval are excluded.
-    bin_of_q = (q.unsqueeze(-1) >= dist.masses.cumsum(-1)[..., :-1]).sum(-1)
-    resolvable = dist.widths.gather(-1, bin_of_q.unsqueeze(-1)).squeeze(-1) > 1e-5
-    tolerance = 1e-5 + dist.log_prob(x_of_q).exp().unsqueeze(-1) * 2e-6 * (x_of_q.abs() + 1)
+    # The density is that of the bin q falls in: x_of_q may round onto the bin's edge, where log_prob reads
+    # the neighbour's density.
+    bin_of_q = (q.unsqueeze(-1) >= dist.masses.cumsum(-1)[..., :-1]).sum(-1).unsqueeze(-1)
+    width_of_q = dist.widths.gather(-1, bin_of_q).squeeze(-1)
+    resolvable = width_of_q > 1e-5
+    density = dist.masses.gather(-1, bin_of_q).squeeze(-1) / (width_of_q * (HIGH - LOW))
+    tolerance = 1e-5 + density * 2e-6 * (x_of_q.abs() + 1)
     assert ((dist.cdf(x_of_q) - q).abs() <= tolerance)[resolvable].all()
     x = LOW + (HIGH - LOW) * torch.rand(16, 1, generator=torch.Generator().manual_seed(seed + 1))
     # icdf(cdf(x)) recovers x wherever x lies in a bin of non-negligible mass.
@@ -264,7 +268,21 @@ def test_mode_is_the_highest_density_point() -> None:
     best = grid[dist.log_prob(grid).argmax()]
     assert dist.log_prob(dist.mode()).item() == pytest.approx(dist.log_prob(best).item(), abs=1e-5)
     dlml = random_dlml()
-    assert dlml.log_prob(dlml.mode()).item() == pytest.approx(dlml.level_log_probs().max().item(), abs=1e-6)
+    density = dlml.level_log_probs(censored=False)
+    index = dlml.level_of(dlml.mode())
+    assert density.gather(-1, index.unsqueeze(-1)).item() == pytest.approx(density.max().item(), abs=1e-6)
+
+
+def test_dlml_mode_follows_the_density_not_the_clipped_tails() -> None:
+    # One wide logistic (std ~1 on [-1, 1]) centred at 0.3: each edge level collects a tail heavier than any
+    # interior level's mass, but the density peaks at 0.3.
+    logits, means, log_scales = torch.zeros(1, 1, 1), torch.full((1, 1, 1), 0.3), torch.full((1, 1, 1), -0.6)
+    dist = DiscretizedLogisticMixture(logits, means, log_scales, torch.tensor([-1.0]), torch.tensor([1.0]), 256)
+    assert dist.level_log_probs().argmax(-1).item() in (0, 255)
+    assert dist.mode().item() == pytest.approx(0.3, abs=1.0 / 255)
+    # Without censoring the levels' masses still sum to the mass inside the range, below 1.
+    inside = dist.level_log_probs(censored=False).exp().sum().item()
+    assert 0.5 < inside < 1.0
 
 
 def test_top_p_keeps_only_the_most_probable_bins() -> None:
