@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -150,7 +151,7 @@ def main() -> int:
     args = parser.parse_args()
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), torch {torch.__version__} "
                f"(1 thread), Python {platform.python_version()}")  # fmt: skip
-    settings = {"command": "python scripts/bench_gail.py " + " ".join(sys.argv[1:]), "machine": machine,
+    settings = {"command": "python scripts/bench_gail.py " + shlex.join(sys.argv[1:]), "machine": machine,
                 "seeds": " ".join(map(str, args.seeds))}  # fmt: skip
     path = args.out / "gail.json"
     runs: list[dict] = json.loads(path.read_text())["runs"] if args.merge and path.is_file() else []
