@@ -148,15 +148,18 @@ class DiscretizedLogisticMixture(BoxDistribution):
         return self.from_unit(0.5 * (y + 1.0))
 
     def mode(self) -> Tensor:
-        """The level where the mixture's density is highest.
+        """The most probable level (the edge levels count the tails clipped into them)."""
+        return self._level_to_target(self.level_log_probs().argmax(-1))
 
-        Each level is scored by the mass over its own bin only. The edge levels' probabilities also hold the
-        tails clipped into them, which a component wide against the range makes larger than any interior
-        level's (14% each vs 0.4% for a centred logistic of std 1 with 256 levels): scoring by them would make
-        an extreme action the deterministic one wherever the component sits.
+    def density_mode(self) -> Tensor:
+        """The level where the mixture's density peaks: each level scored by the mass over its own bin only.
+
+        Differs from :meth:`mode` when a component is wide against the range: the edge levels then collect
+        tails heavier than any interior level's mass (14% each vs 0.4% for a centred logistic of std 1 with
+        256 levels), so the mode is an extreme action wherever the component sits. That is right for data whose
+        actions were clipped to the box (behaviour cloning), misleading for an exploring policy.
         """
-        index = self.level_log_probs(censored=False).argmax(-1)
-        return self._level_to_target(index)
+        return self._level_to_target(self.level_log_probs(censored=False).argmax(-1))
 
     def _level_to_target(self, index: Tensor) -> Tensor:
         return self.from_unit(index.float() / (self.num_classes - 1))
