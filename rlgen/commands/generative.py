@@ -4,7 +4,7 @@ rlgen generative train image                                   # PixelCNN + AdaC
 rlgen generative train image --set model.head=dlml model.head_options.num_mixtures=5
 rlgen generative train audio --set train.steps=500            # WaveNet on espeak-ng speech (needs espeak-ng)
 rlgen generative train --resume runs/generative/image/seed0-...   # continue after a kill, same numbers
-rlgen generative recipes                                       # list the recipes in generative/
+rlgen generative recipes                                       # list the recipes in agents/generative/
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     train = actions.add_parser("train", help="train a generative recipe (image, audio) or resume a run")
-    train.add_argument("recipe", nargs="?", help="a recipe in generative/ (image, audio) or a .yaml path")
+    train.add_argument("recipe", nargs="?", help="a recipe in agents/generative/ (image, audio) or a .yaml path")
     train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
                        help="override recipe values, e.g. train.steps=1000 model.head=uniform")  # fmt: skip
     train.add_argument("--run-dir", help="where to write the run (default: runs/generative/<recipe>/seed<k>-<time>)")

@@ -1,6 +1,6 @@
 """Generative runs on the shared training machinery: recipes, the learner :func:`rlgen.train.fit` drives, resume.
 
-A recipe (``generative/<name>.yaml``) names the data kind and fills two typed blocks, each overridable with
+A recipe (``agents/generative/<name>.yaml``) names the data kind and fills two typed blocks, each overridable with
 ``--set``::
 
     kind: image                   # image (8x8 digits, PixelCNN) or audio (espeak-ng speech, WaveNet)
@@ -107,9 +107,10 @@ class GenerativeRecipe:
 
 
 def recipes_root() -> Path:
-    """``$RLGEN_GENERATIVE_DIR`` if set, else the ``generative/`` folder next to the ``rlgen`` package."""
+    """``$RLGEN_GENERATIVE_DIR`` if set, else ``agents/generative/`` next to the ``rlgen`` package (a subfolder, so
+    ``rlgen train``'s agent recipes stay the YAML files directly in ``agents/``)."""
     env = os.environ.get(RECIPES_DIR_VAR)
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "generative"
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "agents" / "generative"
     if not root.is_dir():
         raise FileNotFoundError(f"generative recipes folder not found: {root}; set {RECIPES_DIR_VAR}")
     return root
@@ -120,7 +121,7 @@ def list_generative_recipes() -> list[str]:
 
 
 def load_generative_recipe(name: str) -> GenerativeRecipe:
-    """Read ``generative/<name>.yaml`` (or a path to a recipe file); an unknown name lists the valid ones."""
+    """Read ``agents/generative/<name>.yaml`` (or a path to a recipe file); an unknown name lists the valid ones."""
     path = Path(name)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = recipes_root() / f"{name}.yaml"
@@ -162,7 +163,7 @@ def start_generative_run(
     progress: bool = True,
     task: ImageTask | AudioTask | None = None,
 ) -> tuple[RunDir, FitResult]:
-    """Train a new run of generative ``recipe`` (a name in ``generative/``, a path, or a parsed recipe).
+    """Train a new run of generative ``recipe`` (a name in ``agents/generative/``, a path, or a parsed recipe).
 
     :param task: the data to train on, if already loaded (tests pass synthetic audio); built from the recipe
         otherwise.
