@@ -5,7 +5,7 @@ output-parameter counts P per pixel (uniform k = P bins, DLML K = P/3 components
 Audio (Table 3's shape): a WaveNet on espeak-ng speech at 8 kHz, 8-bit mu-law levels, held-out bits/dim at
 P = 30 and 256 (uniform over the mu-law levels is the mu-law categorical). Every head is scored on the exact
 probability mass of the discrete level, so the numbers compare across heads. Runs go through the same
-``rlgen generative train`` machinery (recipes ``agents/generative/image.yaml`` and ``agents/generative/audio.yaml`` with the
+``rlgen generative train`` machinery (recipes ``agents/generative/image.yaml`` and ``audio.yaml`` with the
 bench's budget as overrides) and run one after another; results are saved after every run and a rerun skips
 the runs already in the JSON.
 
