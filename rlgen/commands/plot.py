@@ -31,30 +31,37 @@ def curves(rows: list[dict[str, Any]], name: str) -> tuple[list[int], list[float
 
 
 def plot_runs(runs: list[RunDir], out: Path) -> Path:
-    """Draw the normalised evaluation score (± s.e.) and the training loss of each run side by side."""
+    """Draw the normalised evaluation score (± s.e.) of every run, then the training loss of each recipe in a
+    panel of its own: heads' losses are on different scales (a density's NLL, a discrete level's log-mass), so
+    one shared axis would flatten all but one of them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (score_ax, loss_ax) = plt.subplots(1, 2, figsize=(12, 4))
-    for run in runs:
+    configs = [run.read_config() for run in runs]
+    run_recipes = [str(config.get("recipe", run.path.name)) for run, config in zip(runs, configs, strict=True)]
+    recipes = list(dict.fromkeys(run_recipes))
+    fig, axes = plt.subplots(1, 1 + len(recipes), figsize=(6 + 4 * len(recipes), 4), squeeze=False)
+    score_ax, loss_axes = axes[0, 0], dict(zip(recipes, axes[0, 1:], strict=True))
+    for index, (run, config, recipe) in enumerate(zip(runs, configs, run_recipes, strict=True)):
         rows = run.read_metrics()
-        config = run.read_config()
-        label = f"{config.get('recipe', run.path.name)} seed {config.get('train', {}).get('seed', '?')}"
+        label = f"{recipe} seed {config.get('train', {}).get('seed', '?')}"
+        color = f"C{index % 10}"
         steps, score = curves(rows, "eval/score")
         _, se = curves(rows, "eval/score_se")
         if steps:
-            line = score_ax.plot(steps, score, marker="o", label=label)[0]
+            score_ax.plot(steps, score, marker="o", label=label, color=color)
             if len(se) == len(score):
                 low = [m - e for m, e in zip(score, se, strict=True)]
                 high = [m + e for m, e in zip(score, se, strict=True)]
-                score_ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
+                score_ax.fill_between(steps, low, high, color=color, alpha=0.2)
         steps, loss = curves(rows, "train/loss")
-        loss_ax.plot(steps, loss, label=label)
+        loss_axes[recipe].plot(steps, loss, label=label, color=color)
     score_ax.set(xlabel="gradient step", ylabel="normalised score", title="evaluation (mean ± s.e.)")
-    loss_ax.set(xlabel="gradient step", ylabel="loss", title="training loss")
-    for ax in (score_ax, loss_ax):
+    for recipe, ax in loss_axes.items():
+        ax.set(xlabel="gradient step", ylabel="loss", title=f"training loss: {recipe}")
+    for ax in axes[0]:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
