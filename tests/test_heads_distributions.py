@@ -271,18 +271,6 @@ def test_mode_is_the_highest_density_point() -> None:
     assert dlml.log_prob(dlml.mode()).item() == pytest.approx(dlml.level_log_probs().max().item(), abs=1e-6)
 
 
-def test_dlml_density_mode_follows_the_density_not_the_clipped_tails() -> None:
-    # One wide logistic (std ~1 on [-1, 1]) centred at 0.3: each edge level collects a tail heavier than any
-    # interior level's mass, so the mode is an edge level, but the density peaks at 0.3.
-    logits, means, log_scales = torch.zeros(1, 1, 1), torch.full((1, 1, 1), 0.3), torch.full((1, 1, 1), -0.6)
-    dist = DiscretizedLogisticMixture(logits, means, log_scales, torch.tensor([-1.0]), torch.tensor([1.0]), 256)
-    assert abs(dist.mode().item()) == 1.0
-    assert dist.density_mode().item() == pytest.approx(0.3, abs=1.0 / 255)
-    # Without censoring the levels' masses still sum to the mass inside the range, below 1.
-    inside = dist.level_log_probs(censored=False).exp().sum().item()
-    assert 0.5 < inside < 1.0
-
-
 def test_top_p_keeps_only_the_most_probable_bins() -> None:
     masses = torch.tensor([[[0.5, 0.05, 0.3, 0.15]]])
     dist = PiecewiseUniform(masses.log(), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(), LOW, HIGH)

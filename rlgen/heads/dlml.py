@@ -35,24 +35,21 @@ _FAR = 1e30
 
 
 def logistic_level_log_mass(
-    level: Tensor, num_classes: int, means: Tensor, log_scales: Tensor, log_weights: Tensor, censored: bool = True
+    level: Tensor, num_classes: int, means: Tensor, log_scales: Tensor, log_weights: Tensor
 ) -> Tensor:
     """Log-mass of integer ``level`` (shape ``S``) under a logistic mixture with parameters of shape ``S + (K,)``.
 
     The vectorised core of DLML: every case is computed for all entries and one ``torch.where`` picks the
     tiny-mass fallback, with no boolean-mask assignment. The open-ended edge bins reuse the regular formula
     with the missing bound pushed to infinity.
-
-    :param censored: the edge levels collect the tails beyond the range (the likelihood of DLML). ``False``
-        gives every level only the mass over its own bin, so the masses compare the density alone.
     """
     half_width = 1.0 / (num_classes - 1)
     y = (2.0 * level.float() / (num_classes - 1) - 1.0).unsqueeze(-1)
     inv_scale = torch.exp(-log_scales)
     middle = inv_scale * (y - means)
     step = inv_scale * half_width
-    lowest = (level == 0).unsqueeze(-1) & censored
-    highest = (level == num_classes - 1).unsqueeze(-1) & censored
+    lowest = (level == 0).unsqueeze(-1)
+    highest = (level == num_classes - 1).unsqueeze(-1)
     upper = middle + step + highest.float() * _FAR
     lower = middle - step - lowest.float() * _FAR
     # log(sigmoid(upper) - sigmoid(lower)) without cancellation; the cap keeps the log (and its gradient) finite
@@ -114,15 +111,12 @@ class DiscretizedLogisticMixture(BoxDistribution):
         level = self.level_of(x)
         return logistic_level_log_mass(level, self.num_classes, self.means, self.log_scales, self.log_weights)
 
-    def level_log_probs(self, censored: bool = True) -> Tensor:
-        """Log-mass of every level, shape ``(..., D, C)`` (memory grows with C * K per element).
-
-        :param censored: ``False`` leaves out the tails the two edge levels collect (see :meth:`mode`).
-        """
+    def level_log_probs(self) -> Tensor:
+        """Log-mass of every level, shape ``(..., D, C)`` (memory grows with C * K per element)."""
         levels = torch.arange(self.num_classes, device=self.logits.device)
         levels = levels.expand(*self.logits.shape[:-1], self.num_classes)
         params = (p.unsqueeze(-2) for p in (self.means, self.log_scales, self.log_weights))
-        return logistic_level_log_mass(levels, self.num_classes, *params, censored=censored)
+        return logistic_level_log_mass(levels, self.num_classes, *params)
 
     def cdf(self, x: Tensor) -> Tensor:
         """Probability of the levels up to and including the one ``x`` rounds to, shape ``(..., D)``."""
@@ -148,18 +142,9 @@ class DiscretizedLogisticMixture(BoxDistribution):
         return self.from_unit(0.5 * (y + 1.0))
 
     def mode(self) -> Tensor:
-        """The most probable level (the edge levels count the tails clipped into them)."""
-        return self._level_to_target(self.level_log_probs().argmax(-1))
-
-    def density_mode(self) -> Tensor:
-        """The level where the mixture's density peaks: each level scored by the mass over its own bin only.
-
-        Differs from :meth:`mode` when a component is wide against the range: the edge levels then collect
-        tails heavier than any interior level's mass (14% each vs 0.4% for a centred logistic of std 1 with
-        256 levels), so the mode is an extreme action wherever the component sits. That is right for data whose
-        actions were clipped to the box (behaviour cloning), misleading for an exploring policy.
-        """
-        return self._level_to_target(self.level_log_probs(censored=False).argmax(-1))
+        """The most probable level."""
+        index = self.level_log_probs().argmax(-1)
+        return self._level_to_target(index)
 
     def _level_to_target(self, index: Tensor) -> Tensor:
         return self.from_unit(index.float() / (self.num_classes - 1))

@@ -11,7 +11,6 @@ Two thin adapters, no new maths:
 
 A DLML policy acts with the *level* its sample rounds to: its ``log_prob`` is the log-mass of that level, so
 taking exactly the level keeps the PPO/TRPO likelihood ratios exact for the action the environment received.
-Its deterministic action is :meth:`~rlgen.heads.DiscretizedLogisticMixture.density_mode`, not the pmf's mode.
 """
 
 from __future__ import annotations
@@ -58,10 +57,6 @@ class HeadTorchDistribution(torch.distributions.Distribution):
 
     @property
     def mode(self) -> Tensor:
-        # A DLML policy explores with components wide against the box, whose clipped tails make the edge levels
-        # the most probable: its deterministic action is where the density peaks instead.
-        if isinstance(self.box, DiscretizedLogisticMixture):
-            return self.box.density_mode()
         return self.box.mode()
 
     @property
