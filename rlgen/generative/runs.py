@@ -38,6 +38,7 @@ from rlgen.train import (
     seed_everything,
     to_dict,
 )
+from rlgen.train.config import list_recipe_files, read_recipe_file
 from rlgen.train.launch import default_run_dir
 from rlgen.train.run_dir import write_text_atomic
 
@@ -117,20 +118,12 @@ def recipes_root() -> Path:
 
 
 def list_generative_recipes() -> list[str]:
-    return sorted(p.stem for p in recipes_root().glob("*.yaml"))
+    return list_recipe_files(recipes_root())
 
 
 def load_generative_recipe(name: str) -> GenerativeRecipe:
     """Read ``agents/generative/<name>.yaml`` (or a path to a recipe file); an unknown name lists the valid ones."""
-    path = Path(name)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = recipes_root() / f"{name}.yaml"
-        if not path.is_file():
-            raise KeyError(f"unknown generative recipe {name!r}; valid: {', '.join(list_generative_recipes())}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: unreadable YAML: {error}") from error
+    path, raw = read_recipe_file(name, recipes_root(), "generative recipe")
     try:
         return generative_recipe_from_dict(path.stem, raw)
     except ConfigError as error:

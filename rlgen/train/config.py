@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
@@ -246,3 +247,24 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+def list_recipe_files(root: Path) -> list[str]:
+    """Names of the recipes in folder ``root`` (its ``*.yaml`` files without the suffix)."""
+    return sorted(p.stem for p in root.glob("*.yaml"))
+
+
+def read_recipe_file(name: str, root: Path, kind: str) -> tuple[Path, Any]:
+    """The path and parsed YAML of recipe ``name``: a ``.yaml`` path, else ``<root>/<name>.yaml``.
+
+    :param kind: what the recipe is (``agent``, ``generative recipe``), for the error listing the valid names.
+    """
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = root / f"{name}.yaml"
+        if not path.is_file():
+            raise KeyError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(list_recipe_files(root)) or '(none)'}")
+    try:
+        return path, yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: unreadable YAML: {error}") from error

@@ -27,7 +27,15 @@ from rlgen.rollout import evaluate
 from rlgen.tasks import TaskSpec, list_tasks, load_task, parse_dataset_name
 from rlgen.train.agent import Agent, resolve_device
 from rlgen.train.checkpoint import latest_checkpoint, load_checkpoint
-from rlgen.train.config import ConfigError, TrainConfig, apply_overrides, build, to_dict
+from rlgen.train.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    build,
+    list_recipe_files,
+    read_recipe_file,
+    to_dict,
+)
 from rlgen.train.run_dir import RunDir, write_text_atomic
 from rlgen.train.trainer import FitResult, fit, seed_everything
 
@@ -81,20 +89,12 @@ def agents_root() -> Path:
 
 def list_recipes() -> list[str]:
     """Names of the agent recipes (``agents/*.yaml`` without the suffix)."""
-    return sorted(p.stem for p in agents_root().glob("*.yaml"))
+    return list_recipe_files(agents_root())
 
 
 def load_recipe(name: str) -> Recipe:
     """Read ``agents/<name>.yaml`` (or a path to a recipe file); an unknown name lists the valid ones."""
-    path = Path(name)
-    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        path = agents_root() / f"{name}.yaml"
-        if not path.is_file():
-            raise KeyError(f"unknown agent {name!r}; valid agents: {', '.join(list_recipes()) or '(none)'}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: unreadable YAML: {error}") from error
+    path, raw = read_recipe_file(name, agents_root(), "agent")
     try:
         return recipe_from_dict(path.stem, raw)
     except ConfigError as error:
