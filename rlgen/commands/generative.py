@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from rlgen.commands.run_options import add_run_options
 from rlgen.generative.runs import list_generative_recipes, resume_generative_run, start_generative_run
 
 
@@ -24,12 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     train = actions.add_parser("train", help="train a generative recipe (image, audio) or resume a run")
     train.add_argument("recipe", nargs="?", help="a recipe in agents/generative/ (image, audio) or a .yaml path")
-    train.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
-                       help="override recipe values, e.g. train.steps=1000 model.head=uniform")  # fmt: skip
-    train.add_argument("--run-dir", help="where to write the run (default: runs/generative/<recipe>/seed<k>-<time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    train.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: auto)")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(train, "train.steps=1000 model.head=uniform", "runs/generative/<recipe>/seed<k>-<time>")
     train.set_defaults(run=run_train)
     recipes = actions.add_parser("recipes", help="list the generative recipes")
     recipes.set_defaults(run=run_recipes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from rlgen.commands.run_options import add_run_options, print_run_summary
 from rlgen.train import resume_run, start_run
 
 #: imitation method -> the agent recipe that implements it
@@ -31,12 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(default: the recipe's; --set agent.pairs_per_trajectory=null keeps all)")  # fmt: skip
     parser.add_argument("--dataset", help="expert dataset: <task>-<level>, Minari id or path (default <task>-expert)")
     parser.add_argument("--recipe", help="agent recipe (default: the method's, e.g. gail-trpo)")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override recipe values, e.g. train.steps=500 agent.bc_warm_start=true")  # fmt: skip
-    parser.add_argument("--run-dir", help="where to write the run (default: runs/<recipe>/<dataset>/seed<k>-<time>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: auto)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(parser, "train.steps=500 agent.bc_warm_start=true", "runs/<recipe>/<dataset>/seed<k>-<time>")
     parser.set_defaults(run=run)
 
 
@@ -62,10 +58,5 @@ def run(args: argparse.Namespace) -> int:
         dataset = args.dataset or f"{args.task}-expert"
         run_dir, result = start_run(args.recipe or METHODS[args.method], dataset, overrides, run_dir=args.run_dir,
                                     device=args.device, task=args.task, progress=progress)  # fmt: skip
-    resumed = f" (resumed at step {result.start_step})" if result.start_step else ""
-    print(f"run {run_dir.path}: step {result.step}{resumed}")
-    scalars = result.last_scalars
-    if "eval/score" in scalars:
-        print(f"normalised score {scalars['eval/score']:.1f} ± {scalars['eval/score_se']:.1f} "
-              f"(return {scalars['eval/return']:.1f} ± {scalars['eval/return_se']:.1f})")  # fmt: skip
+    print_run_summary(run_dir, result)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from rlgen.commands.run_options import add_run_options, print_run_summary
 from rlgen.train import list_recipes, resume_run, start_run
 
 
@@ -24,20 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("agent", nargs="?", help="agent recipe: a name in agents/ (bc-dlml, ...) or a .yaml path")
     parser.add_argument("target", nargs="?", help="dataset (<task>-<level>, Minari id or path) or task name "
                         "(offline agents then use <task>-medium)")  # fmt: skip
-    parser.add_argument(
-        "--set",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override recipe values, e.g. train.steps=1000 agent.head=gaussian",
-    )
     parser.add_argument("--task", help="task recipe of a dataset given by path (default: recorded in the dataset)")
-    parser.add_argument("--run-dir", help="where to write the run (default: runs/<agent>/<dataset>/seed<k>-<time>)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its newest checkpoint")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: auto)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(parser, "train.steps=1000 agent.head=gaussian", "runs/<agent>/<dataset>/seed<k>-<time>")
     parser.set_defaults(run=run)
 
 
@@ -53,10 +42,5 @@ def run(args: argparse.Namespace) -> int:
                              f"agents: {', '.join(list_recipes())}")  # fmt: skip
         run_dir, result = start_run(args.agent, args.target, args.overrides, run_dir=args.run_dir,
                                     device=args.device, task=args.task, progress=progress)  # fmt: skip
-    resumed = f" (resumed at step {result.start_step})" if result.start_step else ""
-    print(f"run {run_dir.path}: step {result.step}{resumed}")
-    if "eval/score" in result.last_scalars:
-        s = result.last_scalars
-        print(f"normalised score {s['eval/score']:.1f} ± {s['eval/score_se']:.1f} "
-              f"(return {s['eval/return']:.1f} ± {s['eval/return_se']:.1f})")  # fmt: skip
+    print_run_summary(run_dir, result)
     return 0
