@@ -10,8 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from torch import nn
 
 from rlgen.heads import (
+    AdaCatHead,
     DiagGaussian,
     DiscretizedLogisticMixture,
     PiecewiseUniform,
@@ -310,3 +312,18 @@ def test_quantile_bins_hold_equal_shares_and_survive_save_load(tmp_path) -> None
     restored = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
     restored.load_state_dict(torch.load(tmp_path / "head.pt"))
     assert torch.equal(restored.edges, head.edges)
+
+
+def test_adacat_fit_bins_starts_at_the_quantile_categorical() -> None:
+    data = torch.cat([torch.randn(5000, 2) * 0.1, torch.ones(500, 2)]).clamp(-1, 1)  # a point mass at the bound
+    adacat = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    quantile = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    adacat.fit_bins(data)
+    quantile.fit_bins(data)
+    nn.init.zeros_(adacat.proj.weight)
+    nn.init.zeros_(quantile.proj.weight)
+    nn.init.zeros_(quantile.proj.bias)
+    features = torch.randn(50, 4)
+    # zero weights leave the biases: the quantile edges and equal masses, so the same density everywhere
+    torch.testing.assert_close(adacat(features).log_prob(data[:50]), quantile(features).log_prob(data[:50]))
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -37,6 +38,31 @@ def test_exact_episodes_seeded_independently_of_parallelism(pendulum) -> None:
     # episode i starts from seed + i: shifting the seed by 2 shifts the episodes by 2
     shifted = evaluate(policy, task, episodes=3, seed=9, num_envs=2)
     assert shifted.returns == few.returns[2:]
+
+
+def test_a_policy_with_observe_is_told_every_reward_and_episode_end(pendulum) -> None:
+    task, act = pendulum
+
+    class Recording:
+        def __init__(self) -> None:
+            self.returns: list[float] = [0.0, 0.0]  # of the episode each env is running
+            self.finished: list[float] = []
+
+        def __call__(self, obs: np.ndarray) -> np.ndarray:
+            return act(obs)
+
+        def observe(self, rewards: np.ndarray, ended: np.ndarray) -> None:
+            for i in range(2):
+                self.returns[i] += rewards[i]
+                if ended[i]:
+                    self.finished.append(self.returns[i])
+                    self.returns[i] = 0.0
+
+    policy = Recording()
+    result = evaluate(policy, task, episodes=5, seed=7, num_envs=2)
+    # every episode's return is rebuilt from the feedback (an idle env may finish an extra, uncounted episode)
+    assert len(policy.finished) >= 5
+    assert not Counter(result.returns) - Counter(policy.finished)
 
 
 def test_scores_follow_the_reference_scale(pendulum) -> None:

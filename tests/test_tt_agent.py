@@ -67,7 +67,7 @@ def test_policy_keeps_the_last_transitions_of_each_environment(store) -> None:
     data = load_dataset(store / "rlgen/invertedpendulum/expert-v0")
     recipe = load_recipe("tt-quantile").with_overrides(TINY)
     agent = TT.create(recipe.agent, task, data, torch.device("cpu"))
-    policy = TTPolicy(agent, num_envs=2, generator=torch.Generator().manual_seed(0))
+    policy = TTPolicy(agent, generator=torch.Generator().manual_seed(0))
     obs = data.observations[:2]
     with pytest.raises(RuntimeError):
         policy.observe(np.zeros(2), np.zeros(2, bool))
@@ -78,3 +78,5 @@ def test_policy_keeps_the_last_transitions_of_each_environment(store) -> None:
     assert policy.contexts[0][0, agent.layout.reward] == 1.0
     np.testing.assert_array_equal(policy.contexts[0][0, task.obs_dim : task.obs_dim + task.act_dim], actions[0])
     assert len(policy.contexts[1]) == 0  # its episode ended
+    with pytest.raises(ValueError, match="2 environments"):
+        policy(data.observations[:3])

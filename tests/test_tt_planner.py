@@ -13,12 +13,15 @@ from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTM
 
 LAYOUT = TransitionLayout(obs_dim=3, act_dim=2)
 ROWS = np.random.default_rng(0).normal(size=(400, LAYOUT.dim)).astype(np.float32)
-CONDITIONALS = ["uniform", "quantile", "adacat"]
+# "adacat" embeds its inputs piecewise-linearly (the default), "adacat-linear" by the paper's Linear(1, width)
+CONDITIONALS = ["uniform", "quantile", "adacat", "adacat-linear"]
 
 
 def _model(conditional: str, dtype: torch.dtype = torch.float64) -> TrajectoryModel:
     torch.manual_seed(0)
-    config = TTModelConfig(conditional, n_layer=2, n_head=2, n_embd=32, sequence_length=6)
+    kind, _, embedding = conditional.partition("-")
+    config = TTModelConfig(kind, input_embedding=embedding or "piecewise", n_layer=2, n_head=2, n_embd=32,  # type: ignore[arg-type]
+                           sequence_length=6)  # fmt: skip
     model = TrajectoryModel(config, LAYOUT, ROWS.min(0), ROWS.max(0))
     model.fit_bins(ROWS)
     return model.to(dtype).eval()
@@ -126,3 +129,28 @@ def test_training_lowers_the_weighted_loss(conditional: str) -> None:
         first = loss.item() if first is None else first
     assert per_dim.shape == (LAYOUT.dim,)
     assert loss.item() < first - 0.5, (first, loss.item())
+
+
+def test_piecewise_input_embedding_is_continuous_and_interpolates_its_pieces() -> None:
+    model = _model("adacat")
+    d, piece = 1, 4  # a dimension and one of its interior pieces
+    unit_edges = model.input_edges[d]
+    box_low, box_high = model.low[d], model.high[d]
+    start, end = (box_low + unit_edges[piece : piece + 2] * (box_high - box_low)).tolist()
+    dims = torch.tensor([d])
+
+    def embed(value: float) -> torch.Tensor:
+        return model._piecewise_embedding((torch.tensor([[value]], dtype=torch.float64) - box_low)
+                                          / (box_high - box_low), dims)[0, 0]  # fmt: skip
+
+    vectors = model.token_embedding.weight.view(LAYOUT.dim, model.config.bins, -1)[d]
+    # the start of piece j embeds as the sum of the pieces before it; a quarter into it adds a quarter of e_j
+    torch.testing.assert_close(embed(start), vectors[:piece].sum(0))
+    torch.testing.assert_close(embed(start + 0.25 * (end - start)), vectors[:piece].sum(0) + 0.25 * vectors[piece])
+    # continuous across the piece's end (a token embedding would jump there)
+    eps = 1e-9 * (end - start)
+    torch.testing.assert_close(embed(end - eps), embed(end + eps), atol=1e-6, rtol=0)
+    # the pieces hold the data's quantiles: about equal shares of the rows fall in each
+    unit_rows = (torch.as_tensor(ROWS[:, d], dtype=torch.float64) - box_low) / (box_high - box_low)
+    counts = torch.bincount((unit_rows[:, None] >= unit_edges[1:-1]).sum(-1), minlength=model.config.bins)
+    assert counts.max() - counts.min() <= 2

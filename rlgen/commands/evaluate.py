@@ -36,12 +36,12 @@ def run(args: argparse.Namespace) -> int:
     train = config.recipe.train
     episodes = train.eval_episodes if args.episodes is None else args.episodes
     seed = train.eval_seed if args.seed is None else args.seed
-    result = evaluate(agent.act, task, episodes, seed, num_envs=args.envs, step=step)
+    result = evaluate(agent.eval_policy(), task, episodes, seed, num_envs=args.envs, step=step)
     path = result.write(args.out or RunDir(args.run_dir).path / "results.json")
     print(f"step {step}: {result.summary()}")
     print(f"results written to {path}")
     if args.video:
-        video = record_video(agent.act, task, RunDir(args.run_dir).path / "episode.mp4", seed)
+        video = record_video(agent.eval_policy(), task, RunDir(args.run_dir).path / "episode.mp4", seed)
         if video is not None:
             print(f"video written to {video}")
     return 0

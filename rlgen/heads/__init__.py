@@ -15,7 +15,7 @@ from typing import Any
 from rlgen.heads.adacat import AdaCatHead
 from rlgen.heads.base import BoundLike, BoxDistribution, Head, nucleus_filter
 from rlgen.heads.binned import PiecewiseUniform
-from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead
+from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead, unit_quantile_edges
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
@@ -66,4 +66,5 @@ __all__ = [
     "box_kl",
     "make_head",
     "nucleus_filter",
+    "unit_quantile_edges",
 ]

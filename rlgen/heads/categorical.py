@@ -8,6 +8,19 @@ from torch import Tensor
 from rlgen.heads.base import BoundLike, Head
 from rlgen.heads.binned import SMOOTHING_KERNELS, PiecewiseUniform, SmoothingKernel
 
+#: share of a uniform grid mixed into quantile edges so every bin keeps a positive width even where the data
+#: repeat a value (a bin of width 0 would have infinite density).
+UNIFORM_MIX = 1e-3
+
+
+def unit_quantile_edges(unit: Tensor, num_bins: int) -> Tensor:
+    """``(D, num_bins + 1)`` edges holding equal shares of ``unit`` (``(N, D)`` values in [0, 1]) per dimension,
+    from 0 to 1, mixed with a uniform grid (:data:`UNIFORM_MIX`)."""
+    levels = torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)
+    quantiles = torch.quantile(unit.float(), levels, dim=0).T.contiguous()
+    quantiles[:, 0], quantiles[:, -1] = 0.0, 1.0
+    return (1.0 - UNIFORM_MIX) * quantiles + UNIFORM_MIX * levels
+
 
 class BinnedHead(Head):
     """Base of heads whose distribution is :class:`PiecewiseUniform`.
@@ -46,6 +59,18 @@ class BinnedHead(Head):
             return -dist.smoothed_log_prob(target, self.bandwidth, self.kernel).mean()
         return -dist.log_prob(target).mean()
 
+    @torch.no_grad()
+    def quantile_edges(self, targets: Tensor) -> Tensor:
+        """``(D, k + 1)`` unit-interval edges of bins holding equal shares of ``targets`` (``(N, D)``, inside the
+        box) per dimension."""
+        targets = torch.as_tensor(targets, dtype=torch.float32, device=self.low.device)
+        if targets.ndim != 2 or targets.shape[1] != self.dim or targets.shape[0] < 2:
+            raise ValueError(f"fit_bins needs targets of shape (N >= 2, {self.dim}), got {tuple(targets.shape)}")
+        if not torch.isfinite(targets).all():
+            raise ValueError("fit_bins targets contain NaN or inf")
+        unit = ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
+        return unit_quantile_edges(unit, self.num_bins)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, num_bins={self.num_bins}, bandwidth={self.bandwidth}, kernel={self.kernel}"
 
@@ -74,21 +99,8 @@ class QuantileCategoricalHead(FixedBinsHead):
     Call :meth:`fit_bins` with training targets before training; until then the bins are uniform.
     """
 
-    #: share of a uniform grid mixed into the quantile edges so every bin keeps a positive width even where the
-    #: data repeat a value (a bin of width 0 would have infinite density).
-    UNIFORM_MIX = 1e-3
-
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:
         """Set the edges to the per-dimension quantiles of ``targets`` (shape ``(N, D)``, inside the box)."""
-        targets = torch.as_tensor(targets, dtype=torch.float32, device=self.edges.device)
-        if targets.ndim != 2 or targets.shape[1] != self.dim or targets.shape[0] < 2:
-            raise ValueError(f"fit_bins needs targets of shape (N >= 2, {self.dim}), got {tuple(targets.shape)}")
-        if not torch.isfinite(targets).all():
-            raise ValueError("fit_bins targets contain NaN or inf")
-        unit = ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
-        levels = torch.linspace(0.0, 1.0, self.num_bins + 1, device=unit.device)
-        quantiles = torch.quantile(unit, levels, dim=0).T.contiguous()
-        quantiles[:, 0], quantiles[:, -1] = 0.0, 1.0
-        edges = (1.0 - self.UNIFORM_MIX) * quantiles + self.UNIFORM_MIX * levels
-        self.edges.copy_(edges)
+        self.edges.copy_(self.quantile_edges(targets))
+

@@ -5,7 +5,7 @@
 >>> result.score_mean, result.score_se
 """
 
-from rlgen.rollout.evaluation import EvalResult, Policy, evaluate, standard_error
+from rlgen.rollout.evaluation import EvalResult, Policy, evaluate, feedback, standard_error
 from rlgen.rollout.video import record_video, video_supported
 
-__all__ = ["EvalResult", "Policy", "evaluate", "record_video", "standard_error", "video_supported"]
+__all__ = ["EvalResult", "Policy", "evaluate", "feedback", "record_video", "standard_error", "video_supported"]

@@ -37,8 +37,15 @@ import numpy as np
 from rlgen.data.atomic import atomic_path
 from rlgen.tasks import TaskSpec
 
-#: a batched policy: observations ``(n, obs_dim)`` -> actions ``(n, act_dim)`` (or ``(n,)`` discrete).
+#: a batched policy: observations ``(n, obs_dim)`` -> actions ``(n, act_dim)`` (or ``(n,)`` discrete). A policy
+#: that also has ``observe(rewards (n,), ended (n,))`` is told each step's rewards and which episodes ended (a
+#: planner that conditions on past transitions needs them); see :func:`feedback`.
 Policy = Callable[[np.ndarray], np.ndarray]
+
+
+def feedback(policy: Policy) -> Callable[[np.ndarray, np.ndarray], None]:
+    """The policy's ``observe(rewards, ended)``, or a no-op for a policy that acts on observations alone."""
+    return getattr(policy, "observe", lambda rewards, ended: None)
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,8 @@ def evaluate(
 ) -> EvalResult:
     """Run ``policy`` for exactly ``episodes`` complete episodes of ``task``.
 
-    :param policy: called once per vector step on the observations of all ``num_envs`` environments.
+    :param policy: called once per vector step on the observations of all ``num_envs`` environments, then told
+        the step's rewards and ended episodes if it has ``observe`` (see :data:`Policy`).
     :param num_envs: environments stepped side by side (capped at ``episodes``).
     :param step: recorded in the result (the training step of the evaluated weights).
     """
@@ -115,6 +123,7 @@ def evaluate(
     lengths = np.zeros(episodes, dtype=np.int64)
     running = np.arange(n)  # the episode each env is running; -1 once it has none left
     next_episode = n
+    observe = feedback(policy)
     try:
         obs, _ = env.reset(seed=[seed + i for i in range(n)])
         while (running >= 0).any():
@@ -126,6 +135,7 @@ def evaluate(
             returns[idx] += reward[active]
             lengths[idx] += 1
             ended = terminated | truncated
+            observe(np.asarray(reward), ended)
             if ended.any():
                 # An ended env may not be stepped again before a reset: give it the next episode, or, with none
                 # left, reset it anyway and mark it idle.

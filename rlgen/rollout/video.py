@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rlgen.data.atomic import atomic_path
-from rlgen.rollout.evaluation import Policy
+from rlgen.rollout.evaluation import Policy, feedback
 from rlgen.tasks import TaskSpec
 
 MISSING_MESSAGE = "video skipped: writing mp4 needs imageio and imageio-ffmpeg (pip install 'rlgen[render]')"
@@ -41,11 +41,13 @@ def record_video(policy: Policy, task: TaskSpec, path: str | os.PathLike[str], s
         obs, _ = env.reset(seed=seed)
         frames.append(env.render())
         done = False
+        observe = feedback(policy)
         while not done:
             action = np.asarray(policy(np.asarray(obs)[None]))[0]
-            obs, _, terminated, truncated, _ = env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
             frames.append(env.render())
             done = terminated or truncated
+            observe(np.array([reward]), np.array([done]))
         fps = int(env.metadata.get("render_fps", 30))
     finally:
         env.close()

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from rlgen.data import Episodes
+from rlgen.rollout import Policy
 from rlgen.tasks import TaskSpec
 
 
@@ -53,6 +54,12 @@ class Agent(ABC):
     @abstractmethod
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for a batch of observations ``(n, obs_dim)``, as the vector env expects them."""
+
+    def eval_policy(self) -> Policy:
+        """A fresh policy for evaluation episodes. Agents that act on the current observations alone return
+        :meth:`act`; one that conditions on past transitions returns a policy with ``observe`` (see
+        :data:`rlgen.rollout.Policy`), whose memory starts empty."""
+        return self.act
 
     def counters(self) -> dict[str, float]:
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment

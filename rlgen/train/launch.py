@@ -252,7 +252,7 @@ def _train(
     sampler = agent.sampler(data)
 
     def evaluator(agent: Agent, step: int) -> dict[str, float]:
-        result = evaluate(agent.act, task, train.eval_episodes, train.eval_seed, train.eval_envs, step=step)
+        result = evaluate(agent.eval_policy(), task, train.eval_episodes, train.eval_seed, train.eval_envs, step=step)
         result.write(run.evals / f"step_{step:08d}.json")
         return {**result.scalars(), **{f"progress/{k}": v for k, v in agent.counters().items()}}
 

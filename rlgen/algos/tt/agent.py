@@ -4,9 +4,10 @@ Training (TT's settings): AdamW (0.9, 0.95), weight decay 0.1 on linear weights,
 with a linear warmup then a cosine decay floored at 10%, loss weights obs 1 / action 5 / reward 1 / value 1;
 optionally an exponential moving average of the weights, which then plans (AdaCat App. C.3 used 0.995).
 
-Acting: :meth:`TT.act` sees only the current observations (the :class:`~rlgen.train.Agent` interface), so it
-plans from them alone (context 0). :class:`TTPolicy` keeps each environment's last real transitions and plans
-with them as context; it needs the rewards and episode ends fed back through :meth:`TTPolicy.observe`.
+Acting: :meth:`TT.eval_policy` (what evaluation, ``rlgen train`` and ``rlgen eval`` run) is a :class:`TTPolicy`: it
+keeps each environment's last real transitions and plans with them as context, being told the rewards and
+episode ends through :meth:`TTPolicy.observe`. :meth:`TT.act` sees only the current observations, so it plans
+from them alone (context 0).
 """
 
 from __future__ import annotations
@@ -162,6 +163,10 @@ class TT(Agent):
         empty = [np.zeros((0, self.layout.dim), np.float32)] * len(observations)
         return self._to_env(self.plan(np.asarray(observations, np.float32), empty).actions)
 
+    def eval_policy(self) -> TTPolicy:
+        """Plans with each environment's last ``planner.context`` real transitions (TT's evaluation)."""
+        return TTPolicy(self)
+
     def _to_env(self, actions: Tensor) -> np.ndarray:
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
 
@@ -181,19 +186,25 @@ class TT(Agent):
 
 
 class TTPolicy:
-    """Plans for ``num_envs`` environments with the last real transitions of each as context.
+    """Plans for a batch of environments with the last real transitions of each as context.
 
-    Call it with the observations, execute the actions, then :meth:`observe` the rewards and which episodes
-    ended (their context is cleared). Value tokens of the context are placeholders (the model never reads them).
+    Call it with the observations (always the same number of environments, in the same order), execute the
+    actions, then :meth:`observe` the rewards and which episodes ended (their context is cleared). Value tokens
+    of the context are placeholders (the model never reads them).
     """
 
-    def __init__(self, agent: TT, num_envs: int, generator: torch.Generator | None = None):
+    def __init__(self, agent: TT, generator: torch.Generator | None = None):
         self.agent, self.generator = agent, generator
-        self.contexts = [np.zeros((0, agent.layout.dim), np.float32) for _ in range(num_envs)]
+        self.contexts: list[np.ndarray] = []
         self._pending: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, observations: np.ndarray) -> np.ndarray:
         observations = np.asarray(observations, np.float32)
+        if not self.contexts:  # the first call fixes the number of environments
+            self.contexts = [np.zeros((0, self.agent.layout.dim), np.float32) for _ in observations]
+        if len(observations) != len(self.contexts):
+            raise ValueError(f"TTPolicy plans for {len(self.contexts)} environments, got {len(observations)} "
+                             "observations")  # fmt: skip
         actions = self.agent._to_env(self.agent.plan(observations, self.contexts, self.generator).actions)
         self._pending = (observations, actions)
         return actions

@@ -8,9 +8,15 @@ in the released TT). Every head is an rlgen head over the data's range of its di
   the bin's token in a per-dimension offset vocabulary (token ``d * N + bin``); decoding reconstructs a
   token at its bin's midpoint.
 * ``adacat``: 2k logits per dimension (widths and masses, AdaCat eq. 2) trained with the analytically
-  smoothed likelihood (eq. 8); inputs are the value min-max normalised to ``[0, 1]`` embedded by one
-  ``Linear(1, width)`` plus a per-dimension embedding (AdaCat sec. 4.4); decoding samples uniformly inside
-  the chosen bin.
+  smoothed likelihood (eq. 8), the bins starting at the data's quantiles; inputs are continuous values, either
+  min-max normalised to ``[0, 1]`` and embedded by one ``Linear(1, width)`` (``input_embedding: linear``, AdaCat
+  sec. 4.4) or by a piecewise-linear encoding (``piecewise``, below); a per-dimension embedding is added;
+  decoding samples uniformly inside the chosen bin.
+
+The piecewise-linear encoding cuts each dimension at the quantiles of its data into k pieces with one learned
+vector ``e_j`` each and embeds a value in piece ``j`` at fraction ``f`` of it as ``e_1 + ... + e_{j-1} + f e_j``:
+continuous in the value (nothing is rounded, unlike tokens) yet as expressive as a token vocabulary, where a
+single linear map gives every value of a dimension a point on one line and learns far more slowly.
 
 As in the released TT, no token may attend to a value token: the values written into the context are
 placeholders (the true value of a real past transition is unknown when planning).
@@ -23,13 +29,22 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.tt.sequences import TransitionLayout
-from rlgen.heads import BinnedHead, PiecewiseUniform, QuantileCategoricalHead, make_head
+from rlgen.heads import (
+    AdaCatHead,
+    BinnedHead,
+    PiecewiseUniform,
+    QuantileCategoricalHead,
+    make_head,
+    unit_quantile_edges,
+)
 from rlgen.nets.gpt import GPT, GPTConfig, KVCache
 
 Conditional = Literal["uniform", "quantile", "adacat"]
+InputEmbedding = Literal["linear", "piecewise"]
 #: bins per dimension by default: TT's 100 tokens; AdaCat halves them to match the output layer's size.
 DEFAULT_BINS: dict[str, int] = {"uniform": 100, "quantile": 100, "adacat": 50}
 # A dimension whose data never varies still gets a box of this width (a head needs low < high).
@@ -43,12 +58,15 @@ class TTModelConfig:
     :param conditional: ``uniform``, ``quantile`` or ``adacat`` per-dimension conditionals.
     :param num_bins: bins per dimension (``null``: 100 for uniform/quantile, 50 for AdaCat).
     :param bandwidth: AdaCat's uniform target-smoothing width on the unit interval (ignored otherwise).
+    :param input_embedding: how AdaCat embeds its continuous inputs: ``piecewise`` (see the module docstring) or
+        ``linear`` (the paper's ``Linear(1, width)``, which learns far more slowly); ignored by token conditionals.
     :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
     """
 
     conditional: Conditional = "adacat"
     num_bins: int | None = None
     bandwidth: float = 1e-3
+    input_embedding: InputEmbedding = "piecewise"
     sequence_length: int = 20
     n_layer: int = 4
     n_head: int = 4
@@ -78,12 +96,18 @@ class TrajectoryModel(nn.Module):
                                    for d in range(D))  # fmt: skip
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
+        if config.input_embedding not in ("linear", "piecewise"):
+            raise ValueError(f"unknown input_embedding {config.input_embedding!r}; choose 'linear' or 'piecewise'")
         if self.continuous_inputs:
-            self.value_embedding = nn.Linear(1, C)
             self.dim_embedding = nn.Embedding(D, C)
-        else:
-            self.token_embedding = nn.Embedding(D * N, C)  # per-dimension offset vocabulary
-        nn.init.normal_(self.dim_embedding.weight if self.continuous_inputs else self.token_embedding.weight, 0, 0.02)
+            nn.init.normal_(self.dim_embedding.weight, 0, 0.02)
+        if self.continuous_inputs and config.input_embedding == "linear":
+            self.value_embedding = nn.Linear(1, C)
+        else:  # one vector per (dimension, bin): token embeddings, or the pieces of the piecewise encoding
+            self.token_embedding = nn.Embedding(D * N, C)
+            nn.init.normal_(self.token_embedding.weight, 0, 0.02)
+        if self.continuous_inputs and config.input_embedding == "piecewise":
+            self.register_buffer("input_edges", torch.linspace(0.0, 1.0, N + 1).repeat(D, 1))
 
     @property
     def continuous_inputs(self) -> bool:
@@ -95,11 +119,14 @@ class TrajectoryModel(nn.Module):
         return not self.continuous_inputs
 
     def fit_bins(self, rows: np.ndarray) -> None:
-        """Quantile conditionals: set every dimension's edges to the quantiles of its data (``rows (N, D)``)."""
-        rows_t = torch.as_tensor(self.clamp(torch.as_tensor(rows, device=self.low.device)))
+        """Fit everything that follows the data's quantiles (``rows (N, D)``): quantile conditionals' edges,
+        AdaCat's initial bins and the piecewise input encoding's pieces."""
+        rows_t = self.clamp(torch.as_tensor(rows, device=self.low.device))
         for d, head in enumerate(self.heads):
-            if isinstance(head, QuantileCategoricalHead):
+            if isinstance(head, (QuantileCategoricalHead, AdaCatHead)):
                 head.fit_bins(rows_t[:, d : d + 1])
+        if hasattr(self, "input_edges"):
+            self.input_edges.copy_(unit_quantile_edges((rows_t - self.low) / (self.high - self.low), self.config.bins))
 
     def clamp(self, values: Tensor, dims: Tensor | slice = slice(None)) -> Tensor:
         """Values clipped into their dimensions' boxes (observations beyond the data's range, padding)."""
@@ -110,11 +137,25 @@ class TrajectoryModel(nn.Module):
         """``(B, T, C)`` input embeddings of ``values (B, T)`` whose dimensions are ``dims (T,)``."""
         values = self.clamp(values, dims)
         unit = (values - self.low[dims]) / (self.high[dims] - self.low[dims])
-        if self.continuous_inputs:
+        if not self.continuous_inputs:
+            edges = torch.cat([head.edges for head in self.heads])  # (D, N + 1) on the unit interval
+            token = (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1)  # the bin holding the value (as bin_index)
+            return self.token_embedding(dims * self.config.bins + token)
+        if self.config.input_embedding == "linear":
             return self.value_embedding(unit.unsqueeze(-1).to(self.value_embedding.weight)) + self.dim_embedding(dims)
-        edges = torch.cat([head.edges for head in self.heads])  # (D, N + 1) on the unit interval
-        token = (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1)  # the bin holding the value (as bin_index)
-        return self.token_embedding(dims * self.config.bins + token)
+        return self._piecewise_embedding(unit, dims) + self.dim_embedding(dims)
+
+    def _piecewise_embedding(self, unit: Tensor, dims: Tensor) -> Tensor:
+        """``e_1 + ... + e_{j-1} + f e_j`` for values ``unit (B, T)`` at fraction f of piece j of their dimension."""
+        D, N, C = self.layout.dim, self.config.bins, self.config.n_embd
+        edges = self.input_edges[dims].expand(*unit.shape, N + 1)  # (B, T, N + 1)
+        piece = (unit.unsqueeze(-1) >= edges[..., 1:-1]).sum(-1, keepdim=True)
+        start, end = edges.gather(-1, piece), edges.gather(-1, piece + 1)
+        fraction = ((unit.unsqueeze(-1) - start) / (end - start)).clamp(0.0, 1.0)
+        vectors = self.token_embedding.weight
+        before = (vectors.view(D, N, C).cumsum(1) - vectors.view(D, N, C)).view(D * N, C)
+        index = dims * N + piece.squeeze(-1)
+        return F.embedding(index, before) + fraction.to(vectors) * F.embedding(index, vectors)
 
     def features(
         self, values: Tensor, start: int = 0, pad: Tensor | None = None, cache: KVCache | None = None
