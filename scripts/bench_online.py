@@ -4,8 +4,8 @@ Cases (each library with the same hyperparameters, network sizes and number of e
 
 * DQN on CartPole-v1: rl-baselines3-zoo's settings (MLP 256-256, rounds of 256 env steps / 128 gradient
   steps, target copied once per round, ε 1 -> 0.04 over 8k steps), rlgen with its Double-DQN default;
-* A2C on CartPole-v1 and on a continuous task (InvertedPendulum-v5, Gaussian head with a free log-std
-  starting at SB3's exploration noise, std 1 in env units):
+* A2C on CartPole-v1 and on a continuous task (InvertedPendulum-v5, Gaussian head in env units with a free
+  log-std starting at 0, as SB3's):
   SB3's A2C defaults (8 envs x 5 steps, RMSprop 7e-4, n-step returns, MLP 64-64 tanh).
 
 Both are evaluated by the same function (rlgen.rollout.evaluate: deterministic actions, episode i reset with
@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,22 +91,6 @@ class Tracker:
                 "steps_per_second": env_steps / (seconds - self.eval_seconds), "curve": self.curve}  # fmt: skip
 
 
-def sb3_initial_log_std(task: TaskSpec) -> float:
-    """The log-std on rlgen's unit action coordinate that equals SB3's initial std of 1 in env units.
-
-    rlgen's Gaussian lives on ``[-1, 1]`` scaled to the box, so ``log_std = 0`` is a std of half the box width:
-    3 on InvertedPendulum's ``[-3, 3]``, three times SB3's initial exploration noise. Matching it keeps the
-    comparison about the algorithms rather than their initial noise.
-    """
-    low, high = task.action_bounds()
-    half_width = (high - low) / 2
-    if not np.allclose(half_width, half_width[0]):
-        raise ValueError(
-            f"{task.name}: action dimensions of different widths {half_width}; one init_log_std cannot match"
-        )
-    return float(-np.log(half_width[0]))
-
-
 def run_rlgen(case: Case, seed: int, budget: int, eval_every: int, episodes: int, root: Path) -> dict:
     recipe = load_recipe(case.algo)
     agent_cfg = recipe.agent
@@ -120,10 +104,6 @@ def run_rlgen(case: Case, seed: int, budget: int, eval_every: int, episodes: int
     train = recipe.with_overrides([f"train.steps={steps}", f"train.seed={seed}", f"train.eval_every={every}",
                                    f"train.checkpoint_every={steps}", f"train.log_every={every}"]).train  # fmt: skip
     task = load_task(case.task)
-    if not task.discrete:
-        agent_cfg = replace(
-            agent_cfg, head_options={**agent_cfg.head_options, "init_log_std": sb3_initial_log_std(task)}
-        )
     torch.set_num_threads(1)
     seed_everything(seed)
     agent = get_algo(case.algo).create(agent_cfg, task, None, torch.device("cpu"))

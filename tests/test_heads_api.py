@@ -8,6 +8,7 @@ import torch
 from rlgen.heads import HEADS, DiagGaussian, make_head
 
 KINDS = sorted(HEADS)
+BOX_LOW, BOX_HIGH = torch.tensor([-2.0]), torch.tensor([3.0])  # asymmetric: the centre is not 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -114,3 +115,29 @@ def test_cuda_follows_the_input_device(kind: str) -> None:
     cpu.load_state_dict({k: v.cpu() for k, v in head.state_dict().items()})
     features = torch.randn(5, 8)
     assert torch.allclose(cpu(features).log_prob(x.cpu()), head(features.cuda()).log_prob(x).cpu(), atol=1e-4)
+
+
+@pytest.mark.parametrize("state_dependent_std", [True, False])
+def test_env_unit_gaussian_is_the_normal_with_the_raw_outputs_in_env_units(state_dependent_std: bool) -> None:
+    """Outputs (m, s) of an ``env_units`` head mean N(centre + m, exp(s)^2) on the box's own axis."""
+    head = make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=False, state_dependent_std=state_dependent_std,
+                     env_units=True)  # fmt: skip
+    offset, log_std = torch.randn(6, 1), 0.5 * torch.randn(6, 1)
+    if state_dependent_std:
+        dist = head.distribution(torch.stack([offset, log_std], -1))
+    else:
+        log_std = log_std[:1].expand(6, 1)
+        with torch.no_grad():
+            head.log_std.copy_(log_std[0])
+        dist = head.distribution(offset.unsqueeze(-1))
+    normal = torch.distributions.Normal((BOX_LOW + BOX_HIGH) / 2 + offset, log_std.exp())
+    x = BOX_LOW - 1.0 + 7.0 * torch.rand(6, 1)  # beyond the box too: the support is the real line
+    torch.testing.assert_close(dist.log_prob(x), normal.log_prob(x).sum(-1))
+    torch.testing.assert_close(dist.entropy(), normal.entropy().sum(-1))
+    torch.testing.assert_close(dist.mode(), normal.mean)
+    torch.testing.assert_close(dist.std * (BOX_HIGH - BOX_LOW) / 2, normal.stddev)
+
+
+def test_env_units_need_an_unsquashed_gaussian() -> None:
+    with pytest.raises(ValueError, match="squash=False"):
+        make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=True, env_units=True)

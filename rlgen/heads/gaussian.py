@@ -5,6 +5,11 @@ are scale-free. Unsquashed, ``v`` ranges over the real line (the density extends
 are not clipped); squashed, ``v = tanh(z)`` with ``z`` Gaussian, and the log-density includes
 ``-log(1 - tanh(z)^2)``. Moments and entropy of the squashed case, which have no closed form, use
 Gauss-Hermite quadrature (exact to float precision for these smooth integrands).
+
+An unsquashed head can instead take its outputs in the environment's units (``env_units``): the mean as an
+offset from the box centre and the log-std of the action itself, as Stable-Baselines3's Gaussian does. The
+distribution is the same family; only how far one optimiser step moves it in env units changes (by the box's
+half-width), which matters to policy-gradient methods with scale-free optimisers (RMSprop, Adam).
 """
 
 from __future__ import annotations
@@ -135,6 +140,8 @@ class GaussianHead(Head):
     :param state_dependent_std: predict the log-std from the features; otherwise learn one free log-std per
         dimension (as Stable-Baselines3's PPO does).
     :param init_log_std: initial log-std for the free parameter.
+    :param env_units: read the network's outputs in the box's units rather than in half-widths of the box: the
+        mean as an offset from the box centre, the log-std as the action's (unsquashed heads only).
     """
 
     def __init__(
@@ -146,10 +153,14 @@ class GaussianHead(Head):
         squash: bool = True,
         state_dependent_std: bool = True,
         init_log_std: float = 0.0,
+        env_units: bool = False,
     ):
+        if squash and env_units:
+            raise ValueError("env_units needs squash=False: a tanh-squashed Gaussian's latent has no env units")
         super().__init__(in_features, dim, low, high, params_per_dim=2 if state_dependent_std else 1)
         self.squash = squash
         self.state_dependent_std = state_dependent_std
+        self.env_units = env_units
         if not state_dependent_std:
             self.log_std = torch.nn.Parameter(torch.full((dim,), float(init_log_std)))
 
@@ -159,7 +170,11 @@ class GaussianHead(Head):
         else:
             loc = params.squeeze(-1)
             log_std = self.log_std.expand_as(loc)
+        if self.env_units:  # to the centred unit coordinate v = (x - centre) / half_width
+            half_width = (self.high - self.low) / 2.0
+            loc, log_std = loc / half_width, log_std - half_width.log()
         return DiagGaussian(loc, log_std, self.low, self.high, squash=self.squash)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, squash={self.squash}, state_dependent_std={self.state_dependent_std}"
+        return (f"{super().extra_repr()}, squash={self.squash}, state_dependent_std={self.state_dependent_std}, "
+                f"env_units={self.env_units}")  # fmt: skip

@@ -86,7 +86,8 @@ class HeadPolicy(ActorCriticPolicy):
 @torch.no_grad()
 def init_head_spread(head: Head, log_std_init: float) -> None:
     """Set the bias of a head's spread outputs so each action dimension starts with standard deviation
-    ``exp(log_std_init)`` on the centred unit coordinate (where the Gaussian and DLML heads live).
+    ``exp(log_std_init)`` on the centred unit coordinate (where the Gaussian and DLML heads live; in env units
+    for a Gaussian head built with ``env_units``).
 
     :param head: a freshly built head.
     :param log_std_init: the log standard deviation to start from.
