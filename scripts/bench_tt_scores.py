@@ -4,11 +4,14 @@ beside BC-DLML, on locally made datasets, equal training budget, several seeds.
 Every (dataset, agent, seed) is one case: ``rlgen.train.start_run`` trains the agent's recipe
 (agents/tt-*.yaml, agents/bc-dlml.yaml) with the budget below and evaluates it once after the last step
 (``rlgen.rollout.evaluate``: episode i resets with seed 100000 + i; TT plans with its recipe's planner from the
-current observation, as ``rlgen eval`` does). The JSON and Markdown are rewritten after every case and cases
-already in the JSON are skipped, so the benchmark can be run piece by piece, killed and started again:
+current observation and the episode's last ``planner.context`` transitions, as ``rlgen eval`` does). The JSON
+and Markdown are rewritten after every case and cases already in the JSON are skipped, so the benchmark can be
+run piece by piece, killed and started again, and several processes may share one table (each case is merged
+into the JSON under a file lock):
 
     python scripts/bench_tt_scores.py --datasets hopper-medium --seeds 0 1 2
     python scripts/bench_tt_scores.py --datasets halfcheetah-medium --seeds 0     # adds to the same table
+    python scripts/bench_tt_scores.py --agents tt-adacat & python scripts/bench_tt_scores.py --agents tt-quantile
 
 Cases run seed-major (every agent on seed 0, then seed 1, ...) so a partial table compares all agents.
 The TT recipes' defaults are TT's own (100k steps at batch 256 of a 4-layer width-128 GPT); that is days of
@@ -19,6 +22,7 @@ Missing datasets are made from the shipped behaviour policies first (never regen
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import platform
 import statistics
@@ -81,8 +85,9 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
         f"Budget, every agent: {b['steps']} gradient steps at batch {b['batch_size']} (TT: segments of "
         f"{b['sequence_length']} transitions, GPT {b['tt_layers']} layers x width {b['tt_width']}, 4 heads, "
         f"lr 6e-4 with {max(1, b['steps'] // 10)} warmup steps then cosine; BC-DLML: transitions, its recipe's "
-        f"MLP). TT plans with the recipes' CPU preset (beam 16, horizon 5, n_expand 2) from the current "
-        f"observation. {b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
+        "MLP). TT plans with the recipes' CPU preset (beam 16, horizon 5, n_expand 2) from the current "
+        "observation and the episode's last 2 transitions (context 2). "
+        f"{b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
         "normalised, mean ± s.e. over seeds.",
         "",
         "| dataset | agent | seeds | normalised score | per seed | mean episode length | train s / step | "
@@ -106,6 +111,35 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
     write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
+class Table:
+    """The JSON (and its Markdown) at ``out``, shared by every process that runs cases of the same budget."""
+
+    def __init__(self, out: Path, budget: dict, command: str, machine: str):
+        self.out, self.budget, self.command, self.machine = out, budget, command, machine
+        self.json = out.with_suffix(".json")
+        self.lock = out.with_suffix(".lock")
+        self.read()  # refuse a table of another budget before any case runs
+
+    def read(self) -> dict:
+        if not self.json.exists():
+            return {"commands": [], "machine": self.machine, "budget": self.budget, "cases": []}
+        previous = json.loads(self.json.read_text())
+        if previous["budget"] != self.budget:
+            raise SystemExit(f"{self.json} holds cases of another budget {previous['budget']}; pass another --out")
+        return previous
+
+    def done(self) -> set[tuple[str, str, int]]:
+        return {(c["dataset"], c["agent"], c["seed"]) for c in self.read()["cases"]}
+
+    def add(self, case: dict) -> None:
+        with open(self.lock, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # read-merge-write as one step against the other processes
+            table = self.read()
+            cases = [*table["cases"], case]
+            commands = list(dict.fromkeys([*table["commands"], self.command]))
+            write_report(cases, {"commands": commands, "machine": self.machine, "budget": self.budget}, self.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["hopper-medium"])
@@ -123,16 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],
               "tt_width": args.tt_size[1], "sequence_length": args.sequence_length,
               "eval_episodes": args.eval_episodes}  # fmt: skip
-    out_json = args.out.with_suffix(".json")
-    previous = json.loads(out_json.read_text()) if out_json.exists() else None
-    if previous is not None and previous["budget"] != budget:
-        raise SystemExit(f"{out_json} holds cases of another budget {previous['budget']}; pass another --out")
-    cases = previous["cases"] if previous else []
     command = "python scripts/bench_tt_scores.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    commands = list(dict.fromkeys([*(previous["commands"] if previous else []), command]))
     machine = f"{platform.machine()}, 2-core CPU shared with other jobs, torch {torch.__version__} (1 thread)"
-    meta = {"commands": commands, "machine": machine, "budget": budget}
-    done = {(c["dataset"], c["agent"], c["seed"]) for c in cases}
+    table = Table(args.out, budget, command, machine)
     for dataset in args.datasets:
         try:
             locate(dataset)
@@ -141,11 +168,10 @@ def main(argv: list[str] | None = None) -> int:
             make_dataset(dataset, seed=0)
         for seed in args.seeds:
             for agent in args.agents:
-                if (dataset, agent, seed) in done:
+                if (dataset, agent, seed) in table.done():
                     continue
                 case = run_case(agent, dataset, seed, args)
-                cases.append(case)
-                write_report(cases, meta, args.out)
+                table.add(case)
                 timing = f"{case['train_s_per_step']:.3f} s/step, setup + eval {case['other_s']:.0f} s"
                 print(f"{dataset} {agent} seed {seed}: score {case['score']:.1f} ({timing})", flush=True)
     return 0
