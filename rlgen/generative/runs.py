@@ -26,6 +26,7 @@ import yaml
 from rlgen.generative.audio import AudioConfig, AudioTask
 from rlgen.generative.image import ImageConfig, ImageTask
 from rlgen.generative.models import LevelModel
+from rlgen.heads import QuantileCategoricalHead
 from rlgen.train import (
     ConfigError,
     FitResult,
@@ -197,9 +198,9 @@ def _train(
     torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     model = task.build().to(resolve_device(device))
-    fit_bins = getattr(model.head, "fit_bins", None)
-    if fit_bins is not None:  # quantile bins come from the training levels (a resume restores the fitted ones)
-        fit_bins(torch.as_tensor(task.train, dtype=torch.float32, device=model.head.low.device).reshape(-1, 1))
+    if isinstance(model.head, QuantileCategoricalHead):  # bins from the training levels (a resume restores them)
+        levels = torch.as_tensor(task.train, dtype=torch.float32, device=model.head.low.device)
+        model.head.fit_bins(levels.reshape(-1, 1))
     learner = LevelLearner(model, recipe.model.lr, recipe.model.grad_clip)
 
     def evaluator(learner: LevelLearner, step: int) -> dict[str, float]:
