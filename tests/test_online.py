@@ -3,16 +3,19 @@ collector's exact restore, and kill-and-resume of online runs through the shared
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from rlgen.algos import get_algo
+from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
 from rlgen.algos.online import VectorCollector, gae, linear_schedule, returns_to_go
 from rlgen.heads import Categorical, CategoricalHead
 from rlgen.tasks import load_task
-from rlgen.train import load_checkpoint, resume_run, start_run
+from rlgen.train import load_checkpoint, load_recipe, resume_run, start_run
 from rlgen.train.launch import load_agent
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -220,3 +223,77 @@ def test_orthogonal_init_gives_scaled_orthogonal_layers_and_a_near_uniform_polic
     # The 0.01-gain output layer makes both CartPole actions nearly equally likely for any observation.
     probs = agent.policy(torch.randn(256, 4) * 3).log_prob_per_dim(torch.zeros(256, 1)).exp()
     assert torch.allclose(probs, torch.full_like(probs, 0.5), atol=0.02)
+
+
+# ------------------------------------------------------------------------------------------------ SB3 parity
+
+
+def _copy_sb3_weights(policy: torch.nn.Module, value: torch.nn.Module, sb3_policy: torch.nn.Module) -> None:
+    """SB3's separate 64-64 actor and critic into rlgen's policy and value nets (same layer order)."""
+    pairs = [(policy.body, sb3_policy.mlp_extractor.policy_net), (policy.head.proj, sb3_policy.action_net),
+             (value.body, sb3_policy.mlp_extractor.value_net), (value.out, sb3_policy.value_net)]
+    with torch.no_grad():
+        for ours, theirs in pairs:
+            ours_linear = [m for m in ours.modules() if isinstance(m, torch.nn.Linear)]
+            theirs_linear = [m for m in theirs.modules() if isinstance(m, torch.nn.Linear)]
+            assert len(ours_linear) == len(theirs_linear)
+            for a, b in zip(ours_linear, theirs_linear, strict=True):
+                a.weight.copy_(b.weight)
+                a.bias.copy_(b.bias)
+        if hasattr(sb3_policy, "log_std"):
+            policy.head.log_std.copy_(sb3_policy.log_std)
+
+
+@pytest.mark.parametrize("task_name", ["cartpole", "invertedpendulum"])
+def test_a2c_update_equals_sb3_a2c_update_from_the_same_weights_and_rollout(task_name: str) -> None:
+    """One A2C gradient step with the shipped recipe, from SB3's initial weights, on a rollout with terminations
+    and time-limit truncations, lands on the same weights as SB3's ``A2C.train`` (its defaults)."""
+    from stable_baselines3 import A2C as SB3A2C
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
+
+    task = load_task(task_name)
+    recipe = load_recipe("a2c").agent
+    n_envs, n_steps, gamma = recipe.num_envs, recipe.n_steps, recipe.gamma
+    sb3 = SB3A2C("MlpPolicy", make_vec_env(lambda: task.make_env(), n_envs=n_envs, seed=0), learning_rate=recipe.lr,
+                 n_steps=n_steps, gamma=gamma, gae_lambda=recipe.gae_lambda, ent_coef=recipe.entropy_coef,
+                 vf_coef=recipe.value_coef, max_grad_norm=recipe.grad_clip, seed=0, device="cpu")  # fmt: skip
+    sb3.set_logger(Logger(folder=None, output_formats=[]))
+    agent = get_algo("a2c").create(recipe, task, None, torch.device("cpu"))
+    _copy_sb3_weights(agent.policy, agent.value, sb3.policy)
+
+    # A made-up rollout: each env's next observation is the following step's, except where an episode ended
+    # (terminated or truncated), which gets its own final observation and a fresh start.
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(n_steps + 1, n_envs, task.obs_dim, generator=g)
+    final_obs = torch.randn(n_steps, n_envs, task.obs_dim, generator=g)
+    terminals = torch.rand(n_steps, n_envs, generator=g) < 0.15
+    truncations = ~terminals & (torch.rand(n_steps, n_envs, generator=g) < 0.15)
+    ends = terminals | truncations
+    rewards = torch.rand(n_steps, n_envs, generator=g)
+    with torch.no_grad():
+        raw_actions = sb3.policy.get_distribution(obs[:-1].flatten(0, 1)).sample().view(n_steps, n_envs, -1)
+    next_obs = torch.where(ends.unsqueeze(-1), final_obs, obs[1:])
+    rollout = Rollout(obs[:-1], raw_actions.float(), rewards, next_obs, terminals.float(), ends.float())
+
+    buffer = sb3.rollout_buffer
+    buffer.reset()
+    with torch.no_grad():
+        for t in range(n_steps):
+            sb3_actions = raw_actions[t].numpy()
+            values = sb3.policy.predict_values(obs[t])
+            log_probs = sb3.policy.evaluate_actions(obs[t], raw_actions[t].squeeze(-1) if task.discrete
+                                                    else raw_actions[t])[1]  # fmt: skip
+            # SB3 bootstraps a truncated episode by adding gamma V(final observation) to its last reward.
+            bootstrapped = rewards[t] + gamma * sb3.policy.predict_values(final_obs[t]).squeeze(-1) * truncations[t]
+            starts = np.ones(n_envs) if t == 0 else ends[t - 1].numpy()
+            buffer.add(obs[t].numpy(), sb3_actions, bootstrapped.numpy(), starts, values, log_probs)
+        buffer.compute_returns_and_advantage(sb3.policy.predict_values(obs[-1]), ends[-1].numpy())
+    sb3.train()
+    agent.update(rollout)
+
+    expected_policy, expected_value = copy.deepcopy(agent.policy), copy.deepcopy(agent.value)
+    _copy_sb3_weights(expected_policy, expected_value, sb3.policy)  # SB3's updated weights in rlgen's layout
+    for ours, theirs in [(agent.policy, expected_policy), (agent.value, expected_value)]:
+        for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
