@@ -230,8 +230,12 @@ def test_orthogonal_init_gives_scaled_orthogonal_layers_and_a_near_uniform_polic
 
 def _copy_sb3_weights(policy: torch.nn.Module, value: torch.nn.Module, sb3_policy: torch.nn.Module) -> None:
     """SB3's separate 64-64 actor and critic into rlgen's policy and value nets (same layer order)."""
-    pairs = [(policy.body, sb3_policy.mlp_extractor.policy_net), (policy.head.proj, sb3_policy.action_net),
-             (value.body, sb3_policy.mlp_extractor.value_net), (value.out, sb3_policy.value_net)]
+    pairs = [
+        (policy.body, sb3_policy.mlp_extractor.policy_net),
+        (policy.head.proj, sb3_policy.action_net),
+        (value.body, sb3_policy.mlp_extractor.value_net),
+        (value.out, sb3_policy.value_net),
+    ]
     with torch.no_grad():
         for ours, theirs in pairs:
             ours_linear = [m for m in ours.modules() if isinstance(m, torch.nn.Linear)]
