@@ -44,7 +44,8 @@ def make_head(kind: str, in_features: int, dim: int, low: BoundLike, high: Bound
     try:
         return HEADS[kind](in_features, dim, low, high, **options)
     except TypeError as error:
-        raise ValueError(f"bad options for the {kind!r} head: {error}") from error
+        # Name every option: a recipe's head_options for one head often travel along when only the head is changed.
+        raise ValueError(f"bad options for the {kind!r} head: {error} (options given: {sorted(options)})") from error
 
 
 __all__ = [
