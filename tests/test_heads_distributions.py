@@ -314,16 +314,29 @@ def test_quantile_bins_hold_equal_shares_and_survive_save_load(tmp_path) -> None
     assert torch.equal(restored.edges, head.edges)
 
 
-def test_adacat_fit_bins_starts_at_the_quantile_categorical() -> None:
-    data = torch.cat([torch.randn(5000, 2) * 0.1, torch.ones(500, 2)]).clamp(-1, 1)  # a point mass at the bound
-    adacat = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+def test_adacat_fit_bins_starts_at_the_data_marginal() -> None:
+    def initial(data: torch.Tensor) -> PiecewiseUniform:
+        head = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+        head.fit_bins(data)
+        nn.init.zeros_(head.proj.weight)  # leaves the biases: the initial bins
+        return head(torch.zeros(1, 4))
+
+    # continuous data: the quantile categorical (equal masses, quantile widths; it mixes in 0.1% of a uniform grid)
+    smooth = (torch.randn(5000, 2) * 0.3).clamp(-1, 1)
     quantile = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
-    adacat.fit_bins(data)
-    quantile.fit_bins(data)
-    nn.init.zeros_(adacat.proj.weight)
+    quantile.fit_bins(smooth)
     nn.init.zeros_(quantile.proj.weight)
     nn.init.zeros_(quantile.proj.bias)
-    features = torch.randn(50, 4)
-    # zero weights leave the biases: the quantile edges and equal masses, so the same density everywhere
-    torch.testing.assert_close(adacat(features).log_prob(data[:50]), quantile(features).log_prob(data[:50]))
-
+    features = torch.zeros(50, 4)
+    expected = quantile(features).log_prob(smooth[:50])
+    torch.testing.assert_close(initial(smooth).log_prob(smooth[:50]), expected, atol=0.01, rtol=0)
+    # a point mass at the upper bound (a clipped action): one bin as wide as the smoothing kernel holds all of it
+    clipped = torch.cat([smooth, torch.ones(2500, 2)])
+    dist = initial(clipped)
+    assert dist.num_bins == 10
+    torch.testing.assert_close(dist.widths[0, :, -1], torch.full((2,), 1e-3))
+    torch.testing.assert_close(dist.masses[0, :, -1], torch.full((2,), 1 / 3), atol=0.1, rtol=0)  # to a bin's share
+    # elsewhere the cdf stays the data's within a bin's share
+    grid = torch.linspace(-0.9, 0.9, 19)[:, None].expand(19, 2)
+    empirical = (clipped[None] <= grid[:, None]).float().mean(1)
+    assert (dist.cdf(grid) - empirical).abs().max() < 0.1

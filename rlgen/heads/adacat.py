@@ -7,7 +7,10 @@ from torch import Tensor
 
 from rlgen.heads.base import BoundLike
 from rlgen.heads.binned import PiecewiseUniform, SmoothingKernel
-from rlgen.heads.categorical import BinnedHead
+from rlgen.heads.categorical import BinnedHead, unit_marginal_bins
+
+#: width of the initial bin of a repeated value when the head trains without smoothing.
+MIN_POINT_WIDTH = 1e-4
 
 
 class AdaCatHead(BinnedHead):
@@ -16,9 +19,11 @@ class AdaCatHead(BinnedHead):
     Trained by default with uniform target smoothing of width 1e-3 on the unit interval (the paper's setting
     for the Trajectory Transformer); without smoothing the bins collapse.
 
-    Before training, :meth:`fit_bins` can start the bins at the data's quantiles: AdaCat with equal masses and
+    Before training, :meth:`fit_bins` can start the bins at the data's marginal: AdaCat with equal masses and
     quantile widths *is* the quantile categorical (AdaCat sec. 3), so the network then only has to learn how the
-    conditional departs from the marginal instead of first finding where the data lie in the box.
+    conditional departs from the marginal instead of first finding where the data lie in the box. Unlike the
+    quantile categorical, a repeated value gets one bin holding its whole mass rather than many of zero width:
+    split over many bins, a point mass loses to any wider bin under top-mass decoding.
     """
 
     def __init__(
@@ -39,9 +44,12 @@ class AdaCatHead(BinnedHead):
 
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:
-        """Start at the quantile categorical of ``targets`` (``(N, D)``, inside the box): the width logits' bias
-        becomes the log-widths of the per-dimension quantile bins, the mass logits' bias 0 (equal masses)."""
-        log_widths = self.quantile_edges(targets).diff(dim=-1).log()  # (D, k)
+        """Start at the data's marginal (``targets (N, D)``, inside the box): the width and mass logits' biases
+        become the log-widths and log-masses of :func:`~rlgen.heads.categorical.unit_marginal_bins`, whose point
+        bins are as wide as the smoothing kernel."""
+        unit = self.unit_targets(targets)
         bias = self.proj.bias.view(self.dim, 2 * self.num_bins)
-        bias[:, : self.num_bins] = log_widths
-        bias[:, self.num_bins :] = 0.0
+        for d in range(self.dim):
+            widths, masses = unit_marginal_bins(unit[:, d], self.num_bins, max(self.bandwidth, MIN_POINT_WIDTH))
+            bias[d, : self.num_bins] = widths.log()
+            bias[d, self.num_bins :] = masses.log()

@@ -22,6 +22,43 @@ def unit_quantile_edges(unit: Tensor, num_bins: int) -> Tensor:
     return (1.0 - UNIFORM_MIX) * quantiles + UNIFORM_MIX * levels
 
 
+
+def unit_marginal_bins(unit: Tensor, num_bins: int, point_width: float) -> tuple[Tensor, Tensor]:
+    """``(num_bins,)`` widths and masses of a piecewise-uniform fit to ``unit`` (``(N,)`` values in [0, 1]).
+
+    Starts from the quantile bins (equal masses); a run of them narrower than ``point_width`` (a value the data
+    repeat, such as an action clipped at its bound) becomes one bin of that width holding their joint mass, and
+    the bins freed that way split the widest bins in halves, which leaves the density unchanged.
+    """
+    edges = torch.quantile(unit.float(), torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)).tolist()
+    edges[0], edges[-1] = 0.0, 1.0
+    bins: list[list[float]] = []  # [start, end, mass]
+    j = 0
+    while j < num_bins:
+        start = j
+        while j < num_bins and edges[j + 1] - edges[j] < point_width:
+            j += 1
+        if j > start:  # a point mass: centre a bin of point_width on it, inside [0, 1]
+            centre = min(max((edges[start] + edges[j]) / 2, point_width / 2), 1.0 - point_width / 2)
+            bins.append([centre - point_width / 2, centre + point_width / 2, (j - start) / num_bins])
+        else:
+            bins.append([edges[j], edges[j + 1], 1.0 / num_bins])
+            j += 1
+    for left, right in zip(bins, bins[1:], strict=False):  # a widened point bin takes room from the wider neighbour
+        if left[1] > right[0]:
+            if left[1] - left[0] > right[1] - right[0]:
+                left[1] = right[0]
+            else:
+                right[0] = left[1]
+    while len(bins) < num_bins:
+        i = max(range(len(bins)), key=lambda i: bins[i][1] - bins[i][0])
+        start, end, mass = bins[i]
+        bins[i : i + 1] = [[start, (start + end) / 2, mass / 2], [(start + end) / 2, end, mass / 2]]
+    widths = torch.tensor([end - start for start, end, _ in bins], device=unit.device)
+    masses = torch.tensor([mass for *_, mass in bins], device=unit.device)
+    return widths / widths.sum(), masses / masses.sum()
+
+
 class BinnedHead(Head):
     """Base of heads whose distribution is :class:`PiecewiseUniform`.
 
@@ -59,17 +96,14 @@ class BinnedHead(Head):
             return -dist.smoothed_log_prob(target, self.bandwidth, self.kernel).mean()
         return -dist.log_prob(target).mean()
 
-    @torch.no_grad()
-    def quantile_edges(self, targets: Tensor) -> Tensor:
-        """``(D, k + 1)`` unit-interval edges of bins holding equal shares of ``targets`` (``(N, D)``, inside the
-        box) per dimension."""
+    def unit_targets(self, targets: Tensor) -> Tensor:
+        """``targets`` (``(N, D)``, inside the box) on the unit interval, checked for :meth:`fit_bins`."""
         targets = torch.as_tensor(targets, dtype=torch.float32, device=self.low.device)
         if targets.ndim != 2 or targets.shape[1] != self.dim or targets.shape[0] < 2:
             raise ValueError(f"fit_bins needs targets of shape (N >= 2, {self.dim}), got {tuple(targets.shape)}")
         if not torch.isfinite(targets).all():
             raise ValueError("fit_bins targets contain NaN or inf")
-        unit = ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
-        return unit_quantile_edges(unit, self.num_bins)
+        return ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, num_bins={self.num_bins}, bandwidth={self.bandwidth}, kernel={self.kernel}"
@@ -102,5 +136,5 @@ class QuantileCategoricalHead(FixedBinsHead):
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:
         """Set the edges to the per-dimension quantiles of ``targets`` (shape ``(N, D)``, inside the box)."""
-        self.edges.copy_(self.quantile_edges(targets))
+        self.edges.copy_(unit_quantile_edges(self.unit_targets(targets), self.num_bins))
 
