@@ -340,3 +340,20 @@ def test_adacat_fit_bins_starts_at_the_data_marginal() -> None:
     grid = torch.linspace(-0.9, 0.9, 19)[:, None].expand(19, 2)
     empirical = (clipped[None] <= grid[:, None]).float().mean(1)
     assert (dist.cdf(grid) - empirical).abs().max() < 0.1
+
+
+def test_adacat_width_grad_scale_scales_only_the_width_logits_gradient() -> None:
+    torch.manual_seed(0)
+    plain = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=6)
+    scaled = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=6, width_grad_scale=0.25)
+    scaled.load_state_dict(plain.state_dict())
+    features, target = torch.randn(32, 4), torch.rand(32, 2) * 2 - 1
+    for head in (plain, scaled):
+        head.loss(features, target).backward()
+    torch.testing.assert_close(scaled.loss(features, target), plain.loss(features, target))  # same distribution
+    # proj rows are (dimension, [6 width logits, 6 mass logits])
+    plain_grad, scaled_grad = (h.proj.weight.grad.view(2, 12, 4) for h in (plain, scaled))
+    torch.testing.assert_close(scaled_grad[:, :6], 0.25 * plain_grad[:, :6])
+    torch.testing.assert_close(scaled_grad[:, 6:], plain_grad[:, 6:])
+    with pytest.raises(ValueError, match="width_grad_scale"):
+        AdaCatHead(4, 2, low=-1.0, high=1.0, width_grad_scale=1.5)

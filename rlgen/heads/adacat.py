@@ -24,6 +24,10 @@ class AdaCatHead(BinnedHead):
     conditional departs from the marginal instead of first finding where the data lie in the box. Unlike the
     quantile categorical, a repeated value gets one bin holding its whole mass rather than many of zero width:
     split over many bins, a point mass loses to any wider bin under top-mass decoding.
+
+    :param width_grad_scale: multiplies the gradient reaching the width logits (their values are unchanged).
+        Every sample pulls its own bin narrower, a push that does not fade as the sample nears an edge (AdaCat
+        sec. 3.2); below 1 this noise no longer swamps the features a shared network learns for the masses.
     """
 
     def __init__(
@@ -35,12 +39,22 @@ class AdaCatHead(BinnedHead):
         num_bins: int = 50,
         bandwidth: float = 1e-3,
         kernel: SmoothingKernel = "uniform",
+        width_grad_scale: float = 1.0,
     ):
+        if not 0.0 <= width_grad_scale <= 1.0:
+            raise ValueError(f"width_grad_scale must be in [0, 1], got {width_grad_scale}")
         super().__init__(in_features, dim, low, high, num_bins, params_per_bin=2, bandwidth=bandwidth, kernel=kernel)
+        self.width_grad_scale = width_grad_scale
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
         width_logits, mass_logits = params.split(self.num_bins, dim=-1)
+        if self.width_grad_scale != 1.0:
+            frozen = width_logits.detach()
+            width_logits = frozen + self.width_grad_scale * (width_logits - frozen)
         return PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, self.low, self.high)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}"
 
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:

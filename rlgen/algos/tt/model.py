@@ -58,6 +58,8 @@ class TTModelConfig:
     :param conditional: ``uniform``, ``quantile`` or ``adacat`` per-dimension conditionals.
     :param num_bins: bins per dimension (``null``: 100 for uniform/quantile, 50 for AdaCat).
     :param bandwidth: AdaCat's uniform target-smoothing width on the unit interval (ignored otherwise).
+    :param width_grad_scale: AdaCat's scale of the gradient reaching its width logits (see
+        :class:`~rlgen.heads.AdaCatHead`); 1 is the paper's plain gradient.
     :param input_embedding: how AdaCat embeds its continuous inputs: ``piecewise`` (see the module docstring) or
         ``linear`` (the paper's ``Linear(1, width)``, which learns far more slowly); ignored by token conditionals.
     :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
@@ -66,6 +68,7 @@ class TTModelConfig:
     conditional: Conditional = "adacat"
     num_bins: int | None = None
     bandwidth: float = 1e-3
+    width_grad_scale: float = 0.1
     input_embedding: InputEmbedding = "piecewise"
     sequence_length: int = 20
     n_layer: int = 4
@@ -91,7 +94,8 @@ class TrajectoryModel(nn.Module):
         D, C, N = layout.dim, config.n_embd, config.bins
         self.gpt = GPT(GPTConfig(config.sequence_length * D, config.n_layer, config.n_head, C, config.dropout))
         high = np.maximum(high, low + MIN_RANGE)
-        options = {"num_bins": N, **({"bandwidth": config.bandwidth} if config.conditional == "adacat" else {})}
+        adacat = {"bandwidth": config.bandwidth, "width_grad_scale": config.width_grad_scale}
+        options = {"num_bins": N, **(adacat if config.conditional == "adacat" else {})}
         self.heads = nn.ModuleList(make_head(config.conditional, C, 1, float(low[d]), float(high[d]), **options)
                                    for d in range(D))  # fmt: skip
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
