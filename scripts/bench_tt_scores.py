@@ -86,7 +86,8 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
         f"{b['sequence_length']} transitions, GPT {b['tt_layers']} layers x width {b['tt_width']}, 4 heads, "
         f"lr 6e-4 with {max(1, b['steps'] // 10)} warmup steps then cosine; BC-DLML: transitions, its recipe's "
         "MLP). TT plans with the recipes' CPU preset (beam 16, horizon 5, n_expand 2) from the current "
-        "observation and the episode's last 2 transitions (context 2). "
+        "observation and the episode's last 2 transitions (context 2). TT-AdaCat as its recipe: bins start at the "
+        "data's marginal, piecewise-linear inputs, width logits' gradient x 0.1. "
         f"{b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
         "normalised, mean ± s.e. over seeds.",
         "",
