@@ -17,10 +17,14 @@ def unit_quantile_edges(unit: Tensor, num_bins: int) -> Tensor:
     """``(D, num_bins + 1)`` edges holding equal shares of ``unit`` (``(N, D)`` values in [0, 1]) per dimension,
     from 0 to 1, mixed with a uniform grid (:data:`UNIFORM_MIX`)."""
     levels = torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)
+    return (1.0 - UNIFORM_MIX) * _unit_quantiles(unit, levels) + UNIFORM_MIX * levels
+
+
+def _unit_quantiles(unit: Tensor, levels: Tensor) -> Tensor:
+    """``(D, L)`` per-dimension quantiles of ``unit`` (``(N, D)``) at ``levels`` (``(L,)``), pinned to 0 and 1."""
     quantiles = torch.quantile(unit.float(), levels, dim=0).T.contiguous()
     quantiles[:, 0], quantiles[:, -1] = 0.0, 1.0
-    return (1.0 - UNIFORM_MIX) * quantiles + UNIFORM_MIX * levels
-
+    return quantiles
 
 
 def unit_marginal_bins(unit: Tensor, num_bins: int, point_width: float) -> tuple[Tensor, Tensor]:
@@ -30,8 +34,8 @@ def unit_marginal_bins(unit: Tensor, num_bins: int, point_width: float) -> tuple
     repeat, such as an action clipped at its bound) becomes one bin of that width holding their joint mass, and
     the bins freed that way split the widest bins in halves, which leaves the density unchanged.
     """
-    edges = torch.quantile(unit.float(), torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)).tolist()
-    edges[0], edges[-1] = 0.0, 1.0
+    levels = torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)
+    edges = _unit_quantiles(unit[:, None], levels)[0].tolist()
     bins: list[list[float]] = []  # [start, end, mass]
     j = 0
     while j < num_bins:

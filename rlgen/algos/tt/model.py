@@ -8,7 +8,7 @@ in the released TT). Every head is an rlgen head over the data's range of its di
   the bin's token in a per-dimension offset vocabulary (token ``d * N + bin``); decoding reconstructs a
   token at its bin's midpoint.
 * ``adacat``: 2k logits per dimension (widths and masses, AdaCat eq. 2) trained with the analytically
-  smoothed likelihood (eq. 8), the bins starting at the data's quantiles; inputs are continuous values, either
+  smoothed likelihood (eq. 8), the bins starting at the data's marginal; inputs are continuous values, either
   min-max normalised to ``[0, 1]`` and embedded by one ``Linear(1, width)`` (``input_embedding: linear``, AdaCat
   sec. 4.4) or by a piecewise-linear encoding (``piecewise``, below); a per-dimension embedding is added;
   decoding samples uniformly inside the chosen bin.
