@@ -13,6 +13,9 @@ into the JSON under a file lock):
     python scripts/bench_tt_scores.py --datasets halfcheetah-medium --seeds 0     # adds to the same table
     python scripts/bench_tt_scores.py --agents tt-adacat & python scripts/bench_tt_scores.py --agents tt-quantile
 
+``--reevaluate`` evaluates the stored checkpoints of the table's cases again with the current code instead of
+training (after a change to planning, which leaves training alone) and replaces their scores.
+
 Cases run seed-major (every agent on seed 0, then seed 1, ...) so a partial table compares all agents.
 The TT recipes' defaults are TT's own (100k steps at batch 256 of a 4-layer width-128 GPT); that is days of
 this 2-core CPU, so the default budget here is a small GPT and a short run, written into the table.
@@ -34,7 +37,8 @@ import torch
 
 from rlgen.data import locate
 from rlgen.data.generate import make_dataset
-from rlgen.train import start_run
+from rlgen.rollout import evaluate
+from rlgen.train import load_agent, start_run
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +73,18 @@ def run_case(agent: str, dataset: str, seed: int, args: argparse.Namespace) -> d
             "run_dir": str(run_dir)}  # fmt: skip
 
 
+def reevaluate_case(case: dict, args: argparse.Namespace) -> dict:
+    """``case`` with the score of its run's last checkpoint evaluated by the current code (same episodes)."""
+    start = time.perf_counter()
+    agent, task, _, step = load_agent(case["run_dir"], device="cpu")
+    if step != args.steps:
+        raise SystemExit(f"{case['run_dir']} ends at step {step}, not the table's {args.steps}")
+    result = evaluate(agent.eval_policy(), task, args.eval_episodes, EVAL_SEED, args.eval_episodes, step=step)
+    scalars = result.scalars()
+    return {**case, "score": scalars["eval/score"], "return": scalars["eval/return"],
+            "episode_length": scalars["eval/length"], "other_s": time.perf_counter() - start}  # fmt: skip
+
+
 def mean_se(values: list[float]) -> tuple[float, float]:
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
     return statistics.fmean(values), se
@@ -86,8 +102,9 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
         f"{b['sequence_length']} transitions, GPT {b['tt_layers']} layers x width {b['tt_width']}, 4 heads, "
         f"lr 6e-4 with {max(1, b['steps'] // 10)} warmup steps then cosine; BC-DLML: transitions, its recipe's "
         "MLP). TT plans with the recipes' CPU preset (beam 16, horizon 5, n_expand 2) from the current "
-        "observation and the episode's last 2 transitions (context 2). TT-AdaCat as its recipe: bins start at the "
-        "data's marginal, piecewise-linear inputs, width logits' gradient x 0.1. "
+        "observation and the episode's last 2 transitions (context 2), ranking bins by density. "
+        "TT-AdaCat as its recipe: bins start at the data's marginal, piecewise-linear inputs, width logits' "
+        "gradient x 0.1. "
         f"{b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
         "normalised, mean ± s.e. over seeds.",
         "",
@@ -112,6 +129,10 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
     write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
+def case_key(case: dict) -> tuple[str, str, int]:
+    return case["dataset"], case["agent"], case["seed"]
+
+
 class Table:
     """The JSON (and its Markdown) at ``out``, shared by every process that runs cases of the same budget."""
 
@@ -129,14 +150,15 @@ class Table:
             raise SystemExit(f"{self.json} holds cases of another budget {previous['budget']}; pass another --out")
         return previous
 
-    def done(self) -> set[tuple[str, str, int]]:
-        return {(c["dataset"], c["agent"], c["seed"]) for c in self.read()["cases"]}
+    def cases(self) -> dict[tuple[str, str, int], dict]:
+        return {case_key(c): c for c in self.read()["cases"]}
 
-    def add(self, case: dict) -> None:
+    def put(self, case: dict) -> None:
+        """Add ``case``, replacing the case of the same dataset, agent and seed."""
         with open(self.lock, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # read-merge-write as one step against the other processes
             table = self.read()
-            cases = [*table["cases"], case]
+            cases = [c for c in table["cases"] if case_key(c) != case_key(case)] + [case]
             commands = list(dict.fromkeys([*table["commands"], self.command]))
             write_report(cases, {"commands": commands, "machine": self.machine, "budget": self.budget}, self.out)
 
@@ -153,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tt_scores")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_tt_scores")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate the stored checkpoints of the table's cases again instead of training")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],
@@ -169,10 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             make_dataset(dataset, seed=0)
         for seed in args.seeds:
             for agent in args.agents:
-                if (dataset, agent, seed) in table.done():
+                previous = table.cases().get((dataset, agent, seed))
+                if args.reevaluate and previous is not None:
+                    case = reevaluate_case(previous, args)
+                elif previous is None and not args.reevaluate:
+                    case = run_case(agent, dataset, seed, args)
+                else:
                     continue
-                case = run_case(agent, dataset, seed, args)
-                table.add(case)
+                table.put(case)
                 timing = f"{case['train_s_per_step']:.3f} s/step, setup + eval {case['other_s']:.0f} s"
                 print(f"{dataset} {agent} seed {seed}: score {case['score']:.1f} ({timing})", flush=True)
     return 0

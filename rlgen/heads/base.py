@@ -127,7 +127,8 @@ class BoxDistribution(ABC):
 
         :param temperature: < 1 sharpens, > 1 flattens (each head documents what it scales).
         :param top_p: keep only the most probable bins/components whose mass adds up to at least ``top_p``
-            (nucleus sampling; the Trajectory Transformer's ``cdf_act=0.6`` is ``top_p=0.4``).
+            (nucleus sampling; the Trajectory Transformer's ``cdf_act=0.6`` is ``top_p=0.4``). Binned heads
+            keep the densest bins (a highest-density region), which is the same set when bins are equal.
         """
 
     @abstractmethod
@@ -158,14 +159,19 @@ def check_sampling_controls(temperature: float, top_p: float | None) -> None:
         raise ValueError(f"top_p must be in [0, 1], got {top_p}")
 
 
-def nucleus_filter(log_probs: Tensor, top_p: float | None) -> Tensor:
-    """Set to -inf the least probable entries of the last axis, keeping the smallest set of most probable ones
-    whose total mass reaches ``top_p`` (always at least the most probable one). Input and output are
-    (unnormalised) log-probabilities."""
+def nucleus_filter(log_probs: Tensor, top_p: float | None, rank: Tensor | None = None) -> Tensor:
+    """Set to -inf the entries of the last axis outside the nucleus: the smallest set of the highest-ranked
+    entries whose total mass reaches ``top_p`` (always at least the highest-ranked one). Input and output are
+    (unnormalised) log-probabilities.
+
+    :param rank: the order in which entries join the nucleus, same shape as ``log_probs`` (default: their
+        probability). Binned densities rank by density, so the nucleus is a highest-density region.
+    """
     if top_p is None or top_p >= 1.0:
         return log_probs
     probs = torch.softmax(log_probs, dim=-1)
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    order = (log_probs if rank is None else rank).argsort(dim=-1, descending=True)
+    sorted_probs = probs.gather(-1, order)
     mass_before = sorted_probs.cumsum(-1) - sorted_probs
     drop_sorted = mass_before >= top_p
     drop_sorted[..., 0] = False

@@ -163,12 +163,15 @@ class PiecewiseUniform(BoxDistribution):
         """Sample a bin from the (tempered, nucleus-filtered) masses, then a point inside it.
 
         :param temperature: divides the mass logits.
+        :param top_p: keep the densest bins holding this mass (a highest-density region; with equal widths,
+            the most probable bins, as in token nucleus sampling). ``0`` keeps the densest bin: greedy decoding.
         :param midpoint: return the bin's centre instead of a uniform point inside it (the released
             Trajectory Transformer's token reconstruction).
         """
         check_sampling_controls(temperature, top_p)
         with torch.no_grad():
-            logits = nucleus_filter(self.log_masses / temperature, top_p)
+            logits = self.log_masses / temperature
+            logits = nucleus_filter(logits, top_p, rank=logits - self.log_widths)
             index = gumbel_argmax(logits, generator)
             if midpoint:
                 offset = torch.full(index.shape, 0.5, device=index.device)
@@ -181,10 +184,6 @@ class PiecewiseUniform(BoxDistribution):
         """Centre of the bin with the highest density ``h / w``."""
         index = (self.log_masses - self.log_widths).argmax(-1)
         return self.bin_center(index)
-
-    def most_probable_bin_center(self) -> Tensor:
-        """Centre of the bin with the highest mass ``h`` (greedy decoding of token models)."""
-        return self.bin_center(self.log_masses.argmax(-1))
 
     def bin_center(self, index: Tensor) -> Tensor:
         return self.from_unit(self._take(self.edges[..., :-1], index) + 0.5 * self._take(self.widths, index))

@@ -5,11 +5,17 @@ Semantics of the released TT planner (Janner et al. 2021, ``beam_plan``), per en
 1. the prefix is the last ``context`` real transitions (value tokens are placeholders) and the current
    observation; the beam starts as ``beam_width`` copies of it;
 2. for each of ``horizon`` steps: repeat every candidate ``n_expand`` times; sample each action dimension
-   from its conditional after dropping the least probable bins (``top_p = 1 - cdf_act``); decode the reward
+   from its conditional after dropping the least dense bins (``top_p = 1 - cdf_act``); decode the reward
    and value greedily into the sequence but score them by their expectation; score every candidate by
    ``sum_{k <= t} discount^k r_k + discount^(t+1) V_t``; keep the ``beam_width`` best; then decode the next
-   observation greedily (the most probable bin) unless the horizon is reached;
+   observation greedily (the densest bin) unless the horizon is reached;
 3. execute the first action of the best sequence; replan at the next step.
+
+TT ranks tokens by probability; rlgen ranks bins by density (mass / width), so the kept bins are a
+highest-density region and "greedy" is the mode. With uniform bins the two are the same. With quantile or
+AdaCat bins they are not: an underfit conditional close to the data's marginal gives every quantile bin about
+the same mass, and ranking by mass then keeps an arbitrary set of bins. (Quantile TT on locally made
+halfcheetah-medium, 1 seed, 5 episodes: normalised score 2.8 ranking by mass, 19.9 by density.)
 
 Two decoders produce the same numbers: :class:`CachedDecoder` feeds only the new tokens through the GPT and
 keeps a KV cache that follows the beam (reindexed on expansion and selection); :class:`RecomputeDecoder`
@@ -39,7 +45,7 @@ class PlannerConfig:
     :param beam_width: candidates kept after every step.
     :param n_expand: copies of every candidate before sampling its next action.
     :param context: real past transitions in the prefix.
-    :param action_top_p: keep the most probable action bins holding this mass (TT's ``cdf_act = 0.6`` is
+    :param action_top_p: keep the densest action bins holding this mass (TT's ``cdf_act = 0.6`` is
         ``0.4``; ``1.0`` samples from the full conditional).
     :param discount: of the planning score.
     :param cached: plan with the KV cache (``false``: recompute the whole sequence per token, as released TT).
@@ -131,8 +137,8 @@ class RecomputeDecoder(Decoder):
 
 
 def _decode(dist: PiecewiseUniform, top_p: float, midpoint: bool, generator: torch.Generator | None) -> Tensor:
-    """A value ``(B, 1)`` from a bin drawn among the most probable ones holding ``top_p`` of the mass
-    (``top_p = 0``: the most probable bin), at its midpoint or uniformly inside it."""
+    """A value ``(B, 1)`` from a bin drawn among the densest ones holding ``top_p`` of the mass
+    (``top_p = 0``: the densest bin), at its midpoint or uniformly inside it."""
     return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator)
 
 
@@ -149,7 +155,7 @@ def beam_plan(
     :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
     :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
     """
-    layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the most probable bin
+    layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the densest bin
     E, P, W, n, H = prefix.shape[0], prefix.shape[1], config.beam_width, config.n_expand, config.horizon
     midpoint = model.midpoint_decoding
     decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
