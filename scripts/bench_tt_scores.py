@@ -13,8 +13,9 @@ into the JSON under a file lock):
     python scripts/bench_tt_scores.py --datasets halfcheetah-medium --seeds 0     # adds to the same table
     python scripts/bench_tt_scores.py --agents tt-adacat & python scripts/bench_tt_scores.py --agents tt-quantile
 
-``--reevaluate`` evaluates the stored checkpoints of the table's cases again with the current code instead of
-training (after a change to planning, which leaves training alone) and replaces their scores.
+``--reevaluate`` evaluates the stored checkpoints of the table's cases again with the current code and the
+current recipe's planner block instead of training (after a change to planning, which leaves training alone),
+and replaces their scores.
 
 Cases run seed-major (every agent on seed 0, then seed 1, ...) so a partial table compares all agents.
 The TT recipes' defaults are TT's own (100k steps at batch 256 of a 4-layer width-128 GPT); that is days of
@@ -25,6 +26,7 @@ Missing datasets are made from the shipped behaviour policies first (never regen
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import platform
@@ -38,7 +40,7 @@ import torch
 from rlgen.data import locate
 from rlgen.data.generate import make_dataset
 from rlgen.rollout import evaluate
-from rlgen.train import load_agent, start_run
+from rlgen.train import load_agent, load_recipe, start_run
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +76,12 @@ def run_case(agent: str, dataset: str, seed: int, args: argparse.Namespace) -> d
 
 
 def reevaluate_case(case: dict, args: argparse.Namespace) -> dict:
-    """``case`` with the score of its run's last checkpoint evaluated by the current code (same episodes)."""
+    """``case`` with the score of its run's last checkpoint evaluated by the current code and the current
+    recipe's planner (same episodes)."""
     start = time.perf_counter()
     agent, task, _, step = load_agent(case["run_dir"], device="cpu")
+    if case["agent"].startswith("tt-"):
+        agent.config = dataclasses.replace(agent.config, planner=load_recipe(case["agent"]).agent.planner)
     if step != args.steps:
         raise SystemExit(f"{case['run_dir']} ends at step {step}, not the table's {args.steps}")
     result = evaluate(agent.eval_policy(), task, args.eval_episodes, EVAL_SEED, args.eval_episodes, step=step)

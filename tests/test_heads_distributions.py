@@ -284,17 +284,21 @@ def test_top_p_keeps_only_the_most_probable_bins() -> None:
     assert dist.mode().item() == pytest.approx(LOW.item() + 0.125 * 5)
 
 
-def test_top_p_keeps_the_densest_bins_when_widths_differ() -> None:
-    """The nucleus of a binned density is a highest-density region: a wide bin holding the most mass is the
-    least dense here and is the first to go."""
+def test_top_p_ranked_by_density_keeps_the_densest_bins() -> None:
+    """Ranked by density, the nucleus is a highest-density region: the wide bin holding the most mass is the
+    least dense here and is the first to go (ranked by mass it would be kept first)."""
     masses, widths = torch.tensor([0.4, 0.35, 0.25]), torch.tensor([0.8, 0.12, 0.08])
     edges = torch.cat([torch.zeros(1), widths.cumsum(0)])
     batch = PiecewiseUniform(masses.log().expand(5000, 1, 3), edges, widths.log(), LOW, HIGH)
-    kept = batch.bin_index(batch.to_unit(batch.sample(top_p=0.5))).flatten()
+    kept = batch.bin_index(batch.to_unit(batch.sample(top_p=0.5, rank_by="density"))).flatten()
     assert set(kept.tolist()) == {1, 2}  # densities 0.5, 2.9, 3.1: the two dense bins reach 0.6 >= 0.5
     share = (kept == 1).float().mean().item()
     assert share == pytest.approx(0.35 / 0.6, abs=0.03)  # inside the nucleus, bins are drawn by mass
-    assert set(batch.bin_index(batch.to_unit(batch.sample(top_p=0.0))).flatten().tolist()) == {2}
+    by_mass = batch.bin_index(batch.to_unit(batch.sample(top_p=0.5))).flatten()
+    assert set(by_mass.tolist()) == {0, 1}
+    with pytest.raises(ValueError, match="rank_by"):
+        batch.sample(rank_by="width")
+    assert set(batch.bin_index(batch.to_unit(batch.sample(top_p=0.0, rank_by="density"))).flatten().tolist()) == {2}
 
 
 def test_low_temperature_concentrates_on_the_most_probable_bin() -> None:

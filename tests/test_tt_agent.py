@@ -36,6 +36,8 @@ def test_recipes_load_with_the_cpu_preset_and_the_paper_defaults(name: str) -> N
     assert paper.agent.planner.beam_width == 128
     with pytest.raises(ConfigError, match="sequence_length"):
         recipe.with_overrides(["agent.planner.horizon=15"])
+    with pytest.raises((ConfigError, ValueError), match="rank_bins"):
+        recipe.with_overrides(["agent.planner.rank_bins=width"])
 
 
 def test_learning_rate_warms_up_then_decays_to_a_tenth() -> None:

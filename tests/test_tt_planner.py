@@ -32,12 +32,13 @@ def _prefix(model: TrajectoryModel, context: int = 2):
     return make_prefix(model, contexts, ROWS[20:23, : LAYOUT.obs_dim], context)
 
 
+@pytest.mark.parametrize("rank_bins", ["mass", "density"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("conditional", CONDITIONALS)
-def test_cached_planner_returns_the_full_recompute_plan(conditional: str, dtype: torch.dtype) -> None:
+def test_cached_planner_returns_the_full_recompute_plan(conditional: str, dtype: torch.dtype, rank_bins: str) -> None:
     model = _model(conditional, dtype)
     prefix, pad = _prefix(model)
-    config = PlannerConfig(horizon=4, beam_width=5, n_expand=2, context=2, action_top_p=0.9)
+    config = PlannerConfig(horizon=4, beam_width=5, n_expand=2, context=2, action_top_p=0.9, rank_bins=rank_bins)
     plans = [beam_plan(model, prefix, pad, replace(config, cached=cached), torch.Generator().manual_seed(7))
              for cached in (True, False)]  # fmt: skip
     cached, full = plans

@@ -21,6 +21,8 @@ from rlgen.heads.base import BoxDistribution, check_sampling_controls, gumbel_ar
 
 SmoothingKernel = Literal["uniform", "gaussian"]
 SMOOTHING_KERNELS: tuple[str, ...] = ("uniform", "gaussian")
+BinRanking = Literal["mass", "density"]
+BIN_RANKINGS: tuple[str, ...] = ("mass", "density")
 
 
 class PiecewiseUniform(BoxDistribution):
@@ -159,19 +161,24 @@ class PiecewiseUniform(BoxDistribution):
         top_p: float | None = None,
         midpoint: bool = False,
         generator: torch.Generator | None = None,
+        rank_by: BinRanking = "mass",
     ) -> Tensor:
         """Sample a bin from the (tempered, nucleus-filtered) masses, then a point inside it.
 
         :param temperature: divides the mass logits.
-        :param top_p: keep the densest bins holding this mass (a highest-density region; with equal widths,
-            the most probable bins, as in token nucleus sampling). ``0`` keeps the densest bin: greedy decoding.
+        :param top_p: keep the highest-ranked bins holding this mass (``0``: only the first: greedy decoding).
+        :param rank_by: ``"mass"`` ranks bins by probability, as token models do; ``"density"`` by mass / width,
+            which makes the nucleus a highest-density region. The two agree when bins are equal.
         :param midpoint: return the bin's centre instead of a uniform point inside it (the released
             Trajectory Transformer's token reconstruction).
         """
         check_sampling_controls(temperature, top_p)
         with torch.no_grad():
+            if rank_by not in BIN_RANKINGS:
+                raise ValueError(f"unknown rank_by {rank_by!r}; choose one of {BIN_RANKINGS}")
             logits = self.log_masses / temperature
-            logits = nucleus_filter(logits, top_p, rank=logits - self.log_widths)
+            rank = logits - self.log_widths if rank_by == "density" else None
+            logits = nucleus_filter(logits, top_p, rank)
             index = gumbel_argmax(logits, generator)
             if midpoint:
                 offset = torch.full(index.shape, 0.5, device=index.device)

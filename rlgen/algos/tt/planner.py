@@ -5,17 +5,17 @@ Semantics of the released TT planner (Janner et al. 2021, ``beam_plan``), per en
 1. the prefix is the last ``context`` real transitions (value tokens are placeholders) and the current
    observation; the beam starts as ``beam_width`` copies of it;
 2. for each of ``horizon`` steps: repeat every candidate ``n_expand`` times; sample each action dimension
-   from its conditional after dropping the least dense bins (``top_p = 1 - cdf_act``); decode the reward
+   from its conditional after dropping the lowest-ranked bins (``top_p = 1 - cdf_act``); decode the reward
    and value greedily into the sequence but score them by their expectation; score every candidate by
    ``sum_{k <= t} discount^k r_k + discount^(t+1) V_t``; keep the ``beam_width`` best; then decode the next
-   observation greedily (the densest bin) unless the horizon is reached;
+   observation greedily (the first-ranked bin) unless the horizon is reached;
 3. execute the first action of the best sequence; replan at the next step.
 
-TT ranks tokens by probability; rlgen ranks bins by density (mass / width), so the kept bins are a
-highest-density region and "greedy" is the mode. With uniform bins the two are the same. With quantile or
-AdaCat bins they are not: an underfit conditional close to the data's marginal gives every quantile bin about
-the same mass, and ranking by mass then keeps an arbitrary set of bins. (Quantile TT on locally made
-halfcheetah-medium, 1 seed, 5 episodes: normalised score 2.8 ranking by mass, 19.9 by density.)
+TT ranks tokens by probability (``rank_bins: mass``). With unequal bins, ranking by density (mass / width)
+makes the kept bins a highest-density region; with uniform bins the two are the same. Quantile conditionals need
+density: one close to the data's marginal gives every quantile bin about the same mass, so ranking by mass keeps
+an arbitrary set of bins. AdaCat keeps mass: its bins start with one narrow bin per repeated value (an action
+clipped at its bound), whose density ranks it first whatever its mass. benchmarks/tt_scores.md has the numbers.
 
 Two decoders produce the same numbers: :class:`CachedDecoder` feeds only the new tokens through the GPT and
 keeps a KV cache that follows the beam (reindexed on expansion and selection); :class:`RecomputeDecoder`
@@ -35,6 +35,7 @@ from torch import Tensor
 
 from rlgen.algos.tt.model import TrajectoryModel
 from rlgen.heads import PiecewiseUniform
+from rlgen.heads.binned import BIN_RANKINGS, BinRanking
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class PlannerConfig:
     :param beam_width: candidates kept after every step.
     :param n_expand: copies of every candidate before sampling its next action.
     :param context: real past transitions in the prefix.
-    :param action_top_p: keep the densest action bins holding this mass (TT's ``cdf_act = 0.6`` is
+    :param action_top_p: keep the highest-ranked action bins holding this mass (TT's ``cdf_act = 0.6`` is
         ``0.4``; ``1.0`` samples from the full conditional).
     :param discount: of the planning score.
+    :param rank_bins: ``mass`` (TT's) or ``density``: the order in which bins join the action nucleus, and the
+        observation, reward and value bin that greedy decoding takes.
     :param cached: plan with the KV cache (``false``: recompute the whole sequence per token, as released TT).
     """
 
@@ -57,6 +60,7 @@ class PlannerConfig:
     context: int = 5
     action_top_p: float = 0.4
     discount: float = 0.99
+    rank_bins: BinRanking = "mass"
     cached: bool = True
 
     def __post_init__(self) -> None:
@@ -64,6 +68,8 @@ class PlannerConfig:
             raise ValueError(f"horizon, beam_width and n_expand must be >= 1 and context >= 0, got {self}")
         if not 0.0 <= self.action_top_p <= 1.0:
             raise ValueError(f"action_top_p must be in [0, 1], got {self.action_top_p}")
+        if self.rank_bins not in BIN_RANKINGS:
+            raise ValueError(f"rank_bins must be one of {BIN_RANKINGS}, got {self.rank_bins!r}")
 
 
 @dataclass(frozen=True)
@@ -136,10 +142,12 @@ class RecomputeDecoder(Decoder):
         return self.model.features(self.values, 0, self.pad)[:, -1]
 
 
-def _decode(dist: PiecewiseUniform, top_p: float, midpoint: bool, generator: torch.Generator | None) -> Tensor:
-    """A value ``(B, 1)`` from a bin drawn among the densest ones holding ``top_p`` of the mass
-    (``top_p = 0``: the densest bin), at its midpoint or uniformly inside it."""
-    return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator)
+def _decode(
+    dist: PiecewiseUniform, top_p: float, config: PlannerConfig, midpoint: bool, generator: torch.Generator | None
+) -> Tensor:
+    """A value ``(B, 1)`` from a bin drawn among the highest-ranked ones holding ``top_p`` of the mass
+    (``top_p = 0``: the first-ranked bin), at its midpoint or uniformly inside it."""
+    return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator, rank_by=config.rank_bins)
 
 
 @torch.inference_mode()
@@ -155,7 +163,7 @@ def beam_plan(
     :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
     :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
     """
-    layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the densest bin
+    layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the first-ranked bin
     E, P, W, n, H = prefix.shape[0], prefix.shape[1], config.beam_width, config.n_expand, config.horizon
     midpoint = model.midpoint_decoding
     decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
@@ -170,18 +178,19 @@ def beam_plan(
         decoder.select(expand)
         rewards = rewards[expand]
         for d in range(layout.actions.start, layout.actions.stop):
-            decoder.extend(_decode(model.distribution(decoder.last, d), config.action_top_p, midpoint, generator))
+            dist = model.distribution(decoder.last, d)
+            decoder.extend(_decode(dist, config.action_top_p, config, midpoint, generator))
         for d, column in ((layout.reward, t), (layout.value, t + 1)):
             dist = model.distribution(decoder.last, d)
             rewards[:, column] = dist.mean[:, 0]
-            decoder.extend(_decode(dist, greedy, midpoint, generator))
+            decoder.extend(_decode(dist, greedy, config, midpoint, generator))
         top = (rewards * discounts).sum(-1).view(E, W * n).topk(W, dim=1)
         keep = (top.indices + env[:, None] * (W * n)).flatten()
         decoder.select(keep)
         rewards, scores = rewards[keep], top.values.flatten()
         if t < H - 1:
             for d in range(layout.obs_dim):
-                decoder.extend(_decode(model.distribution(decoder.last, d), greedy, midpoint, generator))
+                decoder.extend(_decode(model.distribution(decoder.last, d), greedy, config, midpoint, generator))
     best = env * W  # topk sorts: the first candidate of every environment is its best
     transitions = decoder.values[best, P - layout.obs_dim :].view(E, H, layout.dim)
     return Plan(transitions.float(), scores[best], layout.obs_dim, layout.act_dim)
