@@ -128,7 +128,7 @@ class BoxDistribution(ABC):
         :param temperature: < 1 sharpens, > 1 flattens (each head documents what it scales).
         :param top_p: keep only the most probable bins/components whose mass adds up to at least ``top_p``
             (nucleus sampling; the Trajectory Transformer's ``cdf_act=0.6`` is ``top_p=0.4``). Binned heads
-            keep the densest bins (a highest-density region), which is the same set when bins are equal.
+            can rank bins by density instead (``rank_by="density"``: a highest-density region).
         """
 
     @abstractmethod
@@ -165,7 +165,7 @@ def nucleus_filter(log_probs: Tensor, top_p: float | None, rank: Tensor | None =
     (unnormalised) log-probabilities.
 
     :param rank: the order in which entries join the nucleus, same shape as ``log_probs`` (default: their
-        probability). Binned densities rank by density, so the nucleus is a highest-density region.
+        probability); ranked by density, a binned density's nucleus is a highest-density region.
     """
     if top_p is None or top_p >= 1.0:
         return log_probs

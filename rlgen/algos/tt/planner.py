@@ -142,14 +142,6 @@ class RecomputeDecoder(Decoder):
         return self.model.features(self.values, 0, self.pad)[:, -1]
 
 
-def _decode(
-    dist: PiecewiseUniform, top_p: float, config: PlannerConfig, midpoint: bool, generator: torch.Generator | None
-) -> Tensor:
-    """A value ``(B, 1)`` from a bin drawn among the highest-ranked ones holding ``top_p`` of the mass
-    (``top_p = 0``: the first-ranked bin), at its midpoint or uniformly inside it."""
-    return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator, rank_by=config.rank_bins)
-
-
 @torch.inference_mode()
 def beam_plan(
     model: TrajectoryModel,
@@ -166,6 +158,11 @@ def beam_plan(
     layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the first-ranked bin
     E, P, W, n, H = prefix.shape[0], prefix.shape[1], config.beam_width, config.n_expand, config.horizon
     midpoint = model.midpoint_decoding
+
+    def decode(dist: PiecewiseUniform, top_p: float) -> Tensor:
+        """A value ``(B, 1)`` from a bin drawn among the highest-ranked ones holding ``top_p`` of the mass."""
+        return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator, rank_by=config.rank_bins)
+
     decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
     decoder = decoder_cls(model, prefix, pad, capacity=P + H * layout.dim - layout.obs_dim)
     env = torch.arange(E, device=prefix.device)
@@ -178,19 +175,18 @@ def beam_plan(
         decoder.select(expand)
         rewards = rewards[expand]
         for d in range(layout.actions.start, layout.actions.stop):
-            dist = model.distribution(decoder.last, d)
-            decoder.extend(_decode(dist, config.action_top_p, config, midpoint, generator))
+            decoder.extend(decode(model.distribution(decoder.last, d), config.action_top_p))
         for d, column in ((layout.reward, t), (layout.value, t + 1)):
             dist = model.distribution(decoder.last, d)
             rewards[:, column] = dist.mean[:, 0]
-            decoder.extend(_decode(dist, greedy, config, midpoint, generator))
+            decoder.extend(decode(dist, greedy))
         top = (rewards * discounts).sum(-1).view(E, W * n).topk(W, dim=1)
         keep = (top.indices + env[:, None] * (W * n)).flatten()
         decoder.select(keep)
         rewards, scores = rewards[keep], top.values.flatten()
         if t < H - 1:
             for d in range(layout.obs_dim):
-                decoder.extend(_decode(model.distribution(decoder.last, d), greedy, config, midpoint, generator))
+                decoder.extend(decode(model.distribution(decoder.last, d), greedy))
     best = env * W  # topk sorts: the first candidate of every environment is its best
     transitions = decoder.values[best, P - layout.obs_dim :].view(E, H, layout.dim)
     return Plan(transitions.float(), scores[best], layout.obs_dim, layout.act_dim)
