@@ -99,14 +99,36 @@ def apply_overrides(config: T, overrides: Sequence[str], where: str = "") -> T:
 
     Values are parsed as YAML (``[64, 64]``, ``true``, ``null``, ``3e-4``) except for ``str`` fields, which
     take the text as is. A key inside a ``dict`` field (``head_options.num_bins=64``) sets that entry.
+    Options belong to one head: an override that changes ``head`` empties the ``head_options`` next to it
+    unless the same overrides set them.
     """
     data = to_dict(config)
+    paths = []
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
-        _set_path(type(config), data, key.strip().split("."), text, where)
+        paths.append(key.strip().split("."))
+        _set_path(type(config), data, paths[-1], text, where)
+    _drop_options_of_replaced_heads(to_dict(config), data, paths)
     return build(type(config), data, where)
+
+
+def _drop_options_of_replaced_heads(before: dict[str, Any], after: dict[str, Any], paths: list[list[str]]) -> None:
+    """Where an override changed a ``head``, keep only the ``head_options`` the overrides set beside it."""
+    for path in paths:
+        if path[-1] != "head":
+            continue
+        old, new = before, after
+        for name in path[:-1]:
+            old, new = old.get(name) or {}, new[name]
+        if "head_options" not in new or old.get("head") == new["head"]:
+            continue
+        options_path = [*path[:-1], "head_options"]
+        if options_path in paths:  # set whole
+            continue
+        given = {p[len(path)] for p in paths if p[: len(path)] == options_path and len(p) > len(path)}
+        new["head_options"] = {k: v for k, v in (new["head_options"] or {}).items() if k in given}
 
 
 def parse_text(text: str, hint: Any) -> Any:
