@@ -311,6 +311,7 @@ def test_espeak_speech_is_synthesised_at_the_requested_rate():
 
 
 def test_a_bad_head_fails_before_the_run_folder_is_written(capsys, tmp_path):
-    assert main(["generative", "train", "image", "--set", "model.head=dlml", "--run-dir", str(tmp_path / "run")]) == 2
-    assert "bad options for the 'dlml' head" in capsys.readouterr().err  # the recipe's num_bins is not a DLML option
+    overrides = ["model.head=dlml", "model.head_options.num_bins=8"]  # num_bins is not a DLML option
+    assert main(["generative", "train", "image", "--set", *overrides, "--run-dir", str(tmp_path / "run")]) == 2
+    assert "bad options for the 'dlml' head" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
