@@ -81,8 +81,14 @@ def bench_heads(batch: int, dim: int, features: int, params_per_dim: int, repeat
             head.loss(x, target).backward()
 
         seconds = time_call(step, repeats)
-        rows.append({"head": kind, "outputs_per_dim": head.params_per_dim, "ms_per_step": 1e3 * seconds,
-                     "samples_per_s": batch / seconds})
+        rows.append(
+            {
+                "head": kind,
+                "outputs_per_dim": head.params_per_dim,
+                "ms_per_step": 1e3 * seconds,
+                "samples_per_s": batch / seconds,
+            }
+        )
     return rows
 
 
@@ -129,8 +135,8 @@ def bench_dlml(batch: int, dim: int, mixtures: int, num_classes: int, repeats: i
     logits = torch.randn(shape).requires_grad_()
     low, high = torch.full((dim,), -1.0), torch.full((dim,), 1.0)
     targets = torch.rand(batch, dim) * 2 - 1
-    targets[:: 17] = 1.0  # exercise both edge bins
-    targets[5:: 23] = -1.0
+    targets[::17] = 1.0  # exercise both edge bins
+    targets[5::23] = -1.0
 
     def vectorised() -> Tensor:
         return DiscretizedLogisticMixture(logits, means, log_scales, low, high, num_classes).log_prob_per_dim(targets)
@@ -144,8 +150,9 @@ def bench_dlml(batch: int, dim: int, mixtures: int, num_classes: int, repeats: i
     with torch.no_grad():
         difference = (vectorised() - reference()).abs()
         # Oracle: the same mathematics in float64, where sigmoid(a) - sigmoid(b) keeps its digits.
-        oracle = dlml_mask_and_assign(rounded.double(), means.double(), log_scales.double(), logits.double(),
-                                      num_classes)
+        oracle = dlml_mask_and_assign(
+            rounded.double(), means.double(), log_scales.double(), logits.double(), num_classes
+        )
         rlgen_error = (vectorised().double() - oracle).abs()
         reference_error = (reference().double() - oracle).abs()
 
@@ -154,14 +161,20 @@ def bench_dlml(batch: int, dim: int, mixtures: int, num_classes: int, repeats: i
             for p in (means, log_scales, logits):
                 p.grad = None
             (-fn().mean()).backward()
+
         return step
 
     vectorised_s, reference_s = time_pair(backward_of(vectorised), backward_of(reference), repeats)
     return {
-        "batch": batch, "dim": dim, "mixtures": mixtures, "num_classes": num_classes,
-        "rlgen_ms": 1e3 * vectorised_s, "mask_and_assign_ms": 1e3 * reference_s,
+        "batch": batch,
+        "dim": dim,
+        "mixtures": mixtures,
+        "num_classes": num_classes,
+        "rlgen_ms": 1e3 * vectorised_s,
+        "mask_and_assign_ms": 1e3 * reference_s,
         "speedup": reference_s / vectorised_s,
-        "max_abs_diff": difference.max().item(), "mean_abs_diff": difference.mean().item(),
+        "max_abs_diff": difference.max().item(),
+        "mean_abs_diff": difference.mean().item(),
         "rlgen_max_error_vs_float64": rlgen_error.max().item(),
         "mask_and_assign_max_error_vs_float64": reference_error.max().item(),
     }
@@ -169,8 +182,10 @@ def bench_dlml(batch: int, dim: int, mixtures: int, num_classes: int, repeats: i
 
 def machine() -> str:
     load = os.getloadavg()[0]
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-min load {load:.1f} at start), "
-            f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), Python {platform.python_version()}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (1-min load {load:.1f} at start), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), Python {platform.python_version()}"
+    )
 
 
 def write_report(result: dict, out_dir: Path) -> None:
@@ -188,8 +203,10 @@ def write_report(result: dict, out_dir: Path) -> None:
         "| head | outputs/dim | ms/step | samples/s |",
         "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {r['head']} | {r['outputs_per_dim']} | {r['ms_per_step']:.2f} | {r['samples_per_s']:,.0f} |"
-              for r in result["heads"]]
+    lines += [
+        f"| {r['head']} | {r['outputs_per_dim']} | {r['ms_per_step']:.2f} | {r['samples_per_s']:,.0f} |"
+        for r in result["heads"]
+    ]
     lines += [
         "",
         f"## DLML: rlgen (torch.where) vs mask-and-assign, K={dlml['mixtures']}, C={dlml['num_classes']}",
@@ -224,8 +241,13 @@ def main() -> int:
     result = {
         "command": "python scripts/bench_heads.py " + " ".join(sys.argv[1:]),
         "machine": machine(),
-        "config": {"batch": args.batch, "dim": args.dim, "features": args.features,
-                   "params_per_dim": args.params_per_dim, "repeats": args.repeats},
+        "config": {
+            "batch": args.batch,
+            "dim": args.dim,
+            "features": args.features,
+            "params_per_dim": args.params_per_dim,
+            "repeats": args.repeats,
+        },
         "heads": bench_heads(args.batch, args.dim, args.features, args.params_per_dim, args.repeats),
         "dlml_vs_mask_and_assign": bench_dlml(args.batch, args.dim, args.params_per_dim // 3, 256, args.repeats),
     }

@@ -110,11 +110,17 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             returns = np.array([r["final_return"] for r in group])
             speed = np.array([r["env_steps_per_s"] for r in group])
-            rows.append({
-                "env": env_id, "head": head, "seeds": len(group),
-                "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-                "return_per_seed": returns.round(1).tolist(), "env_steps_per_s": float(speed.mean()),
-            })
+            rows.append(
+                {
+                    "env": env_id,
+                    "head": head,
+                    "seeds": len(group),
+                    "return_mean": float(returns.mean()),
+                    "return_std": float(returns.std()),
+                    "return_per_seed": returns.round(1).tolist(),
+                    "env_steps_per_s": float(speed.mean()),
+                }
+            )
     return rows
 
 
@@ -122,13 +128,18 @@ def machine() -> dict[str, Any]:
     model_name = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                 if line.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         model_name = names[0] if names else model_name
     return {
-        "cpu": model_name, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(), "torch": torch.__version__,
-        "stable_baselines3": stable_baselines3.__version__, "gymnasium": gym.__version__,
+        "cpu": model_name,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "gymnasium": gym.__version__,
         "platform": platform.platform(),
     }
 
@@ -150,8 +161,10 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for row in report["summary"]:
         per_seed = ", ".join(f"{x:.0f}" for x in row["return_per_seed"])
-        lines.append(f"| {row['env']} | {row['head']} | {row['seeds']} | {row['return_mean']:.1f} ± "
-                     f"{row['return_std']:.1f} | {per_seed} | {row['env_steps_per_s']:.0f} |")
+        lines.append(
+            f"| {row['env']} | {row['head']} | {row['seeds']} | {row['return_mean']:.1f} ± "
+            f"{row['return_std']:.1f} | {per_seed} | {row['env_steps_per_s']:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -171,8 +184,11 @@ def main() -> None:
         for env_id in args.envs:
             for run in train_side_by_side(env_id, seed, args):
                 runs.append(run)
-                print(f"{env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f}  "
-                      f"{run['env_steps_per_s']:6.0f} env-steps/s", flush=True)
+                print(
+                    f"{env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f}  "
+                    f"{run['env_steps_per_s']:6.0f} env-steps/s",
+                    flush=True,
+                )
             report = {
                 "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),

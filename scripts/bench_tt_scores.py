@@ -181,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tt_scores")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_tt_scores")
-    parser.add_argument("--reevaluate", action="store_true",
-                        help="evaluate the stored checkpoints of the table's cases again instead of training")
+    parser.add_argument(
+        "--reevaluate",
+        action="store_true",
+        help="evaluate the stored checkpoints of the table's cases again instead of training",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],

@@ -54,10 +54,13 @@ def main() -> float:
     model.learn(total_timesteps=args.steps)
     if args.save:
         model.save(args.save)
-    mean_return, std_return = evaluate_policy(model, model.get_env(), n_eval_episodes=args.eval_episodes,
-                                              deterministic=True)
-    print(f"{args.env}: PPO + DLML head, {args.steps} steps, seed {args.seed}: "
-          f"mean return {mean_return:.1f} +- {std_return:.1f} over {args.eval_episodes} episodes")
+    mean_return, std_return = evaluate_policy(
+        model, model.get_env(), n_eval_episodes=args.eval_episodes, deterministic=True
+    )
+    print(
+        f"{args.env}: PPO + DLML head, {args.steps} steps, seed {args.seed}: "
+        f"mean return {mean_return:.1f} +- {std_return:.1f} over {args.eval_episodes} episodes"
+    )
     return mean_return
 
 

@@ -99,8 +99,14 @@ def test_head_parameters_and_buffers_round_trip_through_state_dict(tmp_path) -> 
 
 
 def test_validation_can_be_switched_off_per_distribution() -> None:
-    dist = DiagGaussian(torch.zeros(1, 1), torch.zeros(1, 1), torch.tensor([-1.0]), torch.tensor([1.0]), squash=True,
-                        validate_args=False)
+    dist = DiagGaussian(
+        torch.zeros(1, 1),
+        torch.zeros(1, 1),
+        torch.tensor([-1.0]),
+        torch.tensor([1.0]),
+        squash=True,
+        validate_args=False,
+    )
     assert torch.isfinite(dist.log_prob(torch.tensor([[5.0]])))  # clamped to the edge, not rejected
 
 

@@ -113,8 +113,14 @@ def repeat(dist, n: int):
         return PiecewiseUniform(dist.log_masses.expand(n, 1, k), dist.edges, dist.log_widths, dist.low, dist.high)
     if isinstance(dist, DiagGaussian):
         return DiagGaussian(dist.loc.expand(n, 1), dist.log_std.expand(n, 1), dist.low, dist.high, dist.squash)
-    return DiscretizedLogisticMixture(dist.logits.expand(n, 1, -1), dist.means.expand(n, 1, -1),
-                                      dist.log_scales.expand(n, 1, -1), dist.low, dist.high, dist.num_classes)
+    return DiscretizedLogisticMixture(
+        dist.logits.expand(n, 1, -1),
+        dist.means.expand(n, 1, -1),
+        dist.log_scales.expand(n, 1, -1),
+        dist.low,
+        dist.high,
+        dist.num_classes,
+    )
 
 
 def cdf_of(dist):
@@ -165,8 +171,14 @@ def test_dlml_log_prob_is_the_log_mass_of_the_rounded_level() -> None:
 
 def test_dlml_tiny_mass_fallback_uses_the_density_at_the_level_centre() -> None:
     # A very narrow component far from the level: the regular branch would be below 1e-5.
-    dist = DiscretizedLogisticMixture(torch.zeros(1, 1), torch.tensor([[0.9]]), torch.tensor([[-6.0]]),
-                                      torch.tensor([-1.0]), torch.tensor([1.0]), num_classes=256)
+    dist = DiscretizedLogisticMixture(
+        torch.zeros(1, 1),
+        torch.tensor([[0.9]]),
+        torch.tensor([[-6.0]]),
+        torch.tensor([-1.0]),
+        torch.tensor([1.0]),
+        num_classes=256,
+    )
     x = torch.tensor([[0.0]])
     level_value = dist.level_values()[0, dist.level_of(x).item()].item()
     expected = stats.logistic.logpdf(level_value, 0.9, math.exp(-6.0)) - math.log(255 / 2)
@@ -207,8 +219,11 @@ def test_smoothed_likelihood_equals_monte_carlo_expectation(kernel: str) -> None
             lo, hi = max(u - bandwidth / 2, 0.0), min(u + bandwidth / 2, 1.0)
             z = lo + (hi - lo) * torch.rand(n, generator=g)
         else:
-            z = torch.from_numpy(stats.truncnorm.rvs((0 - u) / bandwidth, (1 - u) / bandwidth, loc=u, scale=bandwidth,
-                                                     size=n, random_state=0)).float()
+            z = torch.from_numpy(
+                stats.truncnorm.rvs(
+                    (0 - u) / bandwidth, (1 - u) / bandwidth, loc=u, scale=bandwidth, size=n, random_state=0
+                )
+            ).float()
         monte_carlo = dist.log_prob(dist.from_unit(z.unsqueeze(-1))).mean().item()
         analytic = dist.smoothed_log_prob(x, bandwidth, kernel).item()
         assert analytic == pytest.approx(monte_carlo, abs=0.02)
@@ -276,8 +291,9 @@ def test_mode_is_the_highest_density_point() -> None:
 def test_top_p_keeps_only_the_most_probable_bins() -> None:
     masses = torch.tensor([[[0.5, 0.05, 0.3, 0.15]]])
     dist = PiecewiseUniform(masses.log(), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(), LOW, HIGH)
-    batch = PiecewiseUniform(masses.log().expand(5000, 1, 4), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(),
-                             LOW, HIGH)
+    batch = PiecewiseUniform(
+        masses.log().expand(5000, 1, 4), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(), LOW, HIGH
+    )
     bins = batch.bin_index(batch.to_unit(batch.sample(top_p=0.75))).flatten()
     assert set(bins.tolist()) == {0, 2}  # 0.5 + 0.3 reach 0.75; the 0.15 and 0.05 bins are dropped
     assert set(batch.bin_index(batch.to_unit(batch.sample(top_p=0.0))).flatten().tolist()) == {0}

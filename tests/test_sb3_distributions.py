@@ -129,8 +129,9 @@ def test_unsquashed_gaussian_kl_equals_torch_normal_kl() -> None:
     head = make_head("gaussian", 4, 3, LOW, HIGH, **options)
     params_p, params_q = torch.randn(2, 5, 3, 2).unbind(0)
     p, q = head.distribution(params_p), head.distribution(params_q)
-    normal = torch.distributions.kl_divergence(torch.distributions.Normal(p.loc, p.std),
-                                               torch.distributions.Normal(q.loc, q.std)).sum(-1)
+    normal = torch.distributions.kl_divergence(
+        torch.distributions.Normal(p.loc, p.std), torch.distributions.Normal(q.loc, q.std)
+    ).sum(-1)
     torch.testing.assert_close(box_kl(p, q), normal)
 
 

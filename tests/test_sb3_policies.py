@@ -104,7 +104,10 @@ def test_trpo_line_search_succeeds_with_the_exact_dlml_kl() -> None:
 def test_example_script_dlml_ppo_learns_inverted_pendulum() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "sb3_dlml_ppo.py"), "--steps", "30000", "--seed", "0"],
-        capture_output=True, text=True, check=True, timeout=1500,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1500,
     )
     mean_return = float(result.stdout.split("mean return ")[1].split()[0])
     assert mean_return >= 500.0, result.stdout  # a random policy scores about 5-10

@@ -24,5 +24,18 @@ def get_algo(name: str) -> type[Agent]:
     return ALGOS[name]
 
 
-__all__ = ["A2C", "ALGOS", "BC", "DQN", "GAIL", "A2CConfig", "BCConfig", "BCPolicy", "DQNConfig", "GAILConfig",
-           "Reinforce", "ReinforceConfig", "get_algo"]
+__all__ = [
+    "A2C",
+    "ALGOS",
+    "BC",
+    "DQN",
+    "GAIL",
+    "A2CConfig",
+    "BCConfig",
+    "BCPolicy",
+    "DQNConfig",
+    "GAILConfig",
+    "Reinforce",
+    "ReinforceConfig",
+    "get_algo",
+]

@@ -309,8 +309,9 @@ class PolicyGradientAgent(OnlineAgent):
 
     def __init__(self, config: PolicyGradientConfig, task: TaskSpec, device: torch.device):
         self.config, self.task, self.device = config, task, device
-        self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.head_options,
-                                config.ortho_init).to(device)
+        self.policy = PolicyNet(
+            task, config.hidden, config.activation, config.head, config.head_options, config.ortho_init
+        ).to(device)
         self.value = ValueNet(task.obs_dim, config.hidden, config.activation, config.ortho_init).to(device)
         params = [*self.policy.parameters(), *self.value.parameters()]
         if config.optimizer == "rmsprop":

@@ -99,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("heads", help="fit every head to a bimodal toy target and plot the densities",
-                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "heads",
+        help="fit every head to a bimodal toy target and plot the densities",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--heads", nargs="+", metavar="HEAD", help=f"subset of {sorted(HEADS)} (default: all)")
     parser.add_argument("--steps", type=int, default=1500, help="gradient steps per head (default: 1500)")
     parser.add_argument("--seed", type=int, default=0)

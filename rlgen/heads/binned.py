@@ -112,9 +112,7 @@ class PiecewiseUniform(BoxDistribution):
         index = self.bin_index(u)
         return self._take(self.log_masses - self.log_widths, index) - self.log_width
 
-    def smoothed_log_prob_per_dim(
-        self, x: Tensor, bandwidth: float, kernel: SmoothingKernel = "uniform"
-    ) -> Tensor:
+    def smoothed_log_prob_per_dim(self, x: Tensor, bandwidth: float, kernel: SmoothingKernel = "uniform") -> Tensor:
         """Analytic ``E_{z ~ kernel(.|x)}[log p(z)]`` per dimension (AdaCat eq. 8).
 
         :param bandwidth: kernel width lambda on the unit interval (the full width of the uniform kernel, the

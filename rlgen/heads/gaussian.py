@@ -110,8 +110,9 @@ class DiagGaussian(BoxDistribution):
     def _hermite_expectation(self, fn) -> Tensor:
         """``E_z[fn(z)]`` for the latent Gaussian by Gauss-Hermite quadrature."""
         nodes = torch.as_tensor(_HERMITE_NODES, dtype=torch.float32, device=self.loc.device)
-        weights = torch.as_tensor(_HERMITE_WEIGHTS / math.sqrt(2.0 * math.pi), dtype=torch.float32,
-                                  device=self.loc.device)
+        weights = torch.as_tensor(
+            _HERMITE_WEIGHTS / math.sqrt(2.0 * math.pi), dtype=torch.float32, device=self.loc.device
+        )
         z = self.loc.unsqueeze(-1) + self.std.unsqueeze(-1) * nodes
         return (fn(z) * weights).sum(-1)
 

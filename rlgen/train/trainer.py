@@ -103,5 +103,4 @@ def fit(
     finally:
         bar.close()
         logger.close()
-    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last,
-                     update_seconds=update_seconds)
+    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last, update_seconds=update_seconds)
