@@ -19,6 +19,15 @@ def test_wrong_target_dimension_is_a_clear_error(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("rows", [4, 1])  # 1 would broadcast against the 5 feature rows if it were not checked
+def test_loss_refuses_targets_of_another_batch_shape(kind: str, rows: int) -> None:
+    head = make_head(kind, 8, 3, low=-1.0, high=1.0)
+    with pytest.raises(ValueError, match=r"target must have shape \(5, 3\).*got \(" + str(rows)):
+        head.loss(torch.randn(5, 8), torch.rand(rows, 3))
+    assert torch.isfinite(head.loss(torch.randn(5, 8), torch.rand(5, 3) * 2 - 1))
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_nan_target_is_a_clear_error(kind: str) -> None:
     dist = make_head(kind, 4, 2, low=-1.0, high=1.0)(torch.randn(2, 4))
     with pytest.raises(ValueError, match="NaN"):

@@ -222,8 +222,19 @@ class Head(nn.Module, ABC):
         return self.distribution(params.unflatten(-1, (self.dim, self.params_per_dim)))
 
     def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        """Training loss: mean negative log-likelihood of ``target`` under the head's distribution."""
-        return -self(features).log_prob(target).mean()
+        """Training loss: mean negative log-likelihood of ``target`` (shape: the features' batch shape, then D)."""
+        dist = self(features)
+        expected = (*features.shape[:-1], self.dim)
+        if tuple(target.shape) != expected:  # log_prob would broadcast a mismatched batch silently
+            raise ValueError(
+                f"{type(self).__name__}.loss: target must have shape {expected} (the features' batch shape, then "
+                f"{self.dim}), got {tuple(target.shape)}"
+            )
+        return -self.training_log_prob(dist, target).mean()
+
+    def training_log_prob(self, dist: BoxDistribution, target: Tensor) -> Tensor:
+        """The log-likelihood the loss maximises, shape ``batch_shape`` (heads with target smoothing override it)."""
+        return dist.log_prob(target)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, dim={self.dim}"

@@ -94,11 +94,10 @@ class BinnedHead(Head):
         self.bandwidth = bandwidth
         self.kernel: SmoothingKernel = kernel
 
-    def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        dist = self(features)
+    def training_log_prob(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
         if self.bandwidth > 0:
-            return -dist.smoothed_log_prob(target, self.bandwidth, self.kernel).mean()
-        return -dist.log_prob(target).mean()
+            return dist.smoothed_log_prob(target, self.bandwidth, self.kernel)
+        return dist.log_prob(target)
 
     def unit_targets(self, targets: Tensor) -> Tensor:
         """``targets`` (``(N, D)``, inside the box) on the unit interval, checked for :meth:`fit_bins`."""

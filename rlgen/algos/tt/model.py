@@ -208,7 +208,4 @@ class TrajectoryModel(nn.Module):
 
 def _nll(head: BinnedHead, features: Tensor, target: Tensor) -> Tensor:
     """``(B, L)`` negative log-likelihood of ``target (B, L, 1)``, target-smoothed where the head says so."""
-    dist = head(features)
-    if head.bandwidth > 0:
-        return -dist.smoothed_log_prob_per_dim(target, head.bandwidth, head.kernel)[..., 0]
-    return -dist.log_prob_per_dim(target)[..., 0]
+    return -head.training_log_prob(head(features), target)
