@@ -12,7 +12,7 @@ import torch
 from rlgen.algos import get_algo
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
-from rlgen.algos.online import VectorCollector, gae, linear_schedule, returns_to_go
+from rlgen.algos.online import VectorCollector, gae, linear_schedule, policy_head, returns_to_go
 from rlgen.heads import Categorical, CategoricalHead
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint, load_recipe, resume_run, start_run
@@ -118,6 +118,13 @@ def test_categorical_rejects_bad_actions() -> None:
         dist.log_prob(torch.tensor([[0.5], [1.0], [0.0]]))
     with pytest.raises(ValueError, match="num_classes"):
         CategoricalHead(4, 1, num_classes=1)
+
+
+def test_discrete_tasks_use_a_categorical_but_still_refuse_an_unknown_head() -> None:
+    task = load_task("cartpole")
+    assert isinstance(policy_head(task, 8, "dlml", {}), CategoricalHead)
+    with pytest.raises(ValueError, match="unknown head 'bogus'"):
+        policy_head(task, 8, "bogus", {})
 
 
 # ------------------------------------------------------------------------------------------------ collector and runs

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.data import Episodes
-from rlgen.heads import BoxDistribution, CategoricalHead, make_head
+from rlgen.heads import BoxDistribution, CategoricalHead, check_head_kind, make_head
 from rlgen.nets import MLP, orthogonal_init_
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
@@ -201,6 +201,7 @@ class VectorCollector:
 
 def policy_head(task: TaskSpec, in_features: int, head: str, head_options: dict[str, Any]) -> nn.Module:
     """A categorical over the actions of a discrete task, else ``make_head(head)`` over the action box."""
+    check_head_kind(head)  # a misspelt head is an error on every task, even one that does not use it
     if task.discrete:
         assert task.num_actions is not None
         return CategoricalHead(in_features, 1, task.num_actions)

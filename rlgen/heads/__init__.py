@@ -33,16 +33,22 @@ HEADS: dict[str, type[Head]] = {
 _FIXED_BIN_DEFAULTS: dict[str, dict[str, Any]] = {"uniform": {"num_bins": 100}, "quantile": {"num_bins": 100}}
 
 
+def check_head_kind(kind: str) -> type[Head]:
+    """The head class registered as ``kind``; an unknown name is a ``ValueError`` listing the known ones."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; choose one of {sorted(HEADS)}")
+    return HEADS[kind]
+
+
 def make_head(kind: str, in_features: int, dim: int, low: BoundLike, high: BoundLike, **options: Any) -> Head:
     """Build a head by name (``gaussian``, ``uniform``, ``quantile``, ``adacat``, ``dlml``).
 
     ``options`` go to the head's constructor (e.g. ``num_bins``, ``num_mixtures``, ``squash``).
     """
-    if kind not in HEADS:
-        raise ValueError(f"unknown head {kind!r}; choose one of {sorted(HEADS)}")
+    head_class = check_head_kind(kind)
     options = {**_FIXED_BIN_DEFAULTS.get(kind, {}), **options}
     try:
-        return HEADS[kind](in_features, dim, low, high, **options)
+        return head_class(in_features, dim, low, high, **options)
     except TypeError as error:
         # Name every option: a recipe's head_options for one head often travel along when only the head is changed.
         raise ValueError(f"bad options for the {kind!r} head: {error} (options given: {sorted(options)})") from error
@@ -65,6 +71,7 @@ __all__ = [
     "QuantileCategoricalHead",
     "UniformCategoricalHead",
     "box_kl",
+    "check_head_kind",
     "make_head",
     "nucleus_filter",
     "unit_quantile_edges",
