@@ -26,3 +26,15 @@ def test_demo_makes_the_dataset_trains_and_reports(tmp_path: Path, monkeypatch: 
     # A second demo reuses the dataset instead of regenerating it.
     assert main([*args[:-1], str(tmp_path / "again")]) == 0
     assert "found on disk" in capsys.readouterr().out
+
+
+def test_demo_refuses_before_any_work_when_its_outputs_exist_or_a_head_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    (tmp_path / "mine" / "bc-dlml").mkdir(parents=True)
+    assert main(["demo", "--out", str(tmp_path / "mine")]) == 2
+    assert "bc-dlml already exist; choose another --out" in capsys.readouterr().err
+    assert main(["demo", "--heads", "dlml", "dlmll", "--out", str(tmp_path / "new")]) == 2
+    assert "unknown head 'dlmll'" in capsys.readouterr().err
+    assert not (tmp_path / "minari").exists() and not (tmp_path / "new").exists()  # nothing was generated

@@ -19,6 +19,7 @@ import torch
 from rlgen.commands.plot import plot_runs
 from rlgen.data import load_dataset, locate, summarize
 from rlgen.data.generate import make_dataset
+from rlgen.heads import check_head_kind
 from rlgen.tasks import parse_dataset_name
 from rlgen.train import start_run
 
@@ -36,8 +37,19 @@ def ensure_dataset(name: str, steps: int, seed: int) -> None:
         make_dataset(name, steps=steps, seed=seed)
 
 
+def check_outputs(out: Path, heads: list[str]) -> None:
+    """Refuse before any work if a head is unknown or an output the demo writes is already in ``out``."""
+    for head in heads:
+        check_head_kind(head)
+    taken = [str(path) for path in (*(out / f"bc-{head}" for head in heads), out / "curves.png") if path.exists()]
+    if taken:
+        raise FileExistsError(f"{', '.join(taken)} already exist; choose another --out")
+
+
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # batched inference of small MLPs during generation: extra threads only cost
+    heads = list(dict.fromkeys(args.heads))  # a head named twice is trained once
+    check_outputs(args.out, heads)
     task, _ = parse_dataset_name(args.dataset)
     ensure_dataset(args.dataset, args.data_steps, args.seed)
     data = summarize(load_dataset(args.dataset), task.ref_min_score, task.ref_max_score)
@@ -45,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     runs = []
     overrides = [f"train.steps={args.train_steps}", f"train.eval_every={max(args.train_steps // 4, 1)}",
                  f"train.eval_episodes={args.eval_episodes}", f"train.seed={args.seed}"]  # fmt: skip
-    for head in args.heads:
+    for head in heads:
         start = time.perf_counter()
         run_dir, result = start_run(f"bc-{head}", args.dataset, overrides, run_dir=args.out / f"bc-{head}",
                                     device=args.device)  # fmt: skip

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rlgen.data.atomic import atomic_path
 from rlgen.train import RunDir
 
 
@@ -20,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dirs", nargs="+", help="run directories written by `rlgen train`")
-    parser.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png)")
+    parser.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png, replaced if there)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.set_defaults(run=run)
 
 
@@ -30,10 +32,13 @@ def curves(rows: list[dict[str, Any]], name: str) -> tuple[list[int], list[float
     return [s for s, _ in points], [v for _, v in points]
 
 
-def plot_runs(runs: list[RunDir], out: Path) -> Path:
+def plot_runs(runs: list[RunDir], out: Path, force: bool = False) -> Path:
     """Draw the normalised evaluation score (± s.e.) of every run, then the training loss of each recipe in a
     panel of its own: heads' losses are on different scales (a density's NLL, a discrete level's log-mass), so
-    one shared axis would flatten all but one of them."""
+    one shared axis would flatten all but one of them. Runs on different datasets are labelled with theirs.
+
+    :param force: replace ``out`` if it exists (otherwise that is a ``FileExistsError``).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,11 +47,14 @@ def plot_runs(runs: list[RunDir], out: Path) -> Path:
     configs = [run.read_config() for run in runs]
     run_recipes = [str(config.get("recipe", run.path.name)) for run, config in zip(runs, configs, strict=True)]
     recipes = list(dict.fromkeys(run_recipes))
+    datasets = [str(config.get("dataset") or config.get("task", "")) for config in configs]
+    name_datasets = len(set(datasets)) > 1
     fig, axes = plt.subplots(1, 1 + len(recipes), figsize=(6 + 4 * len(recipes), 4), squeeze=False)
     score_ax, loss_axes = axes[0, 0], dict(zip(recipes, axes[0, 1:], strict=True))
     for index, (run, config, recipe) in enumerate(zip(runs, configs, run_recipes, strict=True)):
         rows = run.read_metrics()
-        label = f"{recipe} seed {config.get('train', {}).get('seed', '?')}"
+        on = f" on {datasets[index]}" if name_datasets else ""
+        label = f"{recipe}{on} seed {config.get('train', {}).get('seed', '?')}"
         color = f"C{index % 10}"
         steps, score = curves(rows, "eval/score")
         _, se = curves(rows, "eval/score_se")
@@ -65,8 +73,8 @@ def plot_runs(runs: list[RunDir], out: Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with atomic_path(out, force=force) as path:
+        fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return out
 
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     empty = [str(r.path) for r in runs if not r.read_metrics()]
     if empty:
         raise ValueError(f"no metrics logged yet in {', '.join(empty)}")
-    out = plot_runs(runs, args.out or runs[0].path / "curves.png")
+    # The default PNG lives in a run folder and is rlgen's own output: re-plotting replaces it.
+    out = plot_runs(runs, args.out or runs[0].path / "curves.png", force=args.force or args.out is None)
     print(f"learning curves written to {out}")
     return 0
