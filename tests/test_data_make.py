@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -121,3 +123,14 @@ def test_cli_make_info_list(capsys):
         "rlgen/cartpole/random-v0: key 'observations' has shape (200, 4); task hopper (Hopper-v5) expects ('N', 11)"
         in err
     )
+
+
+def test_relative_store_paths_are_resolved(monkeypatch, capsys):
+    # minari joins a relative store path onto paths already built from it: both ways must work from the cwd
+    assert main(["data", "make", "cartpole-random", "--steps", "50", "--envs", "2", "--out", "store"]) == 0
+    assert main(["data", "info", "store/rlgen/cartpole/random-v0"]) == 0
+    monkeypatch.setenv("MINARI_DATASETS_PATH", "relstore")
+    made = make_dataset("cartpole-random", steps=50, num_envs=2, progress=False)
+    assert made.path == Path.cwd() / "relstore" / "rlgen" / "cartpole" / "random-v0" and made.path.is_dir()
+    assert load_dataset("cartpole-random").identical(load_dataset("store/rlgen/cartpole/random-v0"))
+    assert "error" not in capsys.readouterr().err

@@ -36,14 +36,23 @@ FORMAT_VERSION = 1
 
 
 def minari_root() -> Path:
-    """Minari's local store: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
+    """Minari's local store, as an absolute path: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``."""
     env = os.environ.get(ROOT_VAR)
-    return Path(env) if env else Path.home() / ".minari" / "datasets"
+    return store_root(env) if env else Path.home() / ".minari" / "datasets"
+
+
+def store_root(root: str | os.PathLike[str] | None) -> Path:
+    """``root`` made absolute (default :func:`minari_root`).
+
+    minari joins a relative store path onto paths it already derived from it (doubling it), and
+    :func:`write_minari` points the store at a staging folder: every store path handed to minari must be absolute.
+    """
+    return Path(root).expanduser().absolute() if root is not None else minari_root()
 
 
 def dataset_dir(dataset_id: str, root: str | os.PathLike[str] | None = None) -> Path:
-    """Folder of a Minari dataset id in a store (default :func:`minari_root`)."""
-    return (Path(root) if root is not None else minari_root()) / dataset_id
+    """Folder of a Minari dataset id in a store (default :func:`minari_root`), as an absolute path."""
+    return store_root(root) / dataset_id
 
 
 @contextlib.contextmanager
@@ -87,7 +96,7 @@ def write_minari(
     import minari
     from minari.data_collector import EpisodeBuffer
 
-    root = Path(root) if root is not None else minari_root()
+    root = store_root(root)
     target = dataset_dir(dataset_id, root)
     check_writable(target, force)
     meta = episodes.metadata
