@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,6 +272,33 @@ def test_truncated_and_corrupt_files_are_named(tmp_path):
     main.write_bytes(main.read_bytes()[:2000])
     with pytest.raises(DatasetError, match="main_data.hdf5"):
         load_dataset("test/t/cut-v0")
+
+
+def test_minari_episodes_missing_from_the_file_are_named(tmp_path, capsys):
+    from rlgen.cli import main
+
+    folder = write_minari(read_d4rl(write_d4rl_file(tmp_path / "ok.hdf5")), "test/t/short-v0")
+    data = folder / "data"
+    meta = json.loads((data / "metadata.json").read_text())
+    meta["total_episodes"] += 1  # one more than main_data.hdf5 holds (3 episodes)
+    (data / "metadata.json").write_text(json.dumps(meta))
+    file = re.escape(str(data / "main_data.hdf5"))
+    with pytest.raises(DatasetError, match=rf"{file}: missing key 'episode_3' \(metadata.json's total_episodes"):
+        read_minari_hdf5(folder)
+    assert main(["data", "info", str(folder)]) == 2
+    assert f"{data / 'main_data.hdf5'}: missing key 'episode_3'" in capsys.readouterr().err
+    meta["total_episodes"] -= 1
+    (data / "metadata.json").write_text(json.dumps(meta))
+    with h5py.File(data / "main_data.hdf5", "a") as f:
+        del f["episode_1/rewards"]
+        del f["episode_2"]
+        f["episode_2"] = np.zeros(3)  # a dataset where a group belongs
+    with pytest.raises(DatasetError, match=rf"{file}: missing key 'episode_1/rewards'"):
+        read_minari_hdf5(folder)
+    with h5py.File(data / "main_data.hdf5", "a") as f:
+        f["episode_1/rewards"] = np.zeros(4)
+    with pytest.raises(DatasetError, match=rf"{file}: key 'episode_2' cannot be opened as a group"):
+        read_minari_hdf5(folder)
 
 
 @pytest.mark.parametrize(

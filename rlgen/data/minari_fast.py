@@ -67,23 +67,33 @@ class _EpisodeReader:
 
     def __init__(self, fid: h5g.GroupID, file: str) -> None:
         self.fid, self.file = fid, file
+        self.num_episodes = 0  # metadata.json's total_episodes, set by allocate
 
     def _group(self, j: int) -> h5g.GroupID:
+        name = b"episode_%d" % j
         try:
-            return h5g.open(self.fid, b"episode_%d" % j)
-        except KeyError as e:
-            raise DatasetError(f"{self.file}: missing key 'episode_{j}' (listed in metadata.json)") from e
+            return h5g.open(self.fid, name)
+        except (KeyError, ValueError) as e:  # h5py raises ValueError for a missing group, KeyError for a dataset
+            raise self._open_error(self.fid, name, f"episode_{j}", "group", e) from e
 
     def _open(self, group: h5g.GroupID, j: int, key: bytes) -> h5d.DatasetID:
         try:
             return h5d.open(group, key)
-        except KeyError as e:
-            raise DatasetError(f"{self.file}: missing key 'episode_{j}/{key.decode()}'") from e
+        except (KeyError, ValueError) as e:
+            raise self._open_error(group, key, f"episode_{j}/{key.decode()}", "dataset", e) from e
+
+    def _open_error(self, parent: h5g.GroupID, name: bytes, key: str, kind: str, e: Exception) -> DatasetError:
+        """The error for an HDF5 object that failed to open; only then is its existence looked up (it costs)."""
+        if name not in parent:
+            listed = f" (metadata.json says total_episodes={self.num_episodes})" if kind == "group" else ""
+            return DatasetError(f"{self.file}: missing key '{key}'{listed}")
+        return DatasetError(f"{self.file}: key '{key}' cannot be opened as a {kind}: {e}")
 
     def allocate(self, num_episodes: int, num_steps: int) -> dict[str, np.ndarray]:
         """Flat arrays shaped and typed like episode 0's datasets (observations become float32)."""
         if num_episodes == 0:
             raise DatasetError(f"{self.file}: the dataset has no episodes")
+        self.num_episodes = num_episodes
         group = self._group(0)
         obs = self._open(group, 0, b"observations")
         self._obs_dtype = obs.dtype
