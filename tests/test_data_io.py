@@ -283,7 +283,7 @@ def test_minari_episodes_missing_from_the_file_are_named(tmp_path, capsys):
     meta["total_episodes"] += 1  # one more than main_data.hdf5 holds (3 episodes)
     (data / "metadata.json").write_text(json.dumps(meta))
     file = re.escape(str(data / "main_data.hdf5"))
-    with pytest.raises(DatasetError, match=rf"{file}: missing key 'episode_3' \(metadata.json's total_episodes"):
+    with pytest.raises(DatasetError, match=rf"{file}: missing key 'episode_3' \(metadata.json says total_episodes=4\)"):
         read_minari_hdf5(folder)
     assert main(["data", "info", str(folder)]) == 2
     assert f"{data / 'main_data.hdf5'}: missing key 'episode_3'" in capsys.readouterr().err
