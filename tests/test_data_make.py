@@ -134,3 +134,29 @@ def test_relative_store_paths_are_resolved(monkeypatch, capsys):
     assert made.path == Path.cwd() / "relstore" / "rlgen" / "cartpole" / "random-v0" and made.path.is_dir()
     assert load_dataset("cartpole-random").identical(load_dataset("store/rlgen/cartpole/random-v0"))
     assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--format", "d4rl", "--out", "y.npz"], "--out y.npz: format d4rl writes an HDF5 file, which loads back only"),
+        (["--format", "d4rl", "--out", "y"], "--out y: format d4rl writes an HDF5 file"),
+        (["--format", "minari", "--out", "y.hdf5"], "--out y.hdf5: format minari writes dataset folders under a"),
+        (["--out", "y.npz"], "--out y.npz: format minari writes dataset folders under a store root folder, not a"),
+    ],
+)
+def test_out_suffix_contradicting_the_format_is_refused(capsys, args, pattern):
+    assert main(["data", "make", "cartpole-random", "--steps", "50", *args]) == 2
+    assert pattern in capsys.readouterr().err
+    assert not any(Path.cwd().iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("args", "out"), [(["--format", "d4rl", "--out", "y.h5"], "y.h5"), (["--out", "y.hdf5"], "y.hdf5")]
+)
+def test_d4rl_output_reads_back_by_path(capsys, args, out):
+    assert main(["data", "make", "cartpole-random", "--steps", "50", "--envs", "2", *args]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    assert main(["data", "info", out, "--json"]) == 0
+    assert '"steps": 50' in capsys.readouterr().out
+    assert read_d4rl(out).num_steps == 50

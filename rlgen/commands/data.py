@@ -2,6 +2,7 @@
 
 rlgen data make hopper-medium                    # Minari dataset rlgen/hopper/medium-v0
 rlgen data make hopper-medium --format d4rl      # ~/.d4rl/datasets/hopper-medium-rlgen.hdf5
+rlgen data make hopper-medium --out hm.hdf5      # D4RL format, from the suffix
 rlgen data list                                  # local datasets and the names `make` accepts
 rlgen data info hopper-medium                    # sizes, returns and the normalised score of the data
 """
@@ -28,10 +29,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (see `rlgen data list`)")
     make.add_argument("--steps", type=int, help="dataset size in steps (default: 2M for medium-expert, else 1M)")
     make.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset (default: 0)")
-    make.add_argument("--format", choices=FORMATS, default="minari", dest="fmt")
     make.add_argument(
-        "--out", help="minari: the store root (default $MINARI_DATASETS_PATH or ~/.minari/datasets); "
-        "d4rl: the .hdf5 file (default ~/.d4rl/datasets/<task>-<level>-rlgen.hdf5)",
+        "--format", choices=FORMATS, dest="fmt",
+        help="default: d4rl if --out names a .hdf5/.h5 file, else minari",
+    )  # fmt: skip
+    make.add_argument(
+        "--out", help="minari: the store root folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets); "
+        "d4rl: the .hdf5/.h5 file (default ~/.d4rl/datasets/<task>-<level>-rlgen.hdf5)",
     )  # fmt: skip
     make.add_argument("--force", action="store_true", help="overwrite an existing dataset")
     make.add_argument("--envs", type=int, default=8, help="parallel environments (part of the seed's recipe)")

@@ -43,6 +43,8 @@ from rlgen.tasks import PolicyRecord, TaskSpec, parse_dataset_name
 DEFAULT_STEPS = {"medium-expert": 2_000_000}  # D4RL's sizes: medium-expert is 1M medium + 1M expert
 DEFAULT_STEPS_OTHER = 1_000_000
 FORMATS = ("minari", "d4rl")
+D4RL_SUFFIXES = (".hdf5", ".h5")  # what `locate` reads back as a D4RL file (a ".npz" name reads as rlgen's npz)
+FILE_SUFFIXES = (*D4RL_SUFFIXES, ".npz")
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,37 @@ def default_steps(level: str) -> int:
     return DEFAULT_STEPS.get(level, DEFAULT_STEPS_OTHER)
 
 
+def output_format(fmt: str | None, out: str | os.PathLike[str] | None) -> str:
+    """``fmt``, or when None the format ``out`` names: ``d4rl`` for a ``.hdf5``/``.h5`` file, else ``minari``.
+
+    An ``out`` whose suffix contradicts ``fmt`` raises ``ValueError``: the output would not load back (a ``.npz``
+    name is read as rlgen's npz, a Minari store root is a folder).
+    """
+    suffix = Path(out).suffix.lower() if out is not None else ""
+    if fmt is None:
+        return "d4rl" if suffix in D4RL_SUFFIXES else "minari"
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "d4rl" and out is not None and suffix not in D4RL_SUFFIXES:
+        raise ValueError(
+            f"--out {out}: format d4rl writes an HDF5 file, which loads back only under a "
+            f"{' or '.join(D4RL_SUFFIXES)} name"
+        )
+    if fmt == "minari" and suffix in FILE_SUFFIXES:
+        raise ValueError(
+            f"--out {out}: format minari writes dataset folders under a store root folder, not a {suffix} file "
+            f"(for a D4RL HDF5 file pass --format d4rl and a {' or '.join(D4RL_SUFFIXES)} name)"
+        )
+    return fmt
+
+
 def output_path(task: TaskSpec, level: str, fmt: str, out: str | os.PathLike[str] | None = None) -> Path:
     """Where :func:`make_dataset` writes: a Minari dataset folder under ``out`` (a store root, default
     ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``), or the D4RL file ``out`` (default
-    ``~/.d4rl/datasets/<task>-<level>-rlgen.hdf5``)."""
-    if fmt == "minari":
+    ``~/.d4rl/datasets/<task>-<level>-rlgen.hdf5``); ``fmt`` and ``out`` are checked by :func:`output_format`."""
+    if output_format(fmt, out) == "minari":
         return dataset_dir(rlgen_minari_id(task.name, level), out)
-    if fmt == "d4rl":
-        return Path(out) if out is not None else rlgen_d4rl_path(task.name, level)
-    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return Path(out) if out is not None else rlgen_d4rl_path(task.name, level)
 
 
 def make_dataset(
@@ -74,7 +98,7 @@ def make_dataset(
     *,
     steps: int | None = None,
     seed: int = 0,
-    fmt: str = "minari",
+    fmt: str | None = None,
     out: str | os.PathLike[str] | None = None,
     force: bool = False,
     num_envs: int = 8,
@@ -83,9 +107,11 @@ def make_dataset(
     """Generate dataset ``<task>-<level>`` and write it (atomically; an existing one needs ``force``).
 
     :param steps: number of steps (default: 2M for medium-expert, else 1M, as in D4RL).
+    :param fmt: ``"minari"`` or ``"d4rl"``; default from ``out``'s suffix (see :func:`output_format`).
     :param out: see :func:`output_path`.
     """
     task, level = parse_dataset_name(name)
+    fmt = output_format(fmt, out)
     path = output_path(task, level, fmt, out)
     check_writable(path, force)  # fail before spending minutes on rollouts
     steps = default_steps(level) if steps is None else steps
