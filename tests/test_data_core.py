@@ -13,6 +13,7 @@ from rlgen.data import (
     ReplayBuffer,
     Segments,
     Statistics,
+    check_actions_in_box,
     normalized_score,
     reward_to_go,
     transitions,
@@ -102,6 +103,53 @@ def test_non_finite_values_are_reported_with_their_index(key, bad):
     array[index] = bad
     with pytest.raises(DatasetError, match=rf"'{key}' has a non-finite value \({bad}\) at index \({index[0]},"):
         dataclasses.replace(ep, **{key: array})
+
+
+def box_episodes(actions: np.ndarray) -> Episodes:
+    """``two_episodes`` (3 + 2 steps) with other actions."""
+    return dataclasses.replace(two_episodes(), actions=actions)
+
+
+def test_actions_inside_the_box_pass_within_float_tolerance():
+    actions = np.array([[-1, 0], [1, 2], [0, 4], [0.25, 0], [-1, -4]], np.float32)
+    check_actions_in_box(box_episodes(actions), [-1, -4], [1, 4])
+    check_actions_in_box(box_episodes(actions), [-1, -np.inf], [1, np.inf])  # an infinite side is open
+    # float32(0.3) is above float64 0.3: within the tolerance; 1e-4 of the width beyond is not
+    actions[1, 0] = np.float32(0.3)
+    check_actions_in_box(box_episodes(actions), [-1, -4], [0.3, 4])
+    actions[1, 0] = 0.3 + 1e-4 * 1.3
+    with pytest.raises(DatasetError, match="episode 0, step 1"):
+        check_actions_in_box(box_episodes(actions), [-1, -4], [0.3, 4])
+    check_actions_in_box(box_episodes(np.array([0, 1, 2, 1, 0])), 0, 2)  # discrete: the box is an int range
+
+
+@pytest.mark.parametrize(
+    ("row", "dim", "value", "where"),
+    [(4, 1, -4.5, "episode 1, step 1 (row 4), dimension 1"), (0, 0, 1.5, "episode 0, step 0 (row 0), dimension 0")],
+)
+def test_action_outside_the_box_is_named_with_source_episode_step_and_value(row, dim, value, where):
+    actions = np.zeros((5, 2), np.float32)
+    actions[row, dim] = value
+    with pytest.raises(DatasetError) as err:
+        check_actions_in_box(box_episodes(actions), -1, [1, 4], source="hopper-medium")
+    bounds = ["-1.0, 1.0", "-1.0, 4.0"][dim]
+    assert str(err.value) == (
+        f"hopper-medium: key 'actions' has value {value} at {where}, outside the action box [{bounds}]; "
+        "1 of 5 steps are outside"
+    )
+    with pytest.raises(DatasetError, match="^two-episodes: key 'actions'"):  # the default source
+        check_actions_in_box(box_episodes(actions), -1, [1, 4])
+    with pytest.raises(
+        DatasetError, match=r"value 3 at episode 1, step 0 \(row 3\), outside the action box \[0.0, 2.0\]"
+    ):
+        check_actions_in_box(box_episodes(np.array([0, 1, 2, 3, 0])), 0, 2)
+
+
+def test_action_box_that_does_not_fit_the_actions_is_refused():
+    with pytest.raises(ValueError, match=r"two-episodes: action box bounds of shapes \(3,\) and \(\) do not fit"):
+        check_actions_in_box(two_episodes(), np.zeros(3), 1)
+    with pytest.raises(ValueError, match="low > high"):
+        check_actions_in_box(two_episodes(), 1, -1)
 
 
 def test_float64_overflow_is_caught_before_the_float32_cast():

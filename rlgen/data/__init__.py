@@ -10,7 +10,7 @@ It knows nothing of algorithms or environments' internals: numpy arrays in, nump
 """
 
 from rlgen.data.d4rl_io import read_d4rl, write_d4rl
-from rlgen.data.episodes import Episodes
+from rlgen.data.episodes import Episodes, check_actions_in_box
 from rlgen.data.errors import DatasetError
 from rlgen.data.minari_fast import read_minari_hdf5
 from rlgen.data.minari_io import minari_root, read_minari_api, write_minari
@@ -40,6 +40,7 @@ __all__ = [
     "Segments",
     "Statistics",
     "Transitions",
+    "check_actions_in_box",
     "d4rl_root",
     "list_local_datasets",
     "load_dataset",

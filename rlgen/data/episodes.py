@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rlgen.data.errors import DatasetError
 
@@ -243,6 +244,51 @@ def check_finite(source: str, key: str, array: np.ndarray) -> None:
         first = np.unravel_index(int(np.argmin(ok.reshape(-1))), array.shape)
         index = tuple(int(i) for i in first)
         raise DatasetError(f"{source}: key '{key}' has a non-finite value ({array[first]}) at index {index}")
+
+
+def check_actions_in_box(
+    episodes: Episodes,
+    low: ArrayLike,
+    high: ArrayLike,
+    *,
+    source: str | None = None,
+    rtol: float = 1e-6,
+) -> None:
+    """Raise :class:`DatasetError` naming the source, episode, step and value of the first action outside a box.
+
+    :param low: the box's lower bounds (e.g. a gymnasium ``Box``'s ``low``), broadcast to one action; an
+        infinite bound leaves that side open. Likewise ``high``.
+    :param source: names the data in the error (default ``episodes.source``).
+    :param rtol: tolerance relative to the box's width in each dimension, for float rounding: data stored in
+        float32, bounds compared in float64.
+    """
+    source = episodes.source if source is None else source
+    shape = episodes.action_shape
+    try:
+        lo = np.broadcast_to(np.asarray(low, dtype=np.float64), shape)
+        hi = np.broadcast_to(np.asarray(high, dtype=np.float64), shape)
+    except ValueError as e:
+        raise ValueError(
+            f"{source}: action box bounds of shapes {np.shape(low)} and {np.shape(high)} do not fit "
+            f"actions of shape {shape}"
+        ) from e
+    if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
+        raise ValueError(f"{source}: action box [{lo}, {hi}] is not a box (NaN bounds or low > high)")
+    width = hi - lo
+    tol = rtol * np.where(np.isfinite(width), width, 0.0)  # an open side needs none
+    outside = (episodes.actions < lo - tol) | (episodes.actions > hi + tol)
+    rows = outside.reshape(episodes.num_steps, -1).any(axis=1)
+    if not rows.any():
+        return
+    step = int(np.argmax(rows))
+    dim = np.unravel_index(int(np.argmax(outside[step].reshape(-1))), shape)
+    episode = int(np.searchsorted(episodes.episode_ends, step, side="right"))
+    at = f"dimension {', '.join(str(int(d)) for d in dim)}, " if shape else ""
+    raise DatasetError(
+        f"{source}: key 'actions' has value {episodes.actions[(step, *dim)]} at episode {episode}, step "
+        f"{step - int(episodes.episode_starts[episode])} (row {step}), {at}outside the action box "
+        f"[{lo[dim]}, {hi[dim]}]; {int(rows.sum())} of {episodes.num_steps} steps are outside"
+    )
 
 
 class _Checker:
