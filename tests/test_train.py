@@ -13,6 +13,7 @@ from torch import nn
 
 from rlgen.train import (
     Agent,
+    CheckpointError,
     ConfigError,
     RunDir,
     TrainConfig,
@@ -20,7 +21,9 @@ from rlgen.train import (
     build,
     fit,
     list_checkpoints,
+    load_checkpoint,
     load_recipe,
+    save_checkpoint,
     seed_everything,
 )
 
@@ -212,3 +215,27 @@ def test_run_dir_layout_and_metrics(tmp_path) -> None:
         RunDir.create(run.path, {})
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         RunDir.open(tmp_path)
+
+
+def test_a_new_run_needs_a_missing_or_empty_folder(tmp_path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert RunDir.create(tmp_path / "empty", {"recipe": "toy"}).read_config() == {"recipe": "toy"}
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"not empty and is not a run directory \(no config.yaml\)"):
+        RunDir.create(tmp_path, {})
+    for path in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        with pytest.raises(FileExistsError, match="notes.txt is a file, not a folder"):
+            RunDir.create(path, {})
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_a_damaged_or_foreign_checkpoint_is_a_checkpoint_error_naming_it(tmp_path) -> None:
+    path = save_checkpoint(tmp_path, 3, {"agent": {"w": torch.ones(100)}}, keep=1)
+    assert load_checkpoint(path)["step"] == 3
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(CheckpointError, match=f"checkpoint {path} is unreadable"):
+        load_checkpoint(path)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.ones(2)}, other)
+    with pytest.raises(CheckpointError, match=f"{other} is not an rlgen checkpoint"):
+        load_checkpoint(other)

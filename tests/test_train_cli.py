@@ -1,12 +1,18 @@
-"""``rlgen train`` / ``eval`` / ``plot`` end to end on a small InvertedPendulum dataset."""
+"""``rlgen train`` / ``imitate`` / ``eval`` / ``plot`` end to end on a small InvertedPendulum dataset: results,
+and bad input refused before any run folder is written or any file replaced."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 
 import pytest
+import torch
+import yaml
 
 from rlgen.cli import main
+from rlgen.data import load_dataset, write_d4rl
 from rlgen.data.generate import make_dataset
 
 FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.eval_every=30",
@@ -61,3 +67,161 @@ def test_bad_input_is_reported_without_a_traceback(argv, message, store, monkeyp
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------- validation before the run folder
+
+TINY = ["--device", "cpu", "--no-progress", "--set", "train.steps=2", "train.eval_episodes=1", "agent.hidden=[8]"]
+
+
+def _write_copy(store, path, metadata: dict) -> str:
+    """The store's invertedpendulum-medium as a D4RL file at ``path`` whose metadata is ``metadata``."""
+    episodes = load_dataset(store / "rlgen" / "invertedpendulum" / "medium-v0")
+    write_d4rl(replace(episodes, metadata=metadata), path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "recorded"),
+    [({"task": "hopper", "env_id": "Hopper-v5"}, "task hopper and env_id Hopper-v5"), ({"env_id": "Pendulum-v1"},
+     "env_id Pendulum-v1")],
+)  # fmt: skip
+def test_a_dataset_recorded_on_another_task_is_refused(metadata, recorded, store, tmp_path, capsys) -> None:
+    data = _write_copy(store, tmp_path / "other.hdf5", metadata)
+    run = tmp_path / "run"
+    assert main(["train", "bc-dlml", data, "--task", "invertedpendulum", "--run-dir", str(run), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert f"records {recorded}, but task invertedpendulum (InvertedPendulum-v5) was requested" in err
+    assert not run.exists()
+
+
+def test_a_dataset_recording_no_task_trains_on_the_given_task(store, tmp_path, capsys) -> None:
+    data = _write_copy(store, tmp_path / "bare.hdf5", {})
+    run = tmp_path / "run"
+    assert main(["train", "bc-dlml", data, "--task", "invertedpendulum", "--run-dir", str(run), *TINY]) == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["task"] == "invertedpendulum"
+
+
+def test_imitating_from_another_tasks_dataset_is_refused(store, tmp_path, capsys) -> None:
+    data = _write_copy(store, tmp_path / "other.hdf5", {"task": "hopper"})
+    argv = ["imitate", "gail", "invertedpendulum", "--dataset", data, "--run-dir", str(tmp_path / "r")]
+    assert main(argv) == 2
+    assert "records task hopper, but task invertedpendulum" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "dqn", "invertedpendulum"], "DQN needs a discrete action space"),
+        (["train", "bc-dlml", "invertedpendulum", "--device", "tpu"], "unknown device 'tpu'"),
+        (["train", "bc-dlml", "invertedpendulum", "--device", "cuda"], "torch sees no CUDA device"),
+        (["imitate", "gail", "invertedpendulum", "--dataset", "invertedpendulum-medium", "--trajectories", "5000"],
+         "asked for 5000 trajectories"),
+    ],
+)  # fmt: skip
+def test_a_failed_validation_writes_no_run_folder(argv, message, store, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    for _ in range(2):  # the same command fails the same way again: nothing was left to block it
+        assert main([*argv, "--run-dir", str(run), "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
+        assert not run.exists()
+
+
+def test_run_dir_must_be_new_or_a_run_to_resume(store, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("x")
+    afile = tmp_path / "user.txt"
+    afile.write_text("keep me")
+    for run_dir, message in [(other, f"{other} is not empty and is not a run directory"),
+                             (afile, f"{afile} is a file, not a folder"),
+                             (afile / "sub", f"{afile} is a file, not a folder")]:  # fmt: skip
+        assert main(["train", "bc-dlml", "invertedpendulum", "--run-dir", str(run_dir), *TINY]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "--resume" not in err and "Traceback" not in err
+    assert afile.read_text() == "keep me" and sorted(p.name for p in other.iterdir()) == ["todo.txt"]
+
+
+# ------------------------------------------------------------------------------- checkpoints, resume and eval
+
+
+@pytest.fixture(scope="module")
+def trained(store, tmp_path_factory):
+    """A run of 20 steps with checkpoints at 10 and 20, and a run of another model size; copy before changing."""
+    root = tmp_path_factory.mktemp("runs")
+    data = str(store / "rlgen" / "invertedpendulum" / "medium-v0")
+    common = ["--device", "cpu", "--no-progress", "--set", "train.eval_episodes=1", "train.checkpoint_every=10"]
+    assert main(["train", "bc-dlml", data, "--run-dir", str(root / "run"), *common, "train.steps=20",
+                 "agent.hidden=[8]"]) == 0  # fmt: skip
+    assert main(["train", "bc-dlml", data, "--run-dir", str(root / "wide"), *common, "train.steps=1",
+                 "agent.hidden=[16]"]) == 0  # fmt: skip
+    return root
+
+
+@pytest.fixture
+def run(trained, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(trained / "run", copy)
+    return copy
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[:1000])
+
+
+def test_eval_reports_a_truncated_foreign_or_bogus_checkpoint_by_name(run, trained, tmp_path, capsys) -> None:
+    newest = run / "checkpoints" / "step_00000020.pt"
+    _truncate(newest)
+    assert main(["eval", str(run), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint {newest} is unreadable" in err and "step_00000010.pt" in err and "Traceback" not in err
+
+    wide = trained / "wide" / "checkpoints" / "step_00000001.pt"
+    assert main(["eval", str(run), "--checkpoint", str(wide), "--device", "cpu"]) == 2
+    assert f"checkpoint {wide} does not match the model of run {run}" in capsys.readouterr().err
+
+    text = tmp_path / "some.txt"
+    text.write_text("not a checkpoint")
+    assert main(["eval", str(run), "--checkpoint", str(text), "--device", "cpu"]) == 2
+    assert f"checkpoint {text} is unreadable" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_negative_seed(run, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", str(run), "--seed", "-1"])
+    assert exit_.value.code == 2 and "argument --seed: must be at least 0, got -1" in capsys.readouterr().err
+
+
+def test_eval_keeps_an_existing_out_file_unless_forced(run, tmp_path, capsys) -> None:
+    out = tmp_path / "user.txt"
+    out.write_text("keep me")
+    argv = ["eval", str(run), "--out", str(out), "--episodes", "1", "--device", "cpu"]
+    assert main(argv) == 2
+    assert f"{out} already exists" in capsys.readouterr().err and out.read_text() == "keep me"
+    assert main([*argv, "--force"]) == 0
+    assert json.loads(out.read_text())["step"] == 20
+
+
+def test_resume_sets_an_unreadable_newest_checkpoint_aside(run, capsys) -> None:
+    checkpoints = run / "checkpoints"
+    _truncate(checkpoints / "step_00000020.pt")
+    with pytest.warns(UserWarning, match="step_00000020.pt is unreadable.*resuming from step 10"):
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "step 20 (resumed at step 10)" in capsys.readouterr().out
+    assert (checkpoints / "step_00000020.pt.unreadable").is_file()
+
+    for path in checkpoints.glob("step_*.pt"):
+        _truncate(path)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert f"no checkpoint of run {run} loads" in capsys.readouterr().err
+
+
+def test_resume_refuses_fewer_steps_than_reached_and_keeps_the_config(run, capsys) -> None:
+    config = (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "--set", "train.steps=10", "--no-progress"]) == 2
+    assert "is already at step 20; train.steps=10 would not train further" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == config

@@ -2,6 +2,7 @@
 
 rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, the run's evaluation seed
 rlgen eval RUN --episodes 50 --video                             # and an mp4 of one episode (render extra)
+rlgen eval RUN --checkpoint RUN/checkpoints/step_00010000.pt --out step10k.json
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlgen.commands.run_options import int_at_least
+from rlgen.data.atomic import atomic_path, check_writable
 from rlgen.rollout import evaluate, record_video
 from rlgen.train import RunDir, load_agent
 
@@ -22,24 +25,33 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("run_dir", help="a run directory written by `rlgen train`")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
-    parser.add_argument("--episodes", type=int, help="episodes (default: the run's train.eval_episodes)")
-    parser.add_argument("--seed", type=int, help="episode i resets with seed + i (default: train.eval_seed)")
-    parser.add_argument("--envs", type=int, default=10, help="environments stepped side by side (default: 10)")
-    parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json)")
+    parser.add_argument("--episodes", type=int_at_least(1), help="episodes (default: the run's train.eval_episodes)")
+    parser.add_argument(
+        "--seed", type=int_at_least(0), help="episode i resets with seed + i (default: train.eval_seed)"
+    )
+    parser.add_argument(
+        "--envs", type=int_at_least(1), default=10, help="environments stepped side by side (default: 10)"
+    )
+    parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json, replaced if there)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # The default results.json is rlgen's own output in the run folder: a new evaluation replaces it.
+    out, force = (args.out, args.force) if args.out is not None else (RunDir(args.run_dir).path / "results.json", True)
     agent, task, config, step = load_agent(args.run_dir, args.checkpoint, args.device)
+    check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
     episodes = train.eval_episodes if args.episodes is None else args.episodes
     seed = train.eval_seed if args.seed is None else args.seed
     result = evaluate(agent.eval_policy(), task, episodes, seed, num_envs=args.envs, step=step)
-    path = result.write(args.out or RunDir(args.run_dir).path / "results.json")
+    with atomic_path(out, force=force) as tmp:  # checks again at the rename: out may have appeared meanwhile
+        result.write(tmp)
     print(f"step {step}: {result.summary()}")
-    print(f"results written to {path}")
+    print(f"results written to {out}")
     if args.video:
         video = record_video(agent.eval_policy(), task, RunDir(args.run_dir).path / "episode.mp4", seed)
         if video is not None:

@@ -4,8 +4,24 @@ and the summary each prints when a run stops."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from rlgen.train import FitResult, RunDir
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for integers ``>= minimum``: a bad value is a usage error naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def add_run_options(parser: argparse.ArgumentParser, set_example: str, run_dir_default: str) -> None:

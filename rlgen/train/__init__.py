@@ -8,7 +8,13 @@ d3rlpy-style: a recipe (``agents/<name>.yaml``) fills typed configs, :func:`star
 """
 
 from rlgen.train.agent import Agent, BatchSampler, resolve_device
-from rlgen.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from rlgen.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
 from rlgen.train.config import ConfigError, TrainConfig, apply_overrides, build, to_dict
 from rlgen.train.launch import (
     Recipe,
@@ -27,6 +33,7 @@ from rlgen.train.trainer import Evaluator, FitResult, fit, seed_everything
 __all__ = [
     "Agent",
     "BatchSampler",
+    "CheckpointError",
     "ConfigError",
     "Evaluator",
     "FitResult",

@@ -27,6 +27,10 @@ from rlgen.data.atomic import atomic_path
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file does not load (truncated, not a checkpoint) or does not fit the model it is loaded into."""
+
+
 def checkpoint_path(folder: Path, step: int) -> Path:
     return folder / f"step_{step:08d}.pt"
 
@@ -81,4 +85,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     their parameters live)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file surfaces as RuntimeError, OSError, UnpicklingError, KeyError, ...
+        reason = str(error).split(". ")[0].rstrip(".")  # torch's zip errors go on for several sentences
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable (truncated, or not a checkpoint): {type(error).__name__}: {reason}"
+        ) from error
+    if not (isinstance(state, dict) and isinstance(state.get("step"), int) and isinstance(state.get("agent"), dict)):
+        raise CheckpointError(f"{path} is not an rlgen checkpoint: expected a mapping with 'step' and 'agent'")
+    return state

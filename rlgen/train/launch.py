@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,8 +26,8 @@ import yaml
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.rollout import evaluate
 from rlgen.tasks import TaskSpec, list_tasks, load_task, parse_dataset_name
-from rlgen.train.agent import Agent, resolve_device
-from rlgen.train.checkpoint import latest_checkpoint, load_checkpoint
+from rlgen.train.agent import Agent, BatchSampler, resolve_device
+from rlgen.train.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from rlgen.train.config import (
     ConfigError,
     TrainConfig,
@@ -181,13 +182,30 @@ def resolve_target(target: str, offline: bool = True, task: str | None = None) -
 
 
 def load_training_data(task: TaskSpec, dataset: str) -> Episodes:
-    """Load ``dataset``, checking that its observation and action shapes fit ``task``'s spaces."""
-    return load_dataset(
+    """Load ``dataset``, checking that its observation and action shapes fit ``task``'s spaces and that it was
+    not recorded for another task (see :func:`check_dataset_task`)."""
+    episodes = load_dataset(
         dataset,
         observation_shape=(task.obs_dim,),
         action_shape=() if task.discrete else (task.act_dim,),
         expected_by=f"task {task.name} ({task.env_id})",
     )
+    check_dataset_task(episodes, task, dataset)
+    return episodes
+
+
+def check_dataset_task(episodes: Episodes, task: TaskSpec, dataset: str) -> None:
+    """Refuse ``episodes`` if their metadata records a task or environment id other than ``task``'s.
+
+    Tasks of equal shapes (HalfCheetah and Walker2d) would otherwise train on one and be scored in the other
+    without a word. A dataset that records neither (e.g. a bare D4RL file) is taken at its word.
+    """
+    recorded = {"task": episodes.metadata.get("task"), "env_id": episodes.metadata.get("env_id")}
+    expected = {"task": task.name, "env_id": task.env_id}
+    if any(value is not None and str(value) != expected[key] for key, value in recorded.items()):
+        found = " and ".join(f"{key} {value}" for key, value in recorded.items() if value is not None)
+        raise ValueError(f"dataset {dataset} records {found}, but task {task.name} ({task.env_id}) was requested; "
+                         f"give a dataset recorded on {task.name}, or ask for the dataset's own task")  # fmt: skip
 
 
 def default_run_dir(recipe: str, name: str, seed: int, root: str | os.PathLike[str] = "runs") -> Path:
@@ -210,13 +228,18 @@ def start_run(
 
     parsed = load_recipe(recipe).with_overrides(overrides)
     algo = get_algo(parsed.algo)
+    torch_device = resolve_device(device)
     spec, dataset = resolve_target(target, algo.offline, task)
+    path = Path(run_dir) if run_dir else default_run_dir(parsed.name, dataset or spec.name, parsed.train.seed)
+    RunDir.check_new(path)  # before the dataset is loaded: a taken folder should not cost a long load first
     data = load_training_data(spec, dataset) if dataset is not None else None
     dataset_path = str(locate(dataset).path.resolve()) if dataset is not None else None
     config = RunConfig(parsed, spec.name, dataset, dataset_path)
-    run = RunDir.create(run_dir or default_run_dir(parsed.name, dataset or spec.name, parsed.train.seed),
-                        config.to_dict())  # fmt: skip
-    return run, _train(run, config, spec, data, device, progress)
+    # Building the agent checks it against the task and data; only then is the run folder written, so a
+    # command that fails validation leaves nothing behind to block its corrected re-run.
+    agent, sampler = _build_agent(config, spec, data, torch_device)
+    run = RunDir.create(path, config.to_dict())
+    return run, _fit(run, config, spec, agent, sampler, progress)
 
 
 def resume_run(
@@ -224,8 +247,11 @@ def resume_run(
 ) -> tuple[RunDir, FitResult]:
     """Continue the run in ``run_dir`` from its newest checkpoint (or from the start if it has none).
 
-    Only ``train.steps`` may be overridden (to train further); anything else would break the promise that a
-    resumed run matches an uninterrupted one.
+    Only ``train.steps`` may be overridden, and only to train further (not below the step already reached);
+    anything else would break the promise that a resumed run matches an uninterrupted one. If the newest
+    checkpoints do not load (e.g. a file truncated by a full disk), they are set aside as ``*.pt.unreadable``
+    with a warning and the run resumes from the newest one that loads. ``config.yaml`` and the checkpoints are
+    only touched once everything has been checked.
     """
     run = RunDir.open(run_dir)
     config = RunConfig.from_dict(run.read_config(), str(run.config_path))
@@ -234,22 +260,56 @@ def resume_run(
         raise ConfigError(f"a resumed run keeps its config; only train.steps may change, got {', '.join(changed)}")
     if overrides:
         config = replace(config, recipe=config.recipe.with_overrides(overrides))
-        write_text_atomic(run.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    torch_device = resolve_device(device)
+    step, unreadable = _resume_point(run)
+    steps = config.recipe.train.steps
+    if step > steps:
+        raise ConfigError(f"run {run.path} is already at step {step}; train.steps={steps} would not train further "
+                          f"(give train.steps of at least {step})")  # fmt: skip
     spec = load_task(config.task)
     data = load_training_data(spec, config.dataset_path) if config.dataset_path is not None else None
-    return run, _train(run, config, spec, data, device, progress)
+    agent, sampler = _build_agent(config, spec, data, torch_device)
+    for path, error in unreadable:
+        aside = path.with_name(path.name + ".unreadable")
+        path.rename(aside)
+        warnings.warn(f"{error}; moved it to {aside.name} and resuming from step {step}", stacklevel=2)
+    if overrides:
+        write_text_atomic(run.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return run, _fit(run, config, spec, agent, sampler, progress)
 
 
-def _train(
-    run: RunDir, config: RunConfig, task: TaskSpec, data: Episodes | None, device: str, progress: bool
-) -> FitResult:
+def _resume_point(run: RunDir) -> tuple[int, list[tuple[Path, CheckpointError]]]:
+    """The step of the newest checkpoint of ``run`` that loads (0 if it has none), and the newer ones that do
+    not, with why. Raises :class:`CheckpointError` if the run has checkpoints but none of them loads."""
+    unreadable: list[tuple[Path, CheckpointError]] = []
+    for _, path in reversed(list_checkpoints(run.checkpoints)):
+        try:
+            return int(load_checkpoint(path)["step"]), unreadable
+        except CheckpointError as error:
+            unreadable.append((path, error))
+    if unreadable:
+        raise CheckpointError(f"no checkpoint of run {run.path} loads ({unreadable[0][1]}); delete "
+                              f"{run.checkpoints} to train the run again from step 0")  # fmt: skip
+    return 0, unreadable
+
+
+def _build_agent(
+    config: RunConfig, task: TaskSpec, data: Episodes | None, device: torch.device
+) -> tuple[Agent, BatchSampler]:
+    """The seeded, freshly initialised agent of ``config`` and what it samples batches from."""
     from rlgen.algos import get_algo
 
     train = config.recipe.train
     torch.set_num_threads(train.threads)
     seed_everything(train.seed)
-    agent = get_algo(config.recipe.algo).create(config.recipe.agent, task, data, resolve_device(device))
-    sampler = agent.sampler(data)
+    agent = get_algo(config.recipe.algo).create(config.recipe.agent, task, data, device)
+    return agent, agent.sampler(data)
+
+
+def _fit(
+    run: RunDir, config: RunConfig, task: TaskSpec, agent: Agent, sampler: BatchSampler, progress: bool
+) -> FitResult:
+    train = config.recipe.train
 
     def evaluator(agent: Agent, step: int) -> dict[str, float]:
         result = evaluate(agent.eval_policy(), task, train.eval_episodes, train.eval_seed, train.eval_envs, step=step)
@@ -270,8 +330,19 @@ def load_agent(
     path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run.checkpoints)
     if path is None:
         raise FileNotFoundError(f"run {run.path} has no checkpoint yet (looked in {run.checkpoints})")
+    torch_device = resolve_device(device)
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as error:
+        older = [str(p) for _, p in list_checkpoints(run.checkpoints) if p != path] if checkpoint is None else []
+        hint = f"; evaluate an older one with --checkpoint (kept: {', '.join(older)})" if older else ""
+        raise CheckpointError(f"{error}{hint}") from error
     task = load_task(config.task)
-    agent = get_algo(config.recipe.algo).create(config.recipe.agent, task, None, resolve_device(device))
-    state = load_checkpoint(path)
-    agent.load_state_dict(state["agent"])
+    agent = get_algo(config.recipe.algo).create(config.recipe.agent, task, None, torch_device)
+    try:
+        agent.load_state_dict(state["agent"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:  # torch's size/key mismatches, foreign layouts
+        summary = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])
+        raise CheckpointError(f"checkpoint {path} does not match the model of run {run.path} ({config.recipe.name} "
+                              f"on {config.task}): {summary}") from error  # fmt: skip
     return agent, task, config, int(state["step"])

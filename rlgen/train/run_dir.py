@@ -48,11 +48,26 @@ class RunDir:
         return self.path / "evals"
 
     @classmethod
+    def check_new(cls, path: str | os.PathLike[str]) -> None:
+        """Raise ``FileExistsError`` unless ``path`` can hold a new run: it must be an empty folder, or missing
+        with no file in the way of making it (``user.txt/run``)."""
+        path = Path(path)
+        if path.is_dir():
+            if (path / CONFIG_FILE).is_file():
+                raise FileExistsError(f"run directory {path} already exists; resume it with --resume {path}")
+            if any(path.iterdir()):
+                raise FileExistsError(f"{path} is not empty and is not a run directory (no {CONFIG_FILE}); "
+                                      f"choose a new or empty folder for the run")  # fmt: skip
+            return
+        blocking = next((p for p in (path, *path.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise FileExistsError(f"cannot make run directory {path}: {blocking} is a file, not a folder")
+
+    @classmethod
     def create(cls, path: str | os.PathLike[str], config: dict[str, Any]) -> RunDir:
-        """Make a new run folder holding ``config.yaml``; an existing non-empty folder is an error."""
+        """Make a new run folder holding ``config.yaml`` (see :meth:`check_new` for what may be there)."""
         run = cls(path)
-        if run.path.exists() and any(run.path.iterdir()):
-            raise FileExistsError(f"run directory {run.path} already exists; resume it with --resume {run.path}")
+        cls.check_new(run.path)
         run.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.config_path, yaml.safe_dump(config, sort_keys=False))
         return run
