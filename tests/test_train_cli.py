@@ -102,6 +102,19 @@ def test_a_dataset_recording_no_task_trains_on_the_given_task(store, tmp_path, c
     assert yaml.safe_load((run / "config.yaml").read_text())["task"] == "invertedpendulum"
 
 
+def test_actions_outside_the_tasks_box_are_refused_before_training(store, tmp_path, capsys) -> None:
+    episodes = load_dataset(store / "rlgen" / "invertedpendulum" / "medium-v0")
+    actions = episodes.actions.copy()
+    actions[1234, 0] = 3.5  # InvertedPendulum's box is [-3, 3]
+    data = tmp_path / "wide.hdf5"
+    write_d4rl(replace(episodes, actions=actions), data)
+    run = tmp_path / "run"
+    assert main(["train", "bc-dlml", str(data), "--run-dir", str(run), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "has value 3.5 at episode" in err and "(row 1234), dimension 0, outside the action box [-3.0, 3.0]" in err
+    assert not run.exists()
+
+
 def test_imitating_from_another_tasks_dataset_is_refused(store, tmp_path, capsys) -> None:
     data = _write_copy(store, tmp_path / "other.hdf5", {"task": "hopper"})
     argv = ["imitate", "gail", "invertedpendulum", "--dataset", data, "--run-dir", str(tmp_path / "r")]

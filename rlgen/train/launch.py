@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import yaml
 
-from rlgen.data import Episodes, load_dataset, locate
+from rlgen.data import Episodes, check_actions_in_box, load_dataset, locate
 from rlgen.rollout import evaluate
 from rlgen.tasks import TaskSpec, list_tasks, load_task, parse_dataset_name
 from rlgen.train.agent import Agent, BatchSampler, resolve_device
@@ -182,8 +182,9 @@ def resolve_target(target: str, offline: bool = True, task: str | None = None) -
 
 
 def load_training_data(task: TaskSpec, dataset: str) -> Episodes:
-    """Load ``dataset``, checking that its observation and action shapes fit ``task``'s spaces and that it was
-    not recorded for another task (see :func:`check_dataset_task`)."""
+    """Load ``dataset``, checking that its observation and action shapes fit ``task``'s spaces, that it was
+    not recorded for another task (see :func:`check_dataset_task`) and that a continuous task's actions lie in
+    its action box (bounded heads would otherwise fail on the first batch that draws one, at a random step)."""
     episodes = load_dataset(
         dataset,
         observation_shape=(task.obs_dim,),
@@ -191,6 +192,8 @@ def load_training_data(task: TaskSpec, dataset: str) -> Episodes:
         expected_by=f"task {task.name} ({task.env_id})",
     )
     check_dataset_task(episodes, task, dataset)
+    if not task.discrete:
+        check_actions_in_box(episodes, *task.action_bounds())
     return episodes
 
 
