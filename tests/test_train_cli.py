@@ -102,6 +102,13 @@ def test_a_dataset_recording_no_task_trains_on_the_given_task(store, tmp_path, c
     assert yaml.safe_load((run / "config.yaml").read_text())["task"] == "invertedpendulum"
 
 
+def test_a_dataset_from_another_version_of_the_environment_trains_with_a_warning(store, tmp_path) -> None:
+    data = _write_copy(store, tmp_path / "v4.hdf5", {"task": "invertedpendulum", "env_id": "InvertedPendulum-v4"})
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match="recorded on InvertedPendulum-v4; task invertedpendulum evaluates in "):
+        assert main(["train", "bc-dlml", data, "--run-dir", str(run), *TINY]) == 0
+
+
 def test_actions_outside_the_tasks_box_are_refused_before_training(store, tmp_path, capsys) -> None:
     episodes = load_dataset(store / "rlgen" / "invertedpendulum" / "medium-v0")
     actions = episodes.actions.copy()

@@ -198,17 +198,32 @@ def load_training_data(task: TaskSpec, dataset: str) -> Episodes:
 
 
 def check_dataset_task(episodes: Episodes, task: TaskSpec, dataset: str) -> None:
-    """Refuse ``episodes`` if their metadata records a task or environment id other than ``task``'s.
+    """Refuse ``episodes`` if their metadata records a task or environment other than ``task``'s.
 
     Tasks of equal shapes (HalfCheetah and Walker2d) would otherwise train on one and be scored in the other
-    without a word. A dataset that records neither (e.g. a bare D4RL file) is taken at its word.
+    without a word. Another version of the same environment (Hopper-v4 data for Hopper-v5) is only a warning,
+    and a dataset that records neither (e.g. a bare D4RL file) is taken at its word.
     """
-    recorded = {"task": episodes.metadata.get("task"), "env_id": episodes.metadata.get("env_id")}
-    expected = {"task": task.name, "env_id": task.env_id}
-    if any(value is not None and str(value) != expected[key] for key, value in recorded.items()):
-        found = " and ".join(f"{key} {value}" for key, value in recorded.items() if value is not None)
-        raise ValueError(f"dataset {dataset} records {found}, but task {task.name} ({task.env_id}) was requested; "
-                         f"give a dataset recorded on {task.name}, or ask for the dataset's own task")  # fmt: skip
+    recorded_task, recorded_env = episodes.metadata.get("task"), episodes.metadata.get("env_id")
+    mismatch = []
+    if recorded_task is not None and str(recorded_task) != task.name:
+        mismatch.append(f"task {recorded_task}")
+    if recorded_env is not None and _unversioned(str(recorded_env)) != _unversioned(task.env_id):
+        mismatch.append(f"env_id {recorded_env}")
+    if mismatch:
+        raise ValueError(
+            f"dataset {dataset} records {' and '.join(mismatch)}, but task {task.name} ({task.env_id}) was "
+            f"requested; give a dataset recorded on {task.name}, or ask for the dataset's own task"
+        )
+    if recorded_env is not None and str(recorded_env) != task.env_id:
+        warnings.warn(f"dataset {dataset} was recorded on {recorded_env}; task {task.name} evaluates in "
+                      f"{task.env_id}", stacklevel=3)  # fmt: skip
+
+
+def _unversioned(env_id: str) -> str:
+    """``Hopper-v5`` -> ``Hopper``: the environment without its gymnasium version suffix."""
+    name, sep, version = env_id.rpartition("-v")
+    return name if sep and version.isdigit() else env_id
 
 
 def default_run_dir(recipe: str, name: str, seed: int, root: str | os.PathLike[str] = "runs") -> Path:
