@@ -90,6 +90,17 @@ def test_results_json_has_the_documented_fields(pendulum, tmp_path) -> None:
     assert documented == DOCUMENTED_FIELDS  # the module docstring documents exactly these fields
 
 
+def test_results_json_replaces_an_existing_file_only_when_forced(pendulum, tmp_path) -> None:
+    task, policy = pendulum
+    result = evaluate(policy, task, episodes=1, seed=0, step=5)
+    path = tmp_path / "results.json"
+    path.write_text("keep me")
+    with pytest.raises(FileExistsError, match=f"{path} already exists"):
+        result.write(path)
+    assert path.read_text() == "keep me" and [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temp left
+    assert json.loads(result.write(path, force=True).read_text())["step"] == 5
+
+
 def test_episodes_must_be_positive(pendulum) -> None:
     task, policy = pendulum
     with pytest.raises(ValueError, match="episodes must be >= 1"):

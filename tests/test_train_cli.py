@@ -226,6 +226,13 @@ def test_eval_keeps_an_existing_out_file_unless_forced(run, tmp_path, capsys) ->
     assert json.loads(out.read_text())["step"] == 20
 
 
+def test_eval_replaces_the_runs_own_results_json(run, capsys) -> None:
+    argv = ["eval", str(run), "--episodes", "1", "--device", "cpu"]
+    assert main([*argv, "--seed", "0"]) == 0
+    assert main([*argv, "--seed", "5"]) == 0  # no --force needed for the default RUN/results.json
+    assert json.loads((run / "results.json").read_text())["seed"] == 5
+
+
 def test_resume_sets_an_unreadable_newest_checkpoint_aside(run, capsys) -> None:
     checkpoints = run / "checkpoints"
     _truncate(checkpoints / "step_00000020.pt")

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from rlgen.commands.run_options import int_at_least
-from rlgen.data.atomic import atomic_path, check_writable
+from rlgen.data.atomic import check_writable
 from rlgen.rollout import evaluate, record_video
 from rlgen.train import RunDir, load_agent
 
@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = train.eval_episodes if args.episodes is None else args.episodes
     seed = train.eval_seed if args.seed is None else args.seed
     result = evaluate(agent.eval_policy(), task, episodes, seed, num_envs=args.envs, step=step)
-    with atomic_path(out, force=force) as tmp:  # checks again at the rename: out may have appeared meanwhile
-        result.write(tmp)
+    result.write(out, force=force)
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")
     if args.video:

@@ -80,10 +80,11 @@ class EvalResult:
             "eval/length": float(np.mean(self.lengths)),
         }
 
-    def write(self, path: str | os.PathLike[str]) -> Path:
-        """Write the results JSON atomically."""
+    def write(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the results JSON atomically; an existing ``path`` is refused (``FileExistsError``) unless
+        ``force``, checked again at the final rename in case it appeared meanwhile."""
         path = Path(path)
-        with atomic_path(path, force=True) as tmp:
+        with atomic_path(path, force=force) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 

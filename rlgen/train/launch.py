@@ -331,7 +331,8 @@ def _fit(
 
     def evaluator(agent: Agent, step: int) -> dict[str, float]:
         result = evaluate(agent.eval_policy(), task, train.eval_episodes, train.eval_seed, train.eval_envs, step=step)
-        result.write(run.evals / f"step_{step:08d}.json")
+        # force: a resumed run evaluates again the steps its killed run reached after the last checkpoint
+        result.write(run.evals / f"step_{step:08d}.json", force=True)
         return {**result.scalars(), **{f"progress/{k}": v for k, v in agent.counters().items()}}
 
     return fit(agent, sampler, train, run, evaluator, progress=progress)
@@ -344,7 +345,9 @@ def load_agent(
     from rlgen.algos import get_algo
 
     run = RunDir.open(run_dir)
-    config = RunConfig.from_dict(run.read_config(), str(run.config_path))
+    raw = run.read_config()
+    _refuse_generative_run(run, raw)
+    config = RunConfig.from_dict(raw, str(run.config_path))
     path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run.checkpoints)
     if path is None:
         raise FileNotFoundError(f"run {run.path} has no checkpoint yet (looked in {run.checkpoints})")
@@ -364,3 +367,17 @@ def load_agent(
         raise CheckpointError(f"checkpoint {path} does not match the model of run {run.path} ({config.recipe.name} "
                               f"on {config.task}): {summary}") from error  # fmt: skip
     return agent, task, config, int(state["step"])
+
+
+def _refuse_generative_run(run: RunDir, raw: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` if ``raw`` is the config of a ``rlgen generative`` run (it has a ``kind``, no
+    ``algo``): such a run has no agent to evaluate in an environment, and ``RunConfig`` would only say that
+    ``algo`` is missing."""
+    if "kind" not in raw or "algo" in raw:
+        return
+    raise ConfigError(
+        f"{run.path} is a generative run (kind {raw['kind']}), not an agent to evaluate in an environment: it is "
+        f"scored on held-out data while it trains (eval/bits_per_dim in {run.metrics_path}) and writes its samples "
+        f"(samples.png or samples.wav) into {run.path}; train it further with `rlgen generative train --resume "
+        f"{run.path} --set train.steps=<more>`"
+    )
