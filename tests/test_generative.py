@@ -249,6 +249,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     _, straight = start_generative_run("image", [*common, "train.steps=6"], run_dir=tmp_path / "a",
                                        progress=False, task=task)  # fmt: skip
     start_generative_run("image", [*common, "train.steps=3"], run_dir=tmp_path / "b", progress=False, task=task)
+    config = tmp_path / "b" / "config.yaml"  # as written before generative runs dropped the environment keys
+    written = config.read_text()
+    config.write_text(written.replace("  seed: 0\n", "  seed: 0\n  eval_episodes: 10\n  eval_seed: 7\n"))
+    assert "eval_seed" in config.read_text()
     _, resumed = resume_generative_run(tmp_path / "b", ["train.steps=6"], progress=False, task=task)
     assert resumed.start_step == 3 and resumed.step == 6
     assert resumed.last_scalars == straight.last_scalars
@@ -310,8 +314,46 @@ def test_espeak_speech_is_synthesised_at_the_requested_rate():
     assert len(np.unique(levels)) > 100  # speech, not silence
 
 
-def test_a_bad_head_fails_before_the_run_folder_is_written(capsys, tmp_path):
-    overrides = ["model.head=dlml", "model.head_options.num_bins=8"]  # num_bins is not a DLML option
-    assert main(["generative", "train", "image", "--set", *overrides, "--run-dir", str(tmp_path / "run")]) == 2
-    assert "bad options for the 'dlml' head" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--set", "model.head=dlml", "model.head_options.num_bins=8"], "bad options for the 'dlml' head"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "cuda"], "torch sees no CUDA device"),
+        (["--set", "train.eval_episodes=3"], "unknown key 'train.eval_episodes'"),
+    ],
+)
+def test_a_failed_validation_writes_no_run_folder(options, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    for _ in range(2):  # the same command fails the same way again: nothing was left to block it
+        assert main(["generative", "train", "image", *options, "--run-dir", str(run), "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
+        assert not run.exists()
+
+
+def test_generative_runs_offer_no_environment_evaluation_keys():
+    recipe = load_generative_recipe("image")
+    environment_keys = {"train.eval_episodes", "train.eval_envs", "train.eval_seed"}
+    for key in environment_keys:
+        with pytest.raises(ValueError, match=f"unknown key '{key}'") as error:
+            recipe.with_overrides([f"{key}=3"])
+        valid = set(str(error.value).partition("valid keys: ")[2].split(", "))
+        assert "train.eval_every" in valid and not environment_keys & valid  # held-out bits/dim still run
+    with pytest.raises(ValueError, match="train.steps must be >= 1"):  # TrainConfig's checks still apply
+        recipe.with_overrides(["train.steps=0"])
+    assert "eval_envs" not in recipe.to_dict()["train"]
+
+
+def test_rlgen_eval_and_generative_resume_name_the_other_kind_of_run(capsys, tmp_path):
+    generative = tmp_path / "generative"
+    start_generative_run("image", [*TINY_IMAGE, "train.steps=1"], run_dir=generative, progress=False)
+    assert main(["eval", str(generative), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"{generative} is a generative run (kind image)" in err
+    assert f"rlgen generative train --resume {generative}" in err and "samples.png" in err and "'algo'" not in err
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "config.yaml").write_text("recipe: bc-dlml\nalgo: bc\ntask: hopper\n")
+    assert main(["generative", "train", "--resume", str(agent)]) == 2
+    assert f"resume it with `rlgen train --resume {agent}`" in capsys.readouterr().err

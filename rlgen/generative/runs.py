@@ -4,7 +4,7 @@ A recipe (``agents/generative/<name>.yaml``) names the data kind and fills two t
 ``--set``::
 
     kind: image                   # image (8x8 digits, PixelCNN) or audio (espeak-ng speech, WaveNet)
-    train: {steps: 3000, ...}     # rlgen.train.TrainConfig (the eval_episodes/eval_envs/eval_seed keys are unused)
+    train: {steps: 3000, ...}     # GenerativeTrainConfig: rlgen.train.TrainConfig without its environment keys
     model: {head: adacat, ...}    # rlgen.generative.ImageConfig or AudioConfig
 
 A run folder is the one of ``rlgen train`` (config.yaml, metrics.jsonl, TensorBoard events, checkpoints) plus
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ from rlgen.train.run_dir import write_text_atomic
 RECIPES_DIR_VAR = "RLGEN_GENERATIVE_DIR"
 KINDS: dict[str, tuple[type, type]] = {"image": (ImageConfig, ImageTask), "audio": (AudioConfig, AudioTask)}
 _RECIPE_KEYS = ("kind", "train", "model")
+#: TrainConfig keys that only steer evaluation in an environment, which a generative run never does
+_ENVIRONMENT_KEYS = ("eval_episodes", "eval_envs", "eval_seed")
 
 
 class LevelLearner:
@@ -85,12 +87,38 @@ class LevelLearner:
 
 
 @dataclass(frozen=True)
+class GenerativeTrainConfig:
+    """The ``train:`` block of a generative recipe: the keys of :class:`rlgen.train.TrainConfig` a generative run
+    uses, with the same defaults and checks. Its environment keys (eval_episodes, eval_envs, eval_seed) are left
+    out, so ``--set`` refuses them instead of accepting values nothing reads.
+
+    :param eval_every: steps between held-out bits/dim evaluations (0: only after the last step).
+    """
+
+    seed: int = TrainConfig.seed
+    steps: int = TrainConfig.steps
+    batch_size: int = TrainConfig.batch_size
+    log_every: int = TrainConfig.log_every
+    eval_every: int = TrainConfig.eval_every
+    checkpoint_every: int = TrainConfig.checkpoint_every
+    keep_checkpoints: int = TrainConfig.keep_checkpoints
+    threads: int = TrainConfig.threads
+
+    def __post_init__(self) -> None:
+        self.to_train_config()  # TrainConfig's range checks, in one place
+
+    def to_train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` that :func:`rlgen.train.fit` reads (environment keys at their unused defaults)."""
+        return TrainConfig(**asdict(self))
+
+
+@dataclass(frozen=True)
 class GenerativeRecipe:
     """A parsed generative recipe: the data kind and its typed train / model configs."""
 
     name: str
     kind: str
-    train: TrainConfig
+    train: GenerativeTrainConfig
     model: ImageConfig | AudioConfig
 
     def with_overrides(self, overrides: Sequence[str]) -> GenerativeRecipe:
@@ -142,7 +170,7 @@ def generative_recipe_from_dict(name: str, raw: Any) -> GenerativeRecipe:
     if kind not in KINDS:
         raise ConfigError(f"key 'kind' must be one of {sorted(KINDS)}, got {kind!r}")
     config_cls = KINDS[kind][0]
-    return GenerativeRecipe(name, kind, build(TrainConfig, raw.get("train"), "train"),
+    return GenerativeRecipe(name, kind, build(GenerativeTrainConfig, raw.get("train"), "train"),
                             build(config_cls, raw.get("model"), "model"))  # fmt: skip
 
 
@@ -164,19 +192,30 @@ def start_generative_run(
     """
     parsed = recipe if isinstance(recipe, GenerativeRecipe) else load_generative_recipe(recipe)
     parsed = parsed.with_overrides(overrides)
+    torch_device = resolve_device(device)
+    path = Path(run_dir) if run_dir else default_run_dir("generative", parsed.name, parsed.train.seed)
+    RunDir.check_new(path)  # before the data is loaded: a taken folder should not cost a long load first
     task = task or KINDS[parsed.kind][1](parsed.model)
-    task.build()  # a bad head or size fails here, before the run folder is written
-    run = RunDir.create(run_dir or default_run_dir("generative", parsed.name, parsed.train.seed), parsed.to_dict())
-    return run, _train(run, parsed, task, device, progress)
+    # Building the model and its optimiser checks the head, sizes and learning rate; only then is the run folder
+    # written, so a command that fails validation leaves nothing behind to block its corrected re-run.
+    learner = _build_learner(parsed, task, torch_device)
+    run = RunDir.create(path, parsed.to_dict())
+    return run, _train(run, parsed, task, learner, progress)
 
 
 def resume_generative_run(
     run_dir: str | os.PathLike[str], overrides: Sequence[str] = (), device: str = "auto", progress: bool = True,
     task: ImageTask | AudioTask | None = None,
 ) -> tuple[RunDir, FitResult]:  # fmt: skip
-    """Continue the run in ``run_dir`` from its newest checkpoint; only ``train.steps`` may be overridden."""
+    """Continue the run in ``run_dir`` from its newest checkpoint; only ``train.steps`` may be overridden.
+    ``config.yaml`` is only rewritten once the model has been rebuilt."""
     run = RunDir.open(run_dir)
     raw = run.read_config()
+    if "algo" in raw and "kind" not in raw:
+        raise ConfigError(f"{run.path} is a run of `rlgen train` (algo {raw['algo']}), not a generative run; "
+                          f"resume it with `rlgen train --resume {run.path}`")  # fmt: skip
+    if isinstance(raw.get("train"), dict):  # run folders written before GenerativeTrainConfig recorded these
+        raw["train"] = {k: v for k, v in raw["train"].items() if k not in _ENVIRONMENT_KEYS}
     try:
         recipe = generative_recipe_from_dict(str(raw.get("recipe", run.path.name)), raw)
     except ConfigError as error:
@@ -186,28 +225,34 @@ def resume_generative_run(
         raise ConfigError(f"a resumed run keeps its config; only train.steps may change, got {', '.join(changed)}")
     if overrides:
         recipe = recipe.with_overrides(overrides)
-        write_text_atomic(run.config_path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    torch_device = resolve_device(device)
     task = task or KINDS[recipe.kind][1](recipe.model)
-    return run, _train(run, recipe, task, device, progress)
+    learner = _build_learner(recipe, task, torch_device)
+    if overrides:
+        write_text_atomic(run.config_path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    return run, _train(run, recipe, task, learner, progress)
 
 
-def _train(
-    run: RunDir, recipe: GenerativeRecipe, task: ImageTask | AudioTask, device: str, progress: bool
-) -> FitResult:
-    train = recipe.train
-    torch.set_num_threads(train.threads)
-    seed_everything(train.seed)
-    model = task.build().to(resolve_device(device))
+def _build_learner(recipe: GenerativeRecipe, task: ImageTask | AudioTask, device: torch.device) -> LevelLearner:
+    """The seeded, freshly initialised model of ``recipe`` on ``device`` and its optimiser."""
+    torch.set_num_threads(recipe.train.threads)
+    seed_everything(recipe.train.seed)
+    model = task.build().to(device)
     if isinstance(model.head, QuantileCategoricalHead):  # bins from the training levels (a resume restores them)
         levels = torch.as_tensor(task.train, dtype=torch.float32, device=model.head.low.device)
         model.head.fit_bins(levels.reshape(-1, 1))
-    learner = LevelLearner(model, recipe.model.lr, recipe.model.grad_clip)
+    return LevelLearner(model, recipe.model.lr, recipe.model.grad_clip)
 
+
+def _train(
+    run: RunDir, recipe: GenerativeRecipe, task: ImageTask | AudioTask, learner: LevelLearner, progress: bool
+) -> FitResult:
     def evaluator(learner: LevelLearner, step: int) -> dict[str, float]:
         learner.model.eval()
         return task.evaluate(learner.model)
 
+    train = recipe.train.to_train_config()
     result = fit(learner, task.batches(), train, run, evaluator, progress=progress)  # type: ignore[arg-type]
-    model.eval()
-    task.write_samples(model, run.path / task.samples_file, seed=train.seed, progress=progress)
+    learner.model.eval()
+    task.write_samples(learner.model, run.path / task.samples_file, seed=train.seed, progress=progress)
     return result
