@@ -352,6 +352,8 @@ def test_rlgen_eval_and_generative_resume_name_the_other_kind_of_run(capsys, tmp
     err = capsys.readouterr().err
     assert f"{generative} is a generative run (kind image)" in err
     assert f"rlgen generative train --resume {generative}" in err and "samples.png" in err and "'algo'" not in err
+    assert main(["train", "--resume", str(generative)]) == 2
+    assert f"rlgen generative train --resume {generative}" in capsys.readouterr().err
     agent = tmp_path / "agent"
     agent.mkdir()
     (agent / "config.yaml").write_text("recipe: bc-dlml\nalgo: bc\ntask: hopper\n")

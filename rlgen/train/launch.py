@@ -272,7 +272,9 @@ def resume_run(
     only touched once everything has been checked.
     """
     run = RunDir.open(run_dir)
-    config = RunConfig.from_dict(run.read_config(), str(run.config_path))
+    raw = run.read_config()
+    _refuse_generative_run(run, raw)
+    config = RunConfig.from_dict(raw, str(run.config_path))
     changed = [o for o in overrides if not o.startswith("train.steps=")]
     if changed:
         raise ConfigError(f"a resumed run keeps its config; only train.steps may change, got {', '.join(changed)}")
@@ -371,13 +373,13 @@ def load_agent(
 
 def _refuse_generative_run(run: RunDir, raw: dict[str, Any]) -> None:
     """Raise ``ConfigError`` if ``raw`` is the config of a ``rlgen generative`` run (it has a ``kind``, no
-    ``algo``): such a run has no agent to evaluate in an environment, and ``RunConfig`` would only say that
-    ``algo`` is missing."""
+    ``algo``): ``rlgen eval`` and ``rlgen train --resume`` have no agent to build from it, and ``RunConfig``
+    would only say that ``algo`` is missing."""
     if "kind" not in raw or "algo" in raw:
         return
     raise ConfigError(
-        f"{run.path} is a generative run (kind {raw['kind']}), not an agent to evaluate in an environment: it is "
-        f"scored on held-out data while it trains (eval/bits_per_dim in {run.metrics_path}) and writes its samples "
-        f"(samples.png or samples.wav) into {run.path}; train it further with `rlgen generative train --resume "
-        f"{run.path} --set train.steps=<more>`"
+        f"{run.path} is a generative run (kind {raw['kind']}), not an agent run: it is scored on held-out data "
+        f"while it trains (eval/bits_per_dim in {run.metrics_path}) and writes its samples (samples.png or "
+        f"samples.wav) into {run.path}; train it further with `rlgen generative train --resume {run.path} "
+        f"--set train.steps=<more>`"
     )
