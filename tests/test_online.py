@@ -308,3 +308,18 @@ def test_a2c_update_equals_sb3_a2c_update_from_the_same_weights_and_rollout(task
     for ours, theirs in [(agent.policy, expected_policy), (agent.value, expected_value)]:
         for (name, a), (_, b) in zip(ours.named_parameters(), theirs.named_parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize(
+    ("recipe", "override", "message"),
+    [
+        ("a2c", "agent.gamma=1.5", r"agent.gamma must be in \[0, 1\], got 1.5"),
+        ("reinforce", "agent.lr=-1", "agent.lr must be > 0, got -1"),
+        ("a2c", "agent.gae_lambda=2", r"agent.gae_lambda must be in \[0, 1\]"),
+        ("dqn", "agent.epsilon_end=-0.1", r"agent.epsilon_end must be in \[0, 1\]"),
+        ("dqn", "agent.tau=0", r"agent.tau must be in \(0, 1\]"),
+    ],
+)
+def test_out_of_range_online_settings_are_config_errors(recipe: str, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_recipe(recipe).with_overrides([override])

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig, gae
+from rlgen.train.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,11 @@ class A2CConfig(PolicyGradientConfig):
     n_steps: int = 5
     gae_lambda: float = 1.0
     num_envs: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise ConfigError(f"agent.gae_lambda must be in [0, 1], got {self.gae_lambda}")
 
 
 @dataclass

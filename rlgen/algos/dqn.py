@@ -28,6 +28,7 @@ from rlgen.algos.online import OnlineAgent, VectorCollector, linear_schedule
 from rlgen.data import Episodes, ReplayBuffer, Transitions
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
+from rlgen.train.config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,15 @@ class DQNConfig:
     loss: Literal["huber", "mse"] = "huber"
     grad_clip: float | None = 10.0
     num_envs: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ConfigError(f"agent.lr must be > 0, got {self.lr}")
+        for name in ("gamma", "epsilon_start", "epsilon_end"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"agent.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"agent.tau must be in (0, 1], got {self.tau}")
 
 
 class QNetwork(nn.Module):
