@@ -359,3 +359,20 @@ def test_rlgen_eval_and_generative_resume_name_the_other_kind_of_run(capsys, tmp
     (agent / "config.yaml").write_text("recipe: bc-dlml\nalgo: bc\ntask: hopper\n")
     assert main(["generative", "train", "--resume", str(agent)]) == 2
     assert f"resume it with `rlgen train --resume {agent}`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kind", "override", "message"),
+    [
+        ("image", "model.temperature=0", "model.temperature must be > 0, got 0"),
+        ("image", "model.test_fraction=1.5", r"model.test_fraction must be in \(0, 1\)"),
+        ("image", "model.kernel=4", "model.kernel must be odd"),
+        ("image", "model.samples=0", "model.samples must be >= 1, got 0"),
+        ("audio", "model.num_levels=1", "model.num_levels must be >= 2, got 1"),
+        ("audio", "model.dilations=[]", "model.dilations must be a non-empty list"),
+        ("audio", "model.lr=-1", "model.lr must be > 0, got -1"),
+    ],
+)
+def test_out_of_range_model_settings_fail_before_any_training(kind: str, override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):  # e.g. a temperature of 0 would only fail when sampling
+        load_generative_recipe(kind).with_overrides([override])

@@ -13,6 +13,7 @@ from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import write_wav
 from rlgen.generative.models import AudioModel
 from rlgen.generative.speech import TEST_SENTENCES, Transform, dequantize, load_speech, quantize
+from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class AudioConfig:
     eval_span: int = 4096
     sample_seconds: float = 1.0
     temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "model", 1, "channels", "skip_channels", "kernel", "features", "sample_rate", "speed",
+                         "test_sentences", "window", "eval_span")  # fmt: skip
+        require_at_least(self, "model", 2, "num_levels")
+        require_positive(self, "model", "lr", "grad_clip", "sample_seconds", "temperature")
+        if not self.dilations or min(self.dilations) < 1:
+            raise ConfigError(f"model.dilations must be a non-empty list of integers >= 1, got {self.dilations}")
 
 
 class AudioCrops:

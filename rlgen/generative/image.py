@@ -13,6 +13,7 @@ from rlgen.generative.digits import NUM_LEVELS, SHAPE, load_digit_levels
 from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import image_grid, write_png
 from rlgen.generative.models import ImageModel
+from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,14 @@ class ImageConfig:
     split_seed: int = 0
     samples: int = 64
     temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        require_at_least(self, "model", 1, "channels", "layers", "kernel", "features", "samples")
+        require_positive(self, "model", "lr", "grad_clip", "temperature")
+        if self.kernel % 2 == 0:
+            raise ConfigError(f"model.kernel must be odd (a centred masked kernel), got {self.kernel}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"model.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 class ImageBatches:

@@ -58,12 +58,26 @@ class TrainConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "log_every", "eval_episodes", "eval_envs", "checkpoint_every",
-                     "keep_checkpoints", "threads"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise ConfigError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, "train", 1, "steps", "batch_size", "log_every", "eval_episodes", "eval_envs",
+                         "checkpoint_every", "keep_checkpoints", "threads")  # fmt: skip
         if self.eval_every < 0:
             raise ConfigError(f"train.eval_every must be >= 0 (0: evaluate only at the end), got {self.eval_every}")
+
+
+def require_at_least(config: Any, where: str, minimum: float, *names: str) -> None:
+    """Raise ``ConfigError`` naming ``<where>.<name>`` for the first field of ``config`` below ``minimum``."""
+    for name in names:
+        value = getattr(config, name)
+        if not value >= minimum:
+            raise ConfigError(f"{_join(where, name)} must be >= {minimum}, got {value}")
+
+
+def require_positive(config: Any, where: str, *names: str) -> None:
+    """Raise ``ConfigError`` naming ``<where>.<name>`` for the first field of ``config`` that is not > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ConfigError(f"{_join(where, name)} must be > 0, got {value}")
 
 
 def build(cls: type[T], raw: Mapping[str, Any] | None, where: str = "") -> T:
