@@ -28,7 +28,7 @@ from rlgen.algos.online import OnlineAgent, VectorCollector, linear_schedule
 from rlgen.data import Episodes, ReplayBuffer, Transitions
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
-from rlgen.train.config import ConfigError
+from rlgen.train.config import ConfigError, require_positive
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,7 @@ class DQNConfig:
     num_envs: int = 1
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ConfigError(f"agent.lr must be > 0, got {self.lr}")
+        require_positive(self, "agent", "lr")
         for name in ("gamma", "epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"agent.{name} must be in [0, 1], got {getattr(self, name)}")

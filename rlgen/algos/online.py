@@ -31,7 +31,7 @@ from rlgen.heads import BoxDistribution, CategoricalHead, check_head_kind, make_
 from rlgen.nets import MLP, orthogonal_init_
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
-from rlgen.train.config import ConfigError
+from rlgen.train.config import ConfigError, require_positive
 
 #: how many finished training episodes the logged ``episode_return`` averages over
 RETURN_WINDOW = 20
@@ -306,8 +306,7 @@ class PolicyGradientConfig:
     ortho_init: bool = True
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ConfigError(f"agent.lr must be > 0, got {self.lr}")
+        require_positive(self, "agent", "lr")
         if not 0.0 <= self.gamma <= 1.0:
             raise ConfigError(f"agent.gamma must be in [0, 1], got {self.gamma}")
 
