@@ -16,6 +16,7 @@ from rlgen.generative.levels import bits_per_dim, level_head, level_log_mass, le
 from rlgen.generative.models import AudioModel, ImageModel, LevelModel
 from rlgen.generative.runs import (
     GenerativeRecipe,
+    GenerativeTrainConfig,
     LevelLearner,
     list_generative_recipes,
     load_generative_recipe,
@@ -28,6 +29,7 @@ __all__ = [
     "AudioModel",
     "AudioTask",
     "GenerativeRecipe",
+    "GenerativeTrainConfig",
     "ImageConfig",
     "ImageModel",
     "ImageTask",
