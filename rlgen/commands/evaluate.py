@@ -40,8 +40,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    run_path = RunDir(args.run_dir).path
     # The default results.json is rlgen's own output in the run folder: a new evaluation replaces it.
-    out, force = (args.out, args.force) if args.out is not None else (RunDir(args.run_dir).path / "results.json", True)
+    out, force = (args.out, args.force) if args.out is not None else (run_path / "results.json", True)
     agent, task, config, step = load_agent(args.run_dir, args.checkpoint, args.device)
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")
     if args.video:
-        video = record_video(agent.eval_policy(), task, RunDir(args.run_dir).path / "episode.mp4", seed)
+        video = record_video(agent.eval_policy(), task, run_path / "episode.mp4", seed)
         if video is not None:
             print(f"video written to {video}")
     return 0
