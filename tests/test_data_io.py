@@ -354,12 +354,12 @@ def test_existing_datasets_are_not_overwritten_without_force(tmp_path):
 
 def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     episodes = read_d4rl(write_d4rl_file(tmp_path / "x.hdf5"))
-    from minari.dataset._storages import hdf5_storage
+    from rlgen.data import minari_io
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(hdf5_storage, "_add_episode_to_group", explode)
+    monkeypatch.setattr(minari_io, "_write_episodes", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         write_minari(episodes, "test/t/broken-v0")
     root = Path(os.environ["MINARI_DATASETS_PATH"])
@@ -374,14 +374,13 @@ def test_killed_write_leaves_no_dataset(tmp_path):
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from minari.dataset._storages import hdf5_storage
-        from rlgen.data import read_d4rl, write_minari
-        original = hdf5_storage._add_episode_to_group
+        from rlgen.data import minari_io, read_d4rl, write_minari
+        original = minari_io._write_rows
         def slow(*args, **kwargs):
             original(*args, **kwargs)
             Path({str(marker)!r}).touch()
             time.sleep(60)
-        hdf5_storage._add_episode_to_group = slow
+        minari_io._write_rows = slow
         write_minari(read_d4rl({str(write_d4rl_file(tmp_path / "x.hdf5"))!r}), "test/t/killed-v0")
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy())

@@ -1,23 +1,65 @@
 """Atomic writes: build the output at a hidden temporary path next to the target, rename it on success.
 
 A killed or failing write therefore leaves either the previous dataset or nothing, never half a dataset, and an
-existing target is only replaced when the caller passes ``force=True``.
+existing target is only replaced when the caller passes ``force=True``. A write that runs out of space raises
+``OSError(ENOSPC)`` naming the target; the staging folders a killed write left behind are removed by the next
+write of the same target.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # full disk, quota, file size limit
+_LOCK = ".lock"  # held (flock) inside a staging folder while its write runs
+_UNLOCKED_GRACE_S = 60.0  # a staging folder without a lock file this old was left by a killed write
+
 
 def check_writable(target: Path, force: bool) -> None:
-    """Raise ``FileExistsError`` if ``target`` exists and ``force`` is false."""
+    """Raise ``FileExistsError`` if ``target`` exists and ``force`` is false, or if it is a symbolic link."""
+    if target.is_symlink():
+        # Replacing the link could delete or shadow what it points to: the user decides what to remove.
+        raise FileExistsError(
+            f"{target} is a symbolic link (to {os.readlink(target)}); rlgen does not overwrite links, "
+            f"even with --force: remove the link or write elsewhere"
+        )
     if target.exists() and not force:
         raise FileExistsError(f"{target} already exists; pass force=True (--force) to overwrite it")
+
+
+def no_space_error(target: str | os.PathLike[str], cause: OSError | None = None) -> OSError:
+    """The ``OSError(ENOSPC)`` rlgen raises when ``target`` cannot be written for lack of space."""
+    detail = f" ({cause.strerror})" if cause is not None and cause.strerror else ""
+    return OSError(errno.ENOSPC, f"no space left on {target}{detail}", str(target))
+
+
+def check_free_space(target: str | os.PathLike[str], nbytes: int) -> None:
+    """Raise ``OSError(ENOSPC)`` unless the filesystem that will hold ``target`` has ``nbytes`` free."""
+    folder = Path(target).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < nbytes:
+        raise OSError(
+            errno.ENOSPC,
+            f"no space left on {target}: the write needs about {nbytes / 1e6:,.0f} MB and {folder} has "
+            f"{free / 1e6:,.0f} MB free",
+            str(target),
+        )
+
+
+def dataset_bytes(steps: int, obs_dim: int, act_dim: int) -> int:
+    """Bytes a dataset of ``steps`` float32 rows needs on disk (observations twice, with a 10% margin)."""
+    per_step = 4 * (2 * obs_dim + act_dim + 1) + 2  # observations, next/final observations, actions, reward, flags
+    return int(steps * per_step * 1.1)
 
 
 @contextmanager
@@ -27,25 +69,65 @@ def atomic_path(target: str | os.PathLike[str], *, force: bool = False, inner: s
     The path lies in a hidden temporary folder next to the target (same filesystem, so the final rename is
     atomic; Minari and ``ls`` skip hidden folders); the folder is removed whatever happens. ``inner`` places
     the output deeper inside that folder (default: the target's name), for writers that build their own
-    path from a root, such as Minari's ``<root>/<dataset_id>``.
+    path from a root, such as Minari's ``<root>/<dataset_id>``. An ``OSError`` for lack of space becomes
+    :func:`no_space_error` of ``target``.
     """
     target = Path(target)
     check_writable(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work = tmp / (inner or target.name)
     try:
-        yield work
-        if not work.exists():
-            raise FileNotFoundError(f"the write to {target} produced no output at {work}")
-        _replace(work, target, force)
+        with open(tmp / _LOCK, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies: marks the folder stale
+            try:
+                yield work
+                if not work.exists():
+                    raise FileNotFoundError(f"the write to {target} produced no output at {work}")
+                _replace(work, target, force)
+            except OSError as e:
+                if e.errno in NO_SPACE:
+                    raise no_space_error(target, e) from e
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_stale_staging(target: Path) -> None:
+    """Remove the staging (``.<name>.*.tmp``) and trash (``.<name>.*.old``) folders of ``target`` that no running
+    write holds."""
+    prefix = f".{target.name}."
+    for folder in target.parent.iterdir():
+        if not (folder.name.startswith(prefix) and folder.suffix in (".tmp", ".old") and folder.is_dir()):
+            continue
+        if folder.suffix == ".tmp" and _held(folder):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _held(staging: Path) -> bool:
+    """Whether a running write holds ``staging`` (a folder made a moment ago may not have its lock file yet)."""
+    try:
+        lock = open(staging / _LOCK)  # noqa: SIM115 - closed below; closing it drops the probe's lock
+    except FileNotFoundError:
+        try:
+            return time.time() - staging.stat().st_mtime < _UNLOCKED_GRACE_S
+        except FileNotFoundError:
+            return False  # removed meanwhile
+    except OSError:
+        return True  # unreadable: not ours to judge
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        return False
+
+
 def _replace(source: Path, target: Path, force: bool) -> None:
     check_writable(target, force)  # again: another process may have written the target meanwhile
-    if target.is_dir() and not target.is_symlink():
+    if target.is_dir():
         # Folders cannot be swapped by one rename: move the old one aside first, delete it after.
         trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.replace(target, trash / target.name)

@@ -21,7 +21,7 @@ import numpy as np
 from rlgen.data.atomic import atomic_path
 from rlgen.data.episodes import Episodes, check_finite, episode_ends_from_flags
 from rlgen.data.errors import DatasetError
-from rlgen.data.hdf5 import flatten, open_hdf5, read_dataset, read_tree, unflatten, write_tree
+from rlgen.data.hdf5 import flatten, open_hdf5, read_dataset, read_tree, unflatten, write_hdf5, write_tree
 
 STEP_KEYS = {
     "observations": "(N, obs_dim) observations",
@@ -106,7 +106,8 @@ def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool 
     ``final_infos`` (dropped) or for an episode end with neither flag nor ``next_observations`` (merged).
     """
     path = Path(path)
-    with atomic_path(path, force=force) as tmp, h5py.File(tmp, "w") as f:
+
+    def build(f: h5py.File) -> None:
         f.create_dataset("observations", data=episodes.observations)
         f.create_dataset("actions", data=episodes.actions)
         f.create_dataset("rewards", data=episodes.rewards)
@@ -118,4 +119,7 @@ def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool 
             write_tree(f.create_group("infos"), unflatten(episodes.infos))
         if episodes.metadata:
             write_tree(f.create_group("metadata"), episodes.metadata)
+
+    with atomic_path(path, force=force) as tmp:
+        write_hdf5(tmp, build)
     return path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,22 @@ def open_hdf5(path: str | os.PathLike[str], **kwargs: Any) -> Iterator[h5py.File
         raise DatasetError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {e}") from e
     with file:
         yield file
+
+
+def write_hdf5(path: str | os.PathLike[str], build: Callable[[h5py.File], None], **kwargs: Any) -> None:
+    """Create the HDF5 file ``path``: ``build(file)`` fills it in memory, then one plain write puts it on disk.
+
+    HDF5 defers writes to caches that it flushes when objects close; on a full disk those flushes fail inside
+    h5py's finalisers, which swallow the error and leave half-closed objects that crash the process when the
+    file closes. Writing the finished image with Python turns a full disk into an ``OSError``.
+    """
+    # A unique name per file: HDF5 refuses to open a second in-memory file of the same name.
+    with h5py.File(f"rlgen-{id(build)}-{path}", "w", driver="core", backing_store=False, **kwargs) as f:
+        build(f)
+        f.flush()
+        image = f.id.get_file_image()
+    with open(path, "xb") as out:
+        out.write(image)
 
 
 def read_dataset(group: h5py.Group, key: str, source: str | os.PathLike[str], expected: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Minari datasets through the ``minari`` package: write with ``create_dataset_from_buffers``, read with its API.
+"""Minari datasets: written in Minari's layout (``metadata.json`` by ``minari``), read with ``minari``'s API.
 
 A Minari episode stores ``N + 1`` observations (the last one is the final observation), ``N`` actions, rewards,
 terminations and truncations, and ``infos`` with ``N`` or ``N + 1`` rows. rlgen maps terminations to
@@ -22,13 +22,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import gymnasium as gym
+import h5py
 import numpy as np
 
 from rlgen.data.atomic import atomic_path, check_writable
 from rlgen.data.codec import from_json, to_json
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
-from rlgen.data.hdf5 import flatten, unflatten
+from rlgen.data.hdf5 import flatten, unflatten, write_hdf5
 
 ROOT_VAR = "MINARI_DATASETS_PATH"
 RLGEN_KEY = "rlgen"  # metadata.json entry holding rlgen's own metadata
@@ -94,7 +95,6 @@ def write_minari(
     :return: the dataset folder.
     """
     import minari
-    from minari.data_collector import EpisodeBuffer
 
     root = store_root(root)
     target = dataset_dir(dataset_id, root)
@@ -108,28 +108,11 @@ def write_minari(
             env_obj.close()  # only its spec and spaces are needed
     ref_min = ref_min_score if ref_min_score is not None else meta.get("ref_min_score")
     ref_max = ref_max_score if ref_max_score is not None else meta.get("ref_max_score")
-    final_known = episodes.final_observations is not None
-    finals = episodes.final_observations if final_known else episodes.observations[episodes.episode_ends - 1]
-    buffers = []
-    for j, (start, end) in enumerate(zip(episodes.episode_starts, episodes.episode_ends, strict=True)):
-        infos = {k: v[start:end] for k, v in episodes.infos.items()}
-        for k, v in episodes.final_infos.items():
-            infos[k] = np.concatenate([infos[k], v[j : j + 1]])
-        buffers.append(
-            EpisodeBuffer(
-                observations=np.concatenate([episodes.observations[start:end], finals[j : j + 1]]),
-                actions=episodes.actions[start:end],
-                rewards=episodes.rewards[start:end],
-                terminations=episodes.terminals[start:end],
-                truncations=episodes.timeouts[start:end],
-                infos=unflatten(infos),
-            )
-        )
     extra: dict[str, Any] = {
         RLGEN_KEY: {
             "format_version": FORMAT_VERSION,
             # Without a known final observation the last one is repeated to fill Minari's N + 1 rows.
-            "final_observations_known": final_known,
+            "final_observations_known": episodes.final_observations is not None,
             "metadata": to_json(dict(meta)),
         }
     }
@@ -141,18 +124,61 @@ def write_minari(
         with _root(staging), warnings.catch_warnings():
             # minari nags about unset authorship fields; rlgen records its provenance in the metadata instead.
             warnings.filterwarnings("ignore", message=r".*(is set to None|env_spec is None).*", category=UserWarning)
+            # minari writes metadata.json and an empty main_data.hdf5, which rlgen then writes in full.
             dataset = minari.create_dataset_from_buffers(
                 dataset_id,
-                buffers,
+                [],
                 env=env_obj,
                 observation_space=obs_space,
                 action_space=act_space,
                 algorithm_name=_optional_str(meta.get("algorithm_name")),
                 description=_optional_str(meta.get("description")),
             )
-            dataset.storage.update_metadata(extra)
+        main_data = work / "data" / "main_data.hdf5"
+        main_data.unlink()
+        write_hdf5(main_data, lambda f: _write_episodes(f, episodes), track_order=True)
+        totals = {"total_steps": episodes.num_steps, "total_episodes": episodes.num_episodes}
+        dataset.storage.update_metadata({**totals, **extra, "dataset_size": dataset.storage.get_size()})
         _create_namespaces(root, dataset_id)
     return target
+
+
+def _write_episodes(f: h5py.File, episodes: Episodes) -> None:
+    """Minari's ``main_data.hdf5`` layout: one group ``episode_<j>`` per episode, as ``minari`` writes it."""
+    final_known = episodes.final_observations is not None
+    finals = episodes.final_observations if final_known else episodes.observations[episodes.episode_ends - 1]
+    for j, (start, end) in enumerate(zip(episodes.episode_starts, episodes.episode_ends, strict=True)):
+        group = f.create_group(f"episode_{j}")
+        group.attrs["id"] = j
+        group.attrs["total_steps"] = end - start
+        steps = {
+            "observations": np.concatenate([episodes.observations[start:end], finals[j : j + 1]]),
+            "actions": episodes.actions[start:end],
+            "rewards": episodes.rewards[start:end],
+            "terminations": episodes.terminals[start:end],
+            "truncations": episodes.timeouts[start:end],
+        }
+        for key, array in steps.items():
+            _write_rows(group, key, array)
+        infos = {k: v[start:end] for k, v in episodes.infos.items()}
+        for k, v in episodes.final_infos.items():
+            infos[k] = np.concatenate([infos[k], v[j : j + 1]])
+        _write_info_tree(group.create_group("infos"), unflatten(infos))
+
+
+def _write_info_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            _write_info_tree(group.create_group(key), value)
+        else:
+            _write_rows(group, key, value)
+
+
+def _write_rows(group: h5py.Group, key: str, array: np.ndarray) -> None:
+    # minari stores strings as UTF-8 and every array resizable along its rows.
+    text = array.dtype.kind == "U" or (array.dtype.hasobject and all(isinstance(v, str) for v in array.flat))
+    dtype = h5py.string_dtype("utf-8") if text else None
+    group.create_dataset(key, data=array, dtype=dtype, chunks=True, maxshape=(None, *array.shape[1:]))
 
 
 def _create_namespaces(root: Path, dataset_id: str) -> None:
