@@ -205,6 +205,12 @@ def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:
 
     ``allow_untrained``: see :func:`load_task_file`.
     """
+    if not name or name in (".", "..") or any(sep in name for sep in ("/", "\\", os.sep)):
+        # A name read from a dataset's metadata is joined into a path: it must stay inside the recipes folder.
+        raise ValueError(
+            f"task name {name!r} is not a plain name (no path separators or '..'); valid tasks: "
+            f"{', '.join(list_tasks()) or '(none)'}"
+        )
     path = recipes_root() / name / TASK_FILE
     if not path.is_file():
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks()) or '(none)'}")

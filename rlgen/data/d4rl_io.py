@@ -48,6 +48,9 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
                 continue
             arrays[key] = read_dataset(f, key, path, expected)
         next_obs = read_dataset(f, "next_observations", path, "(N, obs_dim)") if "next_observations" in f else None
+        for key in ("infos", "metadata"):
+            if key in f and not isinstance(f[key], h5py.Group):
+                raise DatasetError(f"{path}: key '{key}' is a dataset; expected a group of {key} arrays")
         infos = flatten(read_tree(f["infos"], path)) if "infos" in f else {}
         metadata = read_tree(f["metadata"], path) if "metadata" in f else {}
         ignored = sorted(set(f.keys()) - set(STEP_KEYS) - set(OPTIONAL_KEYS))

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 import rlgen
 from rlgen.behavior import BehaviorPolicy
-from rlgen.data.atomic import check_writable
+from rlgen.data.atomic import check_free_space, check_writable, dataset_bytes
 from rlgen.data.d4rl_io import write_d4rl
 from rlgen.data.episodes import Episodes
 from rlgen.data.minari_io import dataset_dir, write_minari
@@ -115,6 +115,7 @@ def make_dataset(
     path = output_path(task, level, fmt, out)
     check_writable(path, force)  # fail before spending minutes on rollouts
     steps = default_steps(level) if steps is None else steps
+    check_free_space(path, dataset_bytes(steps, task.obs_dim, task.act_dim))
     episodes = generate(task, level, steps=steps, seed=seed, num_envs=num_envs, progress=progress)
     if fmt == "minari":
         dataset_id = rlgen_minari_id(task.name, level)

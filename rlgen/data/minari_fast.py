@@ -10,6 +10,7 @@ through h5py's low-level API, and every episode is read straight into preallocat
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -30,21 +31,23 @@ def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
     meta = read_metadata(data_path)
     check_spaces(data_path, meta)
     file = data_path / "main_data.hdf5"
-    num_episodes, num_steps = int(meta.get("total_episodes", 0)), int(meta.get("total_steps", 0))
+    num_episodes, num_steps = meta.get("total_episodes", 0), meta.get("total_steps", 0)  # checked counts
     # core driver: one read of the whole file; rdcc 0: no chunk cache to allocate for each dataset opened.
     with open_hdf5(file, driver="core", backing_store=False, rdcc_nbytes=0, rdcc_nslots=1) as f:
-        reader = _EpisodeReader(f.id, str(file))
-        arrays = reader.allocate(num_episodes, num_steps)
-        lengths: list[int] = []
+        reader = _EpisodeReader(f.id, str(file), num_episodes)
+        # Every episode is opened (and its length read) before anything is allocated from metadata.json's counts.
+        opened = [reader.open_episode(j) for j in range(num_episodes)]
+        lengths = [n for n, _ in opened]
+        if sum(lengths) != num_steps:
+            raise DatasetError(
+                f"{file}: episodes hold {sum(lengths)} steps; metadata.json says total_steps={num_steps}"
+            )
+        arrays = reader.allocate(num_steps)
         infos: list[dict[str, np.ndarray]] = []
         offset = 0
-        for j in range(num_episodes):
-            n, episode_infos = reader.read_episode(j, offset, arrays)
-            lengths.append(n)
-            infos.append(episode_infos)
+        for j, (n, episode) in enumerate(opened):
+            infos.append(reader.read_episode(j, episode, offset, arrays))
             offset += n
-        if offset != num_steps:
-            raise DatasetError(f"{file}: episodes hold {offset} steps; metadata.json says total_steps={num_steps}")
     source = str(data_path.parent)
     step_infos, final_infos = split_infos(source, infos, lengths)
     ends = np.cumsum(lengths, dtype=np.int64)
@@ -62,12 +65,23 @@ def _read_infos(group: h5py.Group, file: object, prefix: str = "") -> dict[str, 
     return out
 
 
+@dataclass(frozen=True)
+class _Episode:
+    """An opened episode: its group, the datasets of ``_STEP_KEYS`` and its observations."""
+
+    group: h5g.GroupID
+    steps: list[h5d.DatasetID]
+    observations: h5d.DatasetID
+
+
 class _EpisodeReader:
     """Reads ``episode_<j>`` into slices of flat arrays through h5py's low-level API, checking shapes and dtypes."""
 
-    def __init__(self, fid: h5g.GroupID, file: str) -> None:
+    def __init__(self, fid: h5g.GroupID, file: str, num_episodes: int) -> None:
         self.fid, self.file = fid, file
-        self.num_episodes = 0  # metadata.json's total_episodes, set by allocate
+        self.num_episodes = num_episodes  # metadata.json's total_episodes
+        if num_episodes == 0:
+            raise DatasetError(f"{file}: the dataset has no episodes (metadata.json says total_episodes=0)")
 
     def _group(self, j: int) -> h5g.GroupID:
         name = b"episode_%d" % j
@@ -89,43 +103,44 @@ class _EpisodeReader:
             return DatasetError(f"{self.file}: missing key '{key}'{listed}")
         return DatasetError(f"{self.file}: key '{key}' cannot be opened as a {kind}: {e}")
 
-    def allocate(self, num_episodes: int, num_steps: int) -> dict[str, np.ndarray]:
+    def open_episode(self, j: int) -> tuple[int, _Episode]:
+        """Open episode ``j``'s group and datasets; returns its length (its number of rewards) and them."""
+        group = self._group(j)
+        steps = [self._open(group, j, key) for key in _STEP_KEYS]
+        n = steps[0].shape[0] if steps[0].shape else 0
+        return n, _Episode(group, steps, self._open(group, j, b"observations"))
+
+    def allocate(self, num_steps: int) -> dict[str, np.ndarray]:
         """Flat arrays shaped and typed like episode 0's datasets (observations become float32)."""
-        if num_episodes == 0:
-            raise DatasetError(f"{self.file}: the dataset has no episodes")
-        self.num_episodes = num_episodes
-        group = self._group(0)
-        obs = self._open(group, 0, b"observations")
+        episode = self.open_episode(0)[1]
+        obs = episode.observations
         self._obs_dtype = obs.dtype
         out = {
             "observations": np.empty((num_steps, *obs.shape[1:]), dtype=np.float32),
-            "final_observations": np.empty((num_episodes, *obs.shape[1:]), dtype=np.float32),
+            "final_observations": np.empty((self.num_episodes, *obs.shape[1:]), dtype=np.float32),
         }
-        for key, name in zip(_STEP_KEYS, _NAMES, strict=True):
-            ds = self._open(group, 0, key)
+        for ds, name in zip(episode.steps, _NAMES, strict=True):
             out[name] = np.empty((num_steps, *ds.shape[1:]), dtype=ds.dtype)
         # Memory types built once: letting h5py derive one from the array on every read costs ~4x the read.
         self._mtypes = {dtype: h5t.py_create(dtype) for dtype in {a.dtype for a in out.values()} | {obs.dtype}}
         return out
 
-    def read_episode(self, j: int, offset: int, out: dict[str, np.ndarray]) -> tuple[int, dict[str, np.ndarray]]:
-        """Read episode ``j`` into ``out[...][offset:offset + n]``; returns its length ``n`` and its infos."""
-        group = self._group(j)
-        datasets = [self._open(group, j, key) for key in _STEP_KEYS]
-        n = datasets[0].shape[0] if datasets[0].shape else 0
-        if offset + n > len(out["actions"]):
-            raise DatasetError(f"{self.file}: episodes hold more steps than metadata.json's total_steps")
-        for key, ds, name in zip(_STEP_KEYS, datasets, _NAMES, strict=True):
+    def read_episode(self, j: int, episode: _Episode, offset: int, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Read episode ``j`` into ``out[...][offset:offset + n]``; returns its infos."""
+        n = episode.steps[0].shape[0] if episode.steps[0].shape else 0
+        for key, ds, name in zip(_STEP_KEYS, episode.steps, _NAMES, strict=True):
             self._read(j, key, ds, out[name][offset : offset + n])
         buffer = np.empty((n + 1, *out["observations"].shape[1:]), dtype=self._obs_dtype)
-        self._read(j, b"observations", self._open(group, j, b"observations"), buffer)
+        self._read(j, b"observations", episode.observations, buffer)
         # numpy, not HDF5, does the float64 -> float32 cast, so the bits match the reference reader's.
         out["observations"][offset : offset + n] = buffer[:n]
         out["final_observations"][j] = buffer[n]
-        infos = {}
-        if b"infos" in group and h5g.open(group, b"infos").get_num_objs():  # minari writes empty ones too
-            infos = _read_infos(h5py.Group(h5g.open(group, b"infos")), self.file)
-        return n, infos
+        if b"infos" not in episode.group:
+            return {}
+        infos = h5py.Group(episode.group).get("infos")
+        if not isinstance(infos, h5py.Group):
+            raise DatasetError(f"{self.file}: key 'episode_{j}/infos' is a dataset; expected a group of info arrays")
+        return _read_infos(infos, self.file) if len(infos) else {}  # minari writes empty ones too
 
     def _read(self, j: int, key: bytes, ds: h5d.DatasetID, out: np.ndarray) -> None:
         # Shapes are checked (a mismatch would overrun ``out``); dtypes are not, which halves the per-dataset

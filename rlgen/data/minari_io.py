@@ -284,12 +284,31 @@ def resolve_data_path(dataset: str | os.PathLike[str]) -> Path:
 
 
 def read_metadata(data_path: Path) -> dict[str, Any]:
-    """``metadata.json`` of a Minari ``data`` folder."""
+    """``metadata.json`` of a Minari ``data`` folder, with every field rlgen reads checked for its type."""
     file = data_path / "metadata.json"
     try:
-        return json.loads(file.read_text())
+        meta = json.loads(file.read_text())
     except (OSError, ValueError) as e:
         raise DatasetError(f"{file}: not a readable Minari metadata file: {e}") from e
+    if not isinstance(meta, dict):
+        raise DatasetError(f"{file}: expected a JSON object of dataset metadata; found a {type(meta).__name__}")
+    for key in ("total_episodes", "total_steps"):
+        value = meta.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise DatasetError(f"{file}: key '{key}' is {value!r}; expected a count (an integer >= 0)")
+    for key in ("ref_min_score", "ref_max_score"):
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise DatasetError(f"{file}: key '{key}' is {value!r}; expected a number")
+    block = meta.get(RLGEN_KEY)
+    if block is not None:
+        if not isinstance(block, dict):
+            raise DatasetError(f"{file}: key '{RLGEN_KEY}' is {block!r}; expected an object written by rlgen")
+        if not isinstance(block.get("metadata", {}), dict):
+            raise DatasetError(f"{file}: key '{RLGEN_KEY}.metadata' is {block['metadata']!r}; expected an object")
+        if not isinstance(block.get("final_observations_known", True), bool):
+            raise DatasetError(f"{file}: key '{RLGEN_KEY}.final_observations_known' is not true or false")
+    return meta
 
 
 def check_spaces(data_path: Path, meta: Mapping[str, Any]) -> None:
@@ -301,7 +320,13 @@ def check_spaces(data_path: Path, meta: Mapping[str, Any]) -> None:
     for key, allowed in allowed_spaces.items():
         if key not in meta:
             continue  # old datasets: the spaces come from the env spec; the arrays are checked when read
-        space = deserialize_space(meta[key])
+        try:
+            space = deserialize_space(meta[key])
+        except Exception as e:  # minari raises whatever its parser meets (KeyError, TypeError, JSONDecodeError, ...)
+            raise DatasetError(
+                f"{data_path / 'metadata.json'}: key '{key}' is not a serialised gymnasium space: "
+                f"{type(e).__name__}: {e}"
+            ) from e
         if not isinstance(space, allowed):
             raise DatasetError(
                 f"{data_path / 'metadata.json'}: '{key}' is {space}; rlgen reads "
@@ -341,9 +366,12 @@ def split_infos(
 
 def assemble(source: str, meta: Mapping[str, Any], **arrays: Any) -> Episodes:
     """Build :class:`Episodes` from concatenated Minari arrays and the dataset's ``metadata.json``."""
-    block = meta.get(RLGEN_KEY)
+    block = meta.get(RLGEN_KEY)  # its types are checked by read_metadata
     if block is not None:
-        metadata = from_json(block.get("metadata", {}))
+        try:
+            metadata = from_json(block.get("metadata", {}))
+        except (KeyError, TypeError, ValueError) as e:  # a tagged array whose bytes, dtype and shape disagree
+            raise DatasetError(f"{source}: key '{RLGEN_KEY}.metadata' in metadata.json does not decode: {e}") from e
         if not block.get("final_observations_known", True):
             arrays["final_observations"] = None
     else:  # a dataset written by other tools: keep what rlgen uses

@@ -21,6 +21,7 @@ from pathlib import Path
 from rlgen.data.cache import cached
 from rlgen.data.d4rl_io import read_d4rl
 from rlgen.data.episodes import Episodes
+from rlgen.data.errors import DatasetError
 from rlgen.data.minari_fast import read_minari_hdf5
 from rlgen.data.minari_io import minari_root, resolve_data_path
 from rlgen.data.npz_io import read_npz
@@ -111,6 +112,8 @@ def load_dataset(
         episodes = cached(where.path, files, lambda: read_minari_hdf5(where.path))
     else:
         episodes = read_minari_hdf5(where.path)
+    if episodes.num_steps == 0:
+        raise DatasetError(f"{where.path}: the dataset holds no steps; nothing to train on or summarise")
     episodes.check_shapes(observation_shape, action_shape, expected_by=expected_by)
     return episodes
 

@@ -14,6 +14,7 @@ Restoring all of it makes a resumed run continue bit for bit like one that was n
 
 from __future__ import annotations
 
+import io
 import random
 import re
 from pathlib import Path
@@ -73,8 +74,12 @@ def restore_rng(state: dict[str, Any], generator: np.random.Generator) -> None:
 def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` (plus ``step``) to ``folder/step_<step>.pt`` atomically; keep only the ``keep`` newest."""
     path = checkpoint_path(folder, step)
+    # Serialised in memory, written with one plain write: torch.save straight to a full disk fails with
+    # "RuntimeError: unexpected pos", which atomic_path could not tell from a bug.
+    buffer = io.BytesIO()
+    torch.save({"step": step, **payload}, buffer)
     with atomic_path(path, force=True) as tmp:
-        torch.save({"step": step, **payload}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     for _, old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -1,0 +1,355 @@
+"""Faults end in one clear line and leave nothing behind: the CLI's error boundary, malformed dataset files, full
+disks (simulated with RLIMIT_FSIZE in a subprocess, so writes fail with EFBIG as on a full disk), killed writes,
+symlinks and task names read from data. Each case is a row of benchmarks/reliability.md."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from rlgen.cli import main
+from rlgen.data import Episodes, list_local_datasets, load_dataset, write_d4rl, write_minari
+from rlgen.data.atomic import atomic_path
+from rlgen.data.cache import cache_dir
+from rlgen.data.minari_io import minari_root
+from rlgen.data.store import d4rl_root
+from rlgen.tasks import load_task
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_episodes(n: int = 40, **metadata) -> Episodes:
+    rng = np.random.default_rng(0)
+    ends = np.array([n // 2, n])
+    return Episodes(
+        observations=rng.normal(size=(n, 3)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.isin(np.arange(n), ends - 1),
+        episode_ends=ends,
+        final_observations=rng.normal(size=(2, 3)).astype(np.float32),
+        metadata=metadata,
+    )
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def hidden_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if p.name != ".lock"] if root.exists() else []
+
+
+def run_limited(code: str, limit: int, cwd: Path) -> subprocess.CompletedProcess:
+    """Run python ``code`` with files capped at ``limit`` bytes: writes beyond fail with EFBIG, like a full disk."""
+
+    def cap() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, preexec_fn=cap, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ the CLI boundary
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/runs/x"), 1, "permission denied: /runs/x"),
+        (OSError(errno.ENOSPC, "No space left on device", "/data/x.hdf5"), 1, "no space left on /data/x.hdf5"),
+        (OSError(errno.EIO, "Input/output error", "/data/x.hdf5"), 1, "Input/output error: /data/x.hdf5"),
+        (RuntimeError("CUDA out of memory"), 1, "CUDA out of memory"),
+        (ValueError("x.yaml: key 'a' must be > 0"), 2, "x.yaml: key 'a' must be > 0"),
+        (KeyError("unknown task 'nope'"), 2, "unknown task 'nope'"),
+        (FileExistsError("x exists; pass --force"), 2, "x exists; pass --force"),
+        (TypeError("bad operand"), 1, "TypeError: bad operand (an rlgen bug? rerun with --debug for the traceback)"),
+    ],
+)
+def test_every_error_is_one_line_with_its_exit_status(monkeypatch, capsys, error, status, message) -> None:
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("rlgen.commands.data.run_list", fail)
+    assert main(["data", "list"]) == status
+    assert error_line(capsys) == f"rlgen data: error: {message}"
+
+
+def test_interrupt_is_one_line_and_130(monkeypatch, capsys) -> None:
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rlgen.commands.data.run_list", interrupt)
+    assert main(["data", "list"]) == 130
+    assert error_line(capsys) == "rlgen data: interrupted"
+
+
+def test_debug_shows_the_traceback(monkeypatch) -> None:
+    def fail(args):
+        raise PermissionError(errno.EACCES, "Permission denied", "/runs/x")
+
+    monkeypatch.setattr("rlgen.commands.data.run_list", fail)
+    with pytest.raises(PermissionError):
+        main(["--debug", "data", "list"])
+    monkeypatch.setenv("RLGEN_DEBUG", "1")
+    with pytest.raises(PermissionError):
+        main(["data", "list"])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission")
+def test_unwritable_run_folder_is_permission_denied(tmp_path, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    assert main(["data", "make", "cartpole-random", "--steps", "50", "--out", str(locked / "d" / "x.hdf5")]) == 1
+    assert "permission denied: " in error_line(capsys)
+
+
+def test_closed_pipe_exits_quietly(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        f"{sys.executable} -m rlgen.cli data list | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+        executable="/bin/bash", env=env, capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.stdout.startswith("local datasets")
+    assert result.stderr == "" and result.returncode == 141
+
+
+# ------------------------------------------------------------------------------------------ malformed files
+
+
+@pytest.fixture
+def minari_dataset() -> Path:
+    return write_minari(small_episodes(), "test/t/ok-v0")
+
+
+def edit_metadata(folder: Path, edit) -> Path:
+    file = folder / "data" / "metadata.json"
+    meta = json.loads(file.read_text())
+    file.write_text(json.dumps(edit(meta)))
+    return file
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: [m], "expected a JSON object of dataset metadata; found a list"),
+        (lambda m: {**m, "total_episodes": "abc"}, "key 'total_episodes' is 'abc'; expected a count"),
+        (lambda m: {**m, "total_steps": 1e13}, "key 'total_steps' is 10000000000000.0; expected a count"),
+        (lambda m: {**m, "total_steps": -5}, "key 'total_steps' is -5; expected a count"),
+        (lambda m: {**m, "total_steps": 10**13}, "episodes hold 40 steps; metadata.json says total_steps=10000000"),
+        (lambda m: {**m, "total_episodes": 10**13}, "missing key 'episode_2' (metadata.json says total_episodes="),
+        (lambda m: {**m, "observation_space": "{not json"}, "key 'observation_space' is not a serialised gymnasium"),
+        (lambda m: {**m, "action_space": '{"type": "Nope"}'}, "key 'action_space' is not a serialised gymnasium"),
+        (lambda m: {**m, "rlgen": "xyz"}, "key 'rlgen' is 'xyz'; expected an object written by rlgen"),
+        (lambda m: {**m, "rlgen": {**m["rlgen"], "metadata": [1, 2]}}, "key 'rlgen.metadata' is [1, 2]; expected"),
+        (lambda m: {**m, "ref_min_score": "low"}, "key 'ref_min_score' is 'low'; expected a number"),
+    ],
+)
+def test_malformed_minari_metadata_is_one_line_naming_file_and_key(minari_dataset, capsys, edit, message) -> None:
+    file = edit_metadata(minari_dataset, edit)
+    assert main(["data", "info", str(minari_dataset)]) == 2
+    line = error_line(capsys)
+    assert line.startswith("rlgen data: error: ") and message in line
+    assert str(file.parent) in line  # the file (or its data folder) is named
+
+
+def test_minari_infos_stored_as_a_dataset(minari_dataset, capsys) -> None:
+    with h5py.File(minari_dataset / "data" / "main_data.hdf5", "a") as f:
+        del f["episode_1/infos"]
+        f["episode_1/infos"] = np.zeros(3)
+    assert main(["data", "info", str(minari_dataset)]) == 2
+    assert "main_data.hdf5: key 'episode_1/infos' is a dataset; expected a group" in error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.__delitem__("rewards"), "missing key 'rewards' (expected (N,) rewards)"),
+        (lambda f: (f.__delitem__("actions"), f.create_dataset("actions", data=np.zeros((7, 2)))),
+         "key 'actions' has shape (7, 2); expected 40 rows"),
+        (lambda f: f.create_dataset("infos", data=np.zeros(40)), "key 'infos' is a dataset; expected a group"),
+        (lambda f: f.create_dataset("metadata", data=np.zeros(2)), "key 'metadata' is a dataset; expected a group"),
+    ],
+)  # fmt: skip
+def test_malformed_d4rl_file(tmp_path, capsys, edit, message) -> None:
+    path = write_d4rl(small_episodes(), tmp_path / "x.hdf5")
+    with h5py.File(path, "a") as f:
+        edit(f)
+    assert main(["data", "info", str(path)]) == 2
+    assert f"{path}: {message}" in error_line(capsys)
+
+
+def test_zero_step_dataset_is_an_error_at_load(tmp_path, capsys) -> None:
+    path = tmp_path / "zero.hdf5"
+    with h5py.File(path, "w") as f:
+        for key, shape, dtype in (("observations", (0, 11), "f4"), ("actions", (0, 3), "f4"), ("rewards", (0,), "f4"),
+                                  ("terminals", (0,), bool), ("timeouts", (0,), bool)):  # fmt: skip
+            f.create_dataset(key, shape=shape, dtype=dtype)
+    message = f"{path}: the dataset holds no steps"
+    assert main(["data", "info", str(path)]) == 2
+    assert message in error_line(capsys)
+    run = tmp_path / "run"
+    assert main(["train", "bc-dlml", str(path), "--task", "hopper", "--run-dir", str(run), "--device", "cpu"]) == 2
+    assert message in error_line(capsys)
+    assert not run.exists()
+
+
+def test_task_name_from_metadata_must_be_plain(tmp_path, capsys) -> None:
+    path = write_d4rl(small_episodes(task="../../evilenv"), tmp_path / "x.hdf5")
+    assert main(["data", "info", str(path)]) == 2
+    assert "task name '../../evilenv' is not a plain name (no path separators or '..'); valid tasks: " in error_line(
+        capsys
+    )
+    for name in ("..", "a/b", "/etc", ""):
+        with pytest.raises(ValueError, match="is not a plain name"):
+            load_task(name)
+
+
+# ------------------------------------------------------------------------------------------ failed writes
+
+
+def test_minari_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
+    # Before the fix this ended in a segmentation fault inside h5py's close, leaving the staging folder.
+    store = tmp_path / "store"
+    result = run_limited(
+        f"""
+        import sys
+        from rlgen.cli import main
+        sys.exit(main(["data", "make", "invertedpendulum-random", "--steps", "3000", "--out", {str(store)!r}]))
+        """,
+        limit=60_000,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    target = store / "rlgen" / "invertedpendulum" / "random-v0"
+    assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {target}")
+    assert "Traceback" not in result.stderr
+    assert not target.exists() and hidden_files(store) == []
+
+
+def test_d4rl_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
+    out = tmp_path / "d4rl" / "x.hdf5"
+    result = run_limited(
+        f"""
+        import sys
+        from rlgen.cli import main
+        sys.exit(main(["data", "make", "invertedpendulum-random", "--steps", "3000", "--out", {str(out)!r}]))
+        """,
+        limit=60_000,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {out}")
+    assert "Traceback" not in result.stderr
+    assert list(out.parent.iterdir()) == []
+
+
+def test_checkpoint_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
+    # torch.save straight to the file says "RuntimeError: unexpected pos" here.
+    folder = tmp_path / "checkpoints"
+    result = run_limited(
+        f"""
+        from pathlib import Path
+        import torch
+        from rlgen.cli import describe
+        from rlgen.train.checkpoint import save_checkpoint
+        try:
+            save_checkpoint(Path({str(folder)!r}), 5, {{"agent": {{"w": torch.zeros(100_000)}}}}, keep=2)
+        except Exception as e:
+            print(describe(e))
+        """,
+        limit=100_000,
+        cwd=tmp_path,
+    )
+    assert result.stdout.strip() == f"(1, 'no space left on {folder / 'step_00000005.pt'} (File too large)')"
+    assert list(folder.iterdir()) == []
+
+
+class _Usage:
+    free = 1_000_000
+
+
+def test_free_space_is_checked_before_generating(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.setattr("rlgen.data.atomic.shutil.disk_usage", lambda path: _Usage())
+    out = tmp_path / "x.hdf5"
+    assert main(["data", "make", "hopper-random", "--steps", "1000000", "--out", str(out)]) == 1
+    line = error_line(capsys)
+    assert line.startswith(f"rlgen data: error: no space left on {out}: the write needs about 117 MB and ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_of_a_killed_write_is_removed_by_the_next_write(tmp_path) -> None:
+    target = tmp_path / "x.hdf5"
+    marker = tmp_path / "writing"
+    script = f"""
+        import time
+        from pathlib import Path
+        from rlgen.data.atomic import atomic_path
+        with atomic_path({str(target)!r}) as tmp:
+            tmp.write_bytes(b"half")
+            Path({str(marker)!r}).touch()
+            time.sleep(60)
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "writer never started"
+            time.sleep(0.05)
+        # a running write's staging folder is left alone
+        with atomic_path(tmp_path / "y.hdf5") as other:
+            other.write_bytes(b"y")
+        with atomic_path(target, force=True) as tmp:
+            assert len(hidden_files(tmp_path)) == 2  # the running write's and this one's
+            tmp.write_bytes(b"x")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert len(hidden_files(tmp_path)) == 1  # the killed write's
+    write_d4rl(small_episodes(), target, force=True)
+    assert hidden_files(tmp_path) == []
+    assert load_dataset(target).num_steps == 40
+
+
+def test_force_over_a_symlinked_dataset_folder_keeps_what_it_points_to(tmp_path, capsys) -> None:
+    real = write_minari(small_episodes(), "keep/t/real-v0", root=tmp_path / "elsewhere")
+    link = minari_root() / "rlgen" / "cartpole" / "random-v0"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real, target_is_directory=True)
+    assert main(["data", "make", "cartpole-random", "--steps", "50", "--force"]) == 2
+    line = error_line(capsys)
+    assert line == (
+        f"rlgen data: error: {link} is a symbolic link (to {real}); rlgen does not overwrite links, even with "
+        f"--force: remove the link or write elsewhere"
+    )
+    assert link.is_symlink() and load_dataset(real).num_steps == 40
+
+
+# ------------------------------------------------------------------------------------------ hermetic tests
+
+
+def test_every_location_is_a_temporary_folder(tmp_path_factory) -> None:
+    base = tmp_path_factory.getbasetemp()
+    for path in (Path.home(), minari_root(), d4rl_root(), cache_dir(), Path(os.environ["XDG_CACHE_HOME"])):
+        assert path.is_relative_to(base), path
+    assert list_local_datasets() == []
