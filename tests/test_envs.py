@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import yaml
 
 from rlgen.rollout import MujocoWarning, make_env, make_vector_env
 from rlgen.rollout.envs import reset_envs
-from rlgen.tasks import ENVS_DIR_VAR, RecipeError, list_tasks, load_task
-
-TOY = {
-    "name": "toy",
-    "env_id": "CartPole-v1",
-    "max_episode_steps": 50,
-    "discrete": True,
-    "obs_dim": 4,
-    "num_actions": 2,
-    "reference": {"source": "d4rl", "min_score": 0.0, "max_score": 100.0},
-    "levels": ["random"],
-}
-PENDULUM = {**TOY, "env_id": "Pendulum-v1", "discrete": False, "obs_dim": 3, "act_dim": 1, "action_low": -2.0,
-            "action_high": 2.0}  # fmt: skip
+from rlgen.tasks import RecipeError, TaskSpec, list_tasks, load_task
 
 
-@pytest.fixture(autouse=True)
-def _tmp_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # MuJoCo may write MUJOCO_LOG.TXT into the working directory
-
-
-@pytest.fixture
-def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """``toy(recipe)`` writes ``recipes/toy/task.yaml`` under ``$RLGEN_ENVS_DIR`` and loads it."""
-    monkeypatch.setenv(ENVS_DIR_VAR, str(tmp_path / "recipes"))
-
-    def write(recipe: dict):  # noqa: ANN202
-        folder = tmp_path / "recipes" / "toy"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "task.yaml").write_text(yaml.safe_dump(recipe))
-        return load_task("toy")
-
-    return write
+def changed(name: str, **fields: object) -> TaskSpec:
+    """A shipped task with some recipe fields replaced (as if its task.yaml said so)."""
+    return dataclasses.replace(load_task(name, allow_untrained=True), **fields)
 
 
 @pytest.mark.parametrize("name", list_tasks())
@@ -65,34 +38,34 @@ def test_every_shipped_recipe_declares_the_spaces_of_its_real_env(name: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("recipe", "message"),
+    ("spec", "message"),
     [
-        ({**TOY, "obs_dim": 5}, "declares obs_dim=5, num_actions=2"),
-        ({**TOY, "num_actions": 3}, "num_actions=3"),
-        ({**PENDULUM, "act_dim": 2}, "act_dim=2"),
-        ({**PENDULUM, "action_high": 1.0}, "action_high=[1.0]"),
-        ({**PENDULUM, "discrete": True, "num_actions": 2}, "num_actions=2"),
+        (changed("cartpole", obs_dim=5), "declares obs_dim=5, num_actions=2"),
+        (changed("cartpole", num_actions=3), "num_actions=3"),
+        (changed("invertedpendulum", act_dim=2), "act_dim=2"),
+        (changed("invertedpendulum", action_high=(1.0,)), "action_high=[1.0]"),
+        (changed("invertedpendulum", discrete=True, num_actions=2), "num_actions=2"),
     ],
+    ids=["obs_dim", "num_actions", "act_dim", "action_high", "discrete"],
 )
-def test_a_declared_space_that_disagrees_with_the_env_names_the_recipe(toy, recipe: dict, message: str) -> None:
-    spec = toy(recipe)
-    with pytest.raises(RecipeError, match=r"toy/task.yaml: .* but the recipe declares") as info:
+def test_a_declared_space_that_disagrees_with_the_env_names_the_recipe(spec: TaskSpec, message: str) -> None:
+    with pytest.raises(RecipeError, match=r"envs/\w+/task.yaml: .* but the recipe declares") as info:
         make_env(spec)
     assert message in str(info.value)
 
 
-def test_env_kwargs_and_overrides_reach_the_env(toy) -> None:
-    spec = toy({**PENDULUM, "env_kwargs": {"g": 3.0}})
+def test_env_kwargs_and_overrides_reach_the_env() -> None:
+    spec = changed("invertedpendulum", env_kwargs={"reset_noise_scale": 0.5})
     env = make_env(spec)
-    assert env.unwrapped.g == 3.0
+    assert env.unwrapped._reset_noise_scale == 0.5
     env.close()
-    env = make_env(spec, g=5.0)
-    assert env.unwrapped.g == 5.0
+    env = make_env(spec, reset_noise_scale=0.25)
+    assert env.unwrapped._reset_noise_scale == 0.25
     env.close()
 
 
-def test_vector_env_autoresets_in_the_same_step(toy) -> None:
-    env = make_vector_env(toy({**TOY, "max_episode_steps": 5}), 3)
+def test_vector_env_autoresets_in_the_same_step() -> None:
+    env = make_vector_env(changed("cartpole", max_episode_steps=5), 3)
     obs, _ = env.reset(seed=0)
     for _ in range(5):
         obs, _, terminated, truncated, info = env.step(np.zeros(3, dtype=np.int64))
@@ -103,11 +76,11 @@ def test_vector_env_autoresets_in_the_same_step(toy) -> None:
     assert not np.array_equal(obs, np.stack(info["final_obs"]))
     env.close()
     with pytest.raises(ValueError, match="num_envs must be >= 1"):
-        make_vector_env(toy(TOY), 0)
+        make_vector_env(load_task("cartpole"), 0)
 
 
-def test_reset_envs_resets_only_the_masked_envs_with_their_seeds(toy) -> None:
-    spec = toy(TOY)
+def test_reset_envs_resets_only_the_masked_envs_with_their_seeds() -> None:
+    spec = load_task("cartpole")
     env = make_vector_env(spec, 3, autoreset_mode="Disabled")
     first = reset_envs(env, np.ones(3, dtype=bool), [10, 11, 12])
     single = make_env(spec)
