@@ -1,4 +1,5 @@
-"""Regenerate D4RL-style datasets locally from a task recipe's behaviour policies (``rlgen data make``).
+"""Regenerate D4RL-style datasets locally from a task recipe's behaviour policies (``rlgen data make``): rollouts
+here, written through :mod:`rlgen.data`'s Minari / D4RL writers.
 
 Levels, as in D4RL:
 
