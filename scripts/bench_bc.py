@@ -31,8 +31,8 @@ import torch
 
 from rlgen.algos import get_algo
 from rlgen.data import Episodes, load_dataset, locate
-from rlgen.data.generate import make_dataset
 from rlgen.rollout import evaluate
+from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import TaskSpec, parse_dataset_name
 from rlgen.train import load_recipe, start_run
 

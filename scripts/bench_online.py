@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from rlgen.algos import get_algo
-from rlgen.rollout import evaluate
+from rlgen.rollout import evaluate, make_env
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train import RunDir, fit, load_recipe, seed_everything
 
@@ -131,7 +131,7 @@ def run_sb3(case: Case, seed: int, budget: int, eval_every: int, episodes: int) 
     recipe = load_recipe(case.algo).agent
     torch.set_num_threads(1)
     if case.algo == "dqn":
-        env = make_vec_env(lambda: task.make_env(), n_envs=recipe.num_envs, seed=seed)
+        env = make_vec_env(lambda: make_env(task), n_envs=recipe.num_envs, seed=seed)
         model = DQN("MlpPolicy", env, learning_rate=recipe.lr, batch_size=load_recipe("dqn").train.batch_size,
                     buffer_size=recipe.buffer_size, learning_starts=recipe.learning_starts, gamma=recipe.gamma,
                     target_update_interval=ZOO_TARGET_UPDATE, train_freq=recipe.train_frequency,
@@ -139,7 +139,7 @@ def run_sb3(case: Case, seed: int, budget: int, eval_every: int, episodes: int) 
                     exploration_final_eps=recipe.epsilon_end, policy_kwargs={"net_arch": list(recipe.hidden)},
                     seed=seed, device="cpu")  # fmt: skip
     else:
-        env = make_vec_env(lambda: task.make_env(), n_envs=recipe.num_envs, seed=seed)
+        env = make_vec_env(lambda: make_env(task), n_envs=recipe.num_envs, seed=seed)
         model = A2C("MlpPolicy", env, learning_rate=recipe.lr, n_steps=recipe.n_steps, gamma=recipe.gamma,
                     gae_lambda=recipe.gae_lambda, ent_coef=recipe.entropy_coef, vf_coef=recipe.value_coef,
                     max_grad_norm=recipe.grad_clip, seed=seed, device="cpu")  # fmt: skip

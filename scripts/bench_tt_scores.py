@@ -38,8 +38,8 @@ from pathlib import Path
 import torch
 
 from rlgen.data import locate
-from rlgen.data.generate import make_dataset
 from rlgen.rollout import evaluate
+from rlgen.rollout.generate import make_dataset
 from rlgen.train import load_agent, load_recipe, start_run
 from rlgen.train.run_dir import write_text_atomic
 

@@ -6,7 +6,7 @@
 
 Hyperparameters come from the recipe's ``training`` block (envs/<task>/task.yaml). Every ``snapshot_every``
 environment steps (every ``dense_snapshots.every`` until ``dense_snapshots.until``) the run exports a
-:class:`rlgen.behavior.BehaviorPolicy` snapshot, measures its return
+:class:`rlgen.rollout.behavior.BehaviorPolicy` snapshot, measures its return
 (deterministic and stochastic, fixed seeds) and checkpoints the SB3 model + VecNormalize statistics, all under
 ``runs/behavior/<task>/`` (gitignored). At the end (or with ``--finalize``) it picks
 
@@ -38,7 +38,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a source checkout without install
 
-from rlgen.behavior import BehaviorPolicy, measure_returns  # noqa: E402
+from rlgen.rollout import make_env  # noqa: E402
+from rlgen.rollout.behavior import BehaviorPolicy, measure_returns  # noqa: E402
 from rlgen.tasks import TASK_FILE, ReturnStats, TaskSpec, load_task  # noqa: E402
 
 SNAPSHOT_SEED = 1_000  # evaluation seeds of every snapshot (selection)
@@ -84,7 +85,7 @@ def make_training_env(task: TaskSpec, seed: int, stats: Path | None) -> Any:
     from stable_baselines3.common.vec_env import VecNormalize
 
     cfg = task.training
-    venv = make_vec_env(lambda: task.make_env(), n_envs=int(cfg.get("n_envs", 1)), seed=seed)
+    venv = make_vec_env(lambda: make_env(task), n_envs=int(cfg.get("n_envs", 1)), seed=seed)
     if not cfg.get("normalize", True):
         return venv
     if stats is not None:

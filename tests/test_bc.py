@@ -11,9 +11,9 @@ import torch
 
 from rlgen.algos import BC, BCConfig
 from rlgen.data import DatasetError, load_dataset
-from rlgen.data.generate import make_dataset
 from rlgen.heads import HEADS
 from rlgen.rollout import evaluate
+from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import load_task
 from rlgen.train import RunDir, list_checkpoints, load_agent, resume_run, start_run
 

@@ -17,7 +17,8 @@ import yaml
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from rlgen.behavior import BehaviorPolicy, BehaviorPolicyError, episode_returns, measure_returns
+from rlgen.rollout import make_vector_env
+from rlgen.rollout.behavior import BehaviorPolicy, BehaviorPolicyError, episode_returns, measure_returns
 from rlgen.tasks import ReturnStats, list_tasks, load_task, recipes_root
 
 
@@ -195,7 +196,7 @@ def test_shipped_policies_act_within_bounds(task: str, path: Path) -> None:
     spec = load_task(task)
     policy = BehaviorPolicy.load(path)
     assert path.stat().st_size < 400_000 and policy.info["env_id"] == spec.env_id
-    env = spec.make_vector_env(4)
+    env = make_vector_env(spec, 4)
     obs, _ = env.reset(seed=0)
     for deterministic in (True, False):
         a = policy.act(obs, np.random.default_rng(0), deterministic)

@@ -9,7 +9,7 @@ import pytest
 
 from rlgen.cli import main
 from rlgen.data import Episodes, load_dataset, read_d4rl, transitions
-from rlgen.data.generate import generate, make_dataset
+from rlgen.rollout.generate import generate, make_dataset
 from rlgen.tasks import load_task
 
 

@@ -29,9 +29,9 @@ from rlgen.algos.gail import (
 from rlgen.algos.gail.moments import RunningMoments
 from rlgen.cli import main
 from rlgen.data import Episodes, load_dataset
-from rlgen.data.generate import make_dataset
 from rlgen.heads import box_kl, make_head
 from rlgen.rollout import evaluate
+from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import load_task
 from rlgen.train import ConfigError, load_agent, load_checkpoint, resume_run, start_run
 

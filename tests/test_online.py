@@ -12,8 +12,10 @@ import torch
 from rlgen.algos import get_algo
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
-from rlgen.algos.online import VectorCollector, gae, linear_schedule, policy_head, returns_to_go
+from rlgen.algos.online import gae, linear_schedule, policy_head, returns_to_go
 from rlgen.heads import Categorical, CategoricalHead
+from rlgen.rollout import make_env
+from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint, load_recipe, resume_run, start_run
 from rlgen.train.launch import load_agent
@@ -21,7 +23,7 @@ from rlgen.train.launch import load_agent
 # ------------------------------------------------------------------------------------------------ maths
 
 
-def test_returns_to_go_restart_at_episode_ends() -> None:
+def test_returns_to_go_restart_where_episodes_end() -> None:
     rewards = np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=np.float32)
     ends = np.array([0, 0, 1, 0, 1], dtype=np.float32)
     g = 0.5
@@ -266,7 +268,7 @@ def test_a2c_update_equals_sb3_a2c_update_from_the_same_weights_and_rollout(task
     task = load_task(task_name)
     recipe = load_recipe("a2c").agent
     n_envs, n_steps, gamma = recipe.num_envs, recipe.n_steps, recipe.gamma
-    sb3 = SB3A2C("MlpPolicy", make_vec_env(lambda: task.make_env(), n_envs=n_envs, seed=0), learning_rate=recipe.lr,
+    sb3 = SB3A2C("MlpPolicy", make_vec_env(lambda: make_env(task), n_envs=n_envs, seed=0), learning_rate=recipe.lr,
                  n_steps=n_steps, gamma=gamma, gae_lambda=recipe.gae_lambda, ent_coef=recipe.entropy_coef,
                  vf_coef=recipe.value_coef, max_grad_norm=recipe.grad_clip, seed=0, device="cpu")  # fmt: skip
     sb3.set_logger(Logger(folder=None, output_formats=[]))

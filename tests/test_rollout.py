@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import rlgen.rollout.evaluation as evaluate_module
-from rlgen.behavior import BehaviorPolicy
 from rlgen.rollout import EvalResult, evaluate, record_video, standard_error, video_supported
+from rlgen.rollout.behavior import BehaviorPolicy
 from rlgen.tasks import load_task
 
 DOCUMENTED_FIELDS = {

@@ -13,7 +13,7 @@ import yaml
 
 from rlgen.cli import main
 from rlgen.data import load_dataset, write_d4rl
-from rlgen.data.generate import make_dataset
+from rlgen.rollout.generate import make_dataset
 
 FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.eval_every=30",
         "train.eval_episodes=2", "train.checkpoint_every=30", "agent.hidden=[32]"]  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlgen.algos.tt.agent import TT, TTPolicy, learning_rate_factor
-from rlgen.data.generate import make_dataset
+from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import load_task
 from rlgen.train import ConfigError, load_agent, load_recipe, start_run
 

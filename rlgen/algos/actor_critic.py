@@ -51,7 +51,7 @@ class Rollout:
     rewards: Tensor
     next_observations: Tensor
     terminals: Tensor
-    episode_ends: Tensor
+    dones: Tensor
 
 
 class A2C(PolicyGradientAgent):
@@ -72,14 +72,14 @@ class A2C(PolicyGradientAgent):
             return self.tensor(np.stack([getattr(step, name) for step in steps]))
 
         return Rollout(stacked("observations"), self.tensor(np.stack(raws)), stacked("rewards"),
-                       stacked("next_observations"), stacked("terminals"), stacked("episode_ends"))  # fmt: skip
+                       stacked("next_observations"), stacked("terminals"), stacked("dones"))  # fmt: skip
 
     def update(self, batch: Rollout) -> dict[str, Tensor | float]:
         c = self.config
         with torch.no_grad():
             values = self.value(batch.observations)
             next_values = self.value(batch.next_observations) * (1.0 - batch.terminals)
-            advantages = gae(batch.rewards, values, next_values, batch.episode_ends, c.gamma, c.gae_lambda)
+            advantages = gae(batch.rewards, values, next_values, batch.dones, c.gamma, c.gae_lambda)
             returns = advantages + values
         return self.gradient_step(batch.observations.flatten(0, 1), batch.raw_actions.flatten(0, 1),
                                   advantages.flatten(), returns.flatten())  # fmt: skip

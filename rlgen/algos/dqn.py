@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlgen.algos.online import OnlineAgent, VectorCollector, linear_schedule
+from rlgen.algos.online import OnlineAgent, linear_schedule
 from rlgen.data import Episodes, ReplayBuffer, Transitions
 from rlgen.nets import MLP
+from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.config import ConfigError, require_positive
 

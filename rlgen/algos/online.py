@@ -1,26 +1,22 @@
-"""What the online agents (REINFORCE, actor-critic, DQN) share: env interaction that survives a kill, the
-policy / value networks on rlgen heads, and the return and advantage estimators.
+"""What the online agents (REINFORCE, actor-critic, DQN) share: the policy / value networks on rlgen heads,
+the return and advantage estimators, and the agent base classes.
 
 An online agent is its own batch sampler: :func:`rlgen.train.fit` calls ``agent.sample(batch_size, rng)``,
 which steps the environments and returns what the next gradient step learns from, then ``agent.update``.
 ``train.steps`` therefore counts gradient steps for online agents too; environment steps are logged beside.
 
-Exact resume. A checkpoint holds the agent's networks and optimisers, the replay buffer (DQN) and
-:meth:`VectorCollector.state_dict`: every episode is reset with a seed drawn from the trainer's checkpointed
-numpy generator, and the actions taken since that reset are recorded, so on resume each sub-environment is reset
-with its episode's seed and the recorded actions are replayed. This restores the environment state exactly for
-environments that are deterministic given their reset seed and actions (classic control, MuJoCo).
+Exact resume. A checkpoint holds the agent's networks and optimisers, the replay buffer (DQN) and the state of
+its :class:`~rlgen.rollout.collector.VectorCollector`, which restores the environments exactly (every episode
+is reset from a seed of the trainer's checkpointed numpy generator and its actions are replayed on resume).
 """
 
 from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -29,33 +25,29 @@ from torch import Tensor, nn
 from rlgen.data import Episodes
 from rlgen.heads import BoxDistribution, CategoricalHead, check_head_kind, make_head
 from rlgen.nets import MLP, orthogonal_init_
+from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
 from rlgen.train.config import ConfigError, require_positive
 
-#: how many finished training episodes the logged ``episode_return`` averages over
-RETURN_WINDOW = 20
-_SEED_BOUND = 2**31 - 1
-
-
 # ------------------------------------------------------------------------------------------------ estimators
 
 
-def returns_to_go(rewards: np.ndarray, episode_ends: np.ndarray, gamma: float) -> np.ndarray:
-    """``G_t = r_t + gamma * G_{t+1}``, restarting after every step flagged in ``episode_ends``.
+def returns_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """``G_t = r_t + gamma * G_{t+1}``, restarting after every step flagged in ``dones``.
 
     :param rewards: shape ``(T, ...)`` in time order.
-    :param episode_ends: same shape; true where an episode ended (terminated or truncated) at that step.
+    :param dones: same shape; true where an episode ended (terminated or truncated) at that step.
     """
     out = np.zeros_like(rewards, dtype=np.float32)
     running = np.zeros(rewards.shape[1:], dtype=np.float32)
     for t in range(len(rewards) - 1, -1, -1):
-        running = rewards[t] + gamma * running * (1.0 - episode_ends[t])
+        running = rewards[t] + gamma * running * (1.0 - dones[t])
         out[t] = running
     return out
 
 
-def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_ends: Tensor, gamma: float, lam: float) -> Tensor:
+def gae(rewards: Tensor, values: Tensor, next_values: Tensor, dones: Tensor, gamma: float, lam: float) -> Tensor:
     """Generalised advantage estimates over a rollout of shape ``(T, N)`` (Schulman et al. 2016).
 
     ``delta_t = r_t + gamma * V'_t - V(s_t)`` and ``A_t = delta_t + gamma * lam * A_{t+1}``, the recursion cut
@@ -67,7 +59,7 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_ends: Tens
     advantages = torch.zeros_like(deltas)
     running = torch.zeros_like(deltas[0])
     for t in range(len(deltas) - 1, -1, -1):
-        running = deltas[t] + gamma * lam * (1.0 - episode_ends[t]) * running
+        running = deltas[t] + gamma * lam * (1.0 - dones[t]) * running
         advantages[t] = running
     return advantages
 
@@ -77,124 +69,6 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
     if duration <= 0:
         return end
     return start + (end - start) * min(t / duration, 1.0)
-
-
-# ------------------------------------------------------------------------------------------------ environments
-
-
-@dataclass
-class Transition:
-    """One vector step: arrays with a leading env axis ``N``.
-
-    ``next_observations`` holds the true next state (the final observation where an episode ended), while
-    :attr:`VectorCollector.observations` already holds the first observation of the next episode there.
-    """
-
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    next_observations: np.ndarray
-    terminals: np.ndarray
-    truncations: np.ndarray
-
-    @property
-    def episode_ends(self) -> np.ndarray:
-        return self.terminals | self.truncations
-
-
-class VectorCollector:
-    """``num_envs`` copies of a task's environment stepped together, every episode reset from a seed of the
-    trainer's generator, with the bookkeeping that lets a checkpoint restore them exactly (module docstring).
-
-    Gymnasium's own autoreset is disabled so that each reset takes an explicit seed.
-    """
-
-    def __init__(self, task: TaskSpec, num_envs: int):
-        self.envs: gym.vector.VectorEnv = task.make_vector_env(num_envs, autoreset_mode="Disabled")
-        self.num_envs = num_envs
-        self.observations: np.ndarray | None = None  # None until the first reset
-        self.seeds = np.zeros(num_envs, dtype=np.int64)
-        self.actions: list[list[np.ndarray]] = [[] for _ in range(num_envs)]
-        self.episode_returns = np.zeros(num_envs, dtype=np.float64)
-        self.finished: deque[float] = deque(maxlen=RETURN_WINDOW)
-        self.env_steps = 0
-        self.episodes = 0
-
-    def _reset(self, mask: np.ndarray, rng: np.random.Generator) -> None:
-        seeds = rng.integers(0, _SEED_BOUND, size=self.num_envs)
-        self.seeds = np.where(mask, seeds, self.seeds)
-        options = None if mask.all() else {"reset_mask": mask}
-        obs, _ = self.envs.reset(seed=[int(s) if m else None for s, m in zip(self.seeds, mask, strict=True)],
-                                 options=options)  # fmt: skip
-        if self.observations is None:
-            self.observations = np.asarray(obs, dtype=np.float32)
-        self.observations[mask] = obs[mask]
-        for i in np.flatnonzero(mask):
-            self.actions[i] = []
-            self.episode_returns[i] = 0.0
-
-    def current(self, rng: np.random.Generator) -> np.ndarray:
-        """The observations the next actions respond to (resetting every env on first use)."""
-        if self.observations is None:
-            self._reset(np.ones(self.num_envs, dtype=bool), rng)
-        assert self.observations is not None
-        return self.observations
-
-    def step(self, actions: np.ndarray, rng: np.random.Generator) -> Transition:
-        """Step every env with ``actions`` and reset the ones whose episode ended."""
-        obs = self.current(rng).copy()
-        next_obs, rewards, terminals, truncations, _ = self.envs.step(actions)
-        next_obs = np.asarray(next_obs, dtype=np.float32)
-        for i in range(self.num_envs):
-            self.actions[i].append(np.array(actions[i]))
-        self.env_steps += self.num_envs
-        self.episode_returns += rewards
-        ends = terminals | truncations
-        self.observations = next_obs.copy()
-        if ends.any():
-            self.finished.extend(self.episode_returns[ends].tolist())
-            self.episodes += int(ends.sum())
-            self._reset(ends, rng)
-        return Transition(obs, np.asarray(actions), rewards.astype(np.float32), next_obs, terminals, truncations)
-
-    def restart(self, rng: np.random.Generator) -> None:
-        """Abandon the episodes in progress and reset every env (on-policy agents that need whole episodes)."""
-        self._reset(np.ones(self.num_envs, dtype=bool), rng)
-
-    def recent_return(self) -> float:
-        """Mean return of the last :data:`RETURN_WINDOW` finished episodes (NaN before the first)."""
-        return float(np.mean(self.finished)) if self.finished else float("nan")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "started": self.observations is not None,
-            "seeds": self.seeds.tolist(),
-            "actions": [torch.as_tensor(np.array(a)) if a else None for a in self.actions],
-            "episode_returns": self.episode_returns.tolist(),
-            "finished": list(self.finished),
-            "env_steps": self.env_steps,
-            "episodes": self.episodes,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Reset each env with its episode's seed and replay the actions taken since (module docstring)."""
-        self.seeds = np.asarray(state["seeds"], dtype=np.int64)
-        self.episode_returns = np.asarray(state["episode_returns"], dtype=np.float64)
-        self.finished = deque(state["finished"], maxlen=RETURN_WINDOW)
-        self.env_steps, self.episodes = int(state["env_steps"]), int(state["episodes"])
-        self.actions = [[] if a is None else list(a.numpy()) for a in state["actions"]]
-        if not state["started"]:
-            self.observations = None
-            return
-        obs, _ = self.envs.reset(seed=[int(s) for s in self.seeds])
-        self.observations = np.asarray(obs, dtype=np.float32)
-        for i, env in enumerate(self.envs.envs):  # type: ignore[attr-defined]  # SyncVectorEnv's sub-envs
-            for action in self.actions[i]:
-                obs_i, *_ = env.step(action)
-                self.observations[i] = obs_i
-
-    def close(self) -> None:
-        self.envs.close()
 
 
 # ------------------------------------------------------------------------------------------------ networks

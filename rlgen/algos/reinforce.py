@@ -61,7 +61,7 @@ class Reinforce(PolicyGradientAgent):
             step = self.collector.step(env_actions, rng)
             for i in range(n):
                 running[i].append((step.observations[i], raw[i], float(step.rewards[i])))
-                if step.episode_ends[i]:
+                if step.dones[i]:
                     done.append(running[i])
                     running[i] = []
         episodes = done[: self.config.episodes_per_update]

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from rlgen.data import Episodes, list_local_datasets, load_dataset, locate, summarize
-from rlgen.data.generate import FORMATS, default_steps, make_dataset
+from rlgen.rollout.generate import FORMATS, default_steps, make_dataset
 from rlgen.tasks import RecipeError, TaskSpec, list_tasks, load_task, parse_dataset_name
 
 

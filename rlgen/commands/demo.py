@@ -18,8 +18,8 @@ import torch
 
 from rlgen.commands.plot import plot_runs
 from rlgen.data import load_dataset, locate, summarize
-from rlgen.data.generate import make_dataset
 from rlgen.heads import check_head_kind
+from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import parse_dataset_name
 from rlgen.train import start_run
 

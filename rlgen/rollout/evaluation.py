@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rlgen.data.atomic import atomic_path
+from rlgen.rollout.envs import make_vector_env, reset_envs
 from rlgen.tasks import TaskSpec
 
 #: a batched policy: observations ``(n, obs_dim)`` -> actions ``(n, act_dim)`` (or ``(n,)`` discrete). A policy
@@ -101,32 +102,23 @@ def standard_error(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def evaluate(
-    policy: Policy,
-    task: TaskSpec,
-    episodes: int,
-    seed: int,
-    num_envs: int = 10,
-    step: int | None = None,
-) -> EvalResult:
-    """Run ``policy`` for exactly ``episodes`` complete episodes of ``task``.
-
-    :param policy: called once per vector step on the observations of all ``num_envs`` environments, then told
-        the step's rewards and ended episodes if it has ``observe`` (see :data:`Policy`).
-    :param num_envs: environments stepped side by side (capped at ``episodes``).
-    :param step: recorded in the result (the training step of the evaluated weights).
+def run_episodes(
+    policy: Policy, task: TaskSpec, episodes: int, seed: int, num_envs: int = 10
+) -> tuple[np.ndarray, np.ndarray]:
+    """Undiscounted returns (float64) and lengths (int64) of exactly ``episodes`` complete episodes, in episode
+    order; episode ``i`` starts from ``reset(seed=seed + i)`` (module docstring). Arguments as for :func:`evaluate`.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     n = min(num_envs, episodes)
-    env = task.make_vector_env(n, autoreset_mode="Disabled")
+    env = make_vector_env(task, n, autoreset_mode="Disabled")
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     running = np.arange(n)  # the episode each env is running; -1 once it has none left
     next_episode = n
     observe = feedback(policy)
     try:
-        obs, _ = env.reset(seed=[seed + i for i in range(n)])
+        obs = reset_envs(env, np.ones(n, dtype=bool), [seed + i for i in range(n)])
         while (running >= 0).any():
             # Idle envs are stepped too (their steps are ignored): a constant batch keeps the policy's numerics
             # the same whatever the number of episodes left.
@@ -147,11 +139,29 @@ def evaluate(
                         next_episode += 1
                     else:
                         running[i] = -1
-                reset_obs, _ = env.reset(seed=seeds, options={"reset_mask": ended})
-                next_obs = np.where(ended[:, None], reset_obs, next_obs)
+                next_obs = np.where(ended[:, None], reset_envs(env, ended, seeds), next_obs)
             obs = next_obs
     finally:
         env.close()
+    return returns, lengths
+
+
+def evaluate(
+    policy: Policy,
+    task: TaskSpec,
+    episodes: int,
+    seed: int,
+    num_envs: int = 10,
+    step: int | None = None,
+) -> EvalResult:
+    """Run ``policy`` for exactly ``episodes`` complete episodes of ``task`` and score them.
+
+    :param policy: called once per vector step on the observations of all ``num_envs`` environments, then told
+        the step's rewards and ended episodes if it has ``observe`` (see :data:`Policy`).
+    :param num_envs: environments stepped side by side (capped at ``episodes``).
+    :param step: recorded in the result (the training step of the evaluated weights).
+    """
+    returns, lengths = run_episodes(policy, task, episodes, seed, num_envs)
     scores = task.normalized_score(returns)
     return EvalResult(
         task=task.name,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rlgen.data.atomic import atomic_path
+from rlgen.rollout.envs import make_env
 from rlgen.rollout.evaluation import Policy, feedback
 from rlgen.tasks import TaskSpec
 
@@ -35,7 +36,7 @@ def record_video(policy: Policy, task: TaskSpec, path: str | os.PathLike[str], s
     import imageio.v2 as imageio
 
     os.environ.setdefault("MUJOCO_GL", "egl")
-    env = task.make_env(render_mode="rgb_array")
+    env = make_env(task, render_mode="rgb_array")
     frames = []
     try:
         obs, _ = env.reset(seed=seed)

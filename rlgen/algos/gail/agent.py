@@ -27,7 +27,7 @@ and the discriminator update has to sit between collection and the policy step. 
 own environments, rollout buffer and random state outside rlgen's checkpoints, so a killed run could not
 resume bit for bit, and its policy would not be an rlgen :class:`~rlgen.algos.bc.BCPolicy` that BC can warm
 start. Written on :class:`~rlgen.algos.online.OnlineAgent`, GAIL reuses the seeded
-:class:`~rlgen.algos.online.VectorCollector` (exact resume), GAE, the value network, any rlgen head with its
+:class:`~rlgen.rollout.collector.VectorCollector` (exact resume), GAE, the value network, any rlgen head with its
 exact KL (:func:`rlgen.heads.box_kl`), and the shared trainer's TensorBoard logging and atomic checkpoints.
 """
 
@@ -48,8 +48,9 @@ from rlgen.algos.gail.demos import Demonstrations, subsample_demonstrations
 from rlgen.algos.gail.discriminator import Discriminator, discriminator_step, imitation_reward
 from rlgen.algos.gail.moments import RunningMoments
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
-from rlgen.algos.online import OnlineAgent, ValueNet, VectorCollector, gae, to_env_actions
+from rlgen.algos.online import OnlineAgent, ValueNet, gae, to_env_actions
 from rlgen.data import Episodes
+from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import BatchSampler
 from rlgen.train.config import ConfigError
@@ -205,7 +206,7 @@ class GAIL(OnlineAgent):
             return self.tensor(np.stack([getattr(step, name) for step in steps]))
 
         return Rollout(stacked("observations"), torch.stack(raws), stacked("rewards"),
-                       stacked("next_observations"), stacked("terminals"), stacked("episode_ends"))  # fmt: skip
+                       stacked("next_observations"), stacked("terminals"), stacked("dones"))  # fmt: skip
 
     def update(self, batch: Rollout) -> dict[str, Tensor | float]:
         """Discriminator, rewards, GAE, TRPO and value steps on one rollout (module docstring)."""
@@ -224,7 +225,7 @@ class GAIL(OnlineAgent):
                 rewards = rewards - c.entropy_weight * self.policy(obs).log_prob(raw)
             values = self.value(self.normalise(batch.observations))
             next_values = self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
-            advantages = gae(rewards.view_as(batch.rewards), values, next_values, batch.episode_ends, c.gamma,
+            advantages = gae(rewards.view_as(batch.rewards), values, next_values, batch.dones, c.gamma,
                              c.gae_lambda)  # fmt: skip
             returns = (advantages + values).flatten()
             advantages = advantages.flatten()

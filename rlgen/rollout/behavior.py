@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rlgen.rollout.evaluation import Policy, run_episodes
 from rlgen.tasks import ReturnStats, TaskSpec
 
 FORMAT = "rlgen.behavior"
@@ -307,39 +308,37 @@ def _validate(p: BehaviorPolicy, where: str) -> None:
             fail("obs_var must be >= 0, clip_obs > 0 and epsilon >= 0")
 
 
+def behavior_actions(
+    task: TaskSpec, policy: BehaviorPolicy | None, rng: np.random.Generator, deterministic: bool = False
+) -> Policy:
+    """A batched policy for ``task``: ``policy``'s actions, or uniformly random actions in the task's declared
+    action space when ``policy`` is None; all randomness comes from ``rng``.
+
+    A policy whose observation size or action kind does not fit the task raises ``ValueError``.
+    """
+    if policy is not None:
+        if (policy.obs_dim, policy.discrete) != (task.obs_dim, task.discrete):
+            raise ValueError(
+                f"policy (obs_dim={policy.obs_dim}, discrete={policy.discrete}) does not fit task {task.name} "
+                f"(obs_dim={task.obs_dim}, discrete={task.discrete})"
+            )
+        return lambda obs: policy.act(obs, rng, deterministic)
+    if task.discrete:
+        return lambda obs: rng.integers(0, task.num_actions, size=len(obs))
+    low, high = task.action_bounds()
+    return lambda obs: rng.uniform(low, high, size=(len(obs), task.act_dim)).astype(np.float32)
+
+
 def episode_returns(
     task: TaskSpec, policy: BehaviorPolicy | None, episodes: int, seed: int, deterministic: bool = False
 ) -> np.ndarray:
-    """Undiscounted returns of ``episodes`` episodes run side by side, env ``i`` reset with seed ``seed + i``.
+    """Undiscounted returns of ``episodes`` episodes run side by side, episode ``i`` reset with seed ``seed + i``.
 
     ``policy=None`` acts uniformly at random. Actions draw from ``np.random.default_rng(seed)``, so the same
     arguments give the same returns on the same machine.
     """
-    if policy is not None and (policy.obs_dim, policy.discrete) != (task.obs_dim, task.discrete):
-        raise ValueError(
-            f"policy (obs_dim={policy.obs_dim}, discrete={policy.discrete}) does not fit task {task.name} "
-            f"(obs_dim={task.obs_dim}, discrete={task.discrete})"
-        )
-    env = task.make_vector_env(episodes)
-    rng = np.random.default_rng(seed)
-    space = env.single_action_space
-    totals = np.zeros(episodes)
-    done = np.zeros(episodes, dtype=bool)
-    obs, _ = env.reset(seed=seed)
-    try:
-        while not done.all():
-            if policy is not None:
-                actions = policy.act(obs, rng, deterministic)
-            elif task.discrete:
-                actions = rng.integers(0, task.num_actions, size=episodes)
-            else:
-                actions = rng.uniform(space.low, space.high, size=(episodes, task.act_dim)).astype(space.dtype)
-            obs, reward, terminated, truncated, _ = env.step(actions)
-            totals += np.where(done, 0.0, reward)  # envs past their first episode keep running (autoreset)
-            done |= terminated | truncated
-    finally:
-        env.close()
-    return totals
+    actions = behavior_actions(task, policy, np.random.default_rng(seed), deterministic)
+    return run_episodes(actions, task, episodes, seed, num_envs=episodes)[0]
 
 
 def measure_returns(

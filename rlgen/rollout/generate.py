@@ -1,4 +1,5 @@
-"""Regenerate D4RL-style datasets locally from a task recipe's behaviour policies (``rlgen data make``).
+"""Regenerate D4RL-style datasets locally from a task recipe's behaviour policies (``rlgen data make``): rollouts
+here, written through :mod:`rlgen.data`'s Minari / D4RL writers.
 
 Levels, as in D4RL:
 
@@ -22,22 +23,21 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
 import rlgen
-from rlgen.behavior import BehaviorPolicy
 from rlgen.data.atomic import check_free_space, check_writable, dataset_bytes
 from rlgen.data.d4rl_io import write_d4rl
 from rlgen.data.episodes import Episodes
 from rlgen.data.minari_io import dataset_dir, write_minari
 from rlgen.data.store import rlgen_d4rl_path, rlgen_minari_id
+from rlgen.rollout.behavior import BehaviorPolicy, behavior_actions
+from rlgen.rollout.envs import make_env, make_vector_env
 from rlgen.tasks import PolicyRecord, TaskSpec, parse_dataset_name
 
 DEFAULT_STEPS = {"medium-expert": 2_000_000}  # D4RL's sizes: medium-expert is 1M medium + 1M expert
@@ -119,7 +119,7 @@ def make_dataset(
     episodes = generate(task, level, steps=steps, seed=seed, num_envs=num_envs, progress=progress)
     if fmt == "minari":
         dataset_id = rlgen_minari_id(task.name, level)
-        env = task.make_env()  # recorded as the dataset's env_spec, with the recipe's horizon and kwargs
+        env = make_env(task)  # recorded as the dataset's env_spec, with the recipe's horizon and kwargs
         try:
             write_minari(episodes, dataset_id, root=out, env=env, force=force)
         finally:
@@ -190,12 +190,9 @@ def rollout(
     label: str = "",
 ) -> Episodes:
     """``steps`` steps of ``policy`` (uniform random actions if None) on ``num_envs`` copies of the task."""
-    rng = np.random.default_rng(seed)
-    envs = task.make_vector_env(num_envs, autoreset_mode="SameStep")
+    act = behavior_actions(task, policy, np.random.default_rng(seed))
+    envs = make_vector_env(task, num_envs, autoreset_mode="SameStep")
     try:
-        if policy is not None and policy.obs_dim != task.obs_dim:
-            raise ValueError(f"policy expects {policy.obs_dim} observation dims; task {task.name} has {task.obs_dim}")
-        act = _action_sampler(envs.single_action_space, policy, rng)
         recorder = _Recorder(num_envs)
         obs, _ = envs.reset(seed=seed)
         with tqdm(total=steps, unit="step", desc=f"{task.name} {label}", disable=not progress) as bar:
@@ -209,19 +206,6 @@ def rollout(
     finally:
         envs.close()
     return recorder.episodes(steps, source=f"{task.name} {label} rollout")
-
-
-def _action_sampler(
-    space: gym.Space, policy: BehaviorPolicy | None, rng: np.random.Generator
-) -> Callable[[np.ndarray], np.ndarray]:
-    if policy is not None:
-        return lambda obs: policy.act(obs, rng)
-    if isinstance(space, gym.spaces.Discrete):
-        return lambda obs: rng.integers(space.start, space.start + space.n, size=len(obs))
-    if isinstance(space, gym.spaces.Box):
-        low, high = space.low.astype(np.float32), space.high.astype(np.float32)
-        return lambda obs: rng.uniform(low, high, size=(len(obs), *space.shape)).astype(np.float32)
-    raise ValueError(f"random actions need a Box or Discrete action space, got {space}")
 
 
 class _Recorder:
