@@ -37,8 +37,6 @@ from typing import Any
 import numpy as np
 import yaml
 
-from rlgen.data.scores import normalized_score
-
 ENVS_DIR_VAR = "RLGEN_ENVS_DIR"
 TASK_FILE = "task.yaml"
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
@@ -46,6 +44,19 @@ KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 class RecipeError(ValueError):
     """A task recipe is missing, unreadable or has an invalid field."""
+
+
+def normalized_score(
+    returns: float | Sequence[float] | np.ndarray, ref_min_score: float, ref_max_score: float
+) -> np.ndarray:
+    """D4RL's ``100 * (R - ref_min) / (ref_max - ref_min)``: 0 is the random policy, 100 the reference expert.
+
+    ``minari.get_normalized_score`` computes the same quantity on a 0-1 scale.
+    """
+    if not ref_max_score > ref_min_score:
+        raise ValueError(f"ref_max_score {ref_max_score} must exceed ref_min_score {ref_min_score}")
+    r = np.asarray(returns, dtype=np.float64)
+    return 100.0 * (r - ref_min_score) / (ref_max_score - ref_min_score)
 
 
 @dataclass(frozen=True)

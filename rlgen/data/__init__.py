@@ -16,7 +16,6 @@ from rlgen.data.minari_fast import read_minari_hdf5
 from rlgen.data.minari_io import minari_root, read_minari_api, write_minari
 from rlgen.data.npz_io import read_npz, write_npz
 from rlgen.data.replay import ReplayBuffer
-from rlgen.data.scores import normalized_score
 from rlgen.data.segments import SegmentBatch, Segments, reward_to_go
 from rlgen.data.stats import Statistics
 from rlgen.data.store import (
@@ -30,6 +29,7 @@ from rlgen.data.store import (
 )
 from rlgen.data.summary import summarize
 from rlgen.data.transitions import Transitions, transitions
+from rlgen.tasks import normalized_score
 
 __all__ = [
     "DatasetError",

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from rlgen.data.episodes import Episodes
-from rlgen.data.scores import normalized_score
+from rlgen.tasks import normalized_score
 
 
 def summarize(
