@@ -100,8 +100,8 @@ def build(cls: type[T], raw: Mapping[str, Any] | None, where: str = "") -> T:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {', '.join(_join(where, k) for k in unknown)}{did_you_mean(unknown[0], fields)}; "
-            f"valid keys: {', '.join(_join(where, k) for k in fields)}"
+            f"unknown key(s) {', '.join(_join(where, k) for k in unknown)}; valid keys: "
+            f"{', '.join(_join(where, k) for k in fields)}{did_you_mean(unknown[0], fields)}"
         )
     values = {k: coerce(v, hints[k], _join(where, k)) for k, v in raw.items()}
     try:
@@ -222,8 +222,8 @@ def _set_path(cls: Any, data: dict[str, Any], path: list[str], text: str, where:
     valid = [f.name for f in dataclasses.fields(cls) if f.init]
     if head not in valid:
         raise ConfigError(
-            f"unknown key {_join(where, head)!r}{did_you_mean(head, valid)}; "
-            f"valid keys: {', '.join(_join(where, k) for k in valid)}"
+            f"unknown key {_join(where, head)!r}; valid keys: {', '.join(_join(where, k) for k in valid)}"
+            f"{did_you_mean(head, valid)}"
         )
     hint = _strip_optional(hints[head])
     key = _join(where, head)
