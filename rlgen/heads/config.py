@@ -179,11 +179,6 @@ def head_config(type: str, **options: Any) -> HeadConfig:
     return config_class(**options)
 
 
-def head_options(config: HeadConfig) -> dict[str, Any]:
-    """The options of ``config`` (every field but ``type``)."""
-    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "type"}
-
-
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``valid`` to ``name``, or an empty string."""
     close = difflib.get_close_matches(name, list(valid), n=1)
