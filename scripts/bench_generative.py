@@ -41,14 +41,14 @@ DEFAULT_STEPS = {"image": 1500, "audio": 500}
 MAX_SAMPLE_BYTES = 200_000
 
 
-def head_options(head: str, params: int) -> str:
+def head_size_override(head: str, params: int) -> str:
     """The head option giving ``params`` outputs per element (rounded down where the head needs a multiple)."""
     if head == "uniform":
-        return f"model.head_options.num_bins={params}"
+        return f"model.head.num_bins={params}"
     if head == "adacat":
-        return f"model.head_options.num_bins={params // 2}"
+        return f"model.head.num_bins={params // 2}"
     if head == "dlml":
-        return f"model.head_options.num_mixtures={params // 3}"
+        return f"model.head.num_mixtures={params // 3}"
     raise ValueError(f"no parameter matching for head {head!r}")
 
 
@@ -64,12 +64,10 @@ def key_of(row: dict) -> tuple:
 def run_case(kind: str, head: str, params: int, steps: int, seed: int, runs_root: Path) -> dict:
     budget = IMAGE_BUDGET if kind == "image" else AUDIO_BUDGET
     overrides = [*budget, f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.seed={seed}",
-                 f"model.head={head}", head_options(head, params)]  # fmt: skip
+                 f"model.head={head}", head_size_override(head, params)]  # fmt: skip
     if kind == "audio":  # sampling is step by step: one second from AdaCat's seed 0, a tenth of a second otherwise
         overrides.append(f"model.sample_seconds={1.0 if (head, seed) == ('adacat', 0) else 0.1}")
-    recipe = load_generative_recipe(kind)
-    # The recipe's head options belong to its own head: replace them instead of merging.
-    recipe = recipe.with_overrides(["model.head_options={}"])
+    recipe = load_generative_recipe(kind)  # model.head=<head> starts that head from its defaults
     run_dir = runs_root / f"{kind}-{head}-p{params}-steps{steps}-seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a run killed before it finished is rerun from scratch

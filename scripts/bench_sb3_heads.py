@@ -30,13 +30,14 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
+from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig
 from rlgen.sb3 import AdaCatPolicy, DLMLPolicy
 
 # Policy class and policy_kwargs per head; the Gaussian is SB3's default PPO policy, the baseline users know.
 HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
     "gaussian": ("MlpPolicy", {}),
-    "dlml": (DLMLPolicy, {"head_kwargs": {"num_mixtures": 3, "num_classes": 256}}),
-    "adacat": (AdaCatPolicy, {"head_kwargs": {"num_bins": 32}}),
+    "dlml": (DLMLPolicy, {"head": DLMLHeadConfig(num_mixtures=3, num_classes=256)}),
+    "adacat": (AdaCatPolicy, {"head": AdaCatHeadConfig(num_bins=32)}),
 }
 
 

@@ -39,6 +39,7 @@ from rlgen.algos.tt import (
     beam_plan,
     make_prefix,
 )
+from rlgen.heads import head_config
 from rlgen.train.run_dir import write_text_atomic
 
 SETTINGS: dict[str, PlannerConfig] = {
@@ -50,7 +51,8 @@ HOPPER = TransitionLayout(obs_dim=11, act_dim=3)
 
 def make_model(config: PlannerConfig, conditional: str, dtype: torch.dtype, **size: int) -> TrajectoryModel:
     torch.manual_seed(0)
-    model_config = TTModelConfig(conditional, sequence_length=config.context + config.horizon, **size)
+    head = TTModelConfig().head if conditional == "adacat" else head_config(conditional)  # TT's default AdaCat
+    model_config = TTModelConfig(head, sequence_length=config.context + config.horizon, **size)
     bounds = np.full(HOPPER.dim, 4.0, dtype=np.float32)
     return TrajectoryModel(model_config, HOPPER, -bounds, bounds).to(dtype).eval()
 

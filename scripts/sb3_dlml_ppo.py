@@ -16,6 +16,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
+from rlgen.heads import DLMLHeadConfig
 from rlgen.sb3 import DLMLPolicy
 
 
@@ -49,7 +50,7 @@ def main() -> float:
         args.env,
         n_steps=args.n_steps,
         seed=args.seed,
-        policy_kwargs={"head_kwargs": {"num_mixtures": args.num_mixtures, "num_classes": args.num_classes}},
+        policy_kwargs={"head": DLMLHeadConfig(num_mixtures=args.num_mixtures, num_classes=args.num_classes)},
     )
     model.learn(total_timesteps=args.steps)
     if args.save:

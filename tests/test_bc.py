@@ -11,7 +11,7 @@ import torch
 
 from rlgen.algos import BC, BCConfig
 from rlgen.data import DatasetError, load_dataset
-from rlgen.heads import HEADS
+from rlgen.heads import HEAD_CONFIGS, head_config
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import load_task
@@ -52,11 +52,11 @@ def test_short_bc_run_beats_a_random_policy(in_store) -> None:
     assert again.returns == final["returns"]
 
 
-@pytest.mark.parametrize("head", sorted(HEADS))
+@pytest.mark.parametrize("head", sorted(HEAD_CONFIGS))
 def test_every_head_trains_and_acts_inside_the_box(head, store) -> None:
     task = load_task("invertedpendulum")
     data = load_dataset(store / "rlgen/invertedpendulum/expert-v0")
-    agent = BC.create(BCConfig(head=head, hidden=(32,)), task, data, torch.device("cpu"))
+    agent = BC.create(BCConfig(head=head_config(head), hidden=(32,)), task, data, torch.device("cpu"))
     if head == "quantile":  # bins were fitted to the data: far from the initial uniform grid
         assert not torch.allclose(agent.policy.head.edges, torch.linspace(0, 1, 101).expand(1, 101))
     sampler = agent.sampler(data)

@@ -19,7 +19,7 @@ def test_heads_command_writes_the_plot_and_the_table(tmp_path: Path, capsys: pyt
 
 def test_unknown_head_is_reported_without_a_traceback(capsys: pytest.CaptureFixture) -> None:
     assert main(["heads", "--heads", "flow"]) == 2
-    assert "unknown head(s) ['flow']" in capsys.readouterr().err
+    assert "unknown head 'flow'; valid heads: gaussian" in capsys.readouterr().err
 
 
 def test_multimodal_heads_fit_the_bimodal_target_better_than_a_gaussian() -> None:

@@ -28,6 +28,7 @@ from rlgen.generative import (
 )
 from rlgen.generative.audio import scored_windows
 from rlgen.generative.media import image_grid, write_wav
+from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig, UniformHeadConfig, head_config
 from rlgen.nets.pixelcnn import GatedPixelCNN
 from rlgen.nets.wavenet import WaveNet
 from rlgen.train import latest_checkpoint, list_recipes, load_checkpoint
@@ -113,7 +114,7 @@ def test_wavenet_is_causal():
 @pytest.mark.parametrize(("kind", "options"), HEAD_CASES)
 def test_level_masses_sum_to_one(kind, options):
     torch.manual_seed(3)
-    head = level_head(kind, 8, num_levels=17, **options)
+    head = level_head(head_config(kind, **options), 8, num_levels=17)
     dist = head(3.0 * torch.randn(4, 5, 8))
     log_probs = level_log_probs(dist, 17)
     assert log_probs.shape == (4, 5, 1, 17)
@@ -126,7 +127,7 @@ def test_level_masses_sum_to_one(kind, options):
 def test_level_mass_integrates_the_density(kind, options):
     """The mass of an inner level equals a fine Riemann sum of the head's density over the level's bin."""
     torch.manual_seed(4)
-    dist = level_head(kind, 8, num_levels=9, **options)(torch.randn(3, 8))
+    dist = level_head(head_config(kind, **options), 8, num_levels=9)(torch.randn(3, 8))
     for level in (2, 5):
         grid = level - 0.5 + (torch.arange(4000, dtype=torch.float32) + 0.5) / 4000
         density = dist.log_prob_per_dim(grid.view(-1, 1, 1).expand(-1, 3, 1)).exp()
@@ -136,7 +137,7 @@ def test_level_mass_integrates_the_density(kind, options):
 
 
 def test_uniform_head_with_one_bin_per_level_is_a_categorical():
-    head = level_head("uniform", 8, num_levels=17, num_bins=17)
+    head = level_head(UniformHeadConfig(num_bins=17), 8, num_levels=17)
     features = torch.randn(6, 8)
     logits = head.proj(features)
     expected = torch.log_softmax(logits, -1)
@@ -144,24 +145,23 @@ def test_uniform_head_with_one_bin_per_level_is_a_categorical():
 
 
 def test_dlml_level_mass_is_its_log_prob():
-    head = level_head("dlml", 8, num_levels=17, num_mixtures=2)
+    head = level_head(DLMLHeadConfig(num_mixtures=2), 8, num_levels=17)
     dist = head(torch.randn(5, 8))
     levels = torch.randint(0, 17, (5, 1))
     torch.testing.assert_close(level_log_mass(dist, levels, 17), dist.log_prob_per_dim(levels.float()))
-    with pytest.raises(ValueError, match="num_classes=17"):
-        level_head("dlml", 8, num_levels=17, num_classes=256)
+    assert head.num_classes == 17  # whatever the config says: the levels are the data's
 
 
 def test_level_gradients_are_finite_for_every_head():
     for kind, options in HEAD_CASES:
-        head = level_head(kind, 8, num_levels=5, **options)
+        head = level_head(head_config(kind, **options), 8, num_levels=5)
         levels = torch.arange(5).view(5, 1)  # includes both open-ended edge levels
         level_log_mass(head(10.0 * torch.randn(5, 8)), levels, 5).sum().backward()
         assert all(torch.isfinite(p.grad).all() for p in head.parameters()), kind
 
 
 def test_bad_levels_are_rejected():
-    dist = level_head("uniform", 4, num_levels=5, num_bins=5)(torch.randn(2, 4))
+    dist = level_head(UniformHeadConfig(num_bins=5), 4, num_levels=5)(torch.randn(2, 4))
     with pytest.raises(ValueError, match=r"\[0, 4\]"):
         level_log_mass(dist, torch.tensor([[5], [0]]), 5)
     with pytest.raises(ValueError, match="integer"):
@@ -169,7 +169,7 @@ def test_bad_levels_are_rejected():
 
 
 def test_sample_levels_follow_the_level_masses():
-    head = level_head("adacat", 4, num_levels=5, num_bins=3)
+    head = level_head(AdaCatHeadConfig(num_bins=3), 4, num_levels=5)
     dist = head(torch.randn(1, 4).expand(20000, 4))
     generator = torch.Generator().manual_seed(0)
     counts = torch.bincount(sample_levels(dist, 5, generator=generator).flatten(), minlength=5).float() / 20000
@@ -180,7 +180,7 @@ def test_sample_levels_follow_the_level_masses():
 
 
 def test_image_model_shapes_and_sampling():
-    model = ImageModel((8, 8), 17, "dlml", {"num_mixtures": 2}, channels=8, layers=2, features=16)
+    model = ImageModel((8, 8), 17, DLMLHeadConfig(num_mixtures=2), channels=8, layers=2, features=16)
     levels = torch.randint(0, 17, (3, 8, 8))
     assert model(levels).batch_shape == (3, 8, 8)
     assert model.log_mass(levels).shape == (3, 8, 8)
@@ -194,7 +194,7 @@ def test_audio_model_sampling_matches_its_likelihood_context():
     """Step-by-step sampling reruns only the receptive field: the log-mass of a sampled signal under one full
     pass equals what the sampler saw."""
     torch.manual_seed(5)
-    model = AudioModel(16, "uniform", {"num_bins": 16}, channels=8, skip_channels=8, dilations=(1, 2), features=8)
+    model = AudioModel(16, UniformHeadConfig(num_bins=16), channels=8, skip_channels=8, dilations=(1, 2), features=8)
     signal = model.sample(2, 30, generator=torch.Generator().manual_seed(1))
     assert signal.shape == (2, 30) and 0 <= signal.min() and signal.max() <= 15
     full = model(signal)
@@ -213,8 +213,8 @@ def _synthetic_audio_task(**changes) -> AudioTask:
     t = np.arange(6 * rate) / rate
     wave = 0.6 * np.sin(2 * np.pi * 110 * t) * np.sin(2 * np.pi * 0.7 * t) + 0.05 * np.sin(2 * np.pi * 370 * t)
     config = AudioConfig(channels=8, skip_channels=8, dilations=[1, 2, 4], features=16, window=128,
-                         eval_span=512, sample_rate=rate, num_levels=64, head="dlml",
-                         head_options={"num_mixtures": 3}, sample_seconds=0.01, **changes)  # fmt: skip
+                         eval_span=512, sample_rate=rate, num_levels=64,
+                         head=DLMLHeadConfig(num_mixtures=3), sample_seconds=0.01, **changes)  # fmt: skip
     return AudioTask(config, streams=(wave[: 5 * rate], wave[5 * rate :]))
 
 
@@ -232,7 +232,7 @@ def test_short_audio_training_lowers_held_out_bits_per_dim():
 
 
 def test_short_image_training_lowers_test_bits_per_dim(tmp_path):
-    overrides = [*TINY_IMAGE, "model.head=uniform", "model.head_options={num_bins: 17}", "train.steps=80",
+    overrides = [*TINY_IMAGE, "model.head=uniform", "model.head.num_bins=17", "train.steps=80",
                  "train.eval_every=0", "train.log_every=20", "train.checkpoint_every=80"]  # fmt: skip
     recipe = load_generative_recipe("image").with_overrides(overrides)
     torch.manual_seed(recipe.train.seed)
@@ -270,8 +270,8 @@ def test_recipes_parse_and_stay_out_of_the_agent_recipes():
     assert load_generative_recipe("image").kind == "image"
     assert load_generative_recipe("audio").model.transform == "mulaw"
     assert not {"image", "audio"} & set(list_recipes())
-    with pytest.raises(ValueError, match="model.head_optionz"):
-        load_generative_recipe("image").with_overrides(["model.head_optionz=1"])
+    with pytest.raises(ValueError, match="model.head.num_binz"):
+        load_generative_recipe("image").with_overrides(["model.head.num_binz=1"])
     with pytest.raises(ValueError, match="'train.' or 'model.'"):
         load_generative_recipe("image").with_overrides(["agent.head=dlml"])
 
@@ -317,7 +317,7 @@ def test_espeak_speech_is_synthesised_at_the_requested_rate():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--set", "model.head=dlml", "model.head_options.num_bins=8"], "bad options for the 'dlml' head"),
+        (["--set", "model.head=dlml", "model.head.num_bins=8"], "unknown key 'model.head.num_bins'"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--device", "cuda"], "torch sees no CUDA device"),
         (["--set", "train.eval_episodes=3"], "unknown key 'train.eval_episodes'"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlgen.heads import HEADS, DiagGaussian, make_head
+from rlgen.heads import HEAD_CONFIGS, DiagGaussian, make_head
 
-KINDS = sorted(HEADS)
+KINDS = sorted(HEAD_CONFIGS)
 BOX_LOW, BOX_HIGH = torch.tensor([-2.0]), torch.tensor([3.0])  # asymmetric: the centre is not 0
 
 
@@ -154,5 +154,5 @@ def test_env_unit_gaussian_is_the_normal_with_the_raw_outputs_in_env_units(state
 
 
 def test_env_units_need_an_unsquashed_gaussian() -> None:
-    with pytest.raises(ValueError, match="squash=False"):
+    with pytest.raises(ValueError, match="squash: false"):
         make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=True, env_units=True)

@@ -13,12 +13,9 @@ from scipy import stats
 from torch import nn
 
 from rlgen.heads import (
-    AdaCatHead,
     DiagGaussian,
     DiscretizedLogisticMixture,
     PiecewiseUniform,
-    QuantileCategoricalHead,
-    UniformCategoricalHead,
     make_head,
 )
 
@@ -230,7 +227,7 @@ def test_smoothed_likelihood_equals_monte_carlo_expectation(kernel: str) -> None
 
 
 def test_uniform_categorical_log_prob_is_cross_entropy_minus_log_bin_width() -> None:
-    head = UniformCategoricalHead(8, 3, low=-1.0, high=torch.tensor([1.0, 3.0, 5.0]), num_bins=20)
+    head = make_head("uniform", 8, 3, low=-1.0, high=torch.tensor([1.0, 3.0, 5.0]), num_bins=20)
     features = torch.randn(64, 8)
     x = head.low + (head.high - head.low) * torch.rand(64, 3)
     logits = head.proj(features).unflatten(-1, (3, 20))
@@ -335,28 +332,28 @@ def test_any_batch_shape() -> None:
 
 def test_quantile_bins_hold_equal_shares_and_survive_save_load(tmp_path) -> None:
     data = torch.cat([torch.randn(5000, 2) * 0.1, torch.zeros(500, 2)]).clamp(-1, 1)  # repeated value at 0
-    head = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    head = make_head("quantile", 4, 2, low=-1.0, high=1.0, num_bins=10)
     head.fit_bins(data)
     index = head(torch.zeros(1, 4)).bin_index((data + 1) / 2)
     counts = torch.stack([torch.bincount(index[:, d], minlength=10) for d in range(2)])
     assert counts.min() > 0 and (counts.float() / len(data)).max() < 0.25
     assert torch.isfinite(head(torch.randn(3, 4)).log_prob(data[:3])).all()
     torch.save(head.state_dict(), tmp_path / "head.pt")
-    restored = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    restored = make_head("quantile", 4, 2, low=-1.0, high=1.0, num_bins=10)
     restored.load_state_dict(torch.load(tmp_path / "head.pt"))
     assert torch.equal(restored.edges, head.edges)
 
 
 def test_adacat_fit_bins_starts_at_the_data_marginal() -> None:
     def initial(data: torch.Tensor) -> PiecewiseUniform:
-        head = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+        head = make_head("adacat", 4, 2, low=-1.0, high=1.0, num_bins=10)
         head.fit_bins(data)
         nn.init.zeros_(head.proj.weight)  # leaves the biases: the initial bins
         return head(torch.zeros(1, 4))
 
     # continuous data: the quantile categorical (equal masses, quantile widths; it mixes in 0.1% of a uniform grid)
     smooth = (torch.randn(5000, 2) * 0.3).clamp(-1, 1)
-    quantile = QuantileCategoricalHead(4, 2, low=-1.0, high=1.0, num_bins=10)
+    quantile = make_head("quantile", 4, 2, low=-1.0, high=1.0, num_bins=10)
     quantile.fit_bins(smooth)
     nn.init.zeros_(quantile.proj.weight)
     nn.init.zeros_(quantile.proj.bias)
@@ -377,8 +374,8 @@ def test_adacat_fit_bins_starts_at_the_data_marginal() -> None:
 
 def test_adacat_width_grad_scale_scales_only_the_width_logits_gradient() -> None:
     torch.manual_seed(0)
-    plain = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=6)
-    scaled = AdaCatHead(4, 2, low=-1.0, high=1.0, num_bins=6, width_grad_scale=0.25)
+    plain = make_head("adacat", 4, 2, low=-1.0, high=1.0, num_bins=6)
+    scaled = make_head("adacat", 4, 2, low=-1.0, high=1.0, num_bins=6, width_grad_scale=0.25)
     scaled.load_state_dict(plain.state_dict())
     features, target = torch.randn(32, 4), torch.rand(32, 2) * 2 - 1
     for head in (plain, scaled):
@@ -389,4 +386,4 @@ def test_adacat_width_grad_scale_scales_only_the_width_logits_gradient() -> None
     torch.testing.assert_close(scaled_grad[:, :6], 0.25 * plain_grad[:, :6])
     torch.testing.assert_close(scaled_grad[:, 6:], plain_grad[:, 6:])
     with pytest.raises(ValueError, match="width_grad_scale"):
-        AdaCatHead(4, 2, low=-1.0, high=1.0, width_grad_scale=1.5)
+        make_head("adacat", 4, 2, low=-1.0, high=1.0, width_grad_scale=1.5)

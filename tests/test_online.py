@@ -13,11 +13,12 @@ from rlgen.algos import get_algo
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
 from rlgen.algos.online import gae, linear_schedule, policy_head, returns_to_go
-from rlgen.heads import Categorical, CategoricalHead
+from rlgen.heads import Categorical, CategoricalHead, DLMLHeadConfig
 from rlgen.rollout import make_env
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint, load_recipe, resume_run, start_run
+from rlgen.train.config import ConfigError, build
 from rlgen.train.launch import load_agent
 
 # ------------------------------------------------------------------------------------------------ maths
@@ -124,9 +125,9 @@ def test_categorical_rejects_bad_actions() -> None:
 
 def test_discrete_tasks_use_a_categorical_but_still_refuse_an_unknown_head() -> None:
     task = load_task("cartpole")
-    assert isinstance(policy_head(task, 8, "dlml", {}), CategoricalHead)
-    with pytest.raises(ValueError, match="unknown head 'bogus'"):
-        policy_head(task, 8, "bogus", {})
+    assert isinstance(policy_head(task, 8, DLMLHeadConfig()), CategoricalHead)
+    with pytest.raises(ConfigError, match="agent.head.type must be one of .*got 'bogus'"):
+        build(get_algo("a2c").Config, {"head": "bogus"}, "agent")
 
 
 # ------------------------------------------------------------------------------------------------ collector and runs
@@ -208,9 +209,9 @@ def test_online_agents_refuse_what_they_cannot_learn_from() -> None:
 
 @pytest.mark.parametrize("head", ["gaussian", "dlml", "adacat"])
 def test_a2c_steps_a_continuous_task_with_any_head(tmp_path, head: str) -> None:
-    options = "{squash: false, state_dependent_std: false}" if head == "gaussian" else "{}"
+    options = ["agent.head.squash=false", "agent.head.state_dependent_std=false"] if head == "gaussian" else []
     overrides = [*_overrides("a2c", 4), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1",
-                 f"agent.head={head}", f"agent.head_options={options}"]  # fmt: skip
+                 f"agent.head={head}", *options]  # fmt: skip
     run, result = start_run("a2c", "invertedpendulum", overrides, run_dir=tmp_path / "ip", device="cpu",
                             progress=False)  # fmt: skip
     assert result.last_scalars["progress/env_steps"] == 4 * 5 * 2

@@ -31,7 +31,7 @@ def make_pair(kind: str, batch: int = 5, seed: int = 0, scale: float = 1.0, repe
     :param repeats: if > 0, the parameters are repeated along a new leading axis of this size, so one call to
         ``sample`` draws that many independent samples per batch element.
     """
-    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind], exact_entropy=True)
+    sb3_dist = HeadDistribution(kind, SPACE, exact_entropy=True, **OPTIONS[kind])
     head = sb3_dist.proba_distribution_net(latent_dim=4)
     generator = torch.Generator().manual_seed(seed)
     params = scale * torch.randn(batch, head.dim, head.params_per_dim, generator=generator)
@@ -57,11 +57,11 @@ def test_methods_agree_with_the_head(kind: str) -> None:
 
 def test_entropy_is_exact_by_default_except_for_dlml_which_leaves_sb3_its_estimate() -> None:
     for kind in KINDS:
-        default = HeadDistribution(kind, SPACE, OPTIONS[kind])
+        default = HeadDistribution(kind, SPACE, **OPTIONS[kind])
         head = default.proba_distribution_net(latent_dim=4)
         default.proba_distribution(head(torch.randn(2, 4)))
         assert (default.entropy() is None) == (kind == "dlml"), kind
-    forced = HeadDistribution("dlml", SPACE, OPTIONS["dlml"], exact_entropy=True)
+    forced = HeadDistribution("dlml", SPACE, exact_entropy=True, **OPTIONS["dlml"])
     forced.proba_distribution(forced.proba_distribution_net(latent_dim=4)(torch.randn(2, 4)))
     assert forced.entropy().shape == (2,)
 
@@ -138,7 +138,7 @@ def test_unsquashed_gaussian_kl_equals_torch_normal_kl() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_kl_gradient_vanishes_at_identical_params_and_has_a_curvature(kind: str) -> None:
     # TRPO's Fisher-vector products differentiate KL(new || old) twice at new == old.
-    sb3_dist = HeadDistribution(kind, SPACE, OPTIONS[kind], exact_entropy=True)
+    sb3_dist = HeadDistribution(kind, SPACE, exact_entropy=True, **OPTIONS[kind])
     head = sb3_dist.proba_distribution_net(latent_dim=4)
     latent = torch.randn(6, 4)
     with torch.no_grad():
@@ -163,7 +163,7 @@ def test_bad_inputs_get_clear_errors() -> None:
         HeadDistribution("dlml", spaces.Discrete(3))
     with pytest.raises(ValueError, match="finite action bounds"):
         HeadDistribution("dlml", spaces.Box(-np.inf, np.inf, (2,)))
-    with pytest.raises(ValueError, match="bad options for the 'adacat' head"):
-        HeadDistribution("adacat", SPACE, {"num_mixtures": 3}).proba_distribution_net(4)
+    with pytest.raises(ValueError, match="unknown option 'num_mixtures'.* 'adacat' head; valid options: num_bins"):
+        HeadDistribution("adacat", SPACE, num_mixtures=3)
     with pytest.raises(TypeError, match="one family"):
         box_kl(make_pair("dlml")[1], make_pair("adacat")[1])

@@ -14,11 +14,11 @@ from sb3_contrib import TRPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from rlgen.heads import DLMLHead
+from rlgen.heads import AdaCatHeadConfig, DLMLHead, DLMLHeadConfig
 from rlgen.sb3 import AdaCatPolicy, DLMLPolicy, GaussianHeadPolicy, HeadPolicy, UniformBinsPolicy
 
 ENV = "InvertedPendulum-v5"
-SMALL_DLML = {"head_kwargs": {"num_mixtures": 3, "num_classes": 64}}
+SMALL_DLML = {"head": DLMLHeadConfig(num_mixtures=3, num_classes=64)}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("policy", [DLMLPolicy, AdaCatPolicy, UniformBinsPolicy, GaussianHeadPolicy])
 def test_algorithms_train_with_every_head(algo, policy) -> None:
     batch = {} if algo is A2C else {"batch_size": 64}
-    head_kwargs = SMALL_DLML if policy is DLMLPolicy else {}
-    model = algo(policy, ENV, n_steps=128, seed=0, policy_kwargs={"net_arch": [16], **head_kwargs}, **batch)
+    head = SMALL_DLML if policy is DLMLPolicy else {}
+    model = algo(policy, ENV, n_steps=128, seed=0, policy_kwargs={"net_arch": [16], **head}, **batch)
     model.learn(256)
     assert model.num_timesteps == 256
     for name, value in model.logger.name_to_value.items():
@@ -80,7 +80,9 @@ def test_entropy_choice_survives_save_load_and_reaches_the_update(tmp_path) -> N
 
 
 def test_predict_deterministic_is_the_mode_and_stochastic_samples() -> None:
-    model = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs={"head_kwargs": {"num_bins": 8}})
+    model = PPO(
+        AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs={"head": AdaCatHeadConfig(num_bins=8)}
+    )
     observations = np.random.default_rng(1).normal(size=(32, *model.observation_space.shape)).astype(np.float32)
     deterministic, _ = model.predict(observations, deterministic=True)
     with torch.no_grad():

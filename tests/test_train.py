@@ -77,24 +77,6 @@ def test_overrides_parse_by_field_type() -> None:
         apply_overrides(ToyConfig(), ["lr.x=1"])
 
 
-@dataclass(frozen=True)
-class HeadedConfig:
-    head: str = "dlml"
-    head_options: dict[str, Any] = field(default_factory=lambda: {"num_mixtures": 10})
-    inner: ToyConfig = field(default_factory=ToyConfig)
-
-
-def test_changing_the_head_drops_the_options_of_the_old_one() -> None:
-    assert apply_overrides(HeadedConfig(), ["head=gaussian"]).head_options == {}
-    assert apply_overrides(HeadedConfig(), ["head=dlml"]).head_options == {"num_mixtures": 10}  # same head
-    kept = apply_overrides(HeadedConfig(), ["head=uniform", "head_options.num_bins=64"])
-    assert kept.head_options == {"num_bins": 64}  # options set alongside are the new head's only ones
-    whole = apply_overrides(HeadedConfig(), ["head=uniform", "head_options={num_bins: 8}"])
-    assert whole.head_options == {"num_bins": 8}
-    assert apply_overrides(HeadedConfig(), ["head_options.num_mixtures=3"]).head_options == {"num_mixtures": 3}
-    assert apply_overrides(HeadedConfig(), ["inner.width=3"]).head_options == {"num_mixtures": 10}
-
-
 def test_train_config_validates_ranges() -> None:
     with pytest.raises(ConfigError, match="train.steps must be >= 1"):
         build(TrainConfig, {"steps": 0})
@@ -103,7 +85,7 @@ def test_train_config_validates_ranges() -> None:
 def test_recipe_overrides_need_a_group_and_unknown_agents_are_listed() -> None:
     recipe = load_recipe("bc-dlml")
     changed = recipe.with_overrides(["train.steps=10", "agent.head=gaussian", "agent.hidden=[8]"])
-    assert (changed.train.steps, changed.agent.head, changed.agent.hidden) == (10, "gaussian", (8,))
+    assert (changed.train.steps, changed.agent.head.type, changed.agent.hidden) == (10, "gaussian", (8,))
     with pytest.raises(ConfigError, match="must start with 'train.' or 'agent.'.*train.seed"):
         recipe.with_overrides(["steps=10"])
     with pytest.raises(KeyError, match="unknown agent 'bc-nope'; valid agents: .*bc-dlml"):

@@ -30,7 +30,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("name", ["tt-uniform", "tt-quantile", "tt-adacat"])
 def test_recipes_load_with_the_cpu_preset_and_the_paper_defaults(name: str) -> None:
     recipe = load_recipe(name)
-    assert recipe.algo == "tt" and recipe.agent.model.conditional == name.split("-")[1]
+    assert recipe.algo == "tt" and recipe.agent.model.head.type == name.split("-")[1]
     paper = recipe.with_overrides(["agent.model.sequence_length=20", "agent.planner.beam_width=128",
                                    "agent.planner.horizon=15", "agent.planner.context=5"])  # fmt: skip
     assert paper.agent.planner.beam_width == 128

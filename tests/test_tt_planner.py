@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTModelConfig, beam_plan, make_prefix
+from rlgen.heads import head_config
 
 LAYOUT = TransitionLayout(obs_dim=3, act_dim=2)
 ROWS = np.random.default_rng(0).normal(size=(400, LAYOUT.dim)).astype(np.float32)
@@ -20,7 +21,8 @@ CONDITIONALS = ["uniform", "quantile", "adacat", "adacat-linear"]
 def _model(conditional: str, dtype: torch.dtype = torch.float64) -> TrajectoryModel:
     torch.manual_seed(0)
     kind, _, embedding = conditional.partition("-")
-    config = TTModelConfig(kind, input_embedding=embedding or "piecewise", n_layer=2, n_head=2, n_embd=32,  # type: ignore[arg-type]
+    head = TTModelConfig().head if kind == "adacat" else head_config(kind)  # TT's default AdaCat head
+    config = TTModelConfig(head, input_embedding=embedding or "piecewise", n_layer=2, n_head=2, n_embd=32,  # type: ignore[arg-type]
                            sequence_length=6)  # fmt: skip
     model = TrajectoryModel(config, LAYOUT, ROWS.min(0), ROWS.max(0))
     model.fit_bins(ROWS)

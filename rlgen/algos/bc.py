@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rlgen.data import Episodes, Statistics, Transitions
-from rlgen.heads import BoxDistribution, QuantileCategoricalHead, make_head
+from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig, QuantileCategoricalHead
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -37,15 +37,14 @@ STD_FLOOR = 1e-6
 class BCConfig:
     """The ``agent:`` block of a BC recipe.
 
-    :param head: ``gaussian``, ``uniform``, ``quantile``, ``adacat`` or ``dlml``.
-    :param head_options: passed to the head (e.g. ``num_bins``, ``num_mixtures``, ``bandwidth``).
+    :param head: the head's config: ``{type: dlml, num_mixtures: 10}``, or a type name (``gaussian``, ``uniform``,
+        ``quantile``, ``adacat``, ``dlml``) for its defaults.
     :param hidden: widths of the MLP body.
     :param action: deterministic action: the head distribution's ``mode`` or ``mean``.
     :param grad_clip: clip the gradient norm to this value (``null``: no clipping).
     """
 
-    head: str = "dlml"
-    head_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=DLMLHeadConfig)
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "relu"
     layer_norm: bool = False
@@ -65,8 +64,7 @@ class BCPolicy(nn.Module):
         self.register_buffer("obs_mean", torch.zeros(obs_dim))
         self.register_buffer("obs_scale", torch.ones(obs_dim))
         self.body = MLP(obs_dim, config.hidden, config.activation, config.layer_norm, config.dropout)
-        self.head = make_head(config.head, self.body.out_features, len(act_low), act_low, act_high,
-                              **config.head_options)  # fmt: skip
+        self.head = config.head.create(self.body.out_features, len(act_low), act_low, act_high)
 
     def set_observation_statistics(self, stats: Statistics) -> None:
         self.obs_mean.copy_(torch.as_tensor(stats.mean, dtype=torch.float32))

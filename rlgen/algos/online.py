@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.data import Episodes
-from rlgen.heads import BoxDistribution, CategoricalHead, check_head_kind, make_head
+from rlgen.heads import BoxDistribution, CategoricalHead, GaussianHeadConfig, HeadConfig
 from rlgen.nets import MLP, orthogonal_init_
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
@@ -74,24 +74,23 @@ def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
 # ------------------------------------------------------------------------------------------------ networks
 
 
-def policy_head(task: TaskSpec, in_features: int, head: str, head_options: dict[str, Any]) -> nn.Module:
-    """A categorical over the actions of a discrete task, else ``make_head(head)`` over the action box."""
-    check_head_kind(head)  # a misspelt head is an error on every task, even one that does not use it
+def policy_head(task: TaskSpec, in_features: int, head: HeadConfig) -> nn.Module:
+    """A categorical over the actions of a discrete task, else the head ``head`` over the action box."""
     if task.discrete:
         assert task.num_actions is not None
         return CategoricalHead(in_features, 1, task.num_actions)
     low, high = task.action_bounds()
-    return make_head(head, in_features, task.act_dim, low, high, **head_options)
+    return head.create(in_features, task.act_dim, low, high)
 
 
 class PolicyNet(nn.Module):
     """``head(MLP(s))``: a distribution over actions (categorical for discrete tasks)."""
 
-    def __init__(self, task: TaskSpec, hidden: tuple[int, ...], activation: str, head: str,
-                 head_options: dict[str, Any], ortho_init: bool = False):  # fmt: skip
+    def __init__(self, task: TaskSpec, hidden: tuple[int, ...], activation: str, head: HeadConfig,
+                 ortho_init: bool = False):  # fmt: skip
         super().__init__()
         self.body = MLP(task.obs_dim, hidden, activation)
-        self.head = policy_head(task, self.body.out_features, head, head_options)
+        self.head = policy_head(task, self.body.out_features, head)
         if ortho_init:
             orthogonal_init_(self.body, math.sqrt(2))
             orthogonal_init_(self.head.proj, 0.01)  # near-uniform initial policy over the head's outputs
@@ -152,9 +151,8 @@ class OnlineAgent(Agent):
 class PolicyGradientConfig:
     """Settings shared by REINFORCE and actor-critic (their recipes' ``agent:`` blocks extend it).
 
-    :param head: head of the policy for continuous actions (``gaussian``, ``dlml``, ``adacat``, ...); discrete
-        tasks always use a categorical over their actions.
-    :param head_options: passed to the head (e.g. ``{squash: false, state_dependent_std: false}``).
+    :param head: head config of the policy for continuous actions (e.g. ``{type: gaussian, squash: false}``);
+        discrete tasks always use a categorical over their actions (a misspelt head is still an error there).
     :param hidden: widths of the policy and value MLPs (separate networks).
     :param optimizer: ``adam`` or ``rmsprop`` (A2C's original optimiser, alpha 0.99, eps 1e-5).
     :param value_coef: weight of the value (baseline) regression loss.
@@ -165,8 +163,7 @@ class PolicyGradientConfig:
         layer, 1 on the value output), as SB3's and CleanRL's actor-critics do; PyTorch's default otherwise.
     """
 
-    head: str = "gaussian"
-    head_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=GaussianHeadConfig)
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     optimizer: Literal["adam", "rmsprop"] = "adam"
@@ -190,9 +187,7 @@ class PolicyGradientAgent(OnlineAgent):
 
     def __init__(self, config: PolicyGradientConfig, task: TaskSpec, device: torch.device):
         self.config, self.task, self.device = config, task, device
-        self.policy = PolicyNet(
-            task, config.hidden, config.activation, config.head, config.head_options, config.ortho_init
-        ).to(device)
+        self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.ortho_init).to(device)
         self.value = ValueNet(task.obs_dim, config.hidden, config.activation, config.ortho_init).to(device)
         params = [*self.policy.parameters(), *self.value.parameters()]
         if config.optimizer == "rmsprop":

@@ -18,7 +18,7 @@ import torch
 
 from rlgen.commands.plot import plot_runs
 from rlgen.data import load_dataset, locate, summarize
-from rlgen.heads import check_head_kind
+from rlgen.heads import head_config
 from rlgen.rollout.generate import make_dataset
 from rlgen.tasks import parse_dataset_name
 from rlgen.train import start_run
@@ -40,7 +40,7 @@ def ensure_dataset(name: str, steps: int, seed: int) -> None:
 def check_outputs(out: Path, heads: list[str]) -> None:
     """Refuse before any work if a head is unknown or an output the demo writes is already in ``out``."""
     for head in heads:
-        check_head_kind(head)
+        head_config(head)
     taken = [str(path) for path in (*(out / f"bc-{head}" for head in heads), out / "curves.png") if path.exists()]
     if taken:
         raise FileExistsError(f"{', '.join(taken)} already exist; choose another --out")

@@ -1,7 +1,7 @@
 """``rlgen generative``: autoregressive image and audio models on rlgen's heads.
 
 rlgen generative train image                                   # PixelCNN + AdaCat on 8x8 digits
-rlgen generative train image --set model.head=dlml model.head_options.num_mixtures=5
+rlgen generative train image --set model.head=dlml model.head.num_mixtures=5
 rlgen generative train audio --set train.steps=500            # WaveNet on espeak-ng speech (needs espeak-ng)
 rlgen generative train --resume runs/generative/image/seed0-...   # continue after a kill, same numbers
 rlgen generative recipes                                       # list the recipes in agents/generative/

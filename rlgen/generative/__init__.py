@@ -7,7 +7,7 @@
 * :mod:`~rlgen.generative.runs`: recipes in ``generative/`` trained by :func:`rlgen.train.fit`.
 
 >>> from rlgen.generative import start_generative_run
->>> run, result = start_generative_run("image", ["model.head=dlml", "model.head_options={num_mixtures: 5}"])
+>>> run, result = start_generative_run("image", ["model.head=dlml", "model.head.num_mixtures=5"])
 """
 
 from rlgen.generative.audio import AudioConfig, AudioTask

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import write_wav
 from rlgen.generative.models import AudioModel
 from rlgen.generative.speech import TEST_SENTENCES, Transform, dequantize, load_speech, quantize
+from rlgen.heads import AdaCatHeadConfig, HeadConfig
 from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
@@ -20,8 +20,8 @@ from rlgen.train.config import ConfigError, require_at_least, require_positive
 class AudioConfig:
     """The ``model:`` block of an audio recipe.
 
-    :param head: head of every sample's conditional (``uniform``, ``adacat``, ``dlml``, ...).
-    :param head_options: the head's options.
+    :param head: head of every sample's conditional, e.g. ``{type: adacat, num_bins: 15}`` (a DLML head's
+        ``num_classes`` is the number of levels).
     :param channels: WaveNet residual width.
     :param skip_channels: WaveNet skip width.
     :param dilations: one residual block per entry.
@@ -41,8 +41,7 @@ class AudioConfig:
     :param temperature: sampling temperature of that WAV.
     """
 
-    head: str = "adacat"
-    head_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=AdaCatHeadConfig)
     channels: int = 32
     skip_channels: int = 64
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64] * 2)
@@ -109,7 +108,7 @@ class AudioTask:
 
     def build(self) -> AudioModel:
         c = self.config
-        return AudioModel(c.num_levels, c.head, c.head_options, c.channels, c.skip_channels, tuple(c.dilations),
+        return AudioModel(c.num_levels, c.head, c.channels, c.skip_channels, tuple(c.dilations),
                           c.kernel, c.features)  # fmt: skip
 
     def batches(self) -> AudioCrops:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from rlgen.generative.digits import NUM_LEVELS, SHAPE, load_digit_levels
 from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import image_grid, write_png
 from rlgen.generative.models import ImageModel
+from rlgen.heads import AdaCatHeadConfig, HeadConfig
 from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
@@ -20,8 +20,8 @@ from rlgen.train.config import ConfigError, require_at_least, require_positive
 class ImageConfig:
     """The ``model:`` block of an image recipe.
 
-    :param head: head of every pixel's conditional (``uniform``, ``quantile``, ``adacat``, ``dlml``, ``gaussian``).
-    :param head_options: the head's options, e.g. ``{num_bins: 8}`` or ``{num_mixtures: 4}``.
+    :param head: head of every pixel's conditional, e.g. ``{type: adacat, num_bins: 8}`` or ``{type: dlml,
+        num_mixtures: 4}`` (a DLML head's ``num_classes`` is the number of levels).
     :param channels: width of the PixelCNN stacks.
     :param layers: gated PixelCNN layers.
     :param kernel: odd kernel size.
@@ -34,8 +34,7 @@ class ImageConfig:
     :param temperature: sampling temperature of the grid.
     """
 
-    head: str = "adacat"
-    head_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=AdaCatHeadConfig)
     channels: int = 64
     layers: int = 5
     kernel: int = 3
@@ -81,7 +80,7 @@ class ImageTask:
 
     def build(self) -> ImageModel:
         c = self.config
-        return ImageModel(SHAPE, NUM_LEVELS, c.head, c.head_options, c.channels, c.layers, c.kernel, c.features)
+        return ImageModel(SHAPE, NUM_LEVELS, c.head, c.channels, c.layers, c.kernel, c.features)
 
     def batches(self) -> ImageBatches:
         return ImageBatches(self.train)

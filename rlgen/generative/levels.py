@@ -14,29 +14,22 @@ grid.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from rlgen.heads import DiagGaussian, DiscretizedLogisticMixture, Head, PiecewiseUniform, make_head
+from rlgen.heads import DiagGaussian, DiscretizedLogisticMixture, DLMLHeadConfig, Head, HeadConfig, PiecewiseUniform
 from rlgen.heads.base import BoxDistribution, gumbel_argmax
 
 
-def level_head(kind: str, in_features: int, num_levels: int, dim: int = 1, **options: Any) -> Head:
-    """A head of ``kind`` (any name in :data:`rlgen.heads.HEADS`) over ``num_levels`` levels per dimension.
-
-    :param options: the head's own options (``num_bins``, ``num_mixtures``, ...); DLML's ``num_classes`` is set
-        to ``num_levels``.
-    """
+def level_head(config: HeadConfig, in_features: int, num_levels: int, dim: int = 1) -> Head:
+    """A head built from ``config`` over ``num_levels`` levels per dimension (a DLML head's ``num_classes`` is
+    set to ``num_levels``, whatever the config says)."""
     if num_levels < 2:
         raise ValueError(f"num_levels must be at least 2, got {num_levels}")
-    if kind == "dlml":
-        if options.get("num_classes", num_levels) != num_levels:
-            raise ValueError(f"a DLML head over {num_levels} levels needs num_classes={num_levels}, "
-                             f"got {options['num_classes']}")  # fmt: skip
-        return make_head(kind, in_features, dim, 0.0, num_levels - 1.0, **{**options, "num_classes": num_levels})
-    return make_head(kind, in_features, dim, -0.5, num_levels - 0.5, **options)
+    if isinstance(config, DLMLHeadConfig):
+        return config.replace(num_classes=num_levels).create(in_features, dim, 0.0, num_levels - 1.0)
+    return config.create(in_features, dim, -0.5, num_levels - 0.5)
 
 
 def check_levels(levels: Tensor, num_levels: int, name: str = "levels") -> None:

@@ -8,13 +8,13 @@ the observed levels (:mod:`rlgen.generative.levels`), whichever head is used.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from rlgen.generative.levels import level_head, level_log_mass, sample_levels
+from rlgen.heads import HeadConfig
 from rlgen.heads.base import BoxDistribution
 from rlgen.nets.pixelcnn import GatedPixelCNN
 from rlgen.nets.wavenet import WaveNet
@@ -25,15 +25,14 @@ class LevelModel(nn.Module, ABC):
 
     :param body: the causal network (features of element ``i`` depend on elements before ``i`` only).
     :param num_levels: L, levels per element.
-    :param head: name of the head (``uniform``, ``quantile``, ``adacat``, ``dlml``, ``gaussian``).
-    :param head_options: the head's options (``num_bins``, ``num_mixtures``, ...).
+    :param head: the head's config (any of :data:`rlgen.heads.HEAD_CONFIGS`).
     """
 
-    def __init__(self, body: nn.Module, num_levels: int, head: str, head_options: dict[str, Any]):
+    def __init__(self, body: nn.Module, num_levels: int, head: HeadConfig):
         super().__init__()
         self.body = body
         self.num_levels = num_levels
-        self.head = level_head(head, body.out_features, num_levels, **head_options)
+        self.head = level_head(head, body.out_features, num_levels)
 
     def encode(self, levels: Tensor) -> Tensor:
         """Levels as network inputs on [-1, 1]."""
@@ -63,9 +62,9 @@ class ImageModel(LevelModel):
     :param channels, layers, kernel, features: sizes of :class:`~rlgen.nets.pixelcnn.GatedPixelCNN`.
     """
 
-    def __init__(self, shape: tuple[int, int], num_levels: int, head: str, head_options: dict[str, Any],
-                 channels: int = 64, layers: int = 5, kernel: int = 3, features: int = 128):  # fmt: skip
-        super().__init__(GatedPixelCNN(1, channels, layers, kernel, features), num_levels, head, head_options)
+    def __init__(self, shape: tuple[int, int], num_levels: int, head: HeadConfig, channels: int = 64,
+                 layers: int = 5, kernel: int = 3, features: int = 128):  # fmt: skip
+        super().__init__(GatedPixelCNN(1, channels, layers, kernel, features), num_levels, head)
         self.shape = tuple(shape)
 
     def features(self, levels: Tensor) -> Tensor:
@@ -95,11 +94,11 @@ class AudioModel(LevelModel):
     :param channels, skip_channels, dilations, kernel, features: sizes of :class:`~rlgen.nets.wavenet.WaveNet`.
     """
 
-    def __init__(self, num_levels: int, head: str, head_options: dict[str, Any], channels: int = 32,
+    def __init__(self, num_levels: int, head: HeadConfig, channels: int = 32,
                  skip_channels: int = 64, dilations: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64) * 2,
                  kernel: int = 2, features: int = 64):  # fmt: skip
         body = WaveNet(1, channels, skip_channels, dilations, kernel, features)
-        super().__init__(body, num_levels, head, head_options)
+        super().__init__(body, num_levels, head)
 
     @property
     def receptive_field(self) -> int:

@@ -16,62 +16,63 @@ from rlgen.heads.adacat import AdaCatHead
 from rlgen.heads.base import BoundLike, BoxDistribution, Head, nucleus_filter
 from rlgen.heads.binned import PiecewiseUniform
 from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead, unit_quantile_edges
+from rlgen.heads.config import (
+    HEAD_CONFIGS,
+    AdaCatHeadConfig,
+    BinnedHeadConfig,
+    DLMLHeadConfig,
+    GaussianHeadConfig,
+    HeadConfig,
+    QuantileHeadConfig,
+    UniformHeadConfig,
+    head_config,
+)
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
 from rlgen.heads.kl import box_kl
 
-HEADS: dict[str, type[Head]] = {
-    "gaussian": GaussianHead,
-    "uniform": UniformCategoricalHead,
-    "quantile": QuantileCategoricalHead,
-    "adacat": AdaCatHead,
-    "dlml": DLMLHead,
-}
 
-# Defaults of the bin count for the fixed-bin heads (AdaCat and DLML carry theirs in their signatures).
-_FIXED_BIN_DEFAULTS: dict[str, dict[str, Any]] = {"uniform": {"num_bins": 100}, "quantile": {"num_bins": 100}}
+def make_head(
+    kind_or_config: str | HeadConfig, in_features: int, dim: int, low: BoundLike, high: BoundLike, **options: Any
+) -> Head:
+    """Build a head from its config, or from its type (``gaussian``, ``uniform``, ``quantile``, ``adacat``,
+    ``dlml``) and options (e.g. ``num_bins``, ``num_mixtures``, ``squash``); ``options`` also change a config's.
 
-
-def check_head_kind(kind: str) -> type[Head]:
-    """The head class registered as ``kind``; an unknown name is a ``ValueError`` listing the known ones."""
-    if kind not in HEADS:
-        raise ValueError(f"unknown head {kind!r}; choose one of {sorted(HEADS)}")
-    return HEADS[kind]
-
-
-def make_head(kind: str, in_features: int, dim: int, low: BoundLike, high: BoundLike, **options: Any) -> Head:
-    """Build a head by name (``gaussian``, ``uniform``, ``quantile``, ``adacat``, ``dlml``).
-
-    ``options`` go to the head's constructor (e.g. ``num_bins``, ``num_mixtures``, ``squash``).
+    An unknown type or option is a ``ValueError`` listing the valid ones.
     """
-    head_class = check_head_kind(kind)
-    options = {**_FIXED_BIN_DEFAULTS.get(kind, {}), **options}
-    try:
-        return head_class(in_features, dim, low, high, **options)
-    except TypeError as error:
-        # Name every option: a recipe's head_options for one head often travel along when only the head is changed.
-        raise ValueError(f"bad options for the {kind!r} head: {error} (options given: {sorted(options)})") from error
+    if isinstance(kind_or_config, HeadConfig):
+        config = kind_or_config.replace(**options)
+    else:
+        config = head_config(kind_or_config, **options)
+    return config.create(in_features, dim, low, high)
 
 
 __all__ = [
-    "HEADS",
+    "HEAD_CONFIGS",
     "AdaCatHead",
+    "AdaCatHeadConfig",
     "BinnedHead",
+    "BinnedHeadConfig",
     "BoundLike",
     "BoxDistribution",
     "Categorical",
     "CategoricalHead",
     "DLMLHead",
+    "DLMLHeadConfig",
     "DiagGaussian",
     "DiscretizedLogisticMixture",
     "GaussianHead",
+    "GaussianHeadConfig",
     "Head",
+    "HeadConfig",
     "PiecewiseUniform",
     "QuantileCategoricalHead",
+    "QuantileHeadConfig",
     "UniformCategoricalHead",
+    "UniformHeadConfig",
     "box_kl",
-    "check_head_kind",
+    "head_config",
     "make_head",
     "nucleus_filter",
     "unit_quantile_edges",

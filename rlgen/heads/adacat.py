@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from rlgen.heads.base import BoundLike
-from rlgen.heads.binned import PiecewiseUniform, SmoothingKernel
+from rlgen.heads.binned import PiecewiseUniform
 from rlgen.heads.categorical import BinnedHead, unit_marginal_bins
+
+if TYPE_CHECKING:
+    from rlgen.heads.config import AdaCatHeadConfig
 
 #: width of the initial bin of a repeated value when the head trains without smoothing.
 MIN_POINT_WIDTH = 1e-4
@@ -25,26 +30,15 @@ class AdaCatHead(BinnedHead):
     quantile categorical, a repeated value gets one bin holding its whole mass rather than many of zero width:
     split over many bins, a point mass loses to any wider bin under top-mass decoding.
 
-    :param width_grad_scale: multiplies the gradient reaching the width logits (their values are unchanged).
-        Every sample pulls its own bin narrower, a push that does not fade as the sample nears an edge (AdaCat
-        sec. 3.2); below 1 this noise no longer swamps the features a shared network learns for the masses.
+    Its options are those of :class:`~rlgen.heads.config.AdaCatHeadConfig`. ``width_grad_scale`` multiplies the
+    gradient reaching the width logits (their values are unchanged): every sample pulls its own bin narrower, a
+    push that does not fade as the sample nears an edge (AdaCat sec. 3.2); below 1 this noise no longer swamps
+    the features a shared network learns for the masses.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        dim: int,
-        low: BoundLike,
-        high: BoundLike,
-        num_bins: int = 50,
-        bandwidth: float = 1e-3,
-        kernel: SmoothingKernel = "uniform",
-        width_grad_scale: float = 1.0,
-    ):
-        if not 0.0 <= width_grad_scale <= 1.0:
-            raise ValueError(f"width_grad_scale must be in [0, 1], got {width_grad_scale}")
-        super().__init__(in_features, dim, low, high, num_bins, params_per_bin=2, bandwidth=bandwidth, kernel=kernel)
-        self.width_grad_scale = width_grad_scale
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: AdaCatHeadConfig):
+        super().__init__(in_features, dim, low, high, config, params_per_bin=2)
+        self.width_grad_scale = config.width_grad_scale
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
         width_logits, mass_logits = params.split(self.num_bins, dim=-1)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from rlgen.heads.base import BoundLike, Head
-from rlgen.heads.binned import SMOOTHING_KERNELS, PiecewiseUniform, SmoothingKernel
+from rlgen.heads.binned import PiecewiseUniform, SmoothingKernel
+
+if TYPE_CHECKING:
+    from rlgen.heads.config import BinnedHeadConfig
 
 #: share of a uniform grid mixed into quantile edges so every bin keeps a positive width even where the data
 #: repeat a value (a bin of width 0 would have infinite density).
@@ -64,35 +69,19 @@ def unit_marginal_bins(unit: Tensor, num_bins: int, point_width: float) -> tuple
 
 
 class BinnedHead(Head):
-    """Base of heads whose distribution is :class:`PiecewiseUniform`.
+    """Base of heads whose distribution is :class:`PiecewiseUniform`: ``num_bins`` bins per dimension,
+    trained with the target-smoothed likelihood (AdaCat eq. 8) when ``bandwidth`` > 0.
 
-    :param num_bins: bins k per dimension.
-    :param bandwidth: if > 0, train with the analytic target-smoothed likelihood (AdaCat eq. 8) with this
-        kernel width on the unit interval; 0 trains on the plain likelihood.
-    :param kernel: ``"uniform"`` or ``"gaussian"`` smoothing kernel.
+    :param config: the head's options (``num_bins``, ``bandwidth``, ``kernel``: see :mod:`rlgen.heads.config`).
+    :param params_per_bin: outputs per bin and dimension.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        dim: int,
-        low: BoundLike,
-        high: BoundLike,
-        num_bins: int,
-        params_per_bin: int,
-        bandwidth: float = 0.0,
-        kernel: SmoothingKernel = "uniform",
-    ):
-        if num_bins < 2:
-            raise ValueError(f"num_bins must be at least 2, got {num_bins}")
-        if bandwidth < 0:
-            raise ValueError(f"bandwidth must be >= 0, got {bandwidth}")
-        if kernel not in SMOOTHING_KERNELS:
-            raise ValueError(f"unknown smoothing kernel {kernel!r}; choose one of {SMOOTHING_KERNELS}")
-        super().__init__(in_features, dim, low, high, params_per_dim=params_per_bin * num_bins)
-        self.num_bins = num_bins
-        self.bandwidth = bandwidth
-        self.kernel: SmoothingKernel = kernel
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: BinnedHeadConfig,
+                 params_per_bin: int):  # fmt: skip
+        super().__init__(in_features, dim, low, high, params_per_dim=params_per_bin * config.num_bins)
+        self.num_bins = config.num_bins
+        self.bandwidth = config.bandwidth
+        self.kernel: SmoothingKernel = config.kernel
 
     def training_log_prob(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
         if self.bandwidth > 0:
@@ -115,9 +104,9 @@ class BinnedHead(Head):
 class FixedBinsHead(BinnedHead):
     """A binned head whose edges (unit interval, per dimension) are a buffer: saved and loaded with the model."""
 
-    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, num_bins: int, **smoothing):
-        super().__init__(in_features, dim, low, high, num_bins, params_per_bin=1, **smoothing)
-        self.register_buffer("edges", torch.linspace(0.0, 1.0, num_bins + 1).repeat(dim, 1))
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: BinnedHeadConfig):
+        super().__init__(in_features, dim, low, high, config, params_per_bin=1)
+        self.register_buffer("edges", torch.linspace(0.0, 1.0, config.num_bins + 1).repeat(dim, 1))
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
         return PiecewiseUniform.from_logits(params, self.edges, self.low, self.high)

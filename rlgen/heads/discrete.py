@@ -2,7 +2,7 @@
 
 It follows the :class:`~rlgen.heads.base.BoxDistribution` interface with the box ``[0, n-1]^D`` of integer
 targets: ``log_prob`` returns log-*masses*, ``sample`` / ``mode`` return ``int64`` indices of shape ``(..., D)``
-and ``mean`` is the expected index. It is not in :data:`rlgen.heads.HEADS`, the registry of heads over a
+and ``mean`` is the expected index. It is not in :data:`rlgen.heads.HEAD_CONFIGS`, the registry of heads over a
 continuous box that BC and the SB3 plug-in iterate over: a discrete action space is declared by its number of
 actions, not by bounds.
 

@@ -14,6 +14,7 @@ which has no cancellation when both CDF values are close to 0 or 1.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from rlgen.heads.base import (
     gumbel_argmax,
     nucleus_filter,
 )
+
+if TYPE_CHECKING:
+    from rlgen.heads.config import DLMLHeadConfig
 
 LOG_SCALE_MIN = -7.0
 TINY_MASS = 1e-5
@@ -77,7 +81,7 @@ class DiscretizedLogisticMixture(BoxDistribution):
         log_scales: Tensor,
         low: Tensor,
         high: Tensor,
-        num_classes: int = 256,
+        num_classes: int,
         validate_args: bool | None = None,
     ):
         super().__init__(low, high, validate_args)
@@ -162,26 +166,13 @@ class DiscretizedLogisticMixture(BoxDistribution):
 
 
 class DLMLHead(Head):
-    """DLML head: 3K outputs per dimension (mixture logits, means, log-scales).
+    """DLML head: 3K outputs per dimension (mixture logits, means, log-scales); its options are those of
+    :class:`~rlgen.heads.config.DLMLHeadConfig`."""
 
-    :param num_mixtures: components K per dimension (10 is common for action decoders).
-    :param num_classes: levels C per dimension (256 as for 8-bit data).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        dim: int,
-        low: BoundLike,
-        high: BoundLike,
-        num_mixtures: int = 10,
-        num_classes: int = 256,
-    ):
-        if num_mixtures < 1:
-            raise ValueError(f"num_mixtures must be positive, got {num_mixtures}")
-        super().__init__(in_features, dim, low, high, params_per_dim=3 * num_mixtures)
-        self.num_mixtures = num_mixtures
-        self.num_classes = num_classes
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: DLMLHeadConfig):
+        super().__init__(in_features, dim, low, high, params_per_dim=3 * config.num_mixtures)
+        self.num_mixtures = config.num_mixtures
+        self.num_classes = config.num_classes
 
     def distribution(self, params: Tensor) -> DiscretizedLogisticMixture:
         logits, means, log_scales = params.split(self.num_mixtures, dim=-1)

@@ -15,6 +15,7 @@ half-width), which matters to policy-gradient methods with scale-free optimisers
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rlgen.heads.base import BoundLike, BoxDistribution, Head, check_sampling_controls
+
+if TYPE_CHECKING:
+    from rlgen.heads.config import GaussianHeadConfig
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 # Squashed log-densities are evaluated at most this close to the box edges, where atanh diverges.
@@ -135,35 +139,15 @@ def _log_tanh_derivative(z: Tensor) -> Tensor:
 
 
 class GaussianHead(Head):
-    """Diagonal Gaussian head.
+    """Diagonal Gaussian head; its options are those of :class:`~rlgen.heads.config.GaussianHeadConfig`."""
 
-    :param squash: tanh-squash into the box (support exactly ``[low, high]``).
-    :param state_dependent_std: predict the log-std from the features; otherwise learn one free log-std per
-        dimension (as Stable-Baselines3's PPO does).
-    :param init_log_std: initial log-std for the free parameter.
-    :param env_units: read the network's outputs in the box's units rather than in half-widths of the box: the
-        mean as an offset from the box centre, the log-std as the action's (unsquashed heads only).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        dim: int,
-        low: BoundLike,
-        high: BoundLike,
-        squash: bool = True,
-        state_dependent_std: bool = True,
-        init_log_std: float = 0.0,
-        env_units: bool = False,
-    ):
-        if squash and env_units:
-            raise ValueError("env_units needs squash=False: a tanh-squashed Gaussian's latent has no env units")
-        super().__init__(in_features, dim, low, high, params_per_dim=2 if state_dependent_std else 1)
-        self.squash = squash
-        self.state_dependent_std = state_dependent_std
-        self.env_units = env_units
-        if not state_dependent_std:
-            self.log_std = torch.nn.Parameter(torch.full((dim,), float(init_log_std)))
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: GaussianHeadConfig):
+        super().__init__(in_features, dim, low, high, params_per_dim=2 if config.state_dependent_std else 1)
+        self.squash = config.squash
+        self.state_dependent_std = config.state_dependent_std
+        self.env_units = config.env_units
+        if not config.state_dependent_std:
+            self.log_std = torch.nn.Parameter(torch.full((dim,), float(config.init_log_std)))
 
     def distribution(self, params: Tensor) -> DiagGaussian:
         if self.state_dependent_std:

@@ -1,11 +1,12 @@
 """rlgen heads as Stable-Baselines3 action distributions and actor-critic policies.
 
-Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; head options go through ``policy_kwargs``:
+Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``:
 
 >>> from stable_baselines3 import PPO
+>>> from rlgen.heads import DLMLHeadConfig
 >>> from rlgen.sb3 import DLMLPolicy
 >>> model = PPO(DLMLPolicy, "InvertedPendulum-v5", n_steps=64, batch_size=64,
-...             policy_kwargs={"head_kwargs": {"num_mixtures": 3}})
+...             policy_kwargs={"head": DLMLHeadConfig(num_mixtures=3)})
 >>> model.learn(64).predict(model.env.reset(), deterministic=True)[0].shape
 (1, 1)
 """

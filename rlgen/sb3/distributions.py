@@ -23,7 +23,7 @@ from stable_baselines3.common.distributions import Distribution
 from torch import Tensor
 from torch.distributions import kl as torch_kl
 
-from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, make_head
+from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, HeadConfig, head_config
 from rlgen.heads.kl import box_kl
 
 SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
@@ -87,21 +87,22 @@ def _head_kl(p: HeadTorchDistribution, q: HeadTorchDistribution) -> Tensor:
 class HeadDistribution(Distribution):
     """SB3 action distribution backed by an rlgen head, for a bounded ``Box`` action space.
 
-    :param head: head kind, one of :data:`POLICY_HEADS`.
+    :param head: the head's config, or its type (one of :data:`POLICY_HEADS`) with ``options``.
     :param action_space: the environment's action space; its bounds become the head's box.
-    :param head_kwargs: options for :func:`rlgen.heads.make_head` (``num_bins``, ``num_mixtures``, ...).
     :param exact_entropy: give SB3 the exact entropy (``True``) or ``None``, SB3's documented fallback that
         estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
         heads in :data:`COSTLY_ENTROPY_HEADS`.
+    :param options: the head's options when ``head`` is a type (``num_bins``, ``num_mixtures``, ...).
     """
 
     distribution: HeadTorchDistribution
 
-    def __init__(self, head: str, action_space: spaces.Space, head_kwargs: dict[str, Any] | None = None,
-                 exact_entropy: bool | None = None):  # fmt: skip
+    def __init__(self, head: HeadConfig | str, action_space: spaces.Space, exact_entropy: bool | None = None,
+                 **options: Any):  # fmt: skip
         super().__init__()
-        if head not in POLICY_HEADS:
-            raise ValueError(f"unknown policy head {head!r}; choose one of {POLICY_HEADS}")
+        config = head.replace(**options) if isinstance(head, HeadConfig) else head_config(head, **options)
+        if config.type not in POLICY_HEADS:
+            raise ValueError(f"head {config.type!r} cannot be a policy head; choose one of {POLICY_HEADS}")
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"rlgen heads need a 1-D Box action space, got {action_space}")
         if not (action_space.is_bounded("both")):
@@ -109,19 +110,18 @@ class HeadDistribution(Distribution):
                 f"rlgen heads need finite action bounds, got low={action_space.low} high={action_space.high}; "
                 "wrap the env in gymnasium.wrappers.RescaleAction or use SB3's MlpPolicy"
             )
-        self.head = head
+        self.head = config
         self.action_dim = int(action_space.shape[0])
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
-        self.head_kwargs = dict(head_kwargs or {})
-        self.exact_entropy = head not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
+        self.exact_entropy = config.type not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
 
     def proba_distribution_net(self, latent_dim: int) -> Head:
         """The rlgen head mapping the policy latent to a distribution (its ``proj`` is the action layer).
 
         :param latent_dim: size of the policy network's last layer.
         """
-        return make_head(self.head, latent_dim, self.action_dim, self.low, self.high, **self.head_kwargs)
+        return self.head.create(latent_dim, self.action_dim, self.low, self.high)
 
     def proba_distribution(self: SelfHeadDistribution, box: BoxDistribution) -> SelfHeadDistribution:
         """Set the current distribution (rebinds ``self.distribution``, so ``copy.copy`` snapshots, as TRPO

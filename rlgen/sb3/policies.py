@@ -17,7 +17,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlgen.heads import DLMLHead, GaussianHead, Head
+from rlgen.heads import DLMLHead, GaussianHead, Head, HeadConfig
 from rlgen.sb3.distributions import HeadDistribution
 
 # Standard deviation of a logistic with scale 1: pi / sqrt(3).
@@ -29,8 +29,8 @@ class HeadPolicy(ActorCriticPolicy):
 
     Takes every ``ActorCriticPolicy`` argument (``net_arch``, ``activation_fn``, ``ortho_init``, ...) plus:
 
-    :param head: head kind: ``"dlml"``, ``"adacat"``, ``"uniform"`` or ``"gaussian"`` (rlgen's tanh Gaussian).
-    :param head_kwargs: options for the head (``num_mixtures``, ``num_classes``, ``num_bins``, ``squash``, ...).
+    :param head: the head's config (e.g. ``DLMLHeadConfig(num_mixtures=3)``) or type (``"dlml"``, ``"adacat"``,
+        ``"uniform"`` or ``"gaussian"``, rlgen's tanh Gaussian, with its default options); default: the class's.
     :param exact_entropy: pass SB3 the exact entropy, or ``None`` for SB3's ``-log pi(a|s)`` estimate; default
         exact except for DLML, whose exact entropy over all levels dominates the update's cost
         (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
@@ -43,8 +43,7 @@ class HeadPolicy(ActorCriticPolicy):
     def __init__(
         self,
         *args: Any,
-        head: str | None = None,
-        head_kwargs: dict[str, Any] | None = None,
+        head: HeadConfig | str | None = None,
         exact_entropy: bool | None = None,
         **kwargs: Any,
     ):
@@ -52,13 +51,12 @@ class HeadPolicy(ActorCriticPolicy):
             raise ValueError("gSDE perturbs a Gaussian's weights; rlgen head policies need use_sde=False")
         # Read by _build, which ActorCriticPolicy.__init__ calls.
         self.head = head or self.default_head
-        self.head_kwargs = dict(head_kwargs or {})
         self.exact_entropy = exact_entropy
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
-        self.action_dist = HeadDistribution(self.head, self.action_space, self.head_kwargs, self.exact_entropy)
+        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy)
         self._build_mlp_extractor()
         self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
@@ -79,7 +77,7 @@ class HeadPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(head=self.head, head_kwargs=self.head_kwargs, exact_entropy=self.exact_entropy)
+        data.update(head=self.head, exact_entropy=self.exact_entropy)
         return data
 
 

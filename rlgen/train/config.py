@@ -1,8 +1,13 @@
 """Typed configs: dataclasses filled from YAML mappings and ``key=value`` overrides, checked field by field.
 
 Every value is checked against the dataclass field's type annotation (``int``, ``float``, ``bool``, ``str``,
-``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]``, ``Any`` and nested dataclasses);
-an unknown key is an error that lists the valid ones. Defaults live only in the dataclasses.
+``Literal[...]``, ``X | None``, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]``, ``Any``, nested dataclasses and
+tagged configs); an unknown key is an error that lists the valid ones. Defaults live only in the dataclasses.
+
+A tagged config is a field annotated with a base class that lists its variants through a classmethod
+``config_variants() -> {type name: dataclass}`` (as :class:`rlgen.heads.HeadConfig` does). It is written as a
+flat mapping whose ``type`` key picks the variant (``{type: dlml, num_mixtures: 5}``) or as the bare type name
+(that variant with its defaults).
 
 >>> cfg = build(TrainConfig, {"steps": 1000})
 >>> cfg = apply_overrides(cfg, ["batch_size=64", "seed=3"])
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
+
+from rlgen.heads.config import did_you_mean
 
 T = TypeVar("T")
 
@@ -94,13 +101,17 @@ def build(cls: type[T], raw: Mapping[str, Any] | None, where: str = "") -> T:
     if unknown:
         raise ConfigError(
             f"unknown key(s) {', '.join(_join(where, k) for k in unknown)}; valid keys: "
-            f"{', '.join(_join(where, k) for k in fields)}"
+            f"{', '.join(_join(where, k) for k in fields)}{did_you_mean(unknown[0], fields)}"
         )
     values = {k: coerce(v, hints[k], _join(where, k)) for k, v in raw.items()}
     try:
         return cls(**values)
     except TypeError as error:  # a field without a default was not given
         raise ConfigError(f"{_name(where) or cls.__name__}: {error}") from error
+    except ConfigError:
+        raise
+    except ValueError as error:  # a range check of a config that does not know where it sits
+        raise ConfigError(f"{where or cls.__name__}: {error}") from error
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -112,37 +123,17 @@ def apply_overrides(config: T, overrides: Sequence[str], where: str = "") -> T:
     """A copy of ``config`` with ``key=value`` overrides applied (dotted keys reach nested configs).
 
     Values are parsed as YAML (``[64, 64]``, ``true``, ``null``, ``3e-4``) except for ``str`` fields, which
-    take the text as is. A key inside a ``dict`` field (``head_options.num_bins=64``) sets that entry.
-    Options belong to one head: an override that changes ``head`` empties the ``head_options`` next to it
-    unless the same overrides set them.
+    take the text as is. A key inside a ``dict`` field (``options.num_bins=64``) sets that entry. Overrides apply
+    in order: a tagged config set by its type (``head=gaussian``) is replaced whole by that variant's defaults,
+    and a key inside it (``head.num_mixtures=5``) sets one option of its current variant.
     """
     data = to_dict(config)
-    paths = []
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not key=value")
-        paths.append(key.strip().split("."))
-        _set_path(type(config), data, paths[-1], text, where)
-    _drop_options_of_replaced_heads(to_dict(config), data, paths)
+        _set_path(type(config), data, key.strip().split("."), text, where)
     return build(type(config), data, where)
-
-
-def _drop_options_of_replaced_heads(before: dict[str, Any], after: dict[str, Any], paths: list[list[str]]) -> None:
-    """Where an override changed a ``head``, keep only the ``head_options`` the overrides set beside it."""
-    for path in paths:
-        if path[-1] != "head":
-            continue
-        old, new = before, after
-        for name in path[:-1]:
-            old, new = old.get(name) or {}, new[name]
-        if "head_options" not in new or old.get("head") == new["head"]:
-            continue
-        options_path = [*path[:-1], "head_options"]
-        if options_path in paths:  # set whole
-            continue
-        given = {p[len(path)] for p in paths if p[: len(path)] == options_path and len(p) > len(path)}
-        new["head_options"] = {k: v for k, v in (new["head_options"] or {}).items() if k in given}
 
 
 def parse_text(text: str, hint: Any) -> Any:
@@ -163,6 +154,11 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is Any:
         return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _variants(hint):
+        if isinstance(value, hint):
+            return value
+        variant, options = _tagged(value, hint, key)
+        return build(variant, options, key)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)  # type: ignore[arg-type]
     if origin in (Union, types.UnionType):
@@ -227,11 +223,16 @@ def _set_path(cls: Any, data: dict[str, Any], path: list[str], text: str, where:
     if head not in valid:
         raise ConfigError(
             f"unknown key {_join(where, head)!r}; valid keys: {', '.join(_join(where, k) for k in valid)}"
+            f"{did_you_mean(head, valid)}"
         )
     hint = _strip_optional(hints[head])
     key = _join(where, head)
-    if not rest:
+    if not rest or (rest == ["type"] and _variants(hint)):  # a tagged config's new type starts from its defaults
         data[head] = parse_text(text, hints[head])
+    elif _variants(hint):
+        variant, options = _tagged(data.get(head), hint, key)
+        data[head] = options
+        _set_path(variant, options, rest, text, key)
     elif dataclasses.is_dataclass(hint):
         if data.get(head) is None:
             data[head] = {}
@@ -243,6 +244,29 @@ def _set_path(cls: Any, data: dict[str, Any], path: list[str], text: str, where:
         data[head] = {**(data.get(head) or {}), rest[0]: parse_text(text, args[1] if args else Any)}
     else:
         raise ConfigError(f"{key} is a {_describe(hint)}, not a mapping: cannot set {key}.{'.'.join(rest)}")
+
+
+def _variants(hint: Any) -> dict[str, type]:
+    """The variants a tagged-config annotation admits (those that are subclasses of it), or ``{}``."""
+    variants = getattr(hint, "config_variants", None)
+    if not (isinstance(hint, type) and callable(variants)):
+        return {}
+    return {name: cls for name, cls in variants().items() if issubclass(cls, hint)}
+
+
+def _tagged(value: Any, hint: Any, key: str) -> tuple[type, dict[str, Any]]:
+    """The variant a tagged config's value names and the value as a mapping holding ``type``."""
+    variants = _variants(hint)
+    if isinstance(value, str):
+        value = {"type": value}
+    if not isinstance(value, Mapping) or "type" not in value:
+        raise ConfigError(f"{key} must be a type name or a mapping with a type key (one of "
+                          f"{', '.join(variants)}), got {value!r}")  # fmt: skip
+    name = value["type"]
+    if not isinstance(name, str) or name not in variants:
+        raise ConfigError(f"{key}.type must be one of {', '.join(variants)}, got {name!r}"
+                          f"{did_you_mean(str(name), variants)}")  # fmt: skip
+    return variants[name], dict(value)
 
 
 def _strip_optional(hint: Any) -> Any:

@@ -50,6 +50,7 @@ from rlgen.algos.gail.moments import RunningMoments
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
 from rlgen.algos.online import OnlineAgent, ValueNet, gae, to_env_actions
 from rlgen.data import Episodes
+from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import BatchSampler
@@ -63,8 +64,7 @@ class GAILConfig:
     :param trajectories: expert trajectories imitated (the thesis used 4 to 25).
     :param pairs_per_trajectory: state-action pairs kept per trajectory (the thesis: about 50); ``null`` keeps all.
     :param demo_seed: seeds which trajectories and pairs are picked.
-    :param head: the policy's head (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step.
-    :param head_options: passed to the head.
+    :param head: the policy's head config (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step.
     :param hidden: widths of the policy, value and discriminator MLPs (the thesis: 2 x 100 tanh).
     :param num_envs: environments stepped together.
     :param n_steps: steps per environment in each iteration's rollout.
@@ -83,8 +83,7 @@ class GAILConfig:
     trajectories: int = 4
     pairs_per_trajectory: int | None = 50
     demo_seed: int = 0
-    head: str = "gaussian"
-    head_options: dict[str, Any] = field(default_factory=dict)
+    head: HeadConfig = field(default_factory=GaussianHeadConfig)
     hidden: tuple[int, ...] = (100, 100)
     activation: str = "tanh"
     num_envs: int = 8
@@ -127,8 +126,7 @@ class GAIL(OnlineAgent):
             raise ValueError(f"GAIL's policy heads model continuous actions; task {task.name!r} is discrete")
         self.config, self.task, self.device = config, task, device
         self.low, self.high = task.action_bounds()
-        body = BCConfig(head=config.head, head_options=config.head_options, hidden=config.hidden,
-                        activation=config.activation)  # fmt: skip
+        body = BCConfig(head=config.head, hidden=config.hidden, activation=config.activation)
         self.policy = BCPolicy(body, task.obs_dim, self.low, self.high).to(device)
         self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
         self.discriminator = Discriminator(task.obs_dim + task.act_dim, config.hidden, config.activation).to(device)

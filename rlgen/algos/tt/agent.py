@@ -35,7 +35,7 @@ from rlgen.train.config import ConfigError
 class TTConfig:
     """The ``agent:`` block of a TT recipe.
 
-    :param model: the sequence model (conditional, bins, GPT size, training segment length).
+    :param model: the sequence model (its head, GPT size, training segment length).
     :param planner: beam search settings.
     :param discount: of the value targets ``V`` (and of nothing else: the planner has its own).
     :param warmup_steps: linear learning-rate warmup.

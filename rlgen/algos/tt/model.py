@@ -24,7 +24,7 @@ placeholders (the true value of a real past transition is unknown when planning)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -35,18 +35,20 @@ from torch import Tensor, nn
 from rlgen.algos.tt.sequences import TransitionLayout
 from rlgen.heads import (
     AdaCatHead,
+    AdaCatHeadConfig,
     BinnedHead,
+    BinnedHeadConfig,
+    HeadConfig,
     PiecewiseUniform,
     QuantileCategoricalHead,
-    make_head,
     unit_quantile_edges,
 )
 from rlgen.nets.gpt import GPT, GPTConfig, KVCache
+from rlgen.train.config import ConfigError
 
-Conditional = Literal["uniform", "quantile", "adacat"]
 InputEmbedding = Literal["linear", "piecewise"]
-#: bins per dimension by default: TT's 100 tokens; AdaCat halves them to match the output layer's size.
-DEFAULT_BINS: dict[str, int] = {"uniform": 100, "quantile": 100, "adacat": 50}
+#: the heads TT can use: its sequences are tokens or values within bins.
+TT_HEADS: tuple[str, ...] = ("uniform", "quantile", "adacat")
 # A dimension whose data never varies still gets a box of this width (a head needs low < high).
 MIN_RANGE = 1e-6
 
@@ -55,20 +57,14 @@ MIN_RANGE = 1e-6
 class TTModelConfig:
     """The sequence model.
 
-    :param conditional: ``uniform``, ``quantile`` or ``adacat`` per-dimension conditionals.
-    :param num_bins: bins per dimension (``null``: 100 for uniform/quantile, 50 for AdaCat).
-    :param bandwidth: AdaCat's uniform target-smoothing width on the unit interval (ignored otherwise).
-    :param width_grad_scale: AdaCat's scale of the gradient reaching its width logits (see
-        :class:`~rlgen.heads.AdaCatHead`); 1 is the paper's plain gradient.
+    :param head: the per-dimension conditionals: a ``uniform``, ``quantile`` or ``adacat`` head config (by
+        default AdaCat with a tenth of the gradient reaching its width logits; 1 is the paper's plain gradient).
     :param input_embedding: how AdaCat embeds its continuous inputs: ``piecewise`` (see the module docstring) or
         ``linear`` (the paper's ``Linear(1, width)``, which learns far more slowly); ignored by token conditionals.
     :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
     """
 
-    conditional: Conditional = "adacat"
-    num_bins: int | None = None
-    bandwidth: float = 1e-3
-    width_grad_scale: float = 0.1
+    head: HeadConfig = field(default_factory=lambda: AdaCatHeadConfig(width_grad_scale=0.1))
     input_embedding: InputEmbedding = "piecewise"
     sequence_length: int = 20
     n_layer: int = 4
@@ -76,9 +72,15 @@ class TTModelConfig:
     n_embd: int = 128
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        if self.head.type not in TT_HEADS:
+            raise ConfigError(f"agent.model.head must be one of {', '.join(TT_HEADS)} (TT's conditionals are "
+                              f"binned), got {self.head.type!r}")  # fmt: skip
+
     @property
     def bins(self) -> int:
-        return self.num_bins or DEFAULT_BINS[self.conditional]
+        assert isinstance(self.head, BinnedHeadConfig)
+        return self.head.num_bins
 
 
 class TrajectoryModel(nn.Module):
@@ -94,10 +96,7 @@ class TrajectoryModel(nn.Module):
         D, C, N = layout.dim, config.n_embd, config.bins
         self.gpt = GPT(GPTConfig(config.sequence_length * D, config.n_layer, config.n_head, C, config.dropout))
         high = np.maximum(high, low + MIN_RANGE)
-        adacat = {"bandwidth": config.bandwidth, "width_grad_scale": config.width_grad_scale}
-        options = {"num_bins": N, **(adacat if config.conditional == "adacat" else {})}
-        self.heads = nn.ModuleList(make_head(config.conditional, C, 1, float(low[d]), float(high[d]), **options)
-                                   for d in range(D))  # fmt: skip
+        self.heads = nn.ModuleList(config.head.create(C, 1, float(low[d]), float(high[d])) for d in range(D))
         self.register_buffer("low", torch.as_tensor(low, dtype=torch.float32))
         self.register_buffer("high", torch.as_tensor(high, dtype=torch.float32))
         if config.input_embedding not in ("linear", "piecewise"):
@@ -115,7 +114,7 @@ class TrajectoryModel(nn.Module):
 
     @property
     def continuous_inputs(self) -> bool:
-        return self.config.conditional == "adacat"
+        return isinstance(self.config.head, AdaCatHeadConfig)
 
     @property
     def midpoint_decoding(self) -> bool:
