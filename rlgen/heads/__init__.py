@@ -14,8 +14,7 @@ from typing import Any
 
 from rlgen.heads.adacat import AdaCatHead
 from rlgen.heads.base import BoundLike, BoxDistribution, Head, nucleus_filter
-from rlgen.heads.binned import PiecewiseUniform
-from rlgen.heads.categorical import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead, unit_quantile_edges
+from rlgen.heads.binned import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead, unit_quantile_edges
 from rlgen.heads.config import (
     HEAD_CONFIGS,
     AdaCatHeadConfig,
@@ -31,6 +30,7 @@ from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
 from rlgen.heads.kl import box_kl
+from rlgen.heads.piecewise import PiecewiseUniform
 
 
 def make_head(

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from rlgen.heads.base import BoundLike
-from rlgen.heads.binned import PiecewiseUniform
-from rlgen.heads.categorical import BinnedHead, unit_marginal_bins
+from rlgen.heads.binned import BinnedHead, unit_marginal_bins
+from rlgen.heads.piecewise import PiecewiseUniform
 
 if TYPE_CHECKING:
     from rlgen.heads.config import AdaCatHeadConfig
@@ -53,7 +53,7 @@ class AdaCatHead(BinnedHead):
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:
         """Start at the data's marginal (``targets (N, D)``, inside the box): the width and mass logits' biases
-        become the log-widths and log-masses of :func:`~rlgen.heads.categorical.unit_marginal_bins`, whose point
+        become the log-widths and log-masses of :func:`~rlgen.heads.binned.unit_marginal_bins`, whose point
         bins are as wide as the smoothing kernel."""
         unit = self.unit_targets(targets)
         bias = self.proj.bias.view(self.dim, 2 * self.num_bins)

@@ -1,220 +1,131 @@
-"""Piecewise-uniform distributions: the family behind the uniform, quantile and AdaCat heads.
-
-Per dimension, the unit interval is cut into k adjacent bins with widths ``w`` (summing to 1) and masses
-``h`` (summing to 1); the density is ``h_i / w_i`` inside bin ``i`` (AdaCat paper, eq. 1). Uniform
-categoricals fix ``w = 1/k``, quantile categoricals fix ``w`` from data, AdaCat predicts both.
-
-The analytic target-smoothed log-likelihood (AdaCat paper, eq. 8) is
-``E_{z ~ kernel(.|u)}[log f(z)] = sum_j (F(c_j + w_j) - F(c_j)) (log h_j - log w_j)``
-with ``F`` the CDF of the smoothing kernel around the target, truncated to [0, 1].
-"""
+"""Heads over fixed bins: uniform categorical and quantile categorical, plus the shared binned-head base."""
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from rlgen.heads.base import BoxDistribution, check_sampling_controls, gumbel_argmax, nucleus_filter
+from rlgen.heads.base import BoundLike, Head
+from rlgen.heads.piecewise import PiecewiseUniform, SmoothingKernel
 
-SmoothingKernel = Literal["uniform", "gaussian"]
-SMOOTHING_KERNELS: tuple[str, ...] = ("uniform", "gaussian")
-BinRanking = Literal["mass", "density"]
-BIN_RANKINGS: tuple[str, ...] = ("mass", "density")
+if TYPE_CHECKING:
+    from rlgen.heads.config import BinnedHeadConfig
+
+#: share of a uniform grid mixed into quantile edges so every bin keeps a positive width even where the data
+#: repeat a value (a bin of width 0 would have infinite density).
+UNIFORM_MIX = 1e-3
 
 
-class PiecewiseUniform(BoxDistribution):
-    """Per-dimension mixture of uniform distributions on adjacent bins covering ``[low, high]``.
+def unit_quantile_edges(unit: Tensor, num_bins: int) -> Tensor:
+    """``(D, num_bins + 1)`` edges holding equal shares of ``unit`` (``(N, D)`` values in [0, 1]) per dimension,
+    from 0 to 1, mixed with a uniform grid (:data:`UNIFORM_MIX`)."""
+    levels = torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)
+    return (1.0 - UNIFORM_MIX) * _unit_quantiles(unit, levels) + UNIFORM_MIX * levels
 
-    :param log_masses: normalised log-masses ``log h``, shape ``(..., D, k)``.
-    :param edges: bin edges on the unit interval, shape broadcastable to ``(..., D, k + 1)``, starting at 0,
-        ending at 1, non-decreasing.
-    :param log_widths: ``log w`` matching ``edges`` (passed separately because ``log_softmax`` of width
-        logits is more accurate than the log of differences of a cumulative sum).
+
+def _unit_quantiles(unit: Tensor, levels: Tensor) -> Tensor:
+    """``(D, L)`` per-dimension quantiles of ``unit`` (``(N, D)``) at ``levels`` (``(L,)``), pinned to 0 and 1."""
+    quantiles = torch.quantile(unit.float(), levels, dim=0).T.contiguous()
+    quantiles[:, 0], quantiles[:, -1] = 0.0, 1.0
+    return quantiles
+
+
+def unit_marginal_bins(unit: Tensor, num_bins: int, point_width: float) -> tuple[Tensor, Tensor]:
+    """``(num_bins,)`` widths and masses of a piecewise-uniform fit to ``unit`` (``(N,)`` values in [0, 1]).
+
+    Starts from the quantile bins (equal masses); a run of them narrower than ``point_width`` (a value the data
+    repeat, such as an action clipped at its bound) becomes one bin of that width holding their joint mass, and
+    the bins freed that way split the widest bins in halves, which leaves the density unchanged.
+    """
+    levels = torch.linspace(0.0, 1.0, num_bins + 1, device=unit.device)
+    edges = _unit_quantiles(unit[:, None], levels)[0].tolist()
+    bins: list[list[float]] = []  # [start, end, mass]
+    j = 0
+    while j < num_bins:
+        start = j
+        while j < num_bins and edges[j + 1] - edges[j] < point_width:
+            j += 1
+        if j > start:  # a point mass: centre a bin of point_width on it, inside [0, 1]
+            centre = min(max((edges[start] + edges[j]) / 2, point_width / 2), 1.0 - point_width / 2)
+            bins.append([centre - point_width / 2, centre + point_width / 2, (j - start) / num_bins])
+        else:
+            bins.append([edges[j], edges[j + 1], 1.0 / num_bins])
+            j += 1
+    for left, right in zip(bins, bins[1:], strict=False):  # a widened point bin takes room from the wider neighbour
+        if left[1] > right[0]:
+            if left[1] - left[0] > right[1] - right[0]:
+                left[1] = right[0]
+            else:
+                right[0] = left[1]
+    while len(bins) < num_bins:
+        i = max(range(len(bins)), key=lambda i: bins[i][1] - bins[i][0])
+        start, end, mass = bins[i]
+        bins[i : i + 1] = [[start, (start + end) / 2, mass / 2], [(start + end) / 2, end, mass / 2]]
+    widths = torch.tensor([end - start for start, end, _ in bins], device=unit.device)
+    masses = torch.tensor([mass for *_, mass in bins], device=unit.device)
+    return widths / widths.sum(), masses / masses.sum()
+
+
+class BinnedHead(Head):
+    """Base of heads whose distribution is :class:`PiecewiseUniform`: ``num_bins`` bins per dimension,
+    trained with the target-smoothed likelihood (AdaCat eq. 8) when ``bandwidth`` > 0.
+
+    :param config: the head's options (``num_bins``, ``bandwidth``, ``kernel``: see :mod:`rlgen.heads.config`).
+    :param params_per_bin: outputs per bin and dimension.
     """
 
-    def __init__(
-        self,
-        log_masses: Tensor,
-        edges: Tensor,
-        log_widths: Tensor,
-        low: Tensor,
-        high: Tensor,
-        validate_args: bool | None = None,
-    ):
-        super().__init__(low, high, validate_args)
-        self.log_masses = log_masses.float()
-        shape = self.log_masses.shape
-        self.edges = edges.float().expand(*shape[:-1], shape[-1] + 1)
-        self.log_widths = log_widths.float().expand(shape)
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: BinnedHeadConfig,
+                 params_per_bin: int):  # fmt: skip
+        super().__init__(in_features, dim, low, high, params_per_dim=params_per_bin * config.num_bins)
+        self.num_bins = config.num_bins
+        self.bandwidth = config.bandwidth
+        self.kernel: SmoothingKernel = config.kernel
 
-    # ----- constructors ----------------------------------------------------------------------------------------
-    @classmethod
-    def from_logits(
-        cls,
-        mass_logits: Tensor,
-        edges: Tensor,
-        low: Tensor,
-        high: Tensor,
-        validate_args: bool | None = None,
-    ) -> PiecewiseUniform:
-        """Bins with fixed ``edges`` (uniform or quantile) and masses ``softmax(mass_logits)``."""
-        log_widths = torch.log(edges[..., 1:] - edges[..., :-1])
-        return cls(torch.log_softmax(mass_logits.float(), -1), edges, log_widths, low, high, validate_args)
+    def training_log_prob(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
+        if self.bandwidth > 0:
+            return dist.smoothed_log_prob(target, self.bandwidth, self.kernel)
+        return dist.log_prob(target)
 
-    @classmethod
-    def from_adacat_logits(
-        cls,
-        mass_logits: Tensor,
-        width_logits: Tensor,
-        low: Tensor,
-        high: Tensor,
-        validate_args: bool | None = None,
-    ) -> PiecewiseUniform:
-        """AdaCat: widths ``softmax(psi)`` and masses ``softmax(phi)``, both predicted (paper eq. 2)."""
-        log_widths = torch.log_softmax(width_logits.float(), -1)
-        inner_edges = log_widths.exp().cumsum(-1)[..., :-1]
-        zeros = torch.zeros_like(inner_edges[..., :1])
-        # The last edge is exactly 1 so that u = 1 always falls inside the support despite cumsum round-off.
-        edges = torch.cat([zeros, inner_edges.clamp(max=1.0), zeros + 1.0], -1)
-        return cls(torch.log_softmax(mass_logits.float(), -1), edges, log_widths, low, high, validate_args)
+    def unit_targets(self, targets: Tensor) -> Tensor:
+        """``targets`` (``(N, D)``, inside the box) on the unit interval, checked for :meth:`fit_bins`."""
+        targets = torch.as_tensor(targets, dtype=torch.float32, device=self.low.device)
+        if targets.ndim != 2 or targets.shape[1] != self.dim or targets.shape[0] < 2:
+            raise ValueError(f"fit_bins needs targets of shape (N >= 2, {self.dim}), got {tuple(targets.shape)}")
+        if not torch.isfinite(targets).all():
+            raise ValueError("fit_bins targets contain NaN or inf")
+        return ((targets - self.low) / (self.high - self.low)).clamp(0.0, 1.0)
 
-    # ----- helpers -------------------------------------------------------------------------------------------
-    @property
-    def batch_shape(self) -> torch.Size:
-        return self.log_masses.shape[:-2]
-
-    @property
-    def num_bins(self) -> int:
-        return self.log_masses.shape[-1]
-
-    @property
-    def masses(self) -> Tensor:
-        return self.log_masses.exp()
-
-    @property
-    def widths(self) -> Tensor:
-        return self.log_widths.exp()
-
-    def bin_index(self, u: Tensor) -> Tensor:
-        """Index of the bin holding each unit coordinate ``u`` (shape ``(..., D)``); u = 1 is in the last bin."""
-        return (u.unsqueeze(-1) >= self.edges[..., 1:-1]).sum(-1)
-
-    def _take(self, table: Tensor, index: Tensor) -> Tensor:
-        table = table.expand(*index.shape, table.shape[-1])
-        return table.gather(-1, index.unsqueeze(-1)).squeeze(-1)
-
-    # ----- densities -----------------------------------------------------------------------------------------
-    def log_prob_per_dim(self, x: Tensor) -> Tensor:
-        u = self.to_unit(self.check_target(x))
-        index = self.bin_index(u)
-        return self._take(self.log_masses - self.log_widths, index) - self.log_width
-
-    def smoothed_log_prob_per_dim(self, x: Tensor, bandwidth: float, kernel: SmoothingKernel = "uniform") -> Tensor:
-        """Analytic ``E_{z ~ kernel(.|x)}[log p(z)]`` per dimension (AdaCat eq. 8).
-
-        :param bandwidth: kernel width lambda on the unit interval (the full width of the uniform kernel, the
-            standard deviation of the Gaussian one); both are truncated to the unit interval.
-        """
-        if not bandwidth > 0:
-            raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
-        u = self.to_unit(self.check_target(x)).unsqueeze(-1)
-        kernel_cdf = _KERNEL_CDFS.get(kernel)
-        if kernel_cdf is None:
-            raise ValueError(f"unknown smoothing kernel {kernel!r}; choose one of {SMOOTHING_KERNELS}")
-        cdf_at_edges = kernel_cdf(self.edges, u, bandwidth)
-        weights = (cdf_at_edges[..., 1:] - cdf_at_edges[..., :-1]).clamp(min=0.0)
-        # Bins the kernel does not reach contribute 0, also where their density is 0; masking before the product
-        # keeps 0 * -inf from turning into NaN values or gradients.
-        log_density = (self.log_masses - self.log_widths).masked_fill(weights <= 0, 0.0)
-        return (weights * log_density).sum(-1) - self.log_width
-
-    def smoothed_log_prob(self, x: Tensor, bandwidth: float, kernel: SmoothingKernel = "uniform") -> Tensor:
-        return self.smoothed_log_prob_per_dim(x, bandwidth, kernel).sum(-1)
-
-    def cdf(self, x: Tensor) -> Tensor:
-        """Per-dimension cumulative distribution function, shape ``(..., D)``."""
-        u = self.to_unit(self.check_target(x))
-        index = self.bin_index(u)
-        mass_before = self.masses.cumsum(-1) - self.masses
-        fraction = (u - self._take(self.edges[..., :-1], index)) / self._take(self.widths, index)
-        return self._take(mass_before, index) + self._take(self.masses, index) * fraction.clamp(0.0, 1.0)
-
-    def icdf(self, q: Tensor) -> Tensor:
-        """Per-dimension inverse CDF of probabilities ``q`` in [0, 1], shape ``(..., D)``."""
-        q = q.float()
-        cumulative = self.masses.cumsum(-1)
-        index = (q.unsqueeze(-1) >= cumulative[..., :-1]).sum(-1)
-        mass = self._take(self.masses, index)
-        fraction = ((q - self._take(cumulative - self.masses, index)) / mass.clamp(min=1e-30)).clamp(0.0, 1.0)
-        u = self._take(self.edges[..., :-1], index) + fraction * self._take(self.widths, index)
-        return self.from_unit(u)
-
-    # ----- sampling and summaries ---------------------------------------------------------------------------------
-    def sample(
-        self,
-        temperature: float = 1.0,
-        top_p: float | None = None,
-        midpoint: bool = False,
-        generator: torch.Generator | None = None,
-        rank_by: BinRanking = "mass",
-    ) -> Tensor:
-        """Sample a bin from the (tempered, nucleus-filtered) masses, then a point inside it.
-
-        :param temperature: divides the mass logits.
-        :param top_p: keep the highest-ranked bins holding this mass (``0``: only the first: greedy decoding).
-        :param rank_by: ``"mass"`` ranks bins by probability, as token models do; ``"density"`` by mass / width,
-            which makes the nucleus a highest-density region. The two agree when bins are equal.
-        :param midpoint: return the bin's centre instead of a uniform point inside it (the released
-            Trajectory Transformer's token reconstruction).
-        """
-        check_sampling_controls(temperature, top_p)
-        with torch.no_grad():
-            if rank_by not in BIN_RANKINGS:
-                raise ValueError(f"unknown rank_by {rank_by!r}; choose one of {BIN_RANKINGS}")
-            logits = self.log_masses / temperature
-            rank = logits - self.log_widths if rank_by == "density" else None
-            logits = nucleus_filter(logits, top_p, rank)
-            index = gumbel_argmax(logits, generator)
-            if midpoint:
-                offset = torch.full(index.shape, 0.5, device=index.device)
-            else:
-                offset = torch.rand(index.shape, device=index.device, generator=generator)
-            u = self._take(self.edges[..., :-1], index) + offset * self._take(self.widths, index)
-        return self.from_unit(u)
-
-    def mode(self) -> Tensor:
-        """Centre of the bin with the highest density ``h / w``."""
-        index = (self.log_masses - self.log_widths).argmax(-1)
-        return self.bin_center(index)
-
-    def bin_center(self, index: Tensor) -> Tensor:
-        return self.from_unit(self._take(self.edges[..., :-1], index) + 0.5 * self._take(self.widths, index))
-
-    @property
-    def mean(self) -> Tensor:
-        centers = self.edges[..., :-1] + 0.5 * self.widths
-        return self.from_unit((self.masses * centers).sum(-1))
-
-    def entropy_per_dim(self) -> Tensor:
-        """Differential entropy ``-sum h (log h - log w) + log(high - low)`` per dimension."""
-        empty = self.log_masses == -math.inf
-        log_density = (self.log_masses - self.log_widths).masked_fill(empty, 0.0)
-        return -(self.masses * log_density).sum(-1) + self.log_width
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_bins={self.num_bins}, bandwidth={self.bandwidth}, kernel={self.kernel}"
 
 
-def _uniform_kernel_cdf(t: Tensor, center: Tensor, bandwidth: float) -> Tensor:
-    lower = (center - 0.5 * bandwidth).clamp(min=0.0)
-    upper = (center + 0.5 * bandwidth).clamp(max=1.0)
-    return ((t - lower) / (upper - lower)).clamp(0.0, 1.0)
+class FixedBinsHead(BinnedHead):
+    """A binned head whose edges (unit interval, per dimension) are a buffer: saved and loaded with the model."""
+
+    def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: BinnedHeadConfig):
+        super().__init__(in_features, dim, low, high, config, params_per_bin=1)
+        self.register_buffer("edges", torch.linspace(0.0, 1.0, config.num_bins + 1).repeat(dim, 1))
+
+    def distribution(self, params: Tensor) -> PiecewiseUniform:
+        return PiecewiseUniform.from_logits(params, self.edges, self.low, self.high)
 
 
-def _gaussian_kernel_cdf(t: Tensor, center: Tensor, bandwidth: float) -> Tensor:
-    below_support = torch.special.ndtr((0.0 - center) / bandwidth)
-    support_mass = torch.special.ndtr((1.0 - center) / bandwidth) - below_support
-    return ((torch.special.ndtr((t - center) / bandwidth) - below_support) / support_mass).clamp(0.0, 1.0)
+class UniformCategoricalHead(FixedBinsHead):
+    """k equal-width bins over ``[low, high]``; the continuous density is mass / bin width inside a bin.
+
+    Its log-density equals minus the cross-entropy over bins minus ``log(bin width)``.
+    """
 
 
-_KERNEL_CDFS = {"uniform": _uniform_kernel_cdf, "gaussian": _gaussian_kernel_cdf}
+class QuantileCategoricalHead(FixedBinsHead):
+    """Bins holding equal shares of the training data per dimension (the Trajectory Transformer's tokens).
+
+    Call :meth:`fit_bins` with training targets before training; until then the bins are uniform.
+    """
+
+    @torch.no_grad()
+    def fit_bins(self, targets: Tensor) -> None:
+        """Set the edges to the per-dimension quantiles of ``targets`` (shape ``(N, D)``, inside the box)."""
+        self.edges.copy_(unit_quantile_edges(self.unit_targets(targets), self.num_bins))

@@ -21,10 +21,10 @@ from typing import Any, ClassVar, Literal, Self
 
 from rlgen.heads.adacat import AdaCatHead
 from rlgen.heads.base import BoundLike, Head
-from rlgen.heads.binned import SMOOTHING_KERNELS, SmoothingKernel
-from rlgen.heads.categorical import QuantileCategoricalHead, UniformCategoricalHead
+from rlgen.heads.binned import QuantileCategoricalHead, UniformCategoricalHead
 from rlgen.heads.dlml import DLMLHead
 from rlgen.heads.gaussian import GaussianHead
+from rlgen.heads.piecewise import SMOOTHING_KERNELS, SmoothingKernel
 
 
 @dataclass(frozen=True)

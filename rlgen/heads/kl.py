@@ -21,9 +21,9 @@ import torch
 from torch import Tensor
 
 from rlgen.heads.base import BoxDistribution
-from rlgen.heads.binned import PiecewiseUniform
 from rlgen.heads.dlml import DiscretizedLogisticMixture
 from rlgen.heads.gaussian import DiagGaussian
+from rlgen.heads.piecewise import PiecewiseUniform
 
 
 def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from rlgen.algos.tt.model import TrajectoryModel
 from rlgen.heads import PiecewiseUniform
-from rlgen.heads.binned import BIN_RANKINGS, BinRanking
+from rlgen.heads.piecewise import BIN_RANKINGS, BinRanking
 
 
 @dataclass(frozen=True)
