@@ -42,9 +42,9 @@ import torch
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
+from rlgen.runs import load_recipe, load_training_data, start_run
 from rlgen.tasks import TaskSpec, load_task
-from rlgen.train import load_recipe, seed_everything, start_run
-from rlgen.train.launch import load_training_data
+from rlgen.train import seed_everything
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.train import resume_run, start_run
+from rlgen.runs import resume_run, start_run
 
 #: imitation method -> the agent recipe that implements it
 METHODS = {"gail": "gail-trpo"}

@@ -4,7 +4,7 @@ rlgen train bc-dlml hopper-medium                          # agents/bc-dlml.yaml
 rlgen train bc-gaussian hopper-medium --set train.steps=20000 agent.hidden=[512,512]
 rlgen train bc-dlml path/to/file.hdf5 --task hopper        # any D4RL file or Minari dataset
 rlgen train dqn cartpole                                   # online agents (dqn, a2c, reinforce) act in the task
-rlgen train --resume runs/bc-dlml/hopper-medium/seed0-...  # continue after a kill, same numbers
+rlgen train --resume runs/bc-dlml/hopper-medium/seed0-...  # continue after a kill, same numbers (any run folder)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.train import list_recipes, resume_run, start_run
+from rlgen.runs import list_recipes, resume_run, start_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -49,7 +49,7 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
             arrays[key] = read_dataset(f, key, path, expected)
         next_obs = read_dataset(f, "next_observations", path, "(N, obs_dim)") if "next_observations" in f else None
         infos = flatten(read_tree(f["infos"], path)) if "infos" in f else {}
-        metadata = read_tree(f["metadata"], path) if "metadata" in f else {}
+        metadata = _metadata(f, path)
         ignored = sorted(set(f.keys()) - set(STEP_KEYS) - set(OPTIONAL_KEYS))
     if ignored:
         warnings.warn(f"{path}: ignoring keys outside the D4RL layout: {', '.join(ignored)}", stacklevel=2)
@@ -72,6 +72,16 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         metadata=metadata,
         source=str(path),
     )
+
+
+def read_d4rl_metadata(path: str | os.PathLike[str]) -> dict:
+    """The ``metadata`` group of a D4RL-layout file (empty if it has none), without reading its steps."""
+    with open_hdf5(path) as f:
+        return _metadata(f, Path(path))
+
+
+def _metadata(f: h5py.File, path: Path) -> dict:
+    return read_tree(f["metadata"], path) if "metadata" in f else {}
 
 
 def _episode_ends(
