@@ -1,8 +1,8 @@
 """A dataset resolved once: what a user names (a task, ``<task>-<level>``, a path, a Minari id) -> a
 :class:`DatasetRef` that everything downstream takes.
 
->>> ref = resolve_dataset("hopper")                 # DatasetRef(name='hopper-medium', task='hopper', level='medium', ...)
->>> ref = resolve_dataset("path/to/file.hdf5")      # task read from the file's metadata, the steps are not read
+>>> ref = resolve_dataset("hopper")             # DatasetRef(name='hopper-medium', task='hopper', level='medium', ...)
+>>> ref = resolve_dataset("path/to/file.hdf5")  # task read from the file's metadata; the steps are not read
 """
 
 from __future__ import annotations

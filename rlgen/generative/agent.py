@@ -92,7 +92,7 @@ class LevelAgent(Learner):
         return HeldOutResult(data.kind, data.evaluate(self.model)["eval/bits_per_dim"], step)
 
     def write_samples(self, data: LevelData, folder: Path, seed: int, progress: bool = False) -> Path:
-        """Generate from the model and write ``data.samples_file`` (``samples.png`` or ``samples.wav``) in ``folder``."""
+        """Generate from the model into ``folder / data.samples_file`` (``samples.png`` or ``samples.wav``)."""
         self.model.eval()
         return data.write_samples(self.model, folder / data.samples_file, seed=seed, progress=progress)
 

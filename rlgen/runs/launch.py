@@ -222,14 +222,17 @@ def _create(config: RunConfig, subject: Subject, data: Episodes | None, device: 
     return agent_class.create(agent_config, subject, device)  # type: ignore[attr-defined]
 
 
-def _build(config: RunConfig, subject: Subject, data: Episodes | None, device: torch.device) -> tuple[Learner, Any]:
+def _build(
+    config: RunConfig, subject: Subject, data: Episodes | None, device: torch.device
+) -> tuple[Learner, BatchSampler]:
     """The seeded, freshly initialised agent of ``config`` and what it samples batches from."""
     train = config.recipe.train
     torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     agent = _create(config, subject, data, device)
-    sampler: BatchSampler = agent.sampler(data) if isinstance(agent, Agent) else subject.batches()  # type: ignore[union-attr]
-    return agent, sampler
+    if isinstance(agent, Agent):
+        return agent, agent.sampler(data)
+    return agent, subject.batches()  # type: ignore[union-attr]
 
 
 def evaluate_agent(
@@ -243,14 +246,15 @@ def evaluate_agent(
 ) -> EvalResult | HeldOutResult:
     """Score ``agent``: by ``episodes`` episodes in its task (defaults: the run's ``train.eval_*``) for an agent
     that acts, by held-out bits/dim for a generative one (which takes no episode options)."""
-    if isinstance(agent, LevelAgent):
-        given = [name for name, value in (("episodes", episodes), ("seed", seed), ("envs", envs)) if value is not None]
-        if given:
-            raise ValueError(f"{', '.join(given)} set(s) evaluation episodes in an environment; a {subject.kind} "
-                             f"model is scored by held-out bits/dim")  # type: ignore[union-attr]  # fmt: skip
-        return agent.evaluate(subject, step)  # type: ignore[arg-type]
-    return evaluate(agent.eval_policy(), subject, train.eval_episodes if episodes is None else episodes,  # type: ignore[attr-defined, arg-type]
-                    train.eval_seed if seed is None else seed, train.eval_envs if envs is None else envs, step=step)  # fmt: skip
+    if isinstance(agent, Agent) and isinstance(subject, TaskSpec):
+        episodes = train.eval_episodes if episodes is None else episodes
+        seed = train.eval_seed if seed is None else seed
+        return evaluate(agent.eval_policy(), subject, episodes, seed, train.eval_envs if envs is None else envs, step)
+    given = [name for name, value in (("episodes", episodes), ("seed", seed), ("envs", envs)) if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} set(s) evaluation episodes in an environment; {type(agent).__name__} "
+                         f"is scored by held-out bits/dim")  # fmt: skip
+    return agent.evaluate(subject, step)  # type: ignore[attr-defined]
 
 
 def _fit(
