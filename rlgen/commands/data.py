@@ -15,7 +15,7 @@ from typing import Any
 
 from rlgen.data import list_local_datasets, load_dataset, resolve_dataset, summarize
 from rlgen.data.generate import FORMATS, default_steps, make_dataset
-from rlgen.tasks import RecipeError, list_tasks, load_task, parse_dataset_name
+from rlgen.tasks import TaskFileError, list_tasks, load_task, parse_dataset_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    make = sub.add_parser("make", help="generate <task>-<level> from the task recipe's behaviour policies")
+    make = sub.add_parser("make", help="generate <task>-<level> from the task file's behaviour policies")
     make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (see `rlgen data list`)")
     make.add_argument("--steps", type=int, help="dataset size in steps (default: 2M for medium-expert, else 1M)")
     make.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset (default: 0)")
@@ -46,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     info = sub.add_parser("info", help="summary of a dataset given by Minari id, rlgen/D4RL name, path or task")
     info.add_argument("dataset")
-    info.add_argument("--task", help="task recipe to check shapes and score against (default: from the data)")
+    info.add_argument("--task", help="task file to check shapes and score against (default: from the data)")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(run=run_info)
 
@@ -79,14 +79,14 @@ def run_list(args: argparse.Namespace) -> int:
     for name in list_tasks():
         try:
             task = load_task(name, allow_untrained=True)
-        except RecipeError as e:
-            print(f"  {name}: unreadable recipe ({e})")
+        except TaskFileError as e:
+            print(f"  {name}: unreadable task file ({e})")
             continue
         for level in task.levels:
             try:
                 task.policies_for_level(level)
                 note = f"{default_steps(level):>9,} steps"
-            except RecipeError:
+            except TaskFileError:
                 note = "behaviour policies not trained yet"
             print(f"  {name + '-' + level:<40} {note}")
     return 0

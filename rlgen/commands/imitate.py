@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("method", nargs="?", choices=sorted(METHODS), help="imitation method")
-    parser.add_argument("task", nargs="?", help="task recipe (see `rlgen data list`); demonstrations come from "
+    parser.add_argument("task", nargs="?", help="task file (see `rlgen data list`); demonstrations come from "
                         "<task>-expert unless --dataset is given")  # fmt: skip
     parser.add_argument("--trajectories", type=int, help="expert trajectories to imitate (default: the recipe's)")
     parser.add_argument("--pairs-per-trajectory", type=int, help="state-action pairs kept per trajectory "

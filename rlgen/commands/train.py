@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("agent", nargs="?", help="agent recipe: a name in agents/ (bc-dlml, ...) or a .yaml path")
     parser.add_argument("target", nargs="?", help="dataset (<task>-<level>, Minari id or path) or task name "
                         "(offline agents then use <task>-medium)")  # fmt: skip
-    parser.add_argument("--task", help="task recipe of a dataset given by path (default: recorded in the dataset)")
+    parser.add_argument("--task", help="task file of a dataset given by path (default: recorded in the dataset)")
     add_run_options(parser, "train.steps=1000 agent.head=gaussian", "runs/<agent>/<dataset>/seed<k>-<time>")
     parser.set_defaults(run=run)
 

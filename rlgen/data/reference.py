@@ -120,7 +120,7 @@ def _recorded_task(metadata: dict[str, Any], names: list[str]) -> str | None:
         try:
             if tasks.load_task(name, allow_untrained=True).env_id == str(env_id):
                 matches.append(name)
-        except ValueError:  # an unreadable task recipe names no environment
+        except ValueError:  # an unreadable task file names no environment
             continue
     return matches[0] if len(matches) == 1 else None
 
