@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.data.generate import make_dataset
 from rlgen.rollout import evaluate
-from rlgen.runs import load_recipe, start_run
+from rlgen.runs import get_algo, load_recipe, start_run
 from rlgen.tasks import TaskSpec, parse_dataset_name
 
 ROOT = Path(__file__).resolve().parents[1]

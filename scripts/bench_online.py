@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.rollout import evaluate
-from rlgen.runs import load_recipe
+from rlgen.runs import get_algo, load_recipe
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train import RunDir, fit, seed_everything
 

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
 from rlgen.algos.online import VectorCollector, gae, linear_schedule, policy_head, returns_to_go
 from rlgen.heads import Categorical, CategoricalHead
-from rlgen.runs import load_agent, load_recipe, resume_run, start_run
+from rlgen.runs import get_algo, load_agent, load_recipe, resume_run, start_run
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint
 
