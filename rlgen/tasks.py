@@ -1,4 +1,4 @@
-"""Task recipes: one folder per environment under ``envs/`` holding ``task.yaml`` and its behaviour policies.
+"""Task files: one folder per environment under ``envs/`` holding ``task.yaml`` and its behaviour policies.
 
 This is the lowest layer of rlgen: it knows gymnasium ids, horizons, declared spaces, reference scores and which
 policy file produces which dataset level, and nothing about datasets, algorithms or environments' code (reading a
@@ -42,8 +42,8 @@ TASK_FILE = "task.yaml"
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
-class RecipeError(ValueError):
-    """A task recipe is missing, unreadable or has an invalid field."""
+class TaskFileError(ValueError):
+    """A task file is missing, unreadable or has an invalid field."""
 
 
 def normalized_score(
@@ -90,7 +90,7 @@ class TaskSpec:
     ref_max_score: float
     reference_source: str  # "d4rl" (published constants) or "measured" (random / expert returns below)
     levels: tuple[str, ...]
-    recipe_dir: Path
+    task_dir: Path
     obs_dim: int
     act_dim: int  # number of action dimensions; 1 for a discrete action
     discrete: bool
@@ -109,14 +109,14 @@ class TaskSpec:
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` of a continuous task's action box, float32 arrays of shape ``(act_dim,)``."""
         if self.action_low is None or self.action_high is None:
-            raise RecipeError(f"{self.recipe_dir / TASK_FILE}: task {self.name!r} has a discrete action space")
+            raise TaskFileError(f"{self.task_dir / TASK_FILE}: task {self.name!r} has a discrete action space")
         return np.array(self.action_low, dtype=np.float32), np.array(self.action_high, dtype=np.float32)
 
     def normalized_score(self, returns: float | Sequence[float] | np.ndarray) -> np.ndarray:
         """D4RL normalised score ``100 * (R - ref_min) / (ref_max - ref_min)`` (0 = random, 100 = expert)."""
         if not (math.isfinite(self.ref_min_score) and math.isfinite(self.ref_max_score)):
-            raise RecipeError(
-                f"{self.recipe_dir / TASK_FILE}: reference scores are measured from the behaviour policies, "
+            raise TaskFileError(
+                f"{self.task_dir / TASK_FILE}: reference scores are measured from the behaviour policies, "
                 f"which are not trained yet (python scripts/train_behavior.py {self.name})"
             )
         return normalized_score(returns, self.ref_min_score, self.ref_max_score)
@@ -133,8 +133,8 @@ class TaskSpec:
         else:
             records = (self.medium if level == "medium" else self.expert,)
         if not records or any(r is None for r in records):
-            raise RecipeError(
-                f"{self.recipe_dir / TASK_FILE}: no trained behaviour policy for level {level!r}; "
+            raise TaskFileError(
+                f"{self.task_dir / TASK_FILE}: no trained behaviour policy for level {level!r}; "
                 f"run `python scripts/train_behavior.py {self.name}` first"
             )
         return tuple(r for r in records if r is not None)
@@ -144,21 +144,21 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r} has no level {level!r}; valid levels: {', '.join(self.levels)}")
 
 
-def recipes_root() -> Path:
+def tasks_root() -> Path:
     """``$RLGEN_ENVS_DIR`` if set, else the ``envs/`` folder next to the ``rlgen`` package (a source checkout)."""
     env = os.environ.get(ENVS_DIR_VAR)
     root = Path(env) if env else Path(__file__).resolve().parent.parent / "envs"
     if not root.is_dir():
         where = f"${ENVS_DIR_VAR}={env}" if env else f"{root} (next to the rlgen package)"
         raise FileNotFoundError(
-            f"task recipes folder not found: {where}; set {ENVS_DIR_VAR} to the folder holding envs/<task>/task.yaml"
+            f"task files folder not found: {where}; set {ENVS_DIR_VAR} to the folder holding envs/<task>/task.yaml"
         )
     return root
 
 
 def list_tasks() -> list[str]:
-    """Names of all task recipes (folders of ``recipes_root()`` that hold a ``task.yaml``)."""
-    return sorted(p.parent.name for p in recipes_root().glob(f"*/{TASK_FILE}"))
+    """Names of all task files (folders of ``tasks_root()`` that hold a ``task.yaml``)."""
+    return sorted(p.parent.name for p in tasks_root().glob(f"*/{TASK_FILE}"))
 
 
 def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:
@@ -172,7 +172,7 @@ def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:
             f"task name {name!r} is not a plain name (no path separators or '..'); valid tasks: "
             f"{', '.join(list_tasks()) or '(none)'}"
         )
-    path = recipes_root() / name / TASK_FILE
+    path = tasks_root() / name / TASK_FILE
     if not path.is_file():
         raise KeyError(f"unknown task {name!r}; valid tasks: {', '.join(list_tasks()) or '(none)'}")
     return load_task_file(path, allow_untrained)
@@ -201,23 +201,23 @@ def parse_dataset_name(name: str) -> tuple[TaskSpec, str]:
 def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
     """Parse and validate one ``task.yaml``; every error names the file and the field.
 
-    ``allow_untrained`` accepts a ``reference: {source: measured}`` recipe whose behaviour policies are not
+    ``allow_untrained`` accepts a ``reference: {source: measured}`` task file whose behaviour policies are not
     trained yet (reference scores NaN; ``normalized_score`` then raises).
     """
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
-        raise RecipeError(f"{path}: cannot read task recipe: {e}") from e
+        raise TaskFileError(f"{path}: cannot read task file: {e}") from e
     f = _Fields(path, raw, "")
     name = f.text("name")
     if name != path.parent.name:
-        raise RecipeError(f"{path}: field 'name' is {name!r} but the recipe folder is {path.parent.name!r}")
+        raise TaskFileError(f"{path}: field 'name' is {name!r} but the task folder is {path.parent.name!r}")
     levels = tuple(f.str_list("levels"))
     for level in levels:
         if level not in KNOWN_LEVELS:
             known = ", ".join(KNOWN_LEVELS)
-            raise RecipeError(f"{path}: field 'levels' has unknown level {level!r}; known: {known}")
+            raise TaskFileError(f"{path}: field 'levels' has unknown level {level!r}; known: {known}")
     # Spaces are declared in the recipe (checked against the real env by rlgen.rollout.make_env and the tests)
     # so that reading a recipe never has to construct a MuJoCo model.
     discrete = f.boolean("discrete")
@@ -228,7 +228,7 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
         action_low, action_high = f.bounds("action_low", act_dim), f.bounds("action_high", act_dim)
         if not all(lo < hi for lo, hi in zip(action_low, action_high, strict=True)):
             bounds = f"action_low {list(action_low)}, action_high {list(action_high)}"
-            raise RecipeError(f"{path}: {bounds}: every low bound must be below its high bound")
+            raise TaskFileError(f"{path}: {bounds}: every low bound must be below its high bound")
 
     behavior = f.sub("behavior", optional=True)
     random_return = expert = medium = None
@@ -240,25 +240,25 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
         replay_raw = behavior.seq("replay")
         replay = tuple(_policy_record(behavior.item("replay", i, x)) for i, x in enumerate(replay_raw))
         if replay[-1].path != medium.path:
-            raise RecipeError(f"{path}: 'behavior.replay' must end with the medium policy {medium.path.name}")
+            raise TaskFileError(f"{path}: 'behavior.replay' must end with the medium policy {medium.path.name}")
 
     ref = f.sub("reference")
     source = ref.text("source")
     if source == "d4rl":
         ref_min, ref_max = ref.number("min_score"), ref.number("max_score")
     elif source != "measured":
-        raise RecipeError(f"{path}: field 'reference.source' must be 'd4rl' or 'measured', got {source!r}")
+        raise TaskFileError(f"{path}: field 'reference.source' must be 'd4rl' or 'measured', got {source!r}")
     elif random_return is not None and expert is not None:
         ref_min, ref_max = random_return.mean, expert.deterministic.mean
-    elif allow_untrained:  # only the trainer reads a recipe before its reference returns exist
+    elif allow_untrained:  # only the trainer reads a task file before its reference returns exist
         ref_min = ref_max = math.nan
     else:
-        raise RecipeError(
+        raise TaskFileError(
             f"{path}: 'reference.source: measured' needs the generated 'behavior' block "
             f"(run scripts/train_behavior.py {name})"
         )
     if not (ref_max > ref_min or math.isnan(ref_max)):
-        raise RecipeError(f"{path}: reference max score {ref_max} must exceed min score {ref_min}")
+        raise TaskFileError(f"{path}: reference max score {ref_max} must exceed min score {ref_min}")
     return TaskSpec(
         name=name,
         env_id=f.text("env_id"),
@@ -267,7 +267,7 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
         ref_max_score=ref_max,
         reference_source=source,
         levels=levels,
-        recipe_dir=path.parent,
+        task_dir=path.parent,
         obs_dim=f.integer("obs_dim", minimum=1),
         act_dim=act_dim,
         discrete=discrete,
@@ -295,7 +295,7 @@ def _return_stats(f: _Fields) -> ReturnStats:
 def _policy_record(f: _Fields) -> PolicyRecord:
     file = f.path.parent / f.text("file")
     if not file.is_file():
-        raise RecipeError(f"{f.path}: field '{f.prefix}file' names {file}, which does not exist")
+        raise TaskFileError(f"{f.path}: field '{f.prefix}file' names {file}, which does not exist")
     return PolicyRecord(
         path=file,
         train_steps=f.integer("train_steps", minimum=0),
@@ -305,12 +305,12 @@ def _policy_record(f: _Fields) -> PolicyRecord:
 
 
 class _Fields:
-    """Typed access to one mapping of a recipe; errors name the file and the dotted field."""
+    """Typed access to one mapping of a task file; errors name the file and the dotted field."""
 
     def __init__(self, path: Path, raw: Any, prefix: str) -> None:
         if not isinstance(raw, dict):
             where = f"field '{prefix.rstrip('.')}'" if prefix else "the top level"
-            raise RecipeError(f"{path}: {where} must be a mapping, got {type(raw).__name__}")
+            raise TaskFileError(f"{path}: {where} must be a mapping, got {type(raw).__name__}")
         self.path, self.raw, self.prefix = path, raw, prefix
 
     def _get(self, key: str, default: Any = ..., optional: bool = False) -> Any:
@@ -318,10 +318,10 @@ class _Fields:
             return self.raw[key]
         if optional or default is not ...:
             return None if default is ... else default
-        raise RecipeError(f"{self.path}: missing field '{self.prefix}{key}'")
+        raise TaskFileError(f"{self.path}: missing field '{self.prefix}{key}'")
 
-    def _bad(self, key: str, expected: str, value: Any) -> RecipeError:
-        return RecipeError(f"{self.path}: field '{self.prefix}{key}' must be {expected}, got {value!r}")
+    def _bad(self, key: str, expected: str, value: Any) -> TaskFileError:
+        return TaskFileError(f"{self.path}: field '{self.prefix}{key}' must be {expected}, got {value!r}")
 
     def text(self, key: str) -> str:
         v = self._get(key)

@@ -29,12 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
+from rlgen.runs import get_algo, load_recipe, start_run
 from rlgen.tasks import TaskSpec, parse_dataset_name
-from rlgen.train import load_recipe, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADS = ("gaussian", "uniform", "quantile", "adacat", "dlml")

@@ -86,14 +86,14 @@ def minari_baseline(dataset_id: str) -> dict[str, np.ndarray]:
 
 def bench_generation(names: list[str], steps: int, num_envs: int) -> list[dict[str, object]]:
     from rlgen.rollout.generate import generate
-    from rlgen.tasks import RecipeError, parse_dataset_name
+    from rlgen.tasks import TaskFileError, parse_dataset_name
 
     rows = []
     for name in names:
         try:
             task, level = parse_dataset_name(name)
             task.policies_for_level(level)
-        except RecipeError as e:
+        except TaskFileError as e:
             print(f"skipping {name}: {e}")
             continue
         start = time.perf_counter()

@@ -42,9 +42,9 @@ import torch
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
+from rlgen.runs import load_recipe, load_training_data, start_run
 from rlgen.tasks import TaskSpec, load_task
-from rlgen.train import load_recipe, seed_everything, start_run
-from rlgen.train.launch import load_training_data
+from rlgen.train import seed_everything
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +120,7 @@ def write_report(runs: list[dict], out: Path) -> None:
                      f"{statistics.mean(scores):.2f} ± "
                      f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
                      f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
-    lines += ["", "References (measured returns in the task recipes, mean ± std over episodes; a learner that falls "
+    lines += ["", "References (measured returns in the task files, mean ± std over episodes; a learner that falls "
               "less often than the expert scores above 1):", ""]  # fmt: skip
     for name in sorted({r["task"] for r in runs}):
         task = load_task(name)

@@ -27,16 +27,16 @@ from pathlib import Path
 
 import torch
 
-from rlgen.generative.runs import load_generative_recipe, start_generative_run
+from rlgen.runs import load_recipe, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADS = ("uniform", "dlml", "adacat")
 IMAGE_PARAMS = (6, 12, 18)
 AUDIO_PARAMS = (30, 256)
 #: the bench's settings on top of the recipes, sized for minutes per run on a loaded 2-core CPU
-IMAGE_BUDGET = ["train.batch_size=64", "train.eval_every=0", "train.log_every=100", "model.channels=32",
-                "model.layers=4", "model.features=64"]  # fmt: skip
-AUDIO_BUDGET = ["train.batch_size=8", "train.eval_every=0", "train.log_every=50", "model.window=1024"]
+IMAGE_BUDGET = ["train.batch_size=64", "train.eval_every=0", "train.log_every=100", "agent.channels=32",
+                "agent.layers=4", "agent.features=64"]  # fmt: skip
+AUDIO_BUDGET = ["train.batch_size=8", "train.eval_every=0", "train.log_every=50", "agent.window=1024"]
 DEFAULT_STEPS = {"image": 1500, "audio": 500}
 MAX_SAMPLE_BYTES = 200_000
 
@@ -44,11 +44,11 @@ MAX_SAMPLE_BYTES = 200_000
 def head_size_override(head: str, params: int) -> str:
     """The head option giving ``params`` outputs per element (rounded down where the head needs a multiple)."""
     if head == "uniform":
-        return f"model.head.num_bins={params}"
+        return f"agent.head.num_bins={params}"
     if head == "adacat":
-        return f"model.head.num_bins={params // 2}"
+        return f"agent.head.num_bins={params // 2}"
     if head == "dlml":
-        return f"model.head.num_mixtures={params // 3}"
+        return f"agent.head.num_mixtures={params // 3}"
     raise ValueError(f"no parameter matching for head {head!r}")
 
 
@@ -64,15 +64,15 @@ def key_of(row: dict) -> tuple:
 def run_case(kind: str, head: str, params: int, steps: int, seed: int, runs_root: Path) -> dict:
     budget = IMAGE_BUDGET if kind == "image" else AUDIO_BUDGET
     overrides = [*budget, f"train.steps={steps}", f"train.checkpoint_every={steps}", f"train.seed={seed}",
-                 f"model.head={head}", head_size_override(head, params)]  # fmt: skip
+                 f"agent.head={head}", head_size_override(head, params)]  # fmt: skip
     if kind == "audio":  # sampling is step by step: one second from AdaCat's seed 0, a tenth of a second otherwise
-        overrides.append(f"model.sample_seconds={1.0 if (head, seed) == ('adacat', 0) else 0.1}")
-    recipe = load_generative_recipe(kind)  # model.head=<head> starts that head from its defaults
+        overrides.append(f"agent.sample_seconds={1.0 if (head, seed) == ('adacat', 0) else 0.1}")
+    recipe = load_recipe(kind, generative=True)  # agent.head=<head> starts that head from its defaults
     run_dir = runs_root / f"{kind}-{head}-p{params}-steps{steps}-seed{seed}"
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a run killed before it finished is rerun from scratch
     tick = time.perf_counter()
-    run, result = start_generative_run(recipe, overrides, run_dir=run_dir, device="cpu", progress=False)
+    run, result = start_run(recipe, overrides=overrides, run_dir=run_dir, device="cpu", progress=False)
     seconds = time.perf_counter() - tick
     train_bpd = [row["train/bits_per_dim"] for row in run.read_metrics() if "train/bits_per_dim" in row]
     return {"kind": kind, "head": head, "params": params, "seed": seed, "overrides": overrides,

@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.rollout import evaluate, make_env
+from rlgen.runs import get_algo, load_recipe
 from rlgen.tasks import TaskSpec, load_task
-from rlgen.train import RunDir, fit, load_recipe, seed_everything
+from rlgen.train import RunDir, fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SEED = 100_000

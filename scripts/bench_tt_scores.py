@@ -40,7 +40,7 @@ import torch
 from rlgen.data import locate
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
-from rlgen.train import load_agent, load_recipe, start_run
+from rlgen.runs import load_agent, load_recipe, start_run
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]

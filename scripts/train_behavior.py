@@ -1,4 +1,4 @@
-"""Train the behaviour policies of a task recipe with Stable-Baselines3 PPO + VecNormalize.
+"""Train the behaviour policies of a task file with Stable-Baselines3 PPO + VecNormalize.
 
     python scripts/train_behavior.py hopper              # train from scratch (or continue with --resume)
     python scripts/train_behavior.py hopper --resume     # continue a killed run from its last checkpoint
@@ -265,12 +265,12 @@ def finalize(task: TaskSpec, trainer: Trainer, final_episodes: int) -> None:
     if trainer.dense_until > 0:
         block["behavior"]["dense_snapshots"] = {"every": trainer.dense_every, "until": trainer.dense_until}
     # Copy first and delete stale files last, so task.yaml never names a missing file.
-    out_dir = task.recipe_dir / "policies"
+    out_dir = task.task_dir / "policies"
     out_dir.mkdir(exist_ok=True)
     keep = {s.file for s in [*replay, expert]}
     for name in keep:
         shutil.copyfile(trainer.snap_dir / name, out_dir / name)
-    write_generated_block(task.recipe_dir / TASK_FILE, block)
+    write_generated_block(task.task_dir / TASK_FILE, block)
     for stale in out_dir.glob("*.npz"):
         if stale.name not in keep:
             stale.unlink()
@@ -310,7 +310,7 @@ def write_generated_block(path: Path, block: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("task", help="task recipe name (folder under envs/)")
+    p.add_argument("task", help="task file name (folder under envs/)")
     p.add_argument("--total-steps", type=int, help="environment steps (default: the recipe's training.total_steps)")
     p.add_argument("--resume", action="store_true", help="continue from runs/behavior/<task>/checkpoint")
     p.add_argument("--finalize", action="store_true", help="only choose expert/medium from existing snapshots")

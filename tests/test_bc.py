@@ -14,8 +14,9 @@ from rlgen.data import DatasetError, load_dataset
 from rlgen.heads import HEAD_CONFIGS, head_config
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
+from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
-from rlgen.train import RunDir, list_checkpoints, load_agent, resume_run, start_run
+from rlgen.train import RunDir, list_checkpoints
 
 FAST = ["train.batch_size=64", "train.log_every=50", "train.eval_episodes=3", "agent.hidden=[64, 64]"]
 

@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from rlgen.rollout import make_vector_env
 from rlgen.rollout.behavior import BehaviorPolicy, BehaviorPolicyError, episode_returns, measure_returns
-from rlgen.tasks import ReturnStats, list_tasks, load_task, recipes_root
+from rlgen.tasks import ReturnStats, list_tasks, load_task, tasks_root
 
 
 @pytest.fixture(autouse=True)
@@ -231,7 +231,7 @@ def test_trainer_resumes_and_ships_expert_medium_and_replay(
 ) -> None:
     recipes = tmp_path / "recipes"
     (recipes / "cartpole").mkdir(parents=True)
-    recipe = yaml.safe_load((recipes_root() / "cartpole" / "task.yaml").read_text())
+    recipe = yaml.safe_load((tasks_root() / "cartpole" / "task.yaml").read_text())
     recipe.pop("behavior", None)
     recipe["training"].update(snapshot_every=1024, dense_snapshots={"every": 512, "until": 1024})
     recipe["training"]["ppo"].update(n_epochs=2)

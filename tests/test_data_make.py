@@ -67,7 +67,7 @@ def test_time_limit_is_recorded_as_timeout(cartpole):
     assert episodes.timeouts.sum() == 3
     assert_transitions_follow_the_dynamics(episodes)
     np.testing.assert_allclose(episodes.episode_returns()[:2], 500.0)
-    assert episodes.metadata["policy_files"] == [str(cartpole.expert.path.relative_to(cartpole.recipe_dir))]
+    assert episodes.metadata["policy_files"] == [str(cartpole.expert.path.relative_to(cartpole.task_dir))]
 
 
 def test_medium_expert_is_medium_then_expert(cartpole):
@@ -84,7 +84,7 @@ def test_medium_replay_rolls_out_every_snapshot(cartpole):
     assert episodes.num_steps == 401
     files = episodes.metadata["policy_files"]
     assert len(cartpole.replay) >= 2
-    assert files == [str(r.path.relative_to(cartpole.recipe_dir)) for r in cartpole.replay]
+    assert files == [str(r.path.relative_to(cartpole.task_dir)) for r in cartpole.replay]
     assert_transitions_follow_the_dynamics(episodes)
 
 

@@ -1,4 +1,4 @@
-"""rlgen.rollout.envs: environments from task recipes, declared spaces checked, vector envs and their resets."""
+"""rlgen.rollout.envs: environments from task files, declared spaces checked, vector envs and their resets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from rlgen.rollout import MujocoWarning, make_env, make_vector_env
 from rlgen.rollout.envs import reset_envs
-from rlgen.tasks import RecipeError, TaskSpec, list_tasks, load_task
+from rlgen.tasks import TaskFileError, TaskSpec, list_tasks, load_task
 
 
 def changed(name: str, **fields: object) -> TaskSpec:
@@ -49,7 +49,7 @@ def test_every_shipped_recipe_declares_the_spaces_of_its_real_env(name: str) -> 
     ids=["obs_dim", "num_actions", "act_dim", "action_high", "discrete"],
 )
 def test_a_declared_space_that_disagrees_with_the_env_names_the_recipe(spec: TaskSpec, message: str) -> None:
-    with pytest.raises(RecipeError, match=r"envs/\w+/task.yaml: .* but the recipe declares") as info:
+    with pytest.raises(TaskFileError, match=r"envs/\w+/task.yaml: .* but the recipe declares") as info:
         make_env(spec)
     assert message in str(info.value)
 

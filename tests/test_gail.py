@@ -32,8 +32,9 @@ from rlgen.data import Episodes, load_dataset
 from rlgen.heads import box_kl, make_head
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
+from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
-from rlgen.train import ConfigError, load_agent, load_checkpoint, resume_run, start_run
+from rlgen.train import ConfigError, load_checkpoint
 
 # ------------------------------------------------------------------------------------------------ TRPO
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from rlgen.cli import main
 from rlgen.generative import (
@@ -16,22 +18,20 @@ from rlgen.generative import (
     AudioTask,
     ImageModel,
     ImageTask,
-    LevelLearner,
+    LevelAgent,
     level_head,
     level_log_mass,
     level_log_probs,
-    load_generative_recipe,
-    resume_generative_run,
     sample_levels,
     speech,
-    start_generative_run,
 )
 from rlgen.generative.audio import scored_windows
 from rlgen.generative.media import image_grid, write_wav
 from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig, UniformHeadConfig, head_config
 from rlgen.nets.pixelcnn import GatedPixelCNN
 from rlgen.nets.wavenet import WaveNet
-from rlgen.train import latest_checkpoint, list_recipes, load_checkpoint
+from rlgen.runs import list_recipes, load_agent, load_recipe, resume_run, start_run
+from rlgen.train import latest_checkpoint, load_checkpoint
 
 # Every level head with a small output budget; the Gaussians cover both an exactly bounded and an open support.
 HEAD_CASES = [
@@ -42,7 +42,7 @@ HEAD_CASES = [
     ("gaussian", {}),
     ("gaussian", {"squash": False}),
 ]
-TINY_IMAGE = ["model.channels=8", "model.layers=2", "model.features=16", "model.samples=4"]
+TINY_IMAGE = ["agent.channels=8", "agent.layers=2", "agent.features=16", "agent.samples=4"]
 
 
 @pytest.fixture(autouse=True)
@@ -223,7 +223,7 @@ def test_short_audio_training_lowers_held_out_bits_per_dim():
     task = _synthetic_audio_task()
     model = task.build()
     before = task.evaluate(model)["eval/bits_per_dim"]
-    learner = LevelLearner(model, lr=3e-3, grad_clip=1.0)
+    learner = LevelAgent(model, lr=3e-3, grad_clip=1.0)
     batches, rng = task.batches(), np.random.default_rng(0)
     for _ in range(60):
         learner.update(batches.sample(8, rng))
@@ -232,48 +232,59 @@ def test_short_audio_training_lowers_held_out_bits_per_dim():
 
 
 def test_short_image_training_lowers_test_bits_per_dim(tmp_path):
-    overrides = [*TINY_IMAGE, "model.head=uniform", "model.head.num_bins=17", "train.steps=80",
+    overrides = [*TINY_IMAGE, "agent.head=uniform", "agent.head.num_bins=17", "train.steps=80",
                  "train.eval_every=0", "train.log_every=20", "train.checkpoint_every=80"]  # fmt: skip
-    recipe = load_generative_recipe("image").with_overrides(overrides)
+    recipe = load_recipe("image", generative=True).with_overrides(overrides)
     torch.manual_seed(recipe.train.seed)
-    task = ImageTask(recipe.model)
+    task = ImageTask(recipe.agent)
     untrained = task.evaluate(task.build())["eval/bits_per_dim"]
-    run, result = start_generative_run(recipe, run_dir=tmp_path / "run", progress=False, task=task)
+    run, result = start_run(recipe, run_dir=tmp_path / "run", progress=False, data=task)
     assert result.last_scalars["eval/bits_per_dim"] < untrained - 0.5
     assert (run.path / "samples.png").is_file() and any(run.path.glob("events.out.tfevents.*"))
 
 
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     common = [*TINY_IMAGE, "train.log_every=2", "train.checkpoint_every=3", "train.eval_every=3"]
-    task = ImageTask(load_generative_recipe("image").with_overrides(common).model)
-    _, straight = start_generative_run("image", [*common, "train.steps=6"], run_dir=tmp_path / "a",
-                                       progress=False, task=task)  # fmt: skip
-    start_generative_run("image", [*common, "train.steps=3"], run_dir=tmp_path / "b", progress=False, task=task)
-    config = tmp_path / "b" / "config.yaml"  # as written before generative runs dropped the environment keys
-    written = config.read_text()
-    config.write_text(written.replace("  seed: 0\n", "  seed: 0\n  eval_episodes: 10\n  eval_seed: 7\n"))
-    assert "eval_seed" in config.read_text()
-    _, resumed = resume_generative_run(tmp_path / "b", ["train.steps=6"], progress=False, task=task)
+    task = ImageTask(load_recipe("image", generative=True).with_overrides(common).agent)
+    _, straight = start_run("image", overrides=[*common, "train.steps=6"], run_dir=tmp_path / "a", progress=False,
+                            data=task)  # fmt: skip
+    start_run("image", overrides=[*common, "train.steps=3"], run_dir=tmp_path / "b", progress=False, data=task)
+    _, resumed = resume_run(tmp_path / "b", ["train.steps=6"], progress=False, data=task)
     assert resumed.start_step == 3 and resumed.step == 6
     assert resumed.last_scalars == straight.last_scalars
     state_a = load_checkpoint(latest_checkpoint(tmp_path / "a" / "checkpoints"))["agent"]["model"]
     state_b = load_checkpoint(latest_checkpoint(tmp_path / "b" / "checkpoints"))["agent"]["model"]
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     with pytest.raises(ValueError, match="only train.steps"):
-        resume_generative_run(tmp_path / "b", ["model.lr=0.1"], progress=False, task=task)
+        resume_run(tmp_path / "b", ["agent.lr=0.1"], progress=False, data=task)
+
+
+def test_a_run_folder_in_the_old_spelling_resumes(tmp_path):
+    """Generative runs once recorded ``kind`` / ``model`` (and, earlier, environment keys in ``train``)."""
+    common = [*TINY_IMAGE, "train.checkpoint_every=2", "train.eval_every=0"]
+    task = ImageTask(load_recipe("image", generative=True).with_overrides(common).agent)
+    start_run("image", overrides=[*common, "train.steps=2"], run_dir=tmp_path / "run", progress=False, data=task)
+    config = tmp_path / "run" / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    old = {"recipe": raw["recipe"], "kind": raw["algo"], "train": {**raw["train"], "eval_episodes": 10,
+           "eval_seed": 7}, "model": raw["agent"]}  # fmt: skip
+    config.write_text(yaml.safe_dump(old, sort_keys=False))
+    _, resumed = resume_run(tmp_path / "run", ["train.steps=4"], progress=False, data=task)
+    assert resumed.start_step == 2 and resumed.step == 4
+    assert yaml.safe_load(config.read_text())["algo"] == "image"  # rewritten in today's spelling
 
 
 # ------------------------------------------------------------------------------------------------ recipes, CLI, data
 
 
 def test_recipes_parse_and_stay_out_of_the_agent_recipes():
-    assert load_generative_recipe("image").kind == "image"
-    assert load_generative_recipe("audio").model.transform == "mulaw"
+    assert load_recipe("image", generative=True).algo == "image"
+    assert load_recipe("audio", generative=True).agent.transform == "mulaw"
     assert not {"image", "audio"} & set(list_recipes())
-    with pytest.raises(ValueError, match="model.head.num_binz"):
-        load_generative_recipe("image").with_overrides(["model.head.num_binz=1"])
-    with pytest.raises(ValueError, match="'train.' or 'model.'"):
-        load_generative_recipe("image").with_overrides(["agent.head=dlml"])
+    with pytest.raises(ValueError, match="agent.head.num_binz"):
+        load_recipe("image", generative=True).with_overrides(["agent.head.num_binz=1"])
+    with pytest.raises(ValueError, match="'train.' or 'agent.'"):  # every recipe spells its blocks train / agent
+        load_recipe("image", generative=True).with_overrides(["model.head=dlml"])
 
 
 def test_audio_cli_names_the_apt_command_without_espeak(monkeypatch, capsys, tmp_path):
@@ -317,7 +328,7 @@ def test_espeak_speech_is_synthesised_at_the_requested_rate():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--set", "model.head=dlml", "model.head.num_bins=8"], "unknown key 'model.head.num_bins'"),
+        (["--set", "agent.head=dlml", "agent.head.num_bins=8"], "unknown key 'agent.head.num_bins'"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--device", "cuda"], "torch sees no CUDA device"),
         (["--set", "train.eval_episodes=3"], "unknown key 'train.eval_episodes'"),
@@ -333,7 +344,7 @@ def test_a_failed_validation_writes_no_run_folder(options, message, capsys, monk
 
 
 def test_generative_runs_offer_no_environment_evaluation_keys():
-    recipe = load_generative_recipe("image")
+    recipe = load_recipe("image", generative=True)
     environment_keys = {"train.eval_episodes", "train.eval_envs", "train.eval_seed"}
     for key in environment_keys:
         with pytest.raises(ValueError, match=f"unknown key '{key}'") as error:
@@ -345,34 +356,37 @@ def test_generative_runs_offer_no_environment_evaluation_keys():
     assert "eval_envs" not in recipe.to_dict()["train"]
 
 
-def test_rlgen_eval_and_generative_resume_name_the_other_kind_of_run(capsys, tmp_path):
-    generative = tmp_path / "generative"
-    start_generative_run("image", [*TINY_IMAGE, "train.steps=1"], run_dir=generative, progress=False)
-    assert main(["eval", str(generative), "--device", "cpu"]) == 2
-    err = capsys.readouterr().err
-    assert f"{generative} is a generative run (kind image)" in err
-    assert f"rlgen generative train --resume {generative}" in err and "samples.png" in err and "'algo'" not in err
-    assert main(["train", "--resume", str(generative)]) == 2
-    assert f"rlgen generative train --resume {generative}" in capsys.readouterr().err
-    agent = tmp_path / "agent"
-    agent.mkdir()
-    (agent / "config.yaml").write_text("recipe: bc-dlml\nalgo: bc\ntask: hopper\n")
-    assert main(["generative", "train", "--resume", str(agent)]) == 2
-    assert f"resume it with `rlgen train --resume {agent}`" in capsys.readouterr().err
+def test_eval_and_resume_take_a_generative_run_through_the_one_path(capsys, tmp_path):
+    run = tmp_path / "generative"
+    _, result = start_run("image", overrides=[*TINY_IMAGE, "train.steps=2"], run_dir=run, progress=False)
+    agent, data, config, step = load_agent(run, device="cpu")
+    assert isinstance(agent, LevelAgent) and isinstance(data, ImageTask) and config.task is None and step == 2
+    assert main(["eval", str(run), "--device", "cpu"]) == 0
+    assert "held-out bits/dim" in capsys.readouterr().out
+    results = json.loads((run / "results.json").read_text())
+    assert results["step"] == 2 and results["bits_per_dim"] == pytest.approx(result.last_scalars["eval/bits_per_dim"])
+    assert main(["eval", str(run), "--episodes", "3"]) == 2
+    assert "scored by held-out bits/dim" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--set", "train.steps=3", "--no-progress"]) == 0
+    assert "step 3 (resumed at step 2)" in capsys.readouterr().out
+    assert main(["train", "image", "hopper", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "takes no dataset or task" in capsys.readouterr().err
+    assert main(["generative", "train", "bc-dlml", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "unknown generative recipe 'bc-dlml'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("kind", "override", "message"),
     [
-        ("image", "model.temperature=0", "model.temperature must be > 0, got 0"),
-        ("image", "model.test_fraction=1.5", r"model.test_fraction must be in \(0, 1\)"),
-        ("image", "model.kernel=4", "model.kernel must be odd"),
-        ("image", "model.samples=0", "model.samples must be >= 1, got 0"),
-        ("audio", "model.num_levels=1", "model.num_levels must be >= 2, got 1"),
-        ("audio", "model.dilations=[]", "model.dilations must be a non-empty list"),
-        ("audio", "model.lr=-1", "model.lr must be > 0, got -1"),
+        ("image", "agent.temperature=0", "agent.temperature must be > 0, got 0"),
+        ("image", "agent.test_fraction=1.5", r"agent.test_fraction must be in \(0, 1\)"),
+        ("image", "agent.kernel=4", "agent.kernel must be odd"),
+        ("image", "agent.samples=0", "agent.samples must be >= 1, got 0"),
+        ("audio", "agent.num_levels=1", "agent.num_levels must be >= 2, got 1"),
+        ("audio", "agent.dilations=[]", "agent.dilations must be a non-empty list"),
+        ("audio", "agent.lr=-1", "agent.lr must be > 0, got -1"),
     ],
 )
 def test_out_of_range_model_settings_fail_before_any_training(kind: str, override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):  # e.g. a temperature of 0 would only fail when sampling
-        load_generative_recipe(kind).with_overrides([override])
+        load_recipe(kind, generative=True).with_overrides([override])

@@ -22,7 +22,7 @@ from rlgen.heads import (
     head_config,
     make_head,
 )
-from rlgen.train import load_recipe
+from rlgen.runs import load_recipe
 from rlgen.train.config import ConfigError, apply_overrides, build, to_dict
 
 # The defaults every head had before its config existed: a default config must build the same head.

@@ -2,7 +2,7 @@
 
 Lowest first: heads < nets < tasks < data < rollout < train < (algos | generative | sb3) < runs < scale < commands
 < cli. A module may import its own package and any lower layer; packages of the same rank (algos, generative, sb3)
-do not import each other. Task recipes and the data layer never touch environments (no gymnasium), except
+do not import each other. Task files and the data layer never touch environments (no gymnasium), except
 Minari's writer, whose files store gymnasium spaces and the env spec (it never steps an env). The rules are read
 from the source with ``ast``, so a lazy import cannot hide a cycle.
 """

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from rlgen.algos import get_algo
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import td_targets
 from rlgen.algos.online import gae, linear_schedule, policy_head, returns_to_go
 from rlgen.heads import Categorical, CategoricalHead, DLMLHeadConfig
 from rlgen.rollout import make_env
 from rlgen.rollout.collector import VectorCollector
+from rlgen.runs import get_algo, load_agent, load_recipe, resume_run, start_run
 from rlgen.tasks import load_task
-from rlgen.train import load_checkpoint, load_recipe, resume_run, start_run
+from rlgen.train import load_checkpoint
 from rlgen.train.config import ConfigError, build
-from rlgen.train.launch import load_agent
 
 # ------------------------------------------------------------------------------------------------ maths
 

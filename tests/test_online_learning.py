@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlgen.train import start_run
+from rlgen.runs import start_run
 
 SOLVED = 475.0  # CartPole-v1's reward threshold
 RANDOM_RETURN = 20.86  # envs/cartpole/task.yaml: uniform-random policy, 50 episodes

@@ -1,4 +1,4 @@
-"""Task recipes: loading, validation errors, declared spaces, normalised scores, dataset names."""
+"""Task files: loading, validation errors, declared spaces, normalised scores, dataset names."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import yaml
 from rlgen.tasks import (
     ENVS_DIR_VAR,
     KNOWN_LEVELS,
-    RecipeError,
+    TaskFileError,
     list_tasks,
     load_task,
     parse_dataset_name,
-    recipes_root,
+    tasks_root,
 )
 
 SHIPPED = ["cartpole", "halfcheetah", "hopper", "invertedpendulum", "walker2d"]
@@ -56,7 +56,7 @@ def test_shipped_recipes_load() -> None:
     assert set(SHIPPED) <= set(list_tasks())
     for name in SHIPPED:
         spec = load_task(name, allow_untrained=True)
-        assert spec.name == name and spec.recipe_dir == recipes_root() / name
+        assert spec.name == name and spec.task_dir == tasks_root() / name
         assert set(spec.levels) == set(KNOWN_LEVELS)
         # (tests/test_envs.py checks every declared space against the real environment)
 
@@ -64,7 +64,7 @@ def test_shipped_recipes_load() -> None:
 def test_shipped_action_bounds() -> None:
     assert load_task("hopper").action_bounds()[1].tolist() == [1.0, 1.0, 1.0]
     assert load_task("invertedpendulum").action_bounds()[0].tolist() == [-3.0]
-    with pytest.raises(RecipeError, match="discrete action space"):
+    with pytest.raises(TaskFileError, match="discrete action space"):
         load_task("cartpole").action_bounds()
 
 
@@ -84,7 +84,7 @@ def test_action_box_is_declared_as_a_scalar_or_a_list(recipes: Path) -> None:
         recipe = {k: v for k, v in {**box, "action_low": -2, "action_high": [1.0, 2.5], **change}.items()
                   if v is not None}  # fmt: skip
         path = write_recipe(recipes, recipe)
-        with pytest.raises(RecipeError, match=message) as info:
+        with pytest.raises(TaskFileError, match=message) as info:
             load_task("toy")
         assert str(path) in str(info.value)
 
@@ -105,7 +105,7 @@ def test_measured_reference_comes_from_the_behavior_block() -> None:
         spec = load_task(name, allow_untrained=True)
         assert spec.reference_source == "measured"
         if spec.expert is None:
-            with pytest.raises(RecipeError, match="not trained yet"):
+            with pytest.raises(TaskFileError, match="not trained yet"):
                 spec.normalized_score(1.0)
             continue
         assert spec.random_return is not None
@@ -131,14 +131,14 @@ def test_unknown_task_lists_valid_names() -> None:
         load_task("antmaze")
 
 
-def test_recipes_root_from_environment(recipes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tasks_root_from_environment(recipes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_recipe(recipes, MINIMAL)
-    assert recipes_root() == recipes and list_tasks() == ["toy"]
+    assert tasks_root() == recipes and list_tasks() == ["toy"]
     spec = load_task("toy")
     assert (spec.discrete, spec.num_actions, spec.act_dim, spec.max_episode_steps) == (True, 2, 1, 50)
     monkeypatch.setenv(ENVS_DIR_VAR, str(recipes / "missing"))
     with pytest.raises(FileNotFoundError, match=ENVS_DIR_VAR):
-        recipes_root()
+        tasks_root()
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_recipes_root_from_environment(recipes: Path, monkeypatch: pytest.Monkey
         ({"levels": ["random", "medium-rare"]}, "unknown level 'medium-rare'"),
         ({"discrete": "yes"}, "field 'discrete' must be true or false"),
         ({"num_actions": None}, "missing field 'num_actions'"),
-        ({"name": "other"}, "field 'name' is 'other' but the recipe folder is 'toy'"),
+        ({"name": "other"}, "field 'name' is 'other' but the task folder is 'toy'"),
         ({"reference": {"source": "paper"}}, "field 'reference.source' must be 'd4rl' or 'measured'"),
         ({"reference": {"source": "d4rl", "min_score": 1.0}}, "missing field 'reference.max_score'"),
         ({"reference": {"source": "d4rl", "min_score": 5, "max_score": 1}}, "must exceed min score"),
@@ -163,7 +163,7 @@ def test_recipe_validation_names_file_and_field(recipes: Path, change: dict, mes
     recipe = {**MINIMAL, **change}
     recipe = {k: v for k, v in recipe.items() if v is not None}
     path = write_recipe(recipes, recipe)
-    with pytest.raises(RecipeError) as info:
+    with pytest.raises(TaskFileError) as info:
         load_task("toy")
     assert str(path) in str(info.value) and message in str(info.value)
 
@@ -190,21 +190,21 @@ def test_behavior_block_is_checked(recipes: Path) -> None:
         load_task("toy").policies_for_level("expert")
 
     write_recipe(recipes, {**MINIMAL, "behavior": {**behavior, "replay": [record("b.npz")]}})
-    with pytest.raises(RecipeError, match="must end with the medium policy a.npz"):
+    with pytest.raises(TaskFileError, match="must end with the medium policy a.npz"):
         load_task("toy")
     write_recipe(recipes, {**MINIMAL, "behavior": {**behavior, "expert": record("gone.npz")}})
-    with pytest.raises(RecipeError, match="'behavior.expert.file' names .*gone.npz, which does not exist"):
+    with pytest.raises(TaskFileError, match="'behavior.expert.file' names .*gone.npz, which does not exist"):
         load_task("toy")
 
 
 def test_untrained_levels_explain_how_to_train(recipes: Path) -> None:
     write_recipe(recipes, {**MINIMAL, "levels": list(KNOWN_LEVELS)})
-    with pytest.raises(RecipeError, match="train_behavior.py toy"):
+    with pytest.raises(TaskFileError, match="train_behavior.py toy"):
         load_task("toy").policies_for_level("medium")
 
 
 def test_malformed_yaml(recipes: Path) -> None:
     path = write_recipe(recipes, MINIMAL)
     path.write_text("name: toy\nlevels: [random\n")
-    with pytest.raises(RecipeError, match=f"{path}: cannot read task recipe"):
+    with pytest.raises(TaskFileError, match=f"{path}: cannot read task file"):
         load_task("toy")

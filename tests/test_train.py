@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from rlgen.runs import load_recipe
 from rlgen.train import (
     Agent,
     CheckpointError,
@@ -22,7 +23,6 @@ from rlgen.train import (
     fit,
     list_checkpoints,
     load_checkpoint,
-    load_recipe,
     save_checkpoint,
     seed_everything,
 )

@@ -1,6 +1,7 @@
-"""Trainable agents. Each implements :class:`rlgen.train.Agent`; recipes in ``agents/`` name them by ``algo:``.
+"""Trainable agents. Each implements :class:`rlgen.train.Agent`; recipes in ``agents/`` name them by ``algo:``
+(:data:`ALGOS`, which :mod:`rlgen.runs` merges with the generative agents).
 
->>> from rlgen.algos import get_algo
+>>> from rlgen.runs import get_algo
 >>> BC = get_algo("bc")
 """
 
@@ -17,13 +18,6 @@ from rlgen.train.agent import Agent
 ALGOS: dict[str, type[Agent]] = {"bc": BC, "tt": TT, "reinforce": Reinforce, "a2c": A2C, "dqn": DQN, "gail": GAIL}
 
 
-def get_algo(name: str) -> type[Agent]:
-    """The agent class registered as ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
-    if name not in ALGOS:
-        raise KeyError(f"unknown algo {name!r}; valid algos: {', '.join(sorted(ALGOS))}")
-    return ALGOS[name]
-
-
 __all__ = [
     "A2C",
     "ALGOS",
@@ -37,5 +31,4 @@ __all__ = [
     "GAILConfig",
     "Reinforce",
     "ReinforceConfig",
-    "get_algo",
 ]

@@ -13,9 +13,9 @@ import argparse
 import json
 from typing import Any
 
-from rlgen.data import Episodes, list_local_datasets, load_dataset, locate, summarize
+from rlgen.data import list_local_datasets, load_dataset, resolve_dataset, summarize
 from rlgen.rollout.generate import FORMATS, default_steps, make_dataset
-from rlgen.tasks import RecipeError, TaskSpec, list_tasks, load_task, parse_dataset_name
+from rlgen.tasks import TaskFileError, list_tasks, load_task, parse_dataset_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    make = sub.add_parser("make", help="generate <task>-<level> from the task recipe's behaviour policies")
+    make = sub.add_parser("make", help="generate <task>-<level> from the task file's behaviour policies")
     make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (see `rlgen data list`)")
     make.add_argument("--steps", type=int, help="dataset size in steps (default: 2M for medium-expert, else 1M)")
     make.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset (default: 0)")
@@ -44,9 +44,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     listing = sub.add_parser("list", help="local datasets and the dataset names `make` accepts")
     listing.set_defaults(run=run_list)
 
-    info = sub.add_parser("info", help="summary of a dataset given by Minari id, rlgen/D4RL name or path")
+    info = sub.add_parser("info", help="summary of a dataset given by Minari id, rlgen/D4RL name, path or task")
     info.add_argument("dataset")
-    info.add_argument("--task", help="task recipe to check shapes and score against (default: from the data)")
+    info.add_argument("--task", help="task file to check shapes and score against (default: from the data)")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(run=run_info)
 
@@ -79,22 +79,24 @@ def run_list(args: argparse.Namespace) -> int:
     for name in list_tasks():
         try:
             task = load_task(name, allow_untrained=True)
-        except RecipeError as e:
-            print(f"  {name}: unreadable recipe ({e})")
+        except TaskFileError as e:
+            print(f"  {name}: unreadable task file ({e})")
             continue
         for level in task.levels:
             try:
                 task.policies_for_level(level)
                 note = f"{default_steps(level):>9,} steps"
-            except RecipeError:
+            except TaskFileError:
                 note = "behaviour policies not trained yet"
             print(f"  {name + '-' + level:<40} {note}")
     return 0
 
 
 def run_info(args: argparse.Namespace) -> int:
-    episodes = load_dataset(args.dataset)
-    task = _find_task(args.task, args.dataset, episodes)
+    ref = resolve_dataset(args.dataset, args.task)
+    path = ref.require_path()
+    episodes = load_dataset(path)
+    task = load_task(ref.task, allow_untrained=True) if ref.task is not None else None
     refs: dict[str, Any] = {}
     if task is not None:
         act_shape = () if task.discrete else (task.act_dim,)
@@ -102,7 +104,7 @@ def run_info(args: argparse.Namespace) -> int:
         if "ref_min_score" not in episodes.metadata and task.ref_max_score > task.ref_min_score:
             refs = {"ref_min_score": task.ref_min_score, "ref_max_score": task.ref_max_score}
     summary = summarize(episodes, **refs)
-    summary["location"] = str(locate(args.dataset).path)
+    summary["location"] = str(path)
     if task is not None:
         summary["task"] = task.name
     for key in ("level", "seed", "policy_files", "rlgen_version"):
@@ -113,27 +115,6 @@ def run_info(args: argparse.Namespace) -> int:
     else:
         _print_summary(summary)
     return 0
-
-
-def _find_task(explicit: str | None, name: str, episodes: Episodes) -> TaskSpec | None:
-    """The task of a dataset: ``--task``, the generator's record, the name ``<task>-<level>``, or the env id."""
-    if explicit:
-        return load_task(explicit, allow_untrained=True)
-    if "task" in episodes.metadata:
-        return load_task(str(episodes.metadata["task"]), allow_untrained=True)
-    try:
-        return parse_dataset_name(name)[0]
-    except (ValueError, KeyError):
-        pass
-    env_id = episodes.metadata.get("env_id")
-    for candidate in list_tasks() if env_id else []:
-        try:
-            task = load_task(candidate, allow_untrained=True)
-        except RecipeError:
-            continue
-        if task.env_id == env_id:
-            return task
-    return None
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

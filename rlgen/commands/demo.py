@@ -17,24 +17,24 @@ from pathlib import Path
 import torch
 
 from rlgen.commands.plot import plot_runs
-from rlgen.data import load_dataset, locate, summarize
+from rlgen.data import DatasetRef, load_dataset, resolve_dataset, summarize
 from rlgen.heads import head_config
 from rlgen.rollout.generate import make_dataset
-from rlgen.tasks import parse_dataset_name
-from rlgen.train import start_run
+from rlgen.runs import start_run
+from rlgen.tasks import load_task
 
 DEFAULT_DATASET = "hopper-medium"
 DEFAULT_HEADS = ("dlml", "gaussian")
 
 
-def ensure_dataset(name: str, steps: int, seed: int) -> None:
-    """Generate ``name`` from the shipped policies unless a copy is already on disk."""
-    try:
-        locate(name)
-        print(f"dataset {name}: found on disk")
-    except FileNotFoundError:
-        print(f"dataset {name}: not on disk, generating {steps:,} steps from the shipped behaviour policies")
-        make_dataset(name, steps=steps, seed=seed)
+def ensure_dataset(ref: DatasetRef, steps: int, seed: int) -> DatasetRef:
+    """``ref``, generated from the shipped policies first unless a copy is already on disk."""
+    if ref.path is not None or ref.level is None:  # a dataset given by path or id is not made here
+        print(f"dataset {ref.name}: found on disk")
+        return ref
+    print(f"dataset {ref.name}: not on disk, generating {steps:,} steps from the shipped behaviour policies")
+    make_dataset(str(ref.name), steps=steps, seed=seed)
+    return resolve_dataset(str(ref.name))
 
 
 def check_outputs(out: Path, heads: list[str]) -> None:
@@ -50,16 +50,16 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # batched inference of small MLPs during generation: extra threads only cost
     heads = list(dict.fromkeys(args.heads))  # a head named twice is trained once
     check_outputs(args.out, heads)
-    task, _ = parse_dataset_name(args.dataset)
-    ensure_dataset(args.dataset, args.data_steps, args.seed)
-    data = summarize(load_dataset(args.dataset), task.ref_min_score, task.ref_max_score)
+    ref = ensure_dataset(resolve_dataset(args.dataset), args.data_steps, args.seed)
+    task = load_task(ref.require_task())
+    data = summarize(load_dataset(ref.require_path()), task.ref_min_score, task.ref_max_score)
     rows = [(f"{args.dataset} data (behaviour policy)", f"{data['normalized_score']:.1f}", "-", "-")]
     runs = []
     overrides = [f"train.steps={args.train_steps}", f"train.eval_every={max(args.train_steps // 4, 1)}",
                  f"train.eval_episodes={args.eval_episodes}", f"train.seed={args.seed}"]  # fmt: skip
     for head in heads:
         start = time.perf_counter()
-        run_dir, result = start_run(f"bc-{head}", args.dataset, overrides, run_dir=args.out / f"bc-{head}",
+        run_dir, result = start_run(f"bc-{head}", ref, overrides, run_dir=args.out / f"bc-{head}",
                                     device=args.device)  # fmt: skip
         runs.append(run_dir)
         scalars = result.last_scalars

@@ -1,5 +1,8 @@
 """``rlgen eval``: evaluate a run's newest (or a given) checkpoint and write ``results.json`` in the run.
 
+An agent that acts is scored by episodes in its task; a generative model (``rlgen generative train``) by its
+held-out bits/dim.
+
 rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, the run's evaluation seed
 rlgen eval RUN --episodes 50 --video                             # and an mp4 of one episode (render extra)
 rlgen eval RUN --checkpoint RUN/checkpoints/step_00010000.pt --out step10k.json
@@ -12,8 +15,9 @@ from pathlib import Path
 
 from rlgen.commands.run_options import int_at_least
 from rlgen.data.atomic import check_writable
-from rlgen.rollout import evaluate, record_video
-from rlgen.train import RunDir, load_agent
+from rlgen.rollout import record_video
+from rlgen.runs import acts, evaluate_agent, load_agent
+from rlgen.train import Agent, RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,14 +27,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", help="a run directory written by `rlgen train`")
+    parser.add_argument("run_dir", help="a run directory written by `rlgen train`, `imitate` or `generative train`")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
     parser.add_argument("--episodes", type=int_at_least(1), help="episodes (default: the run's train.eval_episodes)")
     parser.add_argument(
         "--seed", type=int_at_least(0), help="episode i resets with seed + i (default: train.eval_seed)"
     )
     parser.add_argument(
-        "--envs", type=int_at_least(1), default=10, help="environments stepped side by side (default: 10)"
+        "--envs", type=int_at_least(1), help="environments stepped side by side (default: train.eval_envs)"
     )
     parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
@@ -43,17 +47,19 @@ def run(args: argparse.Namespace) -> int:
     run_path = RunDir(args.run_dir).path
     # The default results.json is rlgen's own output in the run folder: a new evaluation replaces it.
     out, force = (args.out, args.force) if args.out is not None else (run_path / "results.json", True)
-    agent, task, config, step = load_agent(args.run_dir, args.checkpoint, args.device)
+    agent, subject, config, step = load_agent(args.run_dir, args.checkpoint, args.device)
+    if args.video and not acts(config.recipe.agent_class):
+        raise ValueError(f"--video records an episode in a task; {run_path} is a generative run (its samples are "
+                         f"in the run folder)")  # fmt: skip
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
-    episodes = train.eval_episodes if args.episodes is None else args.episodes
-    seed = train.eval_seed if args.seed is None else args.seed
-    result = evaluate(agent.eval_policy(), task, episodes, seed, num_envs=args.envs, step=step)
+    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs)
     result.write(out, force=force)
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")
-    if args.video:
-        video = record_video(agent.eval_policy(), task, run_path / "episode.mp4", seed)
+    if args.video and isinstance(agent, Agent):
+        seed = train.eval_seed if args.seed is None else args.seed
+        video = record_video(agent.eval_policy(), subject, run_path / "episode.mp4", seed)
         if video is not None:
             print(f"video written to {video}")
     return 0

@@ -1,7 +1,7 @@
 """``rlgen generative``: autoregressive image and audio models on rlgen's heads.
 
 rlgen generative train image                                   # PixelCNN + AdaCat on 8x8 digits
-rlgen generative train image --set model.head=dlml model.head.num_mixtures=5
+rlgen generative train image --set agent.head=dlml agent.head.num_mixtures=5
 rlgen generative train audio --set train.steps=500            # WaveNet on espeak-ng speech (needs espeak-ng)
 rlgen generative train --resume runs/generative/image/seed0-...   # continue after a kill, same numbers
 rlgen generative recipes                                       # list the recipes in agents/generative/
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from rlgen.commands.run_options import add_run_options
-from rlgen.generative.runs import list_generative_recipes, resume_generative_run, start_generative_run
+from rlgen.commands.run_options import add_run_options, print_run_summary
+from rlgen.runs import acts, list_recipes, load_recipe, resume_run, start_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     train = actions.add_parser("train", help="train a generative recipe (image, audio) or resume a run")
     train.add_argument("recipe", nargs="?", help="a recipe in agents/generative/ (image, audio) or a .yaml path")
-    add_run_options(train, "train.steps=1000 model.head=uniform", "runs/generative/<recipe>/seed<k>-<time>")
+    add_run_options(train, "train.steps=1000 agent.head=uniform", "runs/generative/<recipe>/seed<k>-<time>")
     train.set_defaults(run=run_train)
     recipes = actions.add_parser("recipes", help="list the generative recipes")
     recipes.set_defaults(run=run_recipes)
@@ -36,23 +36,20 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.recipe or args.run_dir:
             raise ValueError("--resume takes the recipe and run directory from the run; give only RUN_DIR")
-        run, result = resume_generative_run(args.resume, args.overrides, device=args.device, progress=progress)
+        run, result = resume_run(args.resume, args.overrides, device=args.device, progress=progress)
     else:
         if not args.recipe:
             raise ValueError(f"give a recipe, e.g. `rlgen generative train image`; "
-                             f"recipes: {', '.join(list_generative_recipes())}")  # fmt: skip
-        run, result = start_generative_run(args.recipe, args.overrides, run_dir=args.run_dir, device=args.device,
-                                           progress=progress)  # fmt: skip
-    resumed = f" (resumed at step {result.start_step})" if result.start_step else ""
-    print(f"run {run.path}: step {result.step}{resumed}")
-    if "eval/bits_per_dim" in result.last_scalars:
-        print(f"test bits/dim {result.last_scalars['eval/bits_per_dim']:.4f}")
-    samples = sorted(run.path.glob("samples.*"))
-    if samples:
-        print(f"samples: {samples[0]}")
+                             f"recipes: {', '.join(list_recipes(generative=True))}")  # fmt: skip
+        recipe = load_recipe(args.recipe, generative=True)
+        if acts(recipe.agent_class):
+            raise ValueError(f"{args.recipe} is an agent that acts in a task; train it with `rlgen train`")
+        run, result = start_run(recipe, overrides=args.overrides, run_dir=args.run_dir, device=args.device,
+                                progress=progress)  # fmt: skip
+    print_run_summary(run, result)
     return 0
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    print("\n".join(list_generative_recipes()))
+    print("\n".join(list_recipes(generative=True)))
     return 0

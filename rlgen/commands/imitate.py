@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.train import resume_run, start_run
+from rlgen.runs import resume_run, start_run
 
 #: imitation method -> the agent recipe that implements it
 METHODS = {"gail": "gail-trpo"}
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("method", nargs="?", choices=sorted(METHODS), help="imitation method")
-    parser.add_argument("task", nargs="?", help="task recipe (see `rlgen data list`); demonstrations come from "
+    parser.add_argument("task", nargs="?", help="task file (see `rlgen data list`); demonstrations come from "
                         "<task>-expert unless --dataset is given")  # fmt: skip
     parser.add_argument("--trajectories", type=int, help="expert trajectories to imitate (default: the recipe's)")
     parser.add_argument("--pairs-per-trajectory", type=int, help="state-action pairs kept per trajectory "

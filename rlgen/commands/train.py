@@ -4,7 +4,7 @@ rlgen train bc-dlml hopper-medium                          # agents/bc-dlml.yaml
 rlgen train bc-gaussian hopper-medium --set train.steps=20000 agent.hidden=[512,512]
 rlgen train bc-dlml path/to/file.hdf5 --task hopper        # any D4RL file or Minari dataset
 rlgen train dqn cartpole                                   # online agents (dqn, a2c, reinforce) act in the task
-rlgen train --resume runs/bc-dlml/hopper-medium/seed0-...  # continue after a kill, same numbers
+rlgen train --resume runs/bc-dlml/hopper-medium/seed0-...  # continue after a kill, same numbers (any run folder)
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.train import list_recipes, resume_run, start_run
+from rlgen.runs import list_recipes, resume_run, start_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("agent", nargs="?", help="agent recipe: a name in agents/ (bc-dlml, ...) or a .yaml path")
     parser.add_argument("target", nargs="?", help="dataset (<task>-<level>, Minari id or path) or task name "
                         "(offline agents then use <task>-medium)")  # fmt: skip
-    parser.add_argument("--task", help="task recipe of a dataset given by path (default: recorded in the dataset)")
+    parser.add_argument("--task", help="task file of a dataset given by path (default: recorded in the dataset)")
     add_run_options(parser, "train.steps=1000 agent.head=gaussian", "runs/<agent>/<dataset>/seed<k>-<time>")
     parser.set_defaults(run=run)
 

@@ -5,6 +5,7 @@ It knows nothing of algorithms or environments' internals: numpy arrays in, nump
 >>> import numpy as np
 >>> from rlgen.data import Segments, load_dataset, transitions
 >>> episodes = load_dataset("hopper-medium")   # a Minari id, an rlgen or D4RL name, or a path
+>>> ref = resolve_dataset("hopper")             # task hopper, dataset hopper-medium, where it lives (if made)
 >>> batch = transitions(episodes).sample(256, np.random.default_rng(0))   # D4RL q-learning semantics
 >>> windows = Segments(episodes, length=10, discount=0.99).sample(64, np.random.default_rng(0))
 """
@@ -15,6 +16,7 @@ from rlgen.data.errors import DatasetError
 from rlgen.data.minari_fast import read_minari_hdf5
 from rlgen.data.minari_io import minari_root, read_minari_api, write_minari
 from rlgen.data.npz_io import read_npz, write_npz
+from rlgen.data.reference import DEFAULT_LEVEL, DatasetRef, read_dataset_metadata, resolve_dataset
 from rlgen.data.replay import ReplayBuffer
 from rlgen.data.segments import SegmentBatch, Segments, reward_to_go
 from rlgen.data.stats import Statistics
@@ -32,6 +34,8 @@ from rlgen.data.transitions import Transitions, transitions
 from rlgen.tasks import normalized_score
 
 __all__ = [
+    "DEFAULT_LEVEL",
+    "DatasetRef",
     "DatasetError",
     "DatasetLocation",
     "Episodes",
@@ -48,9 +52,11 @@ __all__ = [
     "minari_root",
     "normalized_score",
     "read_d4rl",
+    "read_dataset_metadata",
     "read_minari_api",
     "read_minari_hdf5",
     "read_npz",
+    "resolve_dataset",
     "reward_to_go",
     "rlgen_d4rl_path",
     "rlgen_minari_id",

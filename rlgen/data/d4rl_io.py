@@ -48,11 +48,8 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
                 continue
             arrays[key] = read_dataset(f, key, path, expected)
         next_obs = read_dataset(f, "next_observations", path, "(N, obs_dim)") if "next_observations" in f else None
-        for key in ("infos", "metadata"):
-            if key in f and not isinstance(f[key], h5py.Group):
-                raise DatasetError(f"{path}: key '{key}' is a dataset; expected a group of {key} arrays")
-        infos = flatten(read_tree(f["infos"], path)) if "infos" in f else {}
-        metadata = read_tree(f["metadata"], path) if "metadata" in f else {}
+        infos = flatten(read_tree(_group(f, "infos", path), path)) if "infos" in f else {}
+        metadata = _metadata(f, path)
         ignored = sorted(set(f.keys()) - set(STEP_KEYS) - set(OPTIONAL_KEYS))
     if ignored:
         warnings.warn(f"{path}: ignoring keys outside the D4RL layout: {', '.join(ignored)}", stacklevel=2)
@@ -75,6 +72,23 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         metadata=metadata,
         source=str(path),
     )
+
+
+def read_d4rl_metadata(path: str | os.PathLike[str]) -> dict:
+    """The ``metadata`` group of a D4RL-layout file (empty if it has none), without reading its steps."""
+    with open_hdf5(path) as f:
+        return _metadata(f, Path(path))
+
+
+def _metadata(f: h5py.File, path: Path) -> dict:
+    return read_tree(_group(f, "metadata", path), path) if "metadata" in f else {}
+
+
+def _group(f: h5py.File, key: str, path: Path) -> h5py.Group:
+    """``f[key]``, which must be a group of arrays (D4RL's ``infos`` and ``metadata``)."""
+    if not isinstance(f[key], h5py.Group):
+        raise DatasetError(f"{path}: key '{key}' is a dataset; expected a group of {key} arrays")
+    return f[key]
 
 
 def _episode_ends(

@@ -367,18 +367,25 @@ def split_infos(
 def assemble(source: str, meta: Mapping[str, Any], **arrays: Any) -> Episodes:
     """Build :class:`Episodes` from concatenated Minari arrays and the dataset's ``metadata.json``."""
     block = meta.get(RLGEN_KEY)  # its types are checked by read_metadata
+    if block is not None and not block.get("final_observations_known", True):
+        arrays["final_observations"] = None
+    return Episodes(metadata=episodes_metadata(meta, source), source=source, **arrays)
+
+
+def episodes_metadata(meta: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The :attr:`Episodes.metadata` of a Minari dataset, from its checked ``metadata.json`` (see
+    :func:`read_metadata`); ``source`` names the dataset in errors."""
+    block = meta.get(RLGEN_KEY)
     if block is not None:
         try:
-            metadata = from_json(block.get("metadata", {}))
+            return from_json(block.get("metadata", {}))
         except (KeyError, TypeError, ValueError) as e:  # a tagged array whose bytes, dtype and shape disagree
             raise DatasetError(f"{source}: key '{RLGEN_KEY}.metadata' in metadata.json does not decode: {e}") from e
-        if not block.get("final_observations_known", True):
-            arrays["final_observations"] = None
-    else:  # a dataset written by other tools: keep what rlgen uses
-        kept = ("ref_min_score", "ref_max_score", "algorithm_name", "description")
-        metadata = {k: meta[k] for k in kept if k in meta}
-        try:
-            metadata["env_id"] = json.loads(meta["env_spec"])["id"]
-        except (KeyError, TypeError, ValueError):
-            pass  # no (readable) env spec: the data is still usable
-    return Episodes(metadata=metadata, source=source, **arrays)
+    # a dataset written by other tools: keep what rlgen uses
+    kept = ("ref_min_score", "ref_max_score", "algorithm_name", "description")
+    metadata = {k: meta[k] for k in kept if k in meta}
+    try:
+        metadata["env_id"] = json.loads(meta["env_spec"])["id"]
+    except (KeyError, TypeError, ValueError):
+        pass  # no (readable) env spec: the data is still usable
+    return metadata

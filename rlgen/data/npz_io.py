@@ -39,19 +39,8 @@ def write_npz(episodes: Episodes, path: str | os.PathLike[str], *, force: bool =
 def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episodes:
     """Read a file written by :func:`write_npz`; ``source`` names the data in errors (default: ``path``)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"{path}: not a readable rlgen .npz file (truncated or corrupt?): {e}") from e
-    if "__header__" not in arrays:
-        raise DatasetError(f"{path}: missing key '__header__'; not an rlgen episodes file")
-    header = json.loads(str(arrays.pop("__header__")))
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise DatasetError(f"{path}: expected format {FORMAT} version {VERSION}, got {header.get('format')} "
-                           f"version {header.get('version')}")  # fmt: skip
+    arrays = _read(path, None)
+    header = _header(path, arrays.pop("__header__"))
     for key in _ARRAYS:
         if key not in arrays:
             raise DatasetError(f"{path}: missing key '{key}'")
@@ -64,3 +53,31 @@ def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episode
         metadata=from_json(header["metadata"]),
         source=source or str(path),
     )
+
+
+def read_npz_metadata(path: str | os.PathLike[str]) -> dict:
+    """The metadata of a file written by :func:`write_npz`, reading its header only."""
+    path = Path(path)
+    return from_json(_header(path, _read(path, "__header__")["__header__"])["metadata"])
+
+
+def _read(path: Path, only: str | None) -> dict[str, np.ndarray]:
+    """The arrays of an rlgen ``.npz`` (just ``only`` if given); the header must be among them."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files if only is None or k == only}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"{path}: not a readable rlgen .npz file (truncated or corrupt?): {e}") from e
+    if "__header__" not in arrays:
+        raise DatasetError(f"{path}: missing key '__header__'; not an rlgen episodes file")
+    return arrays
+
+
+def _header(path: Path, raw: np.ndarray) -> dict:
+    header = json.loads(str(raw))
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise DatasetError(f"{path}: expected format {FORMAT} version {VERSION}, got {header.get('format')} "
+                           f"version {header.get('version')}")  # fmt: skip
+    return header

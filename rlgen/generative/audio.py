@@ -18,7 +18,7 @@ from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """The ``model:`` block of an audio recipe.
+    """The ``agent:`` block of an audio recipe.
 
     :param head: head of every sample's conditional, e.g. ``{type: adacat, num_bins: 15}`` (a DLML head's
         ``num_classes`` is the number of levels).
@@ -61,12 +61,12 @@ class AudioConfig:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        require_at_least(self, "model", 1, "channels", "skip_channels", "kernel", "features", "sample_rate", "speed",
+        require_at_least(self, "agent", 1, "channels", "skip_channels", "kernel", "features", "sample_rate", "speed",
                          "test_sentences", "window", "eval_span")  # fmt: skip
-        require_at_least(self, "model", 2, "num_levels")
-        require_positive(self, "model", "lr", "grad_clip", "sample_seconds", "temperature")
+        require_at_least(self, "agent", 2, "num_levels")
+        require_positive(self, "agent", "lr", "grad_clip", "sample_seconds", "temperature")
         if not self.dilations or min(self.dilations) < 1:
-            raise ConfigError(f"model.dilations must be a non-empty list of integers >= 1, got {self.dilations}")
+            raise ConfigError(f"agent.dilations must be a non-empty list of integers >= 1, got {self.dilations}")
 
 
 class AudioCrops:
@@ -92,7 +92,7 @@ def scored_windows(length: int, context: int, span: int) -> list[tuple[int, int]
 class AudioTask:
     """The speech data and what a run does with them; utterances are concatenated into one stream per split.
 
-    :param config: the recipe's ``model:`` block.
+    :param config: the recipe's ``agent:`` block.
     :param streams: ``(train, test)`` float waveforms in [-1, 1] to use instead of synthesising speech.
     """
 

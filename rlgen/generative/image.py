@@ -18,7 +18,7 @@ from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """The ``model:`` block of an image recipe.
+    """The ``agent:`` block of an image recipe.
 
     :param head: head of every pixel's conditional, e.g. ``{type: adacat, num_bins: 8}`` or ``{type: dlml,
         num_mixtures: 4}`` (a DLML head's ``num_classes`` is the number of levels).
@@ -47,12 +47,12 @@ class ImageConfig:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        require_at_least(self, "model", 1, "channels", "layers", "kernel", "features", "samples")
-        require_positive(self, "model", "lr", "grad_clip", "temperature")
+        require_at_least(self, "agent", 1, "channels", "layers", "kernel", "features", "samples")
+        require_positive(self, "agent", "lr", "grad_clip", "temperature")
         if self.kernel % 2 == 0:
-            raise ConfigError(f"model.kernel must be odd (a centred masked kernel), got {self.kernel}")
+            raise ConfigError(f"agent.kernel must be odd (a centred masked kernel), got {self.kernel}")
         if not 0.0 < self.test_fraction < 1.0:
-            raise ConfigError(f"model.test_fraction must be in (0, 1), got {self.test_fraction}")
+            raise ConfigError(f"agent.test_fraction must be in (0, 1), got {self.test_fraction}")
 
 
 class ImageBatches:
@@ -68,7 +68,7 @@ class ImageBatches:
 class ImageTask:
     """The digits data and what a run does with them.
 
-    :param config: the recipe's ``model:`` block.
+    :param config: the recipe's ``agent:`` block.
     """
 
     kind = "image"

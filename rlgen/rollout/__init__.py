@@ -1,4 +1,4 @@
-"""Environments: making them from task recipes, vectorised evaluation with D4RL-scale scores, episode videos,
+"""Environments: making them from task files, vectorised evaluation with D4RL-scale scores, episode videos,
 the online agents' collector (:mod:`.collector`), behaviour policies (:mod:`.behavior`) and dataset generation
 (:mod:`.generate`). The data layer below never steps an environment; everything that does lives here.
 

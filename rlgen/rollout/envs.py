@@ -1,4 +1,4 @@
-"""Environments from task recipes: one env, a vector of them, and the resets every env loop shares.
+"""Environments from task files: one env, a vector of them, and the resets every env loop shares.
 
 >>> from rlgen.rollout import make_env, make_vector_env
 >>> env = make_env(load_task("hopper"))                  # the recipe's horizon and env_kwargs
@@ -17,7 +17,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlgen.tasks import TASK_FILE, RecipeError, TaskSpec
+from rlgen.tasks import TASK_FILE, TaskFileError, TaskSpec
 
 
 class MujocoWarning(UserWarning):
@@ -40,7 +40,7 @@ def route_mujoco_warnings() -> None:
 def make_env(task: TaskSpec, **kwargs: Any) -> gym.Env:
     """A single environment with the recipe's horizon; ``kwargs`` override the recipe's ``env_kwargs``.
 
-    Raises ``RecipeError`` naming the recipe when the env's spaces differ from the ones it declares.
+    Raises ``TaskFileError`` naming the recipe when the env's spaces differ from the ones it declares.
     """
     route_mujoco_warnings()
     env = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **{**task.env_kwargs, **kwargs})
@@ -60,8 +60,8 @@ def make_env(task: TaskSpec, **kwargs: Any) -> gym.Env:
         )
     if not (ok and isinstance(obs_space, gym.spaces.Box) and obs_space.shape == (task.obs_dim,)):
         env.close()
-        raise RecipeError(
-            f"{task.recipe_dir / TASK_FILE}: {task.env_id} has observation space {obs_space} and action space "
+        raise TaskFileError(
+            f"{task.task_dir / TASK_FILE}: {task.env_id} has observation space {obs_space} and action space "
             f"{act_space}, but the recipe declares obs_dim={task.obs_dim}, {declared}"
         )
     return env

@@ -7,7 +7,7 @@ episodes (no episode is cut, none is counted twice).
 
 The results JSON (:meth:`EvalResult.to_dict`, written by :meth:`EvalResult.write`) has these fields::
 
-    task              str          task recipe name
+    task              str          task file name
     env_id            str          gymnasium id
     episodes          int          number of complete episodes
     seed              int          episode i reset with seed + i

@@ -1,4 +1,4 @@
-"""The small interface every trainable agent implements; :func:`rlgen.train.fit` drives it."""
+"""The small interfaces every trainable model implements; :func:`rlgen.train.fit` drives them."""
 
 from __future__ import annotations
 
@@ -20,15 +20,40 @@ class BatchSampler(Protocol):
     def sample(self, batch_size: int, rng: np.random.Generator) -> Any: ...
 
 
-class Agent(ABC):
-    """An algorithm plus its networks and optimisers.
+class Learner(ABC):
+    """What :func:`rlgen.train.fit` trains: networks and optimisers updated from batches, checkpointed whole.
 
-    Subclasses set ``Config`` (a dataclass, the ``agent:`` block of a recipe) and implement :meth:`create`,
-    :meth:`update`, :meth:`act`, :meth:`state_dict` and :meth:`load_state_dict`. All randomness must come from
-    torch's global generator or the ``rng`` the trainer passes to the sampler, so that checkpoints capture it.
+    Subclasses set ``Config`` (a dataclass, the ``agent:`` block of a recipe) and implement :meth:`update`,
+    :meth:`state_dict` and :meth:`load_state_dict`. All randomness must come from torch's global generator or the
+    ``rng`` the trainer passes to the sampler, so that checkpoints capture it.
     """
 
     Config: ClassVar[type]
+
+    @abstractmethod
+    def update(self, batch: Any) -> dict[str, Tensor | float]:
+        """One gradient step on ``batch``; returns scalars to log (tensors are fine: no device sync needed)."""
+
+    def counters(self) -> dict[str, float]:
+        """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
+        steps and episodes, the x-axis that sample efficiency is measured on)."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training: networks, optimisers, data-derived buffers."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+
+
+class Agent(Learner):
+    """A learner that acts in a task: an algorithm plus its networks and optimisers.
+
+    Subclasses implement :meth:`create` and :meth:`act` besides :class:`Learner`'s methods.
+    """
+
     #: offline agents learn from a dataset (``data`` is given to :meth:`create` and :meth:`sampler`); online
     #: ones (``rlgen.algos.online``) get ``data=None`` and sample by stepping their own environments.
     offline: ClassVar[bool] = True
@@ -48,10 +73,6 @@ class Agent(ABC):
         return transitions(data)
 
     @abstractmethod
-    def update(self, batch: Any) -> dict[str, Tensor | float]:
-        """One gradient step on ``batch``; returns scalars to log (tensors are fine: no device sync needed)."""
-
-    @abstractmethod
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """Actions for a batch of observations ``(n, obs_dim)``, as the vector env expects them."""
 
@@ -60,19 +81,6 @@ class Agent(ABC):
         :meth:`act`; one that conditions on past transitions returns a policy with ``observe`` (see
         :data:`rlgen.rollout.Policy`), whose memory starts empty."""
         return self.act
-
-    def counters(self) -> dict[str, float]:
-        """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
-        steps and episodes, the x-axis that sample efficiency is measured on)."""
-        return {}
-
-    @abstractmethod
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue training: networks, optimisers, data-derived buffers."""
-
-    @abstractmethod
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`state_dict`."""
 
 
 def resolve_device(name: str) -> torch.device:

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rlgen.train.agent import Agent, BatchSampler
+from rlgen.train.agent import BatchSampler, Learner
 from rlgen.train.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from rlgen.train.config import TrainConfig
 from rlgen.train.run_dir import MetricsLogger, RunDir
 
-#: ``evaluate(agent, step)`` runs the agent in its environment and returns scalars to log (``eval/...``).
-Evaluator = Callable[[Agent, int], dict[str, float]]
+#: ``evaluate(learner, step)`` scores the learner (in its environment, on held-out data) and returns scalars to log
+#: (``eval/...``).
+Evaluator = Callable[[Learner, int], dict[str, float]]
 
 
 def seed_everything(seed: int) -> None:
@@ -42,7 +43,7 @@ class FitResult:
 
 
 def fit(
-    agent: Agent,
+    agent: Learner,
     sampler: BatchSampler,
     config: TrainConfig,
     run: RunDir,

@@ -1,7 +1,7 @@
 """Generative adversarial imitation learning: a discriminator, a TRPO generator on rlgen heads, demonstrations
 subsampled from rlgen datasets, and the behaviour-cloning protocol used for the baseline and the warm start.
 
->>> from rlgen.train import start_run
+>>> from rlgen.runs import start_run
 >>> start_run("gail-trpo", "invertedpendulum-expert", overrides=["agent.trajectories=4"])
 """
 

@@ -1,0 +1,152 @@
+"""Agent recipes: ``agents/<name>.yaml`` (agents that act in a task) and ``agents/generative/<name>.yaml`` (the
+image and audio models), one spelling for both::
+
+    algo: bc                      # a name in ALGOS: an rlgen.algos agent, or image / audio (rlgen.generative)
+    train: {steps: 100000, ...}   # rlgen.train.TrainConfig (generative agents: without the environment keys)
+    agent: {head: dlml, ...}      # the agent class's Config dataclass
+
+Every block is overridable with ``--set train.<key>=...`` / ``agent.<key>=...``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from rlgen.algos import ALGOS as ACTING_ALGOS
+from rlgen.generative import GENERATIVE_ALGOS
+from rlgen.train.agent import Agent, Learner
+from rlgen.train.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    build,
+    list_recipe_files,
+    read_recipe_file,
+    to_dict,
+)
+
+AGENTS_DIR_VAR = "RLGEN_AGENTS_DIR"
+#: algo name of a recipe -> its agent class
+ALGOS: dict[str, type[Learner]] = {**ACTING_ALGOS, **GENERATIVE_ALGOS}
+#: TrainConfig keys that only steer evaluation in an environment: a recipe of an agent that does not act refuses them
+ENVIRONMENT_KEYS = ("eval_episodes", "eval_envs", "eval_seed")
+RECIPE_KEYS = ("algo", "train", "agent")
+
+
+def get_algo(name: str) -> type[Learner]:
+    """The agent class registered as ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
+    if name not in ALGOS:
+        raise KeyError(f"unknown algo {name!r}; valid algos: {', '.join(sorted(ALGOS))}")
+    return ALGOS[name]
+
+
+def acts(algo: type[Learner]) -> bool:
+    """Whether agents of class ``algo`` act in a task (and are evaluated there) rather than model data."""
+    return issubclass(algo, Agent)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A parsed agent recipe: the algorithm name and its typed train / agent configs."""
+
+    name: str
+    algo: str
+    train: TrainConfig
+    agent: Any  # the agent class's Config dataclass
+
+    @property
+    def agent_class(self) -> type[Learner]:
+        return get_algo(self.algo)
+
+    def with_overrides(self, overrides: Sequence[str]) -> Recipe:
+        """Apply ``train.<key>=<value>`` / ``agent.<key>=<value>`` overrides (type-checked)."""
+        groups: dict[str, list[str]] = {"train": [], "agent": []}
+        for item in overrides:
+            group, dot, rest = item.partition(".")
+            if group not in groups or not dot:
+                raise ConfigError(f"override {item!r} must start with 'train.' or 'agent.'; valid keys: "
+                                  f"{', '.join(self.valid_keys())}")  # fmt: skip
+            groups[group].append(rest)
+        refuse_train_keys(self.agent_class, [item.partition("=")[0].split(".")[0] for item in groups["train"]], True)
+        return replace(self, train=apply_overrides(self.train, groups["train"], "train"),
+                       agent=apply_overrides(self.agent, groups["agent"], "agent"))  # fmt: skip
+
+    def valid_keys(self) -> list[str]:
+        return [f"train.{k}" for k in train_keys(self.agent_class)] + [f"agent.{k}" for k in to_dict(self.agent)]
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = train_keys(self.agent_class)
+        train = {k: v for k, v in to_dict(self.train).items() if k in keys}
+        return {"algo": self.algo, "train": train, "agent": to_dict(self.agent)}
+
+
+def train_keys(algo: type[Learner]) -> list[str]:
+    """The ``train:`` keys a recipe of ``algo`` takes: every TrainConfig key, less the environment ones for
+    agents that do not act."""
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    return names if acts(algo) else [k for k in names if k not in ENVIRONMENT_KEYS]
+
+
+def refuse_train_keys(algo: type[Learner], keys: Sequence[str], quoted: bool = False) -> None:
+    """``ConfigError`` for the first of ``keys`` that is not a ``train:`` key of ``algo``, listing the valid ones."""
+    valid = train_keys(algo)
+    for key in keys:
+        if key in ENVIRONMENT_KEYS and key not in valid:
+            name = f"'train.{key}'" if quoted else f"train.{key}"
+            raise ConfigError(f"unknown key {name}; valid keys: {', '.join(f'train.{k}' for k in valid)}")
+
+
+def agents_root() -> Path:
+    """``$RLGEN_AGENTS_DIR`` if set, else the ``agents/`` folder next to the ``rlgen`` package."""
+    env = os.environ.get(AGENTS_DIR_VAR)
+    root = Path(env) if env else Path(__file__).resolve().parents[2] / "agents"
+    if not root.is_dir():
+        raise FileNotFoundError(f"agent recipes folder not found: {root}; set {AGENTS_DIR_VAR} to the folder of *.yaml")
+    return root
+
+
+def generative_root() -> Path:
+    """``agents/generative/``: the recipes of ``rlgen generative train`` (a subfolder, so that ``rlgen train``'s
+    recipes stay the YAML files directly in ``agents/``)."""
+    return agents_root() / "generative"
+
+
+def list_recipes(generative: bool = False) -> list[str]:
+    """Names of the agent recipes (``agents/*.yaml``, or ``agents/generative/*.yaml``, without the suffix)."""
+    return list_recipe_files(generative_root() if generative else agents_root())
+
+
+def load_recipe(name: str, generative: bool = False) -> Recipe:
+    """Read recipe ``name``: a ``.yaml`` path, else ``agents/<name>.yaml``, else ``agents/generative/<name>.yaml``
+    (only the latter if ``generative``); an unknown name lists the valid ones."""
+    roots = [generative_root()] if generative else [agents_root(), generative_root()]
+    root = next((r for r in roots if (r / f"{name}.yaml").is_file()), roots[0])
+    path, raw = read_recipe_file(name, root, "generative recipe" if generative else "agent")
+    try:
+        return recipe_from_dict(path.stem, raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error
+
+
+def recipe_from_dict(name: str, raw: Any) -> Recipe:
+    """A :class:`Recipe` from a mapping with the keys ``algo``, ``train`` and ``agent``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a recipe must be a mapping with keys {', '.join(RECIPE_KEYS)}")
+    unknown = sorted(set(raw) - set(RECIPE_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(RECIPE_KEYS)}")
+    if not isinstance(raw.get("algo"), str):
+        raise ConfigError(f"key 'algo' must name an algorithm, got {raw.get('algo')!r}")
+    try:
+        algo = get_algo(raw["algo"])
+    except KeyError as error:
+        raise ConfigError(error.args[0]) from error
+    train = raw.get("train")
+    if isinstance(train, dict):
+        refuse_train_keys(algo, list(train))
+    return Recipe(name, raw["algo"], build(TrainConfig, train, "train"), build(algo.Config, raw.get("agent"), "agent"))
