@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
+
+from rlgen.train import list_checkpoints, load_agent, load_checkpoint, resume_run, start_run
 
 torch.set_num_threads(1)
 
@@ -28,3 +32,36 @@ def _run_in_tmp_cwd(tmp_path, monkeypatch) -> None:
     # MuJoCo writes MUJOCO_LOG.TXT into the working directory for some models: keep it out of the checkout.
     monkeypatch.chdir(tmp_path)
     os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+@pytest.fixture
+def check_resume() -> Callable[[str, str], None]:
+    """``check_resume(recipe, dataset)`` trains a small run 30 steps, drops its last checkpoint as a kill would and
+    resumes it: weights, optimisers, RNG and metrics must equal the uninterrupted run's, and the run must load as
+    ``rlgen eval`` loads it."""
+    return _check_resume
+
+
+def _tensors_equal(a: object, b: object) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_tensors_equal(a[k], b[k]) for k in a)  # type: ignore[union-attr]
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)  # type: ignore[arg-type]
+    return a == b
+
+
+def _check_resume(recipe: str, dataset: str) -> None:
+    small = ["train.batch_size=32", "train.log_every=7", "train.eval_episodes=1", "train.eval_envs=1",
+             "agent.hidden=[32, 32]"]  # fmt: skip
+    run, _ = start_run(recipe, dataset, [*small, "train.steps=30", "train.checkpoint_every=20", "train.eval_every=0"],
+                       run_dir="run", device="cpu", progress=False)  # fmt: skip
+    _, (_, last) = list_checkpoints(run.checkpoints)
+    whole, metrics = load_checkpoint(last), run.read_metrics()
+    last.unlink()
+    torch.manual_seed(12345)  # whatever happened in between must not matter
+    _, result = resume_run(run.path, device="cpu", progress=False)
+    assert (result.start_step, result.step) == (20, 30)
+    assert _tensors_equal(load_checkpoint(last), whole)
+    assert run.read_metrics() == metrics
+    agent, task, _, step = load_agent(run.path, device="cpu")  # what `rlgen eval` loads
+    assert step == 30 and agent.act(np.zeros((2, task.obs_dim), np.float32)).shape == (2, task.act_dim)
