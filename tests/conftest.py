@@ -5,11 +5,16 @@ written)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import settings
+
+from rlgen.runs import load_agent, resume_run, start_run
+from rlgen.train import list_checkpoints, load_checkpoint
 
 torch.set_num_threads(1)
 
@@ -50,3 +55,36 @@ def _hermetic_locations(tmp_path_factory, _session_cache, monkeypatch) -> None:
         ("RLGEN_CACHE_DIR", _session_cache),
     ):
         monkeypatch.setenv(var, str(path))
+
+
+@pytest.fixture
+def check_resume() -> Callable[[str, str], None]:
+    """``check_resume(recipe, dataset)`` trains a small run 30 steps, drops its last checkpoint as a kill would and
+    resumes it: weights, optimisers, RNG and metrics must equal the uninterrupted run's, and the run must load as
+    ``rlgen eval`` loads it."""
+    return _check_resume
+
+
+def _tensors_equal(a: object, b: object) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_tensors_equal(a[k], b[k]) for k in a)  # type: ignore[union-attr]
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)  # type: ignore[arg-type]
+    return a == b
+
+
+def _check_resume(recipe: str, dataset: str) -> None:
+    small = ["train.batch_size=32", "train.log_every=7", "train.eval_episodes=1", "train.eval_envs=1",
+             "agent.hidden=[32, 32]"]  # fmt: skip
+    run, _ = start_run(recipe, dataset, [*small, "train.steps=30", "train.checkpoint_every=20", "train.eval_every=0"],
+                       run_dir="run", device="cpu", progress=False)  # fmt: skip
+    _, (_, last) = list_checkpoints(run.checkpoints)
+    whole, metrics = load_checkpoint(last), run.read_metrics()
+    last.unlink()
+    torch.manual_seed(12345)  # whatever happened in between must not matter
+    _, result = resume_run(run.path, device="cpu", progress=False)
+    assert (result.start_step, result.step) == (20, 30)
+    assert _tensors_equal(load_checkpoint(last), whole)
+    assert run.read_metrics() == metrics
+    agent, task, _, step = load_agent(run.path, device="cpu")  # what `rlgen eval` loads
+    assert step == 30 and agent.act(np.zeros((2, task.obs_dim), np.float32)).shape == (2, task.act_dim)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from rlgen.data import Episodes, Statistics, Transitions
-from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig, QuantileCategoricalHead
+from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -99,9 +99,8 @@ class BC(Agent):
         if data is not None:
             if config.normalize_observations:
                 agent.policy.set_observation_statistics(Statistics.compute(data.observations, num_bins=1))
-            if isinstance(agent.policy.head, QuantileCategoricalHead):
-                actions = np.clip(data.actions, agent.act_low, agent.act_high)
-                agent.policy.head.fit_bins(torch.as_tensor(actions, device=device))
+            actions = np.clip(data.actions, agent.act_low, agent.act_high)
+            agent.policy.head.fit_to_data(torch.as_tensor(actions, device=device))
         return agent
 
     def update(self, batch: Transitions) -> dict[str, Tensor | float]:

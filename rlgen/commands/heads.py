@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from rlgen.heads import HEAD_CONFIGS, DLMLHead, Head, QuantileCategoricalHead, head_config
+from rlgen.heads import HEAD_CONFIGS, DLMLHead, Head, head_config
 
 
 def toy_batch(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -39,8 +39,7 @@ def fit_head(kind: str, steps: int, seed: int) -> tuple[nn.Module, Head, float]:
     torch.manual_seed(seed)
     body = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
     head = head_config(kind).create(64, 1, low=-1.0, high=1.0)
-    if isinstance(head, QuantileCategoricalHead):
-        head.fit_bins(toy_batch(10_000, generator)[1])
+    head.fit_to_data(toy_batch(10_000, generator)[1])
     optimizer = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=3e-3)
     for _ in tqdm(range(steps), desc=f"{kind:>8}", leave=False):
         x, y = toy_batch(256, generator)

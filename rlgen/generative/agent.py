@@ -19,7 +19,6 @@ from rlgen.data.atomic import atomic_path
 from rlgen.generative.audio import AudioConfig, AudioTask
 from rlgen.generative.image import ImageConfig, ImageTask
 from rlgen.generative.models import LevelModel
-from rlgen.heads import QuantileCategoricalHead
 from rlgen.train.agent import Learner
 
 LevelData = ImageTask | AudioTask
@@ -71,9 +70,8 @@ class LevelAgent(Learner):
         """The model ``data`` builds, on ``device``; a quantile head takes its bins from the training levels (a
         resumed run restores them from its checkpoint)."""
         model = data.build().to(device)
-        if isinstance(model.head, QuantileCategoricalHead):
-            levels = torch.as_tensor(data.train, dtype=torch.float32, device=model.head.low.device)
-            model.head.fit_bins(levels.reshape(-1, 1))
+        levels = torch.as_tensor(data.train, dtype=torch.float32, device=model.head.low.device)
+        model.head.fit_to_data(levels.reshape(-1, 1))
         return cls(model, config.lr, config.grad_clip)
 
     def update(self, batch: np.ndarray) -> dict[str, torch.Tensor]:

@@ -232,6 +232,10 @@ class Head(nn.Module, ABC):
             )
         return -self.training_log_prob(dist, target).mean()
 
+    def fit_to_data(self, targets: Tensor) -> None:
+        """Set what the head derives from its training targets ``(N, D)`` before training (a quantile head's
+        bins); the default derives nothing."""
+
     def training_log_prob(self, dist: BoxDistribution, target: Tensor) -> Tensor:
         """The log-likelihood the loss maximises, shape ``batch_shape`` (heads with target smoothing override it)."""
         return dist.log_prob(target)

@@ -129,3 +129,6 @@ class QuantileCategoricalHead(FixedBinsHead):
     def fit_bins(self, targets: Tensor) -> None:
         """Set the edges to the per-dimension quantiles of ``targets`` (shape ``(N, D)``, inside the box)."""
         self.edges.copy_(unit_quantile_edges(self.unit_targets(targets), self.num_bins))
+
+    def fit_to_data(self, targets: Tensor) -> None:
+        self.fit_bins(targets)
