@@ -1,7 +1,8 @@
 """The ``rlgen`` command line: one sub-command group per module in :mod:`rlgen.commands`.
 
 Every failure ends in one line ``rlgen <command>: error: ...`` on stderr: exit status 2 for bad input (names,
-files, values), 1 for faults of the machine (permissions, a full disk, other I/O errors), 130 on Ctrl-C.
+files, values), 1 for faults of the machine (permissions, a full disk, other I/O errors), 130 on Ctrl-C (143 on
+SIGTERM while training, which ends like Ctrl-C: the step under way is checkpointed).
 ``--debug`` (or ``RLGEN_DEBUG=1``) shows the traceback instead.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 from rlgen.commands import COMMAND_MODULES
 from rlgen.data.atomic import NO_SPACE
+from rlgen.train import Interrupted
 
 DESCRIPTION = "rlgen: offline RL and imitation learning on one family of generative heads."
 DEBUG_VAR = "RLGEN_DEBUG"
@@ -42,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # flush of stdout from failing again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if debug:
             raise
-        print(f"\nrlgen {args.command}: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        detail = f" by {interrupt}" if isinstance(interrupt, Interrupted) else ""
+        print(f"\nrlgen {args.command}: interrupted{detail}", file=sys.stderr)
+        # 128 + the signal, as a shell reports a process the signal ended: 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + interrupt.signum if isinstance(interrupt, Interrupted) else INTERRUPTED
     except Exception as error:
         if debug:
             raise

@@ -4,6 +4,9 @@ A killed or failing write therefore leaves either the previous dataset or nothin
 existing target is only replaced when the caller passes ``force=True``. A write that runs out of space raises
 ``OSError(ENOSPC)`` naming the target; the staging folders a killed write left behind are removed by the next
 write of the same target.
+
+:func:`hold_lock` is the one advisory lock of rlgen (staging folders here, run folders in :mod:`rlgen.train`): an
+``flock`` the OS releases when its process dies, so a killed process never leaves a stale lock.
 """
 
 from __future__ import annotations
@@ -17,10 +20,50 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # full disk, quota, file size limit
 _LOCK = ".lock"  # held (flock) inside a staging folder while its write runs
 _UNLOCKED_GRACE_S = 60.0  # a staging folder without a lock file this old was left by a killed write
+
+
+class LockHeldError(RuntimeError):
+    """Another process holds the lock :func:`hold_lock` was asked for; ``pid`` is its process id (``None`` if it
+    had not written it yet)."""
+
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+@contextmanager
+def hold_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file ``path`` (made if missing; it records this process's pid) while
+    the block runs.
+
+    Raises :class:`LockHeldError` at once, naming ``what`` and the holder's pid, if another process holds it. The
+    file is left in place: removing it would let a third process lock a new file while the second holds the old.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with os.fdopen(fd, "r+") as lock:
+        if not _try_lock(lock):
+            text = lock.read().strip()
+            pid = int(text) if text.isdigit() else None
+            holder = f"process {pid}" if pid is not None else "another process"
+            raise LockHeldError(f"{what} is in use by {holder} (it holds {path}); wait for it to end or stop it", pid)
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+
+
+def _try_lock(file: IO[str]) -> bool:
+    """Take the exclusive ``flock`` on the open ``file`` unless another process holds it; whether it was taken."""
+    try:
+        fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def check_writable(target: Path, force: bool) -> None:
@@ -79,8 +122,7 @@ def atomic_path(target: str | os.PathLike[str], *, force: bool = False, inner: s
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work = tmp / (inner or target.name)
     try:
-        with open(tmp / _LOCK, "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies: marks the folder stale
+        with hold_lock(tmp / _LOCK, f"staging folder {tmp}"):  # released if this process dies: marks it stale
             try:
                 yield work
                 if not work.exists():
@@ -118,11 +160,7 @@ def _held(staging: Path) -> bool:
     except OSError:
         return True  # unreadable: not ours to judge
     with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        return False
+        return not _try_lock(lock)
 
 
 def _replace(source: Path, target: Path, force: bool) -> None:

@@ -29,7 +29,13 @@ from rlgen.rollout import EvalResult, evaluate
 from rlgen.runs.recipes import ENVIRONMENT_KEYS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train.agent import Agent, BatchSampler, Learner, resolve_device
-from rlgen.train.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from rlgen.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_agent_state,
+    load_checkpoint,
+)
 from rlgen.train.config import ConfigError, TrainConfig
 from rlgen.train.run_dir import RunDir, write_text_atomic
 from rlgen.train.trainer import FitResult, fit, seed_everything
@@ -128,8 +134,9 @@ def start_run(
     # Building the agent checks it against the task and data; only then is the run folder written, so a
     # command that fails validation leaves nothing behind to block its corrected re-run.
     agent, sampler = _build(config, subject, training_data, torch_device)
-    run = RunDir.create(path, config.to_dict())
-    return run, _fit(run, config, subject, agent, sampler, progress)
+    with RunDir(path).writing():  # a second process starting a run in the same folder is refused
+        run = RunDir.create(path, config.to_dict())
+        return run, _fit(run, config, subject, agent, sampler, progress)
 
 
 def _resolve(recipe: Recipe, target: str | DatasetRef | None, task: str | None) -> tuple[RunConfig, str]:
@@ -152,17 +159,26 @@ def resume_run(
     progress: bool = True,
     data: LevelData | None = None,
 ) -> tuple[RunDir, FitResult]:
-    """Continue the run in ``run_dir`` (of any agent) from its newest checkpoint (or from the start if it has none).
+    """Continue the run in ``run_dir`` (of any agent) from its newest checkpoint.
 
     Only ``train.steps`` may be overridden, and only to train further (not below the step already reached);
     anything else would break the promise that a resumed run matches an uninterrupted one. If the newest
     checkpoints do not load (e.g. a file truncated by a full disk), they are set aside as ``*.pt.unreadable``
-    with a warning and the run resumes from the newest one that loads. ``config.yaml`` and the checkpoints are
-    only touched once everything has been checked.
+    with a warning and the run resumes from the newest one that loads. A run stopped before its first checkpoint
+    trains again from step 0, with a warning: its config fixes the run, so that gives the run it would have been.
+    ``config.yaml`` and the checkpoints are only touched once everything has been checked, the checkpoint
+    against the model too. A run that another process trains is refused (:meth:`RunDir.writing`).
 
     :param data: a generative agent's data, if already loaded (built from the run's recipe otherwise).
     """
     run = RunDir.open(run_dir)
+    with run.writing():
+        return _resume(run, overrides, device, progress, data)
+
+
+def _resume(
+    run: RunDir, overrides: Sequence[str], device: str, progress: bool, data: LevelData | None
+) -> tuple[RunDir, FitResult]:
     config = RunConfig.from_dict(run.read_config(), str(run.config_path))
     changed = [o for o in overrides if not o.startswith("train.steps=")]
     if changed:
@@ -170,35 +186,47 @@ def resume_run(
     if overrides:
         config = replace(config, recipe=config.recipe.with_overrides(overrides))
     torch_device = resolve_device(device)
-    step, unreadable = _resume_point(run)
+    resume, unreadable = _resume_point(run)
+    step = int(resume[1]["step"]) if resume is not None else 0
     steps = config.recipe.train.steps
     if step > steps:
         raise ConfigError(f"run {run.path} is already at step {step}; train.steps={steps} would not train further "
                           f"(give train.steps of at least {step})")  # fmt: skip
     subject, training_data = _load(config, data)
     agent, sampler = _build(config, subject, training_data, torch_device)
+    if resume is not None:
+        load_agent_state(agent, resume[1], resume[0], _model(run, config))
+    else:
+        warnings.warn(f"run {run.path} has no checkpoint (it was stopped before its first): training it from step 0",
+                      stacklevel=3)  # fmt: skip
     for path, error in unreadable:
         aside = path.with_name(path.name + ".unreadable")
         path.rename(aside)
-        warnings.warn(f"{error}; moved it to {aside.name} and resuming from step {step}", stacklevel=2)
+        warnings.warn(f"{error}; moved it to {aside.name} and resuming from step {step}", stacklevel=3)
     if overrides:
         write_text_atomic(run.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return run, _fit(run, config, subject, agent, sampler, progress)
+    return run, _fit(run, config, subject, agent, sampler, progress, resume)
 
 
-def _resume_point(run: RunDir) -> tuple[int, list[tuple[Path, CheckpointError]]]:
-    """The step of the newest checkpoint of ``run`` that loads (0 if it has none), and the newer ones that do
-    not, with why. Raises :class:`CheckpointError` if the run has checkpoints but none of them loads."""
+def _resume_point(run: RunDir) -> tuple[tuple[Path, dict[str, Any]] | None, list[tuple[Path, CheckpointError]]]:
+    """The newest checkpoint of ``run`` that loads and its state (``None`` if the run has none), and the newer
+    ones that do not, with why. Raises :class:`CheckpointError` if the run has checkpoints but none loads."""
     unreadable: list[tuple[Path, CheckpointError]] = []
     for _, path in reversed(list_checkpoints(run.checkpoints)):
         try:
-            return int(load_checkpoint(path)["step"]), unreadable
+            return (path, load_checkpoint(path)), unreadable
         except CheckpointError as error:
             unreadable.append((path, error))
     if unreadable:
         raise CheckpointError(f"no checkpoint of run {run.path} loads ({unreadable[0][1]}); delete "
                               f"{run.checkpoints} to train the run again from step 0")  # fmt: skip
-    return 0, unreadable
+    return None, unreadable
+
+
+def _model(run: RunDir, config: RunConfig) -> str:
+    """The model of ``run`` as errors name it: ``run <path> (<recipe> on <task>)``."""
+    on = f" on {config.task}" if config.task else ""
+    return f"run {run.path} ({config.recipe.name}{on})"
 
 
 # ------------------------------------------------------------------------------------------------ the two kinds
@@ -260,7 +288,13 @@ def evaluate_agent(
 
 
 def _fit(
-    run: RunDir, config: RunConfig, subject: Subject, agent: Learner, sampler: BatchSampler, progress: bool
+    run: RunDir,
+    config: RunConfig,
+    subject: Subject,
+    agent: Learner,
+    sampler: BatchSampler,
+    progress: bool,
+    resume: tuple[Path, dict[str, Any]] | None = None,
 ) -> FitResult:
     train = config.recipe.train
 
@@ -272,7 +306,7 @@ def _fit(
         result.write(run.evals / f"step_{step:08d}.json", force=True)
         return {**result.scalars(), **{f"progress/{k}": v for k, v in agent.counters().items()}}
 
-    result = fit(agent, sampler, train, run, evaluator, progress=progress)
+    result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume)
     if isinstance(agent, LevelAgent):
         agent.write_samples(subject, run.path, seed=train.seed, progress=progress)  # type: ignore[arg-type]
     return result
@@ -341,23 +375,30 @@ def load_agent(
     (its task, or a generative agent's data), its config and its step."""
     run = RunDir.open(run_dir)
     config = RunConfig.from_dict(run.read_config(), str(run.config_path))
-    path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run.checkpoints)
-    if path is None:
-        raise FileNotFoundError(f"run {run.path} has no checkpoint yet (looked in {run.checkpoints})")
     torch_device = resolve_device(device)
-    try:
-        state = load_checkpoint(path)
-    except CheckpointError as error:
-        older = [str(p) for _, p in list_checkpoints(run.checkpoints) if p != path] if checkpoint is None else []
-        hint = f"; evaluate an older one with --checkpoint (kept: {', '.join(older)})" if older else ""
-        raise CheckpointError(f"{error}{hint}") from error
+    path, state = _read_checkpoint(run, checkpoint)
     subject = _load(config, data)[0] if not acts(config.recipe.agent_class) else load_task(str(config.task))
     agent = _create(config, subject, None, torch_device)
-    try:
-        agent.load_state_dict(state["agent"])
-    except (RuntimeError, KeyError, ValueError, TypeError) as error:  # torch's size/key mismatches, foreign layouts
-        summary = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])
-        on = f" on {config.task}" if config.task else ""
-        raise CheckpointError(f"checkpoint {path} does not match the model of run {run.path} ({config.recipe.name}"
-                              f"{on}): {summary}") from error  # fmt: skip
+    load_agent_state(agent, state, path, _model(run, config))
     return agent, subject, config, int(state["step"])
+
+
+def _read_checkpoint(run: RunDir, checkpoint: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]]:
+    """``checkpoint`` and its state, or the newest checkpoint of ``run`` if ``None``.
+
+    Reading takes no lock: a run being trained meanwhile may delete the newest checkpoint it listed (keeping only
+    the newest ones after writing another), and then the listing is read again.
+    """
+    while True:
+        path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run.checkpoints)
+        if path is None:
+            raise FileNotFoundError(f"run {run.path} has no checkpoint yet (looked in {run.checkpoints})")
+        try:
+            return path, load_checkpoint(path)
+        except FileNotFoundError:
+            if checkpoint is not None or latest_checkpoint(run.checkpoints) == path:
+                raise
+        except CheckpointError as error:
+            older = [str(p) for _, p in list_checkpoints(run.checkpoints) if p != path] if checkpoint is None else []
+            hint = f"; evaluate an older one with --checkpoint (kept: {', '.join(older)})" if older else ""
+            raise CheckpointError(f"{error}{hint}") from error

@@ -16,7 +16,7 @@ from rlgen.train.checkpoint import (
 )
 from rlgen.train.config import ConfigError, TrainConfig, apply_overrides, build, to_dict
 from rlgen.train.run_dir import MetricsLogger, RunDir
-from rlgen.train.trainer import Evaluator, FitResult, fit, seed_everything
+from rlgen.train.trainer import Evaluator, FitResult, Interrupted, fit, seed_everything
 
 __all__ = [
     "Agent",
@@ -25,6 +25,7 @@ __all__ = [
     "ConfigError",
     "Evaluator",
     "FitResult",
+    "Interrupted",
     "Learner",
     "MetricsLogger",
     "RunDir",

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from rlgen.data.atomic import atomic_path
+from rlgen.train.agent import Learner
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
@@ -88,10 +89,14 @@ def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int)
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Read a checkpoint onto the CPU (``load_state_dict`` of modules and optimisers moves tensors where
     their parameters live)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        # Opened first: a file the trainer deletes while it is read (an older checkpoint) stays readable.
+        file = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"checkpoint {path} not found") from error
+    try:
+        with file:
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file surfaces as RuntimeError, OSError, UnpicklingError, KeyError, ...
         reason = str(error).split(". ")[0].rstrip(".")  # torch's zip errors go on for several sentences
         raise CheckpointError(
@@ -100,3 +105,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not (isinstance(state, dict) and isinstance(state.get("step"), int) and isinstance(state.get("agent"), dict)):
         raise CheckpointError(f"{path} is not an rlgen checkpoint: expected a mapping with 'step' and 'agent'")
     return state
+
+
+def load_agent_state(agent: Learner, state: dict[str, Any], path: Path, model: str) -> None:
+    """Load checkpoint ``state`` (read from ``path``) into ``agent``; a checkpoint of another model (other sizes,
+    other layers) raises :class:`CheckpointError` naming ``path`` and ``model``, the model it was loaded into."""
+    try:
+        agent.load_state_dict(state["agent"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as error:  # torch's size/key mismatches, foreign layouts
+        summary = " ".join(line.strip() for line in str(error).strip().splitlines()[:2])
+        raise CheckpointError(f"checkpoint {path} does not match the model of {model}: {summary}") from error

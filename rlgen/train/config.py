@@ -46,7 +46,10 @@ class TrainConfig:
     :param eval_episodes: episodes per evaluation.
     :param eval_envs: environments stepped side by side during evaluation.
     :param eval_seed: episode ``i`` of every evaluation resets with seed ``eval_seed + i``.
-    :param checkpoint_every: steps between checkpoints (one is always written after the last step).
+    :param checkpoint_every: steps between checkpoints (one is always written after the last step, and one when
+        training is stopped by SIGINT or SIGTERM). A value of ``steps`` or more, such as the default on a short
+        run, would leave the run without a mid-run checkpoint: it becomes ``max(1, steps // 10)`` (see
+        :attr:`checkpoint_interval`), so a kill loses at most a tenth of the run.
     :param keep_checkpoints: how many of the newest checkpoints to keep.
     :param threads: torch CPU threads. 1 by default: the small networks of RL agents gain nothing from more,
         and on a loaded machine extra threads spin and slow every step several-fold.
@@ -63,6 +66,12 @@ class TrainConfig:
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 2
     threads: int = 1
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Steps between the checkpoints the trainer writes: ``checkpoint_every``, or ``max(1, steps // 10)`` if
+        ``checkpoint_every`` is at least ``steps``."""
+        return self.checkpoint_every if self.checkpoint_every < self.steps else max(1, self.steps // 10)
 
     def __post_init__(self) -> None:
         require_at_least(self, "train", 1, "steps", "batch_size", "log_every", "eval_episodes", "eval_envs",

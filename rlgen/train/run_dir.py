@@ -8,21 +8,25 @@
     <run>/checkpoints/step_*.pt    see :mod:`rlgen.train.checkpoint`
     <run>/evals/step_*.json        one evaluation result per periodic evaluation (see :mod:`rlgen.rollout`)
     <run>/results.json             the result of the latest ``rlgen eval``
+    <run>/.lock                    held by the one process that trains the run (see :meth:`RunDir.writing`)
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rlgen.data.atomic import atomic_path
+from rlgen.data.atomic import atomic_path, hold_lock
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
+LOCK_FILE = ".lock"
 
 
 class RunDir:
@@ -55,7 +59,7 @@ class RunDir:
         if path.is_dir():
             if (path / CONFIG_FILE).is_file():
                 raise FileExistsError(f"run directory {path} already exists; resume it with --resume {path}")
-            if any(path.iterdir()):
+            if any(p.name != LOCK_FILE for p in path.iterdir()):
                 raise FileExistsError(f"{path} is not empty and is not a run directory (no {CONFIG_FILE}); "
                                       f"choose a new or empty folder for the run")  # fmt: skip
             return
@@ -79,6 +83,19 @@ class RunDir:
         if not run.config_path.is_file():
             raise FileNotFoundError(f"{run.path} is not a run directory: {CONFIG_FILE} not found")
         return run
+
+    @contextmanager
+    def writing(self) -> Iterator[RunDir]:
+        """Hold the run folder's writer lock (making the folder if missing) while the block trains the run::
+
+            with RunDir(path).writing() as run: ...
+
+        A second process asking for it meanwhile gets :class:`~rlgen.data.atomic.LockHeldError` naming the
+        holder's pid. The OS releases the lock when its process dies, so a killed run leaves none behind.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        with hold_lock(self.path / LOCK_FILE, f"run {self.path}"):
+            yield self
 
     def read_config(self) -> dict[str, Any]:
         try:

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from rlgen.train.agent import BatchSampler, Learner
-from rlgen.train.checkpoint import capture_rng, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from rlgen.train.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_agent_state,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from rlgen.train.config import TrainConfig
 from rlgen.train.run_dir import MetricsLogger, RunDir
 
@@ -26,6 +38,46 @@ def seed_everything(seed: int) -> None:
     building an agent so that its initial weights depend on the seed only."""
     torch.manual_seed(seed)
     random.seed(seed)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by SIGINT or SIGTERM (``signum``) after ``step``, whose checkpoint is ``checkpoint``.
+
+    A ``KeyboardInterrupt``, so whatever ends a program on Ctrl-C ends it the same way on SIGTERM.
+    """
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        super().__init__(f"{signal.Signals(signum).name} at step {step}; its checkpoint is {checkpoint}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+@contextmanager
+def _caught_stop_signals() -> Iterator[list[int]]:
+    """While the block runs, SIGINT and SIGTERM only append their number to the yielded list, so that the loop
+    can finish its step and checkpoint it; a second signal acts as usual (Ctrl-C twice stops at once).
+
+    Signals a process ignores (SIGINT of a background job) stay ignored; off the main thread, where python
+    cannot set handlers, nothing changes.
+    """
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: h for s, h in previous.items() if h not in (signal.SIG_IGN, None)}
+
+    def note(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    for number in previous:
+        signal.signal(number, note)
+    try:
+        yield caught
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @dataclass
@@ -49,59 +101,68 @@ def fit(
     run: RunDir,
     evaluate: Evaluator | None = None,
     progress: bool = True,
+    resume: tuple[Path, dict[str, Any]] | None = None,
 ) -> FitResult:
     """Train ``agent`` for ``config.steps`` gradient steps on batches from ``sampler``.
 
-    If ``run`` already holds a checkpoint, training continues from the newest one: the agent, the optimisers,
-    every random generator and the running means are restored, so the run ends with the same numbers as one
-    that was never interrupted. Evaluation runs under a forked torch RNG so it never perturbs training.
+    If ``run`` already holds a checkpoint, training continues from the newest one (or from ``resume``, a
+    checkpoint's path and its :func:`~rlgen.train.checkpoint.load_checkpoint` state, when the caller has read it
+    already): the agent, the optimisers, every random generator and the running means are restored, so the run
+    ends with the same numbers as one that was never interrupted. SIGINT or SIGTERM ends the step under way,
+    checkpoints it and raises :class:`Interrupted`. Evaluation runs under a forked torch RNG so it never perturbs
+    training.
     """
     rng = np.random.default_rng(config.seed)
     sums: dict[str, float | torch.Tensor] = {}
     count = 0
     start = 0
-    resume_from = latest_checkpoint(run.checkpoints)
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        agent.load_state_dict(state["agent"])
+    if resume is None and (newest := latest_checkpoint(run.checkpoints)) is not None:
+        resume = newest, load_checkpoint(newest)
+    if resume is not None:
+        path, state = resume
+        load_agent_state(agent, state, path, f"run {run.path}")
         restore_rng(state["rng"], rng)
         start, sums, count = state["step"], dict(state["trainer"]["sums"]), state["trainer"]["count"]
     logger = MetricsLogger(run, start_step=start)
     last: dict[str, float] = {}
     update_seconds = 0.0
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=run.path.name, disable=not progress)
-    try:
-        for step in range(start + 1, config.steps + 1):
-            tick = time.perf_counter()
-            scalars = agent.update(sampler.sample(config.batch_size, rng))
-            update_seconds += time.perf_counter() - tick
-            for name, value in scalars.items():
-                value = value.detach() if isinstance(value, torch.Tensor) else value
-                sums[name] = sums.get(name, 0.0) + value
-            count += 1
-            bar.update(1)
-            final = step == config.steps
-            if step % config.log_every == 0 or final:
-                means = {f"train/{k}": float(v) / count for k, v in sums.items()}
-                logger.log(step, means)
-                last.update(means)
-                sums, count = {}, 0
-                bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()}, refresh=False)
-            if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
-                with torch.random.fork_rng(devices=[]):
-                    results = evaluate(agent, step)
-                logger.log(step, results)
-                last.update(results)
-                bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-            if step % config.checkpoint_every == 0 or final:
-                logger.flush()  # metrics up to the checkpoint are on disk before it is
-                payload = {
-                    "agent": agent.state_dict(),
-                    "rng": capture_rng(rng),
-                    "trainer": {"sums": {k: float(v) for k, v in sums.items()}, "count": count},
-                }
-                save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
-    finally:
-        bar.close()
-        logger.close()
+    with _caught_stop_signals() as stop:
+        try:
+            for step in range(start + 1, config.steps + 1):
+                tick = time.perf_counter()
+                scalars = agent.update(sampler.sample(config.batch_size, rng))
+                update_seconds += time.perf_counter() - tick
+                for name, value in scalars.items():
+                    value = value.detach() if isinstance(value, torch.Tensor) else value
+                    sums[name] = sums.get(name, 0.0) + value
+                count += 1
+                bar.update(1)
+                final = step == config.steps
+                if step % config.log_every == 0 or final:
+                    means = {f"train/{k}": float(v) / count for k, v in sums.items()}
+                    logger.log(step, means)
+                    last.update(means)
+                    sums, count = {}, 0
+                    bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()}, refresh=False)
+                if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
+                    with torch.random.fork_rng(devices=[]):
+                        results = evaluate(agent, step)
+                    logger.log(step, results)
+                    last.update(results)
+                    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                stopping = bool(stop)  # once: a signal arriving below is handled after the next step
+                if step % config.checkpoint_interval == 0 or final or stopping:
+                    logger.flush()  # metrics up to the checkpoint are on disk before it is
+                    payload = {
+                        "agent": agent.state_dict(),
+                        "rng": capture_rng(rng),
+                        "trainer": {"sums": {k: float(v) for k, v in sums.items()}, "count": count},
+                    }
+                    saved = save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
+                if stopping:
+                    raise Interrupted(stop[0], step, saved)
+        finally:
+            bar.close()
+            logger.close()
     return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last, update_seconds=update_seconds)
