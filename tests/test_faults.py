@@ -1,6 +1,7 @@
 """Faults end in one clear line and leave nothing behind: the CLI's error boundary, malformed dataset files, full
 disks (simulated with RLIMIT_FSIZE in a subprocess, so writes fail with EFBIG as on a full disk), killed writes,
-symlinks and task names read from data. Each case is a row of benchmarks/reliability.md."""
+symlinks, task names read from data, and run folders (one writer, a checkpoint on SIGINT/SIGTERM, resume checks).
+Each case is a row of benchmarks/reliability.md."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import errno
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from rlgen.cli import main
 from rlgen.data import Episodes, list_local_datasets, load_dataset, write_d4rl, write_minari
@@ -26,6 +29,7 @@ from rlgen.data.cache import cache_dir
 from rlgen.data.minari_io import minari_root
 from rlgen.data.store import d4rl_root
 from rlgen.tasks import load_task
+from rlgen.train import RunDir, TrainConfig, list_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -353,3 +357,204 @@ def test_every_location_is_a_temporary_folder(tmp_path_factory) -> None:
     for path in (Path.home(), minari_root(), d4rl_root(), cache_dir(), Path(os.environ["XDG_CACHE_HOME"])):
         assert path.is_relative_to(base), path
     assert list_local_datasets() == []
+
+
+# ------------------------------------------------------------------------------------------ run folders
+
+TINY = ["--task", "hopper", "--device", "cpu", "--no-progress", "--set", "train.steps=30", "train.batch_size=16",
+        "train.log_every=5", "train.checkpoint_every=10", "train.eval_every=0", "train.eval_episodes=1",
+        "train.eval_envs=1", "agent.hidden=[8]"]  # fmt: skip
+
+
+@pytest.fixture
+def hopper_file(tmp_path) -> Path:
+    """A small random D4RL file of Hopper's shapes (11 observations, 3 actions in [-1, 1])."""
+    rng = np.random.default_rng(0)
+    n = 200
+    episodes = Episodes(
+        observations=rng.normal(size=(n, 11)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.isin(np.arange(n), [99, 199]),
+        episode_ends=np.array([100, 200]),
+        final_observations=rng.normal(size=(2, 11)).astype(np.float32),
+    )
+    return write_d4rl(episodes, tmp_path / "hopper.hdf5")
+
+
+def train(agent: str, data: Path, run: Path, *extra: str) -> int:
+    return main(["train", agent, str(data), "--run-dir", str(run), *TINY, *extra])
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """``a`` and ``b`` end with the same weights, optimiser state and metrics."""
+
+    def same(x: object, y: object) -> bool:
+        if isinstance(x, dict):
+            return isinstance(y, dict) and x.keys() == y.keys() and all(same(x[k], y[k]) for k in x)
+        if isinstance(x, list | tuple):
+            return len(x) == len(y) and all(same(u, v) for u, v in zip(x, y, strict=True))  # type: ignore[arg-type]
+        return torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+
+    (step_a, last_a), (step_b, last_b) = (list_checkpoints(run / "checkpoints")[-1] for run in (a, b))
+    assert step_a == step_b
+    assert same(load_checkpoint(last_a)["agent"], load_checkpoint(last_b)["agent"])
+    assert RunDir(a).read_metrics() == RunDir(b).read_metrics()
+
+
+def test_a_run_folder_has_one_writer_and_a_killed_holder_leaves_no_lock(hopper_file, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert train("bc-gaussian", hopper_file, run) == 0
+    capsys.readouterr()
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.name != ".lock"}
+    script = f"""
+        import sys
+        from rlgen.data.atomic import hold_lock
+        with hold_lock({str(run / ".lock")!r}, "the run"):  # as RunDir.writing does, without importing torch
+            print("held", flush=True)
+            sys.stdin.read()
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert main(["train", "--resume", str(run), "--set", "train.steps=40", "--no-progress"]) == 1
+        assert error_line(capsys) == (
+            f"rlgen train: error: run {run} is in use by process {holder.pid} (it holds {run / '.lock'}); wait for "
+            f"it to end or stop it"
+        )
+        after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.name != ".lock"}
+        assert after == before  # config.yaml, metrics, checkpoints
+        # evaluating reads checkpoints only: it takes no lock
+        assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert main(["train", "--resume", str(run), "--set", "train.steps=40", "--no-progress"]) == 0
+    assert "step 40 (resumed at step 30)" in capsys.readouterr().out
+
+
+def test_a_new_run_in_a_folder_another_process_creates_is_refused(hopper_file, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    with RunDir(run).writing():  # another open file: flock refuses it as it would another process
+        assert train("bc-gaussian", hopper_file, run) == 1
+        assert error_line(capsys).startswith(f"rlgen train: error: run {run} is in use by process {os.getpid()} ")
+    assert [p.name for p in run.iterdir()] == [".lock"]  # the holder's; nothing of the refused run
+    assert train("bc-gaussian", hopper_file, run) == 0  # a folder holding only a released lock is empty
+
+
+def test_eval_reads_the_newest_checkpoint_again_if_the_trainer_deleted_it(hopper_file, tmp_path, monkeypatch) -> None:
+    run = tmp_path / "run"
+    assert train("bc-gaussian", hopper_file, run) == 0
+    newest = list_checkpoints(run / "checkpoints")[-1][1]
+    listings = iter([newest.with_name("step_00000005.pt")])  # listed, then deleted by the trainer's keep
+
+    def latest(folder: Path) -> Path | None:
+        return next(listings, newest)
+
+    monkeypatch.setattr("rlgen.runs.launch.latest_checkpoint", latest)
+    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    assert json.loads((run / "results.json").read_text())["step"] == 30
+
+
+def test_sigint_checkpoints_the_step_and_resume_is_bit_identical(hopper_file, tmp_path, capsys) -> None:
+    whole = tmp_path / "whole"
+    assert train("bc-gaussian", hopper_file, whole) == 0
+    run = tmp_path / "run"
+    # The subprocess waits for the signal in the 12th update (12: neither a log nor a checkpoint step).
+    script = f"""
+        import signal, sys
+        from rlgen.algos.bc import BC
+        from rlgen.cli import main
+        update, calls = BC.update, []
+        def waiting_update(self, batch):
+            calls.append(1)
+            if len(calls) == 12:
+                print("step 12", flush=True)
+                signal.pause()
+            return update(self, batch)
+        BC.update = waiting_update
+        sys.exit(main(["train", "bc-gaussian", {str(hopper_file)!r}, "--run-dir", {str(run)!r}, *{TINY!r}]))
+    """
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline() == "step 12\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    checkpoint = run / "checkpoints" / "step_00000012.pt"
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        f"rlgen train: interrupted by SIGINT at step 12; its checkpoint is {checkpoint}"
+    )
+    assert "Traceback" not in err
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [10, 12]
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "step 30 (resumed at step 12)" in capsys.readouterr().out
+    assert_same_run(whole, run)
+
+
+def test_sigterm_ends_like_ctrl_c_with_a_checkpoint(hopper_file, tmp_path, monkeypatch, capsys) -> None:
+    from rlgen.algos.bc import BC
+
+    whole = tmp_path / "whole"
+    assert train("bc-gaussian", hopper_file, whole) == 0
+    update, calls = BC.update, []
+
+    def terminated_update(self, batch):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return update(self, batch)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(BC, "update", terminated_update)
+    assert train("bc-gaussian", hopper_file, run) == 143
+    checkpoint = run / "checkpoints" / "step_00000007.pt"
+    assert error_line(capsys) == f"rlgen train: interrupted by SIGTERM at step 7; its checkpoint is {checkpoint}"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the trainer's handler is gone
+    monkeypatch.setattr(BC, "update", update)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert "step 30 (resumed at step 7)" in capsys.readouterr().out
+    assert_same_run(whole, run)
+
+
+def test_resume_of_a_run_without_a_checkpoint_says_it_trains_from_step_0(hopper_file, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert train("bc-gaussian", hopper_file, run) == 0
+    for _, path in list_checkpoints(run / "checkpoints"):
+        path.unlink()  # as a run killed (kill -9) before its first checkpoint
+    with pytest.warns(UserWarning, match=f"run {run} has no checkpoint \\(it was stopped before its first\\): "
+                      "training it from step 0"):  # fmt: skip
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"run {run}: step 30\n" in out and "resumed" not in out
+
+
+def test_short_runs_checkpoint_a_tenth_of_the_way() -> None:
+    assert TrainConfig(steps=1500, checkpoint_every=10_000).checkpoint_interval == 150
+    assert TrainConfig(steps=1500, checkpoint_every=1500).checkpoint_interval == 150
+    assert TrainConfig(steps=1500, checkpoint_every=1000).checkpoint_interval == 1000  # a mid-run one: as asked
+    assert TrainConfig(steps=5, checkpoint_every=10).checkpoint_interval == 1
+
+
+def test_a_foreign_checkpoint_is_refused_before_the_config_is_touched(hopper_file, tmp_path, capsys) -> None:
+    run, other = tmp_path / "dlml", tmp_path / "gaussian"
+    assert train("bc-dlml", hopper_file, run) == 0
+    assert train("bc-gaussian", hopper_file, other, "train.steps=40") == 0
+    foreign = run / "checkpoints" / "step_00000040.pt"
+    shutil.copy(other / "checkpoints" / "step_00000040.pt", foreign)
+    capsys.readouterr()
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["train", "--resume", str(run), "--set", "train.steps=60", "--no-progress"]) == 2
+    line = error_line(capsys)
+    assert line.startswith(
+        f"rlgen train: error: checkpoint {foreign} does not match the model of run {run} (bc-dlml on hopper): "
+    )
+    assert "size mismatch" in line or "Missing key" in line or "Unexpected key" in line, line
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files  # config.yaml, checkpoints: as were
