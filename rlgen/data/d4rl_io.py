@@ -63,7 +63,8 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         if array.ndim == 0 or len(array) != n:
             raise DatasetError(f"{path}: key '{key}' has shape {array.shape}; expected {n} rows ({STEP_KEYS[key]})")
     ends, final = _episode_ends(path, arrays, next_obs)
-    episodes = Episodes(
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(path), "metadata/")
+    return Episodes(
         observations=arrays["observations"],
         actions=arrays["actions"],
         rewards=arrays["rewards"],
@@ -76,7 +77,6 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         source=str(path),
         **spaces,
     )
-    return check_declared(episodes, spaces, str(path), "metadata/")
 
 
 def read_d4rl_metadata(path: str | os.PathLike[str]) -> dict:

@@ -381,9 +381,9 @@ def assemble(data_path: Path, meta: Mapping[str, Any], spaces: Mapping[str, Spac
     block = meta.get(RLGEN_KEY)  # its types are checked by read_metadata
     if block is not None and not block.get("final_observations_known", True):
         arrays["final_observations"] = None
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(data_path / "metadata.json"))
     source = str(data_path.parent)
-    episodes = Episodes(metadata=episodes_metadata(meta, source), source=source, **spaces, **arrays)
-    return check_declared(episodes, spaces, str(data_path / "metadata.json"))
+    return Episodes(metadata=episodes_metadata(meta, source), source=source, **spaces, **arrays)
 
 
 def episodes_metadata(meta: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -49,7 +49,8 @@ def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episode
             raise DatasetError(f"{path}: missing key '{key}'")
     prefixed = {p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)} for p in ("infos/", "final_infos/")}
     spaces = {k: space_from_tree(from_json(header[k]), str(path), f"__header__/{k}") for k in SPACE_KEYS if k in header}
-    episodes = Episodes(
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(path), "__header__/")
+    return Episodes(
         **{k: arrays[k] for k in _ARRAYS},
         final_observations=arrays.get("final_observations"),
         infos=prefixed["infos/"],
@@ -58,7 +59,6 @@ def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episode
         source=source or str(path),
         **spaces,
     )
-    return check_declared(episodes, spaces, str(path), "__header__/")
 
 
 def read_npz_metadata(path: str | os.PathLike[str]) -> dict:

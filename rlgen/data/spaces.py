@@ -17,16 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from rlgen.data.errors import DatasetError
 from rlgen.tasks import TaskSpec
-
-if TYPE_CHECKING:
-    from rlgen.data.episodes import Episodes
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +72,12 @@ class BoxSpace:
 
     def same_bounds(self, other: Space) -> bool:
         """True if ``other`` is a box of the same shape and bounds, compared as float32 (the dtype of the data)."""
-        return isinstance(other, BoxSpace) and self.shape == other.shape and all(
-            np.array_equal(np.float32(a), np.float32(b)) for a, b in zip(self.bounds(), other.bounds(), strict=True)
+        return (
+            isinstance(other, BoxSpace)
+            and self.shape == other.shape
+            and all(
+                np.array_equal(np.float32(a), np.float32(b)) for a, b in zip(self.bounds(), other.bounds(), strict=True)
+            )
         )
 
     def __eq__(self, other: object) -> bool:
@@ -160,14 +161,15 @@ def check_fits(space: Space, array: np.ndarray, where: str, key: str, rows: str)
                            f"{('N', *array.shape[1:])})")  # fmt: skip
 
 
-def check_declared(episodes: Episodes, declared: Mapping[str, Space], where: str, prefix: str = "") -> Episodes:
-    """Return ``episodes`` after checking that the spaces a file ``declared`` (by :data:`SPACE_KEYS` key) fit their
-    arrays; errors name ``where`` and the file's key ``prefix + key``. (Episodes themselves let a declared space
-    without bounds follow the arrays; a file that declares one of another shape is still wrong.)"""
+def check_declared(
+    declared: Mapping[str, Space], observations: ArrayLike, actions: ArrayLike, where: str, prefix: str = ""
+) -> None:
+    """Check that the spaces a file ``declared`` (by :data:`SPACE_KEYS` key) fit its arrays, before they become
+    :class:`~rlgen.data.episodes.Episodes` (which let a space without bounds follow the arrays); errors name
+    ``where`` and the file's key ``prefix + key``."""
     for key, space in declared.items():
-        rows = "observations" if key == "observation_space" else "actions"
-        check_fits(space, getattr(episodes, rows), where, prefix + key, rows)
-    return episodes
+        rows, array = ("observations", observations) if key == "observation_space" else ("actions", actions)
+        check_fits(space, np.asarray(array), where, prefix + key, rows)
 
 
 def task_spaces(task: TaskSpec) -> tuple[BoxSpace, Space]:
