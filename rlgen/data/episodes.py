@@ -183,7 +183,7 @@ class Episodes:
                 )
 
     def identical(self, other: Episodes) -> bool:
-        """True if every array (dtype, shape and bytes), every info and the metadata are the same."""
+        """True if every array (dtype, shape and bytes), every info, the metadata and the spaces are the same."""
 
         def same(a: Any, b: Any) -> bool:
             if isinstance(a, Mapping) and isinstance(b, Mapping):
