@@ -1,7 +1,9 @@
 """D4RL HDF5 files: read any file under ``~/.d4rl/datasets`` without importing ``d4rl``, and write the same layout.
 
 The layout is flat, one row per step: ``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``,
-optional ``next_observations``, ``infos/*`` (per step) and ``metadata/*`` (anything).
+optional ``next_observations``, ``infos/*`` (per step) and ``metadata/*`` (anything). rlgen keeps the episodes'
+spaces in ``metadata/observation_space`` and ``metadata/action_space`` (see :mod:`rlgen.data.spaces`); a file
+without them (D4RL's own) gets spaces inferred from its arrays, with unknown bounds.
 
 Episode boundaries are where ``terminals`` or ``timeouts`` is set. When ``next_observations`` is present it
 gives the final observation of every episode, and a step whose ``next_observations`` row differs from the
@@ -22,6 +24,7 @@ from rlgen.data.atomic import atomic_path
 from rlgen.data.episodes import Episodes, check_finite, episode_ends_from_flags
 from rlgen.data.errors import DatasetError
 from rlgen.data.hdf5 import flatten, open_hdf5, read_dataset, read_tree, unflatten, write_hdf5, write_tree
+from rlgen.data.spaces import SPACE_KEYS, Space, check_declared, inferred_space, space_from_tree, space_to_tree
 
 STEP_KEYS = {
     "observations": "(N, obs_dim) observations",
@@ -49,7 +52,7 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
             arrays[key] = read_dataset(f, key, path, expected)
         next_obs = read_dataset(f, "next_observations", path, "(N, obs_dim)") if "next_observations" in f else None
         infos = flatten(read_tree(_group(f, "infos", path), path)) if "infos" in f else {}
-        metadata = _metadata(f, path)
+        metadata, spaces = _metadata(f, path)
         ignored = sorted(set(f.keys()) - set(STEP_KEYS) - set(OPTIONAL_KEYS))
     if ignored:
         warnings.warn(f"{path}: ignoring keys outside the D4RL layout: {', '.join(ignored)}", stacklevel=2)
@@ -60,6 +63,7 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         if array.ndim == 0 or len(array) != n:
             raise DatasetError(f"{path}: key '{key}' has shape {array.shape}; expected {n} rows ({STEP_KEYS[key]})")
     ends, final = _episode_ends(path, arrays, next_obs)
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(path), "metadata/")
     return Episodes(
         observations=arrays["observations"],
         actions=arrays["actions"],
@@ -71,17 +75,22 @@ def read_d4rl(path: str | os.PathLike[str]) -> Episodes:
         infos=infos,
         metadata=metadata,
         source=str(path),
+        **spaces,
     )
 
 
 def read_d4rl_metadata(path: str | os.PathLike[str]) -> dict:
-    """The ``metadata`` group of a D4RL-layout file (empty if it has none), without reading its steps."""
+    """The ``metadata`` group of a D4RL-layout file (empty if it has none; spaces left out), without reading its
+    steps."""
     with open_hdf5(path) as f:
-        return _metadata(f, Path(path))
+        return _metadata(f, Path(path))[0]
 
 
-def _metadata(f: h5py.File, path: Path) -> dict:
-    return read_tree(_group(f, "metadata", path), path) if "metadata" in f else {}
+def _metadata(f: h5py.File, path: Path) -> tuple[dict, dict[str, Space]]:
+    """The ``metadata`` group without the spaces, and the spaces it records."""
+    metadata = read_tree(_group(f, "metadata", path), path) if "metadata" in f else {}
+    spaces = {k: space_from_tree(metadata.pop(k), str(path), f"metadata/{k}") for k in SPACE_KEYS if k in metadata}
+    return metadata, spaces
 
 
 def _group(f: h5py.File, key: str, path: Path) -> h5py.Group:
@@ -119,10 +128,22 @@ def _episode_ends(
 def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write ``episodes`` as a D4RL HDF5 file, atomically; an existing file needs ``force=True``.
 
-    ``next_observations`` is written when the final observations are known. The layout has no place for
-    ``final_infos`` (dropped) or for an episode end with neither flag nor ``next_observations`` (merged).
+    ``next_observations`` is written when the final observations are known. The spaces are written to
+    ``metadata/`` unless they are what reading the arrays infers anyway (then the file is what D4RL writes). The
+    layout has no place for ``final_infos`` (dropped) or for an episode end with neither flag nor
+    ``next_observations`` (merged).
     """
     path = Path(path)
+    reserved = [k for k in SPACE_KEYS if k in episodes.metadata]
+    if reserved:
+        raise ValueError(f"{episodes.source}: metadata key '{reserved[0]}' is where D4RL files keep the episodes' "
+                         f"{reserved[0].replace('_', ' ')}; rename it")  # fmt: skip
+    rows = {"observation_space": episodes.observations, "action_space": episodes.actions}
+    metadata = dict(episodes.metadata)
+    for key, array in rows.items():
+        space = getattr(episodes, key)
+        if space != inferred_space(array):
+            metadata[key] = space_to_tree(space)
 
     def build(f: h5py.File) -> None:
         f.create_dataset("observations", data=episodes.observations)
@@ -134,8 +155,8 @@ def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool 
             f.create_dataset("next_observations", data=episodes.next_observations())
         if episodes.infos:
             write_tree(f.create_group("infos"), unflatten(episodes.infos))
-        if episodes.metadata:
-            write_tree(f.create_group("metadata"), episodes.metadata)
+        if metadata:
+            write_tree(f.create_group("metadata"), metadata)
 
     with atomic_path(path, force=force) as tmp:
         write_hdf5(tmp, build)

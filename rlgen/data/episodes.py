@@ -12,6 +12,12 @@ Layout (``N`` steps in ``E`` episodes)::
     infos               {key: (N, ...)}              per-step extras, aligned with ``observations``
     final_infos         {key: (E, ...)}              the extra row some infos have after the last step (Minari)
     metadata            nested dict                  free-form; ``ref_min_score``/``ref_max_score``/``env_id`` are read
+    observation_space   BoxSpace                     what observations may be (see :mod:`rlgen.data.spaces`)
+    action_space        BoxSpace or DiscreteSpace    what actions may be
+
+Spaces not given are inferred from the arrays, with unknown bounds. A space with unknown bounds says no more
+than the arrays' shape, so it follows them (``dataclasses.replace`` with actions of another shape re-infers it);
+a space with bounds must fit the arrays.
 
 Flags may only be set on an episode's last step. An episode may end with neither flag (a D4RL episode cut
 by the end of the file or a Minari episode that was stopped externally); such an episode has no valid
@@ -29,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rlgen.data.errors import DatasetError
+from rlgen.data.spaces import SPACE_KEYS, BoxSpace, Space, check_fits, fits, inferred_space
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,6 +56,9 @@ class Episodes:
     final_infos: Mapping[str, np.ndarray] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source: str = "<arrays>"
+    # None (not given) is replaced by the inferred space on construction: consumers always see a space.
+    observation_space: BoxSpace = None  # type: ignore[assignment]
+    action_space: Space = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         check = _Checker(self.source)
@@ -79,12 +89,25 @@ class Episodes:
             v = np.asarray(v)
             check.shape(f"final_infos/{k}", v, (len(ends), *infos[k].shape[1:]), "one row per episode")
             final_infos[k] = v
+        obs_space = self._space("observation_space", self.observation_space, obs, "observations")
+        act_space = self._space("action_space", self.action_space, act, "actions")
         for name, value in (
             ("observations", obs), ("actions", act), ("rewards", rew), ("terminals", term), ("timeouts", tout),
             ("episode_ends", ends), ("final_observations", final), ("infos", infos), ("final_infos", final_infos),
-            ("metadata", dict(self.metadata)),
+            ("metadata", dict(self.metadata)), ("observation_space", obs_space), ("action_space", act_space),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
+
+    def _space(self, key: str, space: Any, array: np.ndarray, rows: str) -> Space:
+        if space is None or (isinstance(space, Space) and not space.has_bounds and not fits(space, array)):
+            return inferred_space(array)
+        if key == "observation_space" and not isinstance(space, BoxSpace):
+            raise DatasetError(f"{self.source}: key '{key}' is {space}; observations are a box (BoxSpace)")
+        if not isinstance(space, Space):
+            raise DatasetError(f"{self.source}: key '{key}' is a {type(space).__name__}; expected a BoxSpace or "
+                               f"DiscreteSpace (rlgen.data.spaces)")  # fmt: skip
+        check_fits(space, array, self.source, key, rows)
+        return space
 
     # ------------------------------------------------------------------------------------------ shape
 
@@ -160,7 +183,7 @@ class Episodes:
                 )
 
     def identical(self, other: Episodes) -> bool:
-        """True if every array (dtype, shape and bytes), every info and the metadata are the same."""
+        """True if every array (dtype, shape and bytes), every info, the metadata and the spaces are the same."""
 
         def same(a: Any, b: Any) -> bool:
             if isinstance(a, Mapping) and isinstance(b, Mapping):
@@ -205,9 +228,18 @@ class Episodes:
         """Episodes of ``parts`` one after the other; final observations and infos are kept where all have them.
 
         :param metadata: metadata of the result (default: the first part's).
+        :raises DatasetError: if the parts declare different bounds (spaces that differ but have no bounds give
+            the result inferred ones).
         """
         if not parts:
             raise ValueError("concatenate needs at least one Episodes")
+        spaces: dict[str, Space | None] = {}
+        for key in SPACE_KEYS:
+            given = [getattr(p, key) for p in parts]
+            spaces[key] = given[0] if all(s == given[0] for s in given) else None
+            if spaces[key] is None and any(s.has_bounds for s in given):
+                listed = ", ".join(f"{p.source}: {s}" for p, s in zip(parts, given, strict=True))
+                raise DatasetError(f"cannot concatenate episodes of different {key.replace('_', ' ')}s ({listed})")
         offsets = np.cumsum([0] + [p.num_steps for p in parts[:-1]])
         finals = [p.final_observations for p in parts]
         info_keys = set.intersection(*(set(p.infos) for p in parts))
@@ -224,6 +256,7 @@ class Episodes:
             final_infos={k: np.concatenate([p.final_infos[k] for p in parts]) for k in sorted(final_info_keys)},
             metadata=dict(parts[0].metadata if metadata is None else metadata),
             source=source or " + ".join(p.source for p in parts),
+            **spaces,  # type: ignore[arg-type]
         )
 
 
@@ -248,8 +281,8 @@ def check_finite(source: str, key: str, array: np.ndarray) -> None:
 
 def check_actions_in_box(
     episodes: Episodes,
-    low: ArrayLike,
-    high: ArrayLike,
+    low: ArrayLike | None = None,
+    high: ArrayLike | None = None,
     *,
     source: str | None = None,
     rtol: float = 1e-6,
@@ -257,12 +290,16 @@ def check_actions_in_box(
     """Raise :class:`DatasetError` naming the source, episode, step and value of the first action outside a box.
 
     :param low: the box's lower bounds (e.g. a gymnasium ``Box``'s ``low``), broadcast to one action; an
-        infinite bound leaves that side open. Likewise ``high``.
+        infinite bound leaves that side open. Likewise ``high``. Both default to the bounds of
+        ``episodes.action_space`` (a discrete space's are its first and last action).
     :param source: names the data in the error (default ``episodes.source``).
     :param rtol: tolerance relative to the box's width in each dimension, for float rounding: data stored in
         float32, bounds compared in float64.
     """
     source = episodes.source if source is None else source
+    if low is None or high is None:
+        own = episodes.action_space.bounds()
+        low, high = own[0] if low is None else low, own[1] if high is None else high
     shape = episodes.action_shape
     try:
         lo = np.broadcast_to(np.asarray(low, dtype=np.float64), shape)
@@ -289,6 +326,23 @@ def check_actions_in_box(
         f"{step - int(episodes.episode_starts[episode])} (row {step}), {at}outside the action box "
         f"[{lo[dim]}, {hi[dim]}]; {int(rows.sum())} of {episodes.num_steps} steps are outside"
     )
+
+
+def check_action_space(
+    episodes: Episodes, expected: Space, *, source: str | None = None, expected_by: str = "the task"
+) -> None:
+    """Refuse ``episodes`` whose action space has other bounds than ``expected`` (naming both), then check every
+    action against ``expected``'s bounds with :func:`check_actions_in_box`. Episodes whose action bounds are
+    unknown are checked by their actions alone.
+
+    :raises DatasetError: naming ``source`` (default ``episodes.source``) and ``expected_by``.
+    """
+    source = episodes.source if source is None else source
+    own = episodes.action_space
+    if own.has_bounds and not own.same_bounds(expected):
+        raise DatasetError(f"{source}: key 'action_space' is {own}, but {expected_by} declares {expected}; give "
+                           f"data recorded with the task's action space")  # fmt: skip
+    check_actions_in_box(episodes, *expected.bounds(), source=source)
 
 
 class _Checker:

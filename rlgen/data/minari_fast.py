@@ -19,7 +19,7 @@ from h5py import h5d, h5g, h5s, h5t
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
 from rlgen.data.hdf5 import open_hdf5, read_dataset
-from rlgen.data.minari_io import assemble, check_spaces, read_metadata, resolve_data_path, split_infos
+from rlgen.data.minari_io import assemble, read_metadata, read_spaces, resolve_data_path, split_infos
 
 _STEP_KEYS = (b"actions", b"rewards", b"terminations", b"truncations")
 _NAMES = ("actions", "rewards", "terminals", "timeouts")  # rlgen's names for them
@@ -29,7 +29,7 @@ def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
     """Read a Minari dataset (an id in the store, or a dataset folder) from its HDF5 file directly."""
     data_path = resolve_data_path(dataset)
     meta = read_metadata(data_path)
-    check_spaces(data_path, meta)
+    spaces = read_spaces(data_path, meta)
     file = data_path / "main_data.hdf5"
     num_episodes, num_steps = meta.get("total_episodes", 0), meta.get("total_steps", 0)  # checked counts
     # core driver: one read of the whole file; rdcc 0: no chunk cache to allocate for each dataset opened.
@@ -51,7 +51,7 @@ def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
     source = str(data_path.parent)
     step_infos, final_infos = split_infos(source, infos, lengths)
     ends = np.cumsum(lengths, dtype=np.int64)
-    return assemble(source, meta, episode_ends=ends, infos=step_infos, final_infos=final_infos, **arrays)
+    return assemble(data_path, meta, spaces, episode_ends=ends, infos=step_infos, final_infos=final_infos, **arrays)
 
 
 def _read_infos(group: h5py.Group, file: object, prefix: str = "") -> dict[str, np.ndarray]:

@@ -30,6 +30,7 @@ from rlgen.data.codec import from_json, to_json
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
 from rlgen.data.hdf5 import flatten, unflatten, write_hdf5
+from rlgen.data.spaces import BoxSpace, DiscreteSpace, Space, check_declared
 
 ROOT_VAR = "MINARI_DATASETS_PATH"
 RLGEN_KEY = "rlgen"  # metadata.json entry holding rlgen's own metadata
@@ -89,8 +90,11 @@ def write_minari(
     an existing one is replaced only with ``force=True``. Not thread-safe: minari takes its store from
     ``$MINARI_DATASETS_PATH``, which this function points at the hidden folder while it writes.
 
+    The episodes' spaces are stored (boxes with float32 dtype, the dtype of the arrays; a discrete space of
+    unknown size as ``Discrete(largest action + 1)``).
+
     :param env: the environment (or gymnasium id) that produced the data, recorded as Minari's ``env_spec``;
-        default ``metadata["env_id"]`` if that id is registered. Its spaces are stored with float32 dtype.
+        default ``metadata["env_id"]`` if that id is registered. Its spaces' shapes must fit the data.
     :param ref_min_score: default ``metadata["ref_min_score"]``; likewise ``ref_max_score``.
     :return: the dataset folder.
     """
@@ -102,10 +106,14 @@ def write_minari(
     meta = episodes.metadata
     env_obj = _make_env(env if env is not None else meta.get("env_id"))
     try:
-        obs_space, act_space = _spaces(episodes, env_obj)
+        if env_obj is not None:
+            shapes = env_obj.observation_space.shape, env_obj.action_space.shape
+            episodes.check_shapes(*shapes, expected_by=f"environment {env_obj.spec.id}")
     finally:
         if env_obj is not None and env_obj is not env:
             env_obj.close()  # only its spec and spaces are needed
+    obs_space = to_gymnasium(episodes.observation_space, episodes.observations)
+    act_space = to_gymnasium(episodes.action_space, episodes.actions)
     ref_min = ref_min_score if ref_min_score is not None else meta.get("ref_min_score")
     ref_max = ref_max_score if ref_max_score is not None else meta.get("ref_max_score")
     extra: dict[str, Any] = {
@@ -205,27 +213,23 @@ def _make_env(env: str | gym.Env | None) -> gym.Env | None:
     return gym.make(env)
 
 
-def _spaces(episodes: Episodes, env: gym.Env | None) -> tuple[gym.Space, gym.Space]:
-    if env is not None:
-        episodes.check_shapes(
-            env.observation_space.shape, env.action_space.shape, expected_by=f"environment {env.spec.id}"
-        )
-    obs = env.observation_space if env is not None else None
-    if isinstance(obs, gym.spaces.Box):
-        obs_space = gym.spaces.Box(obs.low.astype(np.float32), obs.high.astype(np.float32), dtype=np.float32)
-    else:
-        obs_space = gym.spaces.Box(-np.inf, np.inf, episodes.observation_shape, dtype=np.float32)
-    act = env.action_space if env is not None else None
-    if episodes.discrete_actions:
-        if isinstance(act, gym.spaces.Discrete):
-            act_space: gym.Space = act
-        else:
-            act_space = gym.spaces.Discrete(int(episodes.actions.max(initial=0)) + 1)
-    elif isinstance(act, gym.spaces.Box):
-        act_space = gym.spaces.Box(act.low.astype(np.float32), act.high.astype(np.float32), dtype=np.float32)
-    else:
-        act_space = gym.spaces.Box(-np.inf, np.inf, episodes.action_shape, dtype=np.float32)
-    return obs_space, act_space
+def to_gymnasium(space: Space, array: np.ndarray) -> gym.Space:
+    """``space`` as a gymnasium space: a float32 ``Box``, or a ``Discrete`` (sized by ``array``'s largest action
+    when the space does not know its size)."""
+    if isinstance(space, DiscreteSpace):
+        n = space.n if space.n is not None else int(array.max(initial=space.start)) - space.start + 1
+        return gym.spaces.Discrete(n, start=space.start)
+    low, high = space.bounds()
+    return gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), space.shape, dtype=np.float32)
+
+
+def from_gymnasium(space: gym.Space) -> Space:
+    """A gymnasium ``Box`` or ``Discrete`` as rlgen's space; ``ValueError`` for another kind or invalid bounds."""
+    if isinstance(space, gym.spaces.Discrete):
+        return DiscreteSpace(int(space.n), int(space.start))
+    if isinstance(space, gym.spaces.Box):
+        return BoxSpace(space.shape, space.low, space.high, space.dtype.name)
+    raise ValueError(f"{space} is neither a Box nor a Discrete space")
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -237,7 +241,7 @@ def read_minari_api(dataset: str | os.PathLike[str]) -> Episodes:
 
     data_path = resolve_data_path(dataset)
     meta = read_metadata(data_path)
-    check_spaces(data_path, meta)
+    spaces = read_spaces(data_path, meta)
     source = str(data_path.parent)
     obs, finals, act, rew, term, trunc, lengths = [], [], [], [], [], [], []
     infos: list[dict[str, np.ndarray]] = []
@@ -253,8 +257,9 @@ def read_minari_api(dataset: str | os.PathLike[str]) -> Episodes:
         infos.append(flatten(ep.infos or {}))
     step_infos, final_infos = split_infos(source, infos, lengths)
     return assemble(
-        source,
+        data_path,
         meta,
+        spaces,
         observations=_concat(obs),
         final_observations=_concat(finals),
         actions=_concat(act),
@@ -311,29 +316,35 @@ def read_metadata(data_path: Path) -> dict[str, Any]:
     return meta
 
 
-def check_spaces(data_path: Path, meta: Mapping[str, Any]) -> None:
-    """rlgen holds flat arrays: Box observations and Box or Discrete actions, stored as raw (not JPEG) arrays."""
+def read_spaces(data_path: Path, meta: Mapping[str, Any]) -> dict[str, Space]:
+    """The spaces ``metadata.json`` records (by :data:`~rlgen.data.spaces.SPACE_KEYS` key; old datasets may record
+    none): rlgen holds flat arrays, so Box observations and Box or Discrete actions, stored raw (not JPEG)."""
     from minari.dataset.minari_storage import is_image_space
     from minari.serialization import deserialize_space
 
+    file = data_path / "metadata.json"
     allowed_spaces = {"observation_space": (gym.spaces.Box,), "action_space": (gym.spaces.Box, gym.spaces.Discrete)}
+    spaces: dict[str, Space] = {}
     for key, allowed in allowed_spaces.items():
         if key not in meta:
-            continue  # old datasets: the spaces come from the env spec; the arrays are checked when read
+            continue  # old datasets: the spaces come from the env spec; rlgen infers them from the arrays
         try:
             space = deserialize_space(meta[key])
         except Exception as e:  # minari raises whatever its parser meets (KeyError, TypeError, JSONDecodeError, ...)
             raise DatasetError(
-                f"{data_path / 'metadata.json'}: key '{key}' is not a serialised gymnasium space: "
-                f"{type(e).__name__}: {e}"
+                f"{file}: key '{key}' is not a serialised gymnasium space: {type(e).__name__}: {e}"
             ) from e
         if not isinstance(space, allowed):
             raise DatasetError(
-                f"{data_path / 'metadata.json'}: '{key}' is {space}; rlgen reads "
-                f"{' or '.join(a.__name__ for a in allowed)} spaces only"
+                f"{file}: '{key}' is {space}; rlgen reads {' or '.join(a.__name__ for a in allowed)} spaces only"
             )
         if meta.get("jpeg_encoding", True) and is_image_space(space):
-            raise DatasetError(f"{data_path / 'metadata.json'}: '{key}' is JPEG-encoded images; rlgen reads raw arrays")
+            raise DatasetError(f"{file}: '{key}' is JPEG-encoded images; rlgen reads raw arrays")
+        try:
+            spaces[key] = from_gymnasium(space)
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{file}: key '{key}' is not a valid space: {e}") from e
+    return spaces
 
 
 def split_infos(
@@ -364,12 +375,15 @@ def split_infos(
     return steps, finals
 
 
-def assemble(source: str, meta: Mapping[str, Any], **arrays: Any) -> Episodes:
-    """Build :class:`Episodes` from concatenated Minari arrays and the dataset's ``metadata.json``."""
+def assemble(data_path: Path, meta: Mapping[str, Any], spaces: Mapping[str, Space], **arrays: Any) -> Episodes:
+    """Build :class:`Episodes` from concatenated Minari arrays and the dataset's ``metadata.json`` (read by
+    :func:`read_metadata`, its ``spaces`` by :func:`read_spaces`) in the ``data`` folder ``data_path``."""
     block = meta.get(RLGEN_KEY)  # its types are checked by read_metadata
     if block is not None and not block.get("final_observations_known", True):
         arrays["final_observations"] = None
-    return Episodes(metadata=episodes_metadata(meta, source), source=source, **arrays)
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(data_path / "metadata.json"))
+    source = str(data_path.parent)
+    return Episodes(metadata=episodes_metadata(meta, source), source=source, **spaces, **arrays)
 
 
 def episodes_metadata(meta: Mapping[str, Any], source: str) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from rlgen.data.atomic import atomic_path
 from rlgen.data.codec import from_json, to_json
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
+from rlgen.data.spaces import SPACE_KEYS, check_declared, space_from_tree, space_to_tree
 
 FORMAT = "rlgen.episodes"
-VERSION = 1
+VERSION = 2  # 2: the header holds the spaces
+READABLE_VERSIONS = (1, 2)  # a version 1 file gets spaces inferred from its arrays
 _ARRAYS = ("observations", "actions", "rewards", "terminals", "timeouts", "episode_ends")
 
 
@@ -31,6 +33,7 @@ def write_npz(episodes: Episodes, path: str | os.PathLike[str], *, force: bool =
     arrays.update({f"infos/{k}": v for k, v in episodes.infos.items()})
     arrays.update({f"final_infos/{k}": v for k, v in episodes.final_infos.items()})
     header = {"format": FORMAT, "version": VERSION, "metadata": to_json(dict(episodes.metadata))}
+    header.update({key: to_json(space_to_tree(getattr(episodes, key))) for key in SPACE_KEYS})
     with atomic_path(path, force=force) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
     return path
@@ -45,6 +48,8 @@ def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episode
         if key not in arrays:
             raise DatasetError(f"{path}: missing key '{key}'")
     prefixed = {p: {k[len(p) :]: v for k, v in arrays.items() if k.startswith(p)} for p in ("infos/", "final_infos/")}
+    spaces = {k: space_from_tree(from_json(header[k]), str(path), f"__header__/{k}") for k in SPACE_KEYS if k in header}
+    check_declared(spaces, arrays["observations"], arrays["actions"], str(path), "__header__/")
     return Episodes(
         **{k: arrays[k] for k in _ARRAYS},
         final_observations=arrays.get("final_observations"),
@@ -52,6 +57,7 @@ def read_npz(path: str | os.PathLike[str], source: str | None = None) -> Episode
         final_infos=prefixed["final_infos/"],
         metadata=from_json(header["metadata"]),
         source=source or str(path),
+        **spaces,
     )
 
 
@@ -77,7 +83,7 @@ def _read(path: Path, only: str | None) -> dict[str, np.ndarray]:
 
 def _header(path: Path, raw: np.ndarray) -> dict:
     header = json.loads(str(raw))
-    if header.get("format") != FORMAT or header.get("version") != VERSION:
-        raise DatasetError(f"{path}: expected format {FORMAT} version {VERSION}, got {header.get('format')} "
-                           f"version {header.get('version')}")  # fmt: skip
+    if header.get("format") != FORMAT or header.get("version") not in READABLE_VERSIONS:
+        raise DatasetError(f"{path}: expected format {FORMAT} version {' or '.join(map(str, READABLE_VERSIONS))}, "
+                           f"got {header.get('format')} version {header.get('version')}")  # fmt: skip
     return header

@@ -1,4 +1,4 @@
-"""A dataset at a glance: sizes, shapes, flags, episode-return statistics and the normalised score."""
+"""A dataset at a glance: sizes, shapes, spaces, flags, episode-return statistics and the normalised score."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ def summarize(
         "observation_shape": list(episodes.observation_shape),
         "action_shape": list(episodes.action_shape),
         "discrete_actions": episodes.discrete_actions,
+        "observation_space": str(episodes.observation_space),
+        "action_space": str(episodes.action_space),
         "terminals": int(episodes.terminals.sum()),
         "timeouts": int(episodes.timeouts.sum()),
         "final_observations_known": episodes.final_observations is not None,

@@ -15,8 +15,8 @@ Rollouts batch policy inference over a gymnasium vector env in SAME_STEP autores
 an episode returns the true last observation in ``info["final_obs"]``, so no transition crosses an episode
 boundary. Time-limit truncation is recorded as a timeout, termination as a terminal. Episodes are kept in the
 order they finish; the last one is cut to the requested size (and marked as a timeout: it did not
-terminate), and episodes still running then are discarded. The result depends only on the task file, the
-policy files, the seed, the size and the number of environments.
+terminate), and episodes still running then are discarded. The episodes carry the task file's declared spaces.
+The result depends only on the task file, the policy files, the seed, the size and the number of environments.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from rlgen.data.atomic import check_free_space, check_writable, dataset_bytes
 from rlgen.data.d4rl_io import write_d4rl
 from rlgen.data.episodes import Episodes
 from rlgen.data.minari_io import dataset_dir, write_minari
+from rlgen.data.spaces import BoxSpace, Space, task_spaces
 from rlgen.data.store import rlgen_d4rl_path, rlgen_minari_id
 from rlgen.rollout.behavior import BehaviorPolicy, behavior_actions
 from rlgen.rollout.envs import make_env, make_vector_env
@@ -205,7 +206,7 @@ def rollout(
                 obs = next_obs
     finally:
         envs.close()
-    return recorder.episodes(steps, source=f"{task.name} {label} rollout")
+    return recorder.episodes(steps, f"{task.name} {label} rollout", *task_spaces(task))
 
 
 class _Recorder:
@@ -238,7 +239,7 @@ class _Recorder:
             self.finished_steps += t + 1 - int(self.start[i])
             self.start[i] = t + 1
 
-    def episodes(self, steps: int, source: str) -> Episodes:
+    def episodes(self, steps: int, source: str, observation_space: BoxSpace, action_space: Space) -> Episodes:
         """The first ``steps`` steps of finished episodes; the episode that crosses ``steps`` is cut there."""
         cols = {k: np.stack(v) for k, v in self.columns.items()}  # (time, env, ...)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in (*cols, "final")}
@@ -266,4 +267,6 @@ class _Recorder:
             episode_ends=np.asarray(ends, dtype=np.int64),
             final_observations=np.stack(parts["final"]),
             source=source,
+            observation_space=observation_space,
+            action_space=action_space,
         )

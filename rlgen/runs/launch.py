@@ -23,7 +23,8 @@ from typing import Any
 import torch
 import yaml
 
-from rlgen.data import DEFAULT_LEVEL, DatasetRef, Episodes, check_actions_in_box, load_dataset, resolve_dataset
+from rlgen.data import DEFAULT_LEVEL, DatasetRef, Episodes, check_action_space, load_dataset, resolve_dataset
+from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
 from rlgen.rollout import EvalResult, evaluate
 from rlgen.runs.recipes import ENVIRONMENT_KEYS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
@@ -318,18 +319,19 @@ def _fit(
 def load_training_data(task: TaskSpec, dataset: str | os.PathLike[str], name: str | None = None) -> Episodes:
     """Load ``dataset`` (a path, or anything :func:`rlgen.data.load_dataset` takes), checking that its observation
     and action shapes fit ``task``'s spaces, that it was not recorded for another task (see
-    :func:`check_dataset_task`) and that a continuous task's actions lie in its action box (bounded heads would
-    otherwise fail on the first batch that draws one, at a random step). ``name`` names it in errors."""
+    :func:`check_dataset_task`), that the action bounds it records (if any) are the task's, and that its actions
+    lie in the task's action space (bounded heads would otherwise fail on the first batch that draws one, at a
+    random step). ``name`` names it in errors."""
     name = name or str(dataset)
+    expected_by = f"task {task.name} ({task.env_id})"
     episodes = load_dataset(
         dataset,
         observation_shape=(task.obs_dim,),
         action_shape=() if task.discrete else (task.act_dim,),
-        expected_by=f"task {task.name} ({task.env_id})",
+        expected_by=expected_by,
     )
     check_dataset_task(episodes, task, name)
-    if not task.discrete:
-        check_actions_in_box(episodes, *task.action_bounds())
+    check_action_space(episodes, task_spaces(task)[1], expected_by=expected_by)
     return episodes
 
 
