@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from rlgen.algos.actor_critic import Rollout
-from rlgen.algos.dqn import td_targets
-from rlgen.algos.online import gae, linear_schedule, policy_head, returns_to_go
+from rlgen.algos.dqn import linear_schedule, td_targets
+from rlgen.algos.estimators import gae, returns_to_go
+from rlgen.algos.networks import policy_head
 from rlgen.heads import Categorical, CategoricalHead, DLMLHeadConfig
 from rlgen.rollout import make_env
 from rlgen.rollout.collector import VectorCollector

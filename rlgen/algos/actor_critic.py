@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig, gae
+from rlgen.algos.estimators import gae
+from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig
 from rlgen.train.config import ConfigError
 
 

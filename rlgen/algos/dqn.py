@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rlgen.algos.online import OnlineAgent, linear_schedule
+from rlgen.algos.online import OnlineAgent
 from rlgen.data import Episodes, ReplayBuffer, Transitions
 from rlgen.nets import MLP
 from rlgen.rollout.collector import VectorCollector
@@ -77,6 +77,13 @@ class DQNConfig:
             raise ConfigError(f"agent.tau must be in (0, 1], got {self.tau}")
 
 
+def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
+    """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end`` (the ε-greedy schedule)."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(t / duration, 1.0)
+
+
 class QNetwork(nn.Module):
     """``Q(s, .)``: an MLP with one output per discrete action."""
 
@@ -120,8 +127,7 @@ class DQN(OnlineAgent):
         if not task.discrete:
             raise ValueError(f"DQN needs a discrete action space; task {task.name!r} has continuous actions "
                              "(use a2c, whose Gaussian/DLML/AdaCat heads handle them)")  # fmt: skip
-        if data is not None:
-            raise ValueError("DQN learns online; it takes no dataset")
+        cls.refuse_data(data)
         return cls(config, task, device)
 
     def epsilon(self) -> float:
@@ -185,14 +191,11 @@ class DQN(OnlineAgent):
         return np.where(explore, torch.randint(self.num_actions, (len(actions),)).numpy(), actions)
 
     def state_dict(self) -> dict[str, Any]:
-        # The replay buffer's raw slots (not its oldest-first order), so that resumed sampling draws the same rows.
-        size = self.replay.size
-        replay = {name: torch.from_numpy(array[:size].copy()) for name, array in self.replay.arrays.items()}
         return {
             "q": self.q.state_dict(),
             "target": self.target.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "replay": {"arrays": replay, "position": self.replay.position, "size": self.replay.size},
+            "replay": self.replay.state_dict(),
             "collector": self.collector.state_dict(),
             "updates": self.updates,
         }
@@ -201,9 +204,6 @@ class DQN(OnlineAgent):
         self.q.load_state_dict(state["q"])
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
-        replay = state["replay"]
-        for name, array in replay["arrays"].items():
-            self.replay.arrays[name][: len(array)] = array.numpy()
-        self.replay.position, self.replay.size = int(replay["position"]), int(replay["size"])
+        self.replay.load_state_dict(state["replay"])
         self.collector.load_state_dict(state["collector"])
         self.updates = int(state["updates"])

@@ -1,5 +1,5 @@
-"""What the online agents (REINFORCE, actor-critic, DQN) share: the policy / value networks on rlgen heads,
-the return and advantage estimators, and the agent base classes.
+"""The online agents' bases: :class:`OnlineAgent`, and :class:`PolicyGradientAgent` with its
+:class:`PolicyGradientConfig` (REINFORCE and A2C build on them).
 
 An online agent is its own batch sampler: :func:`rlgen.train.fit` calls ``agent.sample(batch_size, rng)``,
 which steps the environments and returns what the next gradient step learns from, then ``agent.update``.
@@ -12,7 +12,6 @@ is reset from a seed of the trainer's checkpointed numpy generator and its actio
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
@@ -22,121 +21,34 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rlgen.algos.networks import PolicyNet, ValueNet, to_env_actions
 from rlgen.data import Episodes
-from rlgen.heads import BoxDistribution, CategoricalHead, GaussianHeadConfig, HeadConfig
-from rlgen.nets import MLP, orthogonal_init_
+from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
 from rlgen.train.config import ConfigError, require_positive
 
-# ------------------------------------------------------------------------------------------------ estimators
-
-
-def returns_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
-    """``G_t = r_t + gamma * G_{t+1}``, restarting after every step flagged in ``dones``.
-
-    :param rewards: shape ``(T, ...)`` in time order.
-    :param dones: same shape; true where an episode ended (terminated or truncated) at that step.
-    """
-    out = np.zeros_like(rewards, dtype=np.float32)
-    running = np.zeros(rewards.shape[1:], dtype=np.float32)
-    for t in range(len(rewards) - 1, -1, -1):
-        running = rewards[t] + gamma * running * (1.0 - dones[t])
-        out[t] = running
-    return out
-
-
-def gae(rewards: Tensor, values: Tensor, next_values: Tensor, dones: Tensor, gamma: float, lam: float) -> Tensor:
-    """Generalised advantage estimates over a rollout of shape ``(T, N)`` (Schulman et al. 2016).
-
-    ``delta_t = r_t + gamma * V'_t - V(s_t)`` and ``A_t = delta_t + gamma * lam * A_{t+1}``, the recursion cut
-    where an episode ended. ``next_values`` is ``V`` of the true next state, already zero where the episode
-    *terminated* (a truncated episode bootstraps from its final observation). ``lam = 1`` gives the n-step
-    advantage bootstrapped at the rollout's end; ``lam = 0`` the one-step TD error.
-    """
-    deltas = rewards + gamma * next_values - values
-    advantages = torch.zeros_like(deltas)
-    running = torch.zeros_like(deltas[0])
-    for t in range(len(deltas) - 1, -1, -1):
-        running = deltas[t] + gamma * lam * (1.0 - dones[t]) * running
-        advantages[t] = running
-    return advantages
-
-
-def linear_schedule(start: float, end: float, duration: int, t: int) -> float:
-    """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end`` (the ε-greedy schedule)."""
-    if duration <= 0:
-        return end
-    return start + (end - start) * min(t / duration, 1.0)
-
-
-# ------------------------------------------------------------------------------------------------ networks
-
-
-def policy_head(task: TaskSpec, in_features: int, head: HeadConfig) -> nn.Module:
-    """A categorical over the actions of a discrete task, else the head ``head`` over the action box."""
-    if task.discrete:
-        assert task.num_actions is not None
-        return CategoricalHead(in_features, 1, task.num_actions)
-    low, high = task.action_bounds()
-    return head.create(in_features, task.act_dim, low, high)
-
-
-class PolicyNet(nn.Module):
-    """``head(MLP(s))``: a distribution over actions (categorical for discrete tasks)."""
-
-    def __init__(self, task: TaskSpec, hidden: tuple[int, ...], activation: str, head: HeadConfig,
-                 ortho_init: bool = False):  # fmt: skip
-        super().__init__()
-        self.body = MLP(task.obs_dim, hidden, activation)
-        self.head = policy_head(task, self.body.out_features, head)
-        if ortho_init:
-            orthogonal_init_(self.body, math.sqrt(2))
-            orthogonal_init_(self.head.proj, 0.01)  # near-uniform initial policy over the head's outputs
-
-    def forward(self, obs: Tensor) -> BoxDistribution:
-        return self.head(self.body(obs))
-
-
-class ValueNet(nn.Module):
-    """``V(s)``: an MLP with a scalar output."""
-
-    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str, ortho_init: bool = False):
-        super().__init__()
-        self.body = MLP(obs_dim, hidden, activation)
-        self.out = nn.Linear(self.body.out_features, 1)
-        if ortho_init:
-            orthogonal_init_(self.body, math.sqrt(2))
-            orthogonal_init_(self.out, 1.0)
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.out(self.body(obs)).squeeze(-1)
-
-
-def to_env_actions(task: TaskSpec, actions: Tensor, low: np.ndarray | None, high: np.ndarray | None) -> np.ndarray:
-    """Head outputs ``(n, D)`` as the vector env takes them: indices ``(n,)`` or actions clipped to the box."""
-    array = actions.cpu().numpy()
-    if task.discrete:
-        return array[:, 0].astype(np.int64)
-    return np.clip(array, low, high)  # an unsquashed Gaussian's samples may leave the box
-
-
-# ------------------------------------------------------------------------------------------------ agent base
-
 
 class OnlineAgent(Agent):
-    """An agent that learns from its own interaction: it is its own :class:`BatchSampler`.
+    """An agent that steps its own environments through :attr:`collector` and is its own :class:`BatchSampler`.
 
+    Most learn from that interaction alone (``needs_dataset`` false: they are given no data); one that also
+    learns from a dataset (GAIL's demonstrations) sets ``needs_dataset`` and overrides :meth:`sampler`.
     Subclasses build :attr:`collector` and implement :meth:`sample`.
     """
 
-    offline = False
+    needs_dataset = False
     collector: VectorCollector
 
+    @classmethod
+    def refuse_data(cls, data: Episodes | None) -> None:
+        """Raise if ``data`` is given to an agent that takes no dataset."""
+        if data is not None and not cls.needs_dataset:
+            raise ValueError(f"{cls.__name__} learns online from its environment; it takes no dataset")
+
     def sampler(self, data: Episodes | None) -> BatchSampler:
-        if data is not None:
-            raise ValueError(f"{type(self).__name__} learns online from its environment; it takes no dataset")
+        self.refuse_data(data)
         return self
 
     @abstractmethod
@@ -199,8 +111,7 @@ class PolicyGradientAgent(OnlineAgent):
 
     @classmethod
     def create(cls, config: Any, task: TaskSpec, data: Episodes | None, device: torch.device) -> Self:
-        if data is not None:
-            raise ValueError(f"{cls.__name__} learns online; it takes no dataset")
+        cls.refuse_data(data)
         return cls(config, task, device)
 
     def tensor(self, array: np.ndarray) -> Tensor:

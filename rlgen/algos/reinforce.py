@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig, returns_to_go
+from rlgen.algos.estimators import returns_to_go
+from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""A FIFO replay buffer of transitions for online agents: fixed capacity, uniform sampling, atomic save/load."""
+"""A FIFO replay buffer of transitions for online agents: fixed capacity, uniform sampling, checkpoint state and
+atomic save/load."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from rlgen.data.atomic import atomic_path
 from rlgen.data.errors import DatasetError
@@ -110,6 +113,34 @@ class ReplayBuffer:
         start = self.position if self.size == self.capacity else 0
         order = (start + np.arange(self.size)) % self.capacity
         return {k: v[order] for k, v in self.arrays.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The buffer as checkpoint data (tensors and ints, loadable with ``torch.load(weights_only=True)``).
+
+        It holds the raw ring slots, not the oldest-first order, so that sampling after :meth:`load_state_dict`
+        draws the same rows as the buffer it was taken from.
+        """
+        arrays = {name: torch.from_numpy(array[: self.size].copy()) for name, array in self.arrays.items()}
+        return {"arrays": arrays, "position": self.position, "size": self.size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`, into a buffer of the same capacity and shapes."""
+        size, position = int(state["size"]), int(state["position"])
+        if not 0 <= size <= self.capacity or not 0 <= position < self.capacity:
+            raise ValueError(f"replay state: size {size} and position {position} do not fit a buffer of capacity "
+                             f"{self.capacity}")  # fmt: skip
+        arrays = state["arrays"]
+        if sorted(arrays) != sorted(_FIELDS):
+            raise ValueError(f"replay state: arrays {sorted(arrays)}, expected {sorted(_FIELDS)}")
+        for name, tensor in arrays.items():
+            target = self.arrays[name]
+            if tuple(tensor.shape) != (size, *target.shape[1:]):
+                raise ValueError(f"replay state: {name} has shape {tuple(tensor.shape)}, expected "
+                                 f"{(size, *target.shape[1:])}")  # fmt: skip
+        for name, tensor in arrays.items():
+            self.arrays[name].fill(0)
+            self.arrays[name][:size] = tensor.numpy()
+        self.position, self.size = position, size
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the buffer to an ``.npz`` file atomically (a killed save keeps the previous file)."""

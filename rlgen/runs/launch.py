@@ -111,7 +111,7 @@ def start_run(
     """Train a new run of ``recipe`` (a name, a ``.yaml`` path, or a parsed recipe); returns its folder.
 
     :param target: what an acting agent learns from: a dataset reference, or what :func:`rlgen.data.resolve_dataset`
-        resolves (a task name: offline agents then use its ``medium`` dataset). Generative agents take none.
+        resolves (a task name: agents that need a dataset then use its ``medium`` one). Generative agents take none.
     :param task: the task of a dataset given by path that does not record it.
     :param data: a generative agent's data, if already loaded (built from the recipe otherwise).
     """
@@ -144,9 +144,9 @@ def _resolve(recipe: Recipe, target: str | DatasetRef | None, task: str | None) 
     """The run config of acting agent ``recipe`` on ``target``, and the name of its run folder's data level."""
     if target is None:
         raise ValueError(f"{recipe.name} acts in a task: give a dataset or task to train it on")
-    offline = recipe.agent_class.offline  # type: ignore[attr-defined]
+    needs_dataset = recipe.agent_class.needs_dataset  # type: ignore[attr-defined]
     ref = target if isinstance(target, DatasetRef) else \
-        resolve_dataset(target, task, default_level=DEFAULT_LEVEL if offline else None)  # fmt: skip
+        resolve_dataset(target, task, default_level=DEFAULT_LEVEL if needs_dataset else None)  # fmt: skip
     task_name = ref.require_task()
     if ref.name is None:
         return RunConfig(recipe, task_name), task_name

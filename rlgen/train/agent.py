@@ -54,9 +54,10 @@ class Agent(Learner):
     Subclasses implement :meth:`create` and :meth:`act` besides :class:`Learner`'s methods.
     """
 
-    #: offline agents learn from a dataset (``data`` is given to :meth:`create` and :meth:`sampler`); online
-    #: ones (``rlgen.algos.online``) get ``data=None`` and sample by stepping their own environments.
-    offline: ClassVar[bool] = True
+    #: whether the agent learns from a dataset, given to :meth:`create` and :meth:`sampler` (offline agents, and
+    #: GAIL's demonstrations); agents that learn from their own environments alone get ``data=None``. Whether an
+    #: agent steps environments is a separate matter: see ``rlgen.algos.online.OnlineAgent``.
+    needs_dataset: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod

@@ -17,18 +17,12 @@ One trainer step is one iteration of Algorithm 2.1:
    step scores actions under the normalisation they were sampled with). It starts from the demonstrations'
    states, which is also what a BC warm start is fitted under; the policy's own states then move it.
 
-Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`), the thesis' own
-suggestion for fewer environment steps.
+Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`).
 
-Generator: a compact TRPO, not sb3-contrib's ``TRPO``. sb3-contrib computes advantages inside
-``collect_rollouts`` from the environment's rewards, so the discriminator's reward would need a reward wrapper
-that calls a network which changes every iteration, or recomputing SB3's buffer after the fact from a callback;
-and the discriminator update has to sit between collection and the policy step. More decisively, SB3 keeps its
-own environments, rollout buffer and random state outside rlgen's checkpoints, so a killed run could not
-resume bit for bit, and its policy would not be an rlgen :class:`~rlgen.algos.bc.BCPolicy` that BC can warm
-start. Written on :class:`~rlgen.algos.online.OnlineAgent`, GAIL reuses the seeded
-:class:`~rlgen.rollout.collector.VectorCollector` (exact resume), GAE, the value network, any rlgen head with its
-exact KL (:func:`rlgen.heads.box_kl`), and the shared trainer's TensorBoard logging and atomic checkpoints.
+The generator is a compact TRPO on :class:`~rlgen.algos.online.OnlineAgent`: the seeded
+:class:`~rlgen.rollout.collector.VectorCollector` steps the environments, so a checkpoint holds everything and a
+killed run resumes bit for bit; the policy is a :class:`~rlgen.algos.bc.BCPolicy` on any rlgen head, whose exact
+KL (:func:`rlgen.heads.box_kl`) bounds the step.
 """
 
 from __future__ import annotations
@@ -43,12 +37,14 @@ from torch import Tensor
 
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.bc import STD_FLOOR, BCConfig, BCPolicy
+from rlgen.algos.estimators import gae
 from rlgen.algos.gail.clone import CloneSettings, behaviour_clone
 from rlgen.algos.gail.demos import Demonstrations, subsample_demonstrations
 from rlgen.algos.gail.discriminator import Discriminator, discriminator_step, imitation_reward
 from rlgen.algos.gail.moments import RunningMoments
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
-from rlgen.algos.online import OnlineAgent, ValueNet, gae, to_env_actions
+from rlgen.algos.networks import ValueNet, to_env_actions
+from rlgen.algos.online import OnlineAgent
 from rlgen.data import Episodes
 from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
@@ -61,15 +57,15 @@ from rlgen.train.config import ConfigError
 class GAILConfig:
     """The ``agent:`` block of a GAIL recipe.
 
-    :param trajectories: expert trajectories imitated (the thesis used 4 to 25).
-    :param pairs_per_trajectory: state-action pairs kept per trajectory (the thesis: about 50); ``null`` keeps all.
+    :param trajectories: expert trajectories imitated.
+    :param pairs_per_trajectory: state-action pairs kept per trajectory; ``null`` keeps all.
     :param demo_seed: seeds which trajectories and pairs are picked.
     :param head: the policy's head config (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step.
-    :param hidden: widths of the policy, value and discriminator MLPs (the thesis: 2 x 100 tanh).
+    :param hidden: widths of the policy, value and discriminator MLPs.
     :param num_envs: environments stepped together.
     :param n_steps: steps per environment in each iteration's rollout.
     :param gae_lambda: GAE's lambda.
-    :param entropy_weight: the causal-entropy weight lambda of eq. 2.25 (0 in the thesis except on Reacher).
+    :param entropy_weight: the causal-entropy weight lambda of eq. 2.25.
     :param trpo: the trust region and its line search.
     :param value_lr: Adam learning rate of the value function.
     :param value_epochs: passes over each rollout fitting the value function.
@@ -114,12 +110,12 @@ class GAILConfig:
 
 
 class GAIL(OnlineAgent):
-    """GAIL with a TRPO generator (module docstring). ``offline`` is true because it needs a dataset (the
-    expert's); it then learns from its own interaction like the online agents."""
+    """GAIL with a TRPO generator (module docstring): it steps its own environments like the other online agents
+    and also needs a dataset, the expert's demonstrations."""
 
     Config = GAILConfig
     config: GAILConfig
-    offline = True
+    needs_dataset = True
 
     def __init__(self, config: GAILConfig, task: TaskSpec, device: torch.device):
         if task.discrete:

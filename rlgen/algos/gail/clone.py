@@ -2,8 +2,8 @@
 split the pairs 70/30, fit the policy's log-likelihood with Adam on minibatches of 128, stop once the
 validation loss has not improved for ``patience`` epochs and keep the best weights.
 
-GAIL uses the same routine for its optional warm start (the thesis' own suggestion for fewer environment
-steps), and ``scripts/bench_gail.py`` for the BC column, so both start from identical policies and data.
+GAIL uses the same routine for its optional warm start, and ``scripts/bench_gail.py`` for the BC column, so
+both start from identical policies and data.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Expert demonstrations for imitation: a few trajectories from a dataset, subsampled to a few pairs each.
 
-The thesis (source 004, sec. 2.6) imitates from 4-25 expert trajectories of about 50 state-action pairs each:
-long trajectories are thinned, so the learner sees where the expert goes without seeing every step. Here a
-trajectory of ``T`` steps keeps ``P`` pairs at ``floor(o + k T / P)``, ``k = 0 .. P-1``, with one random offset
-``o`` in ``[0, T / P)``: evenly spread over the whole trajectory and never two at the same step.
+Long trajectories are thinned (source 004, sec. 2.6), so the learner sees where the expert goes without seeing
+every step. A trajectory of ``T`` steps keeps ``P`` pairs at ``floor(o + k T / P)``, ``k = 0 .. P-1``, with one
+random offset ``o`` in ``[0, T / P)``: evenly spread over the whole trajectory and never two at the same step.
 """
 
 from __future__ import annotations

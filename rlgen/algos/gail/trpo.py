@@ -11,9 +11,8 @@ Maximise the surrogate ``L(theta) = mean(pi_theta(a|s) / pi_old(a|s) * A)`` subj
    improved; if no fraction qualifies the parameters stay at ``theta_old``.
 
 The KL is the exact one of the head family (:func:`rlgen.heads.box_kl`), so the same step serves Gaussian,
-DLML and AdaCat policies. Step 3 assumes the KL is locally quadratic. AdaCat's is not in its bin edges: moving
-an edge by ``e`` changes the KL by O(e), so the quadratic model underestimates it and the line search keeps only
-a small fraction of each step (measured in benchmarks/gail.md).
+DLML and AdaCat policies. Step 3 assumes the KL is locally quadratic; where it is not (AdaCat's KL changes
+by O(e) when a bin edge moves by ``e``), the quadratic model underestimates it and step 4 shrinks the step.
 """
 
 from __future__ import annotations
