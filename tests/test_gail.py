@@ -28,13 +28,14 @@ from rlgen.algos.gail import (
 )
 from rlgen.algos.gail.moments import RunningMoments
 from rlgen.cli import main
+from rlgen.config import ConfigError
 from rlgen.data import Episodes, load_dataset
 from rlgen.heads import box_kl, make_head
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
-from rlgen.train import ConfigError, load_checkpoint
+from rlgen.train import load_checkpoint
 
 # ------------------------------------------------------------------------------------------------ TRPO
 

@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from rlgen.algos.bc import BCConfig
+from rlgen.config import ConfigError, apply_overrides, build, to_dict
 from rlgen.heads import (
     HEAD_CONFIGS,
     AdaCatHeadConfig,
@@ -23,7 +24,6 @@ from rlgen.heads import (
     make_head,
 )
 from rlgen.runs import load_recipe
-from rlgen.train.config import ConfigError, apply_overrides, build, to_dict
 
 # The defaults every head had before its config existed: a default config must build the same head.
 DEFAULT_REPRS = {

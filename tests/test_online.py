@@ -13,13 +13,13 @@ from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.dqn import linear_schedule, td_targets
 from rlgen.algos.estimators import gae, returns_to_go
 from rlgen.algos.networks import policy_head
+from rlgen.config import ConfigError, build
 from rlgen.heads import Categorical, CategoricalHead, DLMLHeadConfig
 from rlgen.rollout import make_env
 from rlgen.rollout.collector import VectorCollector
 from rlgen.runs import get_algo, load_agent, load_recipe, resume_run, start_run
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint
-from rlgen.train.config import ConfigError, build
 
 # ------------------------------------------------------------------------------------------------ maths
 

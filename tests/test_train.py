@@ -11,15 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+from rlgen.config import ConfigError, apply_overrides, build
 from rlgen.runs import load_recipe
 from rlgen.train import (
     Agent,
     CheckpointError,
-    ConfigError,
     RunDir,
     TrainConfig,
-    apply_overrides,
-    build,
     fit,
     list_checkpoints,
     load_checkpoint,

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from rlgen.algos.tt.agent import TT, TTPolicy, learning_rate_factor
+from rlgen.config import ConfigError
 from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, load_recipe, start_run
 from rlgen.tasks import load_task
-from rlgen.train import ConfigError
 
 TINY = ["train.batch_size=16", "train.log_every=10", "train.eval_episodes=2", "train.eval_envs=2",
         "agent.model.n_layer=1", "agent.model.n_embd=32", "agent.model.n_head=2", "agent.model.sequence_length=4",

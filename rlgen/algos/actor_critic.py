@@ -22,7 +22,7 @@ from torch import Tensor
 
 from rlgen.algos.estimators import gae
 from rlgen.algos.online import PolicyGradientAgent, PolicyGradientConfig
-from rlgen.train.config import ConfigError
+from rlgen.config import ConfigError
 
 
 @dataclass(frozen=True)

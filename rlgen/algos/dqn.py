@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.online import OnlineAgent
+from rlgen.config import ConfigError, require_positive
 from rlgen.data import Episodes, ReplayBuffer, Transitions
 from rlgen.nets import MLP
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
-from rlgen.train.config import ConfigError, require_positive
 
 
 @dataclass(frozen=True)

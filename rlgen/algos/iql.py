@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.critics import ObservationNormalizer, TwinQ, frozen_copy, polyak_update, require_continuous
+from rlgen.config import ConfigError, require_at_least, require_positive
 from rlgen.data import Episodes, Transitions
 from rlgen.heads import BoxDistribution, GaussianHeadConfig, HeadConfig
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
-from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
 @dataclass(frozen=True)

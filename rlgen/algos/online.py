@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.networks import PolicyNet, ValueNet, to_env_actions
+from rlgen.config import ConfigError, require_positive
 from rlgen.data import Episodes
 from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent, BatchSampler
-from rlgen.train.config import ConfigError, require_positive
 
 
 class OnlineAgent(Agent):

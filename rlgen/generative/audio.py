@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlgen.config import ConfigError, require_at_least, require_positive
 from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import write_wav
 from rlgen.generative.models import AudioModel
 from rlgen.generative.speech import TEST_SENTENCES, Transform, dequantize, load_speech, quantize
 from rlgen.heads import AdaCatHeadConfig, HeadConfig
-from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rlgen.config import ConfigError, require_at_least, require_positive
 from rlgen.generative.digits import NUM_LEVELS, SHAPE, load_digit_levels
 from rlgen.generative.levels import bits_per_dim
 from rlgen.generative.media import image_grid, write_png
 from rlgen.generative.models import ImageModel
 from rlgen.heads import AdaCatHeadConfig, HeadConfig
-from rlgen.train.config import ConfigError, require_at_least, require_positive
 
 
 @dataclass(frozen=True)

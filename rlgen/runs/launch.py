@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import yaml
 
+from rlgen.config import ConfigError
 from rlgen.data import DEFAULT_LEVEL, DatasetRef, Episodes, check_action_space, load_dataset, resolve_dataset
 from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
@@ -37,7 +38,7 @@ from rlgen.train.checkpoint import (
     load_agent_state,
     load_checkpoint,
 )
-from rlgen.train.config import ConfigError, TrainConfig
+from rlgen.train.config import TrainConfig
 from rlgen.train.run_dir import RunDir, write_text_atomic
 from rlgen.train.trainer import FitResult, fit, seed_everything
 

@@ -17,18 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rlgen.algos import ALGOS as ACTING_ALGOS
+from rlgen.config import ConfigError, apply_overrides, build, to_dict
 from rlgen.generative import GENERATIVE_ALGOS
 from rlgen.train.agent import Agent, Learner
-from rlgen.train.config import (
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    build,
-    list_recipe_files,
-    read_recipe_file,
-    to_dict,
-)
+from rlgen.train.config import TrainConfig
 
 AGENTS_DIR_VAR = "RLGEN_AGENTS_DIR"
 #: algo name of a recipe -> its agent class
@@ -150,3 +145,24 @@ def recipe_from_dict(name: str, raw: Any) -> Recipe:
     if isinstance(train, dict):
         refuse_train_keys(algo, list(train))
     return Recipe(name, raw["algo"], build(TrainConfig, train, "train"), build(algo.Config, raw.get("agent"), "agent"))
+
+
+def list_recipe_files(root: Path) -> list[str]:
+    """Names of the recipes in folder ``root`` (its ``*.yaml`` files without the suffix)."""
+    return sorted(p.stem for p in root.glob("*.yaml"))
+
+
+def read_recipe_file(name: str, root: Path, kind: str) -> tuple[Path, Any]:
+    """The path and parsed YAML of recipe ``name``: a ``.yaml`` path, else ``<root>/<name>.yaml``.
+
+    :param kind: what the recipe is (``agent``, ``generative recipe``), for the error listing the valid names.
+    """
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = root / f"{name}.yaml"
+        if not path.is_file():
+            raise KeyError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(list_recipe_files(root)) or '(none)'}")
+    try:
+        return path, yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: unreadable YAML: {error}") from error

@@ -14,7 +14,7 @@ from rlgen.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from rlgen.train.config import ConfigError, TrainConfig, apply_overrides, build, to_dict
+from rlgen.train.config import TrainConfig
 from rlgen.train.run_dir import MetricsLogger, RunDir
 from rlgen.train.trainer import Evaluator, FitResult, Interrupted, fit, seed_everything
 
@@ -22,7 +22,6 @@ __all__ = [
     "Agent",
     "BatchSampler",
     "CheckpointError",
-    "ConfigError",
     "Evaluator",
     "FitResult",
     "Interrupted",
@@ -30,8 +29,6 @@ __all__ = [
     "MetricsLogger",
     "RunDir",
     "TrainConfig",
-    "apply_overrides",
-    "build",
     "fit",
     "latest_checkpoint",
     "list_checkpoints",
@@ -39,5 +36,4 @@ __all__ = [
     "resolve_device",
     "save_checkpoint",
     "seed_everything",
-    "to_dict",
 ]

@@ -45,12 +45,12 @@ from rlgen.algos.gail.moments import RunningMoments
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
 from rlgen.algos.networks import ValueNet, to_env_actions
 from rlgen.algos.online import OnlineAgent
+from rlgen.config import ConfigError
 from rlgen.data import Episodes
 from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import BatchSampler
-from rlgen.train.config import ConfigError
 
 
 @dataclass(frozen=True)

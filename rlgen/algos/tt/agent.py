@@ -24,11 +24,11 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from rlgen.algos.tt.model import TrajectoryModel, TTModelConfig
 from rlgen.algos.tt.planner import Plan, PlannerConfig, beam_plan, make_prefix
 from rlgen.algos.tt.sequences import TransitionLayout, TransitionSequences
+from rlgen.config import ConfigError
 from rlgen.data import Episodes
 from rlgen.nets.gpt import decay_groups
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
-from rlgen.train.config import ConfigError
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.tt.sequences import TransitionLayout
+from rlgen.config import ConfigError
 from rlgen.heads import (
     AdaCatHead,
     AdaCatHeadConfig,
@@ -44,7 +45,6 @@ from rlgen.heads import (
     unit_quantile_edges,
 )
 from rlgen.nets.gpt import GPT, GPTConfig, KVCache
-from rlgen.train.config import ConfigError
 
 InputEmbedding = Literal["linear", "piecewise"]
 #: the heads TT can use: its sequences are tokens or values within bins.
