@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_notes import with_notes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
@@ -133,7 +134,7 @@ def write_report(runs: list[dict], out: Path) -> None:
     lines += ["", "Runs:", ""]
     for command, machine, seeds in dict.fromkeys((r["command"], r["machine"], r["seeds"]) for r in runs):
         lines.append(f"- `{command}` on {machine}; seeds {seeds}")
-    write_text_atomic(out / "gail.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "gail.md", with_notes(out / "gail.md", "\n".join(lines) + "\n"))
 
 
 def main() -> int:
