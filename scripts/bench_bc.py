@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_notes import with_notes
 
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.rollout import evaluate
@@ -207,7 +208,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
             f"| {row['dataset']} | {row['agent']} | {row['score']:.1f} ± {row['score_se']:.1f} | "
             f"{row['ms_per_step']:.2f} | {row['ms_per_step'] / base['ms_per_step']:.2f}x |"
         )
-    (args.out / "bc.md").write_text("\n".join(lines) + "\n")
+    (args.out / "bc.md").write_text(with_notes(args.out / "bc.md", "\n".join(lines) + "\n"))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from bench_notes import with_notes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -235,7 +236,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "data.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
-    (args.out / "data.md").write_text(table)
+    (args.out / "data.md").write_text(with_notes(args.out / "data.md", table))
     print(table)
 
 

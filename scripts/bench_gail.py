@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_notes import with_notes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
@@ -99,16 +100,6 @@ def key(run: dict) -> tuple:
     return run["task"], run["method"], run["trajectories"], run["seed"], run["iterations"], run["overrides"]
 
 
-#: notes printed under the table: the source's protocol and what the table's AdaCat rows come from
-NOTES = [
-    "- Source protocol (source 004, sec. 2.6): 4 to 25 expert trajectories of about 50 state-action pairs each; "
-    "policy, value and discriminator MLPs of 2 x 100 tanh units (the gail-trpo recipe's defaults); causal-entropy "
-    "weight 0 except on Reacher.",
-    "- AdaCat policies under TRPO: the quadratic model of the KL underestimates AdaCat's KL in its bin edges, so the "
-    "line search keeps only a small fraction of each natural step (the `step_fraction` scalar in TensorBoard).",
-]
-
-
 def write_report(runs: list[dict], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "gail.json", json.dumps({"runs": runs}, indent=2) + "\n")
@@ -143,8 +134,7 @@ def write_report(runs: list[dict], out: Path) -> None:
     lines += ["", "Runs:", ""]
     for command, machine, seeds in dict.fromkeys((r["command"], r["machine"], r["seeds"]) for r in runs):
         lines.append(f"- `{command}` on {machine}; seeds {seeds}")
-    lines += ["", "Notes:", "", *NOTES]
-    write_text_atomic(out / "gail.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "gail.md", with_notes(out / "gail.md", "\n".join(lines) + "\n"))
 
 
 def main() -> int:

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_notes import with_notes
 
 from rlgen.runs import load_recipe, start_run
 
@@ -124,7 +125,7 @@ def write_tables(results: dict, out: Path) -> None:
     for name in ("image_samples", "audio_samples"):
         if results.get(name):
             lines.append(f"\nSamples: `{results[name]}`")
-    (out / "generative.md").write_text("\n".join(lines) + "\n")
+    (out / "generative.md").write_text(with_notes(out / "generative.md", "\n".join(lines) + "\n"))
 
 
 def keep_samples(results: dict, kind: str, out: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_notes import with_notes
 from torch import Tensor
 
 from rlgen.heads import DiscretizedLogisticMixture, make_head
@@ -224,7 +225,7 @@ def write_report(result: dict, out_dir: Path) -> None:
         "space.",
         "",
     ]
-    (out_dir / "heads.md").write_text("\n".join(lines))
+    (out_dir / "heads.md").write_text(with_notes(out_dir / "heads.md", "\n".join(lines)))
 
 
 def main() -> int:

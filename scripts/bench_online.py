@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_notes import with_notes
 
 from rlgen.rollout import evaluate, make_env
 from rlgen.runs import get_algo, load_recipe
@@ -247,7 +248,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     ):
         cases = ", ".join(dict.fromkeys(r["case"] for r in rows if r["command"] == command))
         lines.append(f"- {cases}: `{command}` on {machine}; seeds {list(seeds)}, N={every:,}, E={episodes}")
-    (args.out / "online.md").write_text("\n".join(lines) + "\n")
+    (args.out / "online.md").write_text(with_notes(args.out / "online.md", "\n".join(lines) + "\n"))
 
 
 if __name__ == "__main__":

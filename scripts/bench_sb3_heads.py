@@ -27,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch
+from bench_notes import with_notes
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 
@@ -200,7 +201,7 @@ def main() -> None:
             }  # fmt: skip
             # Rewritten after every (seed, env): a long run that is stopped keeps what it measured.
             write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2, default=str) + "\n")
-            write_atomic(args.out.with_suffix(".md"), markdown(report))
+            write_atomic(args.out.with_suffix(".md"), with_notes(args.out.with_suffix(".md"), markdown(report)))
     print(markdown(report))
 
 

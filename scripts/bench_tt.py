@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_notes import with_notes
 
 from rlgen.algos.tt import (
     Plan,
@@ -149,7 +150,7 @@ def write_report(rows: list[dict], machine: dict, out: Path) -> None:
             f"{r['same_plan_float64']} | {r['float32_best_score_gap']:.1e} | "
             f"{r['load_average'][0]:.1f} - {r['load_average'][1]:.1f} | {r['hopper_episode_min_cached']:.1f} |"
         )
-    write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_text_atomic(out.with_suffix(".md"), with_notes(out.with_suffix(".md"), "\n".join(lines) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_notes import with_notes
 
 from rlgen.data import locate
 from rlgen.rollout import evaluate
@@ -132,7 +133,7 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
             others = statistics.fmean(r["other_s"] for r in rows)
             lines.append(f"| {dataset} | {agent} | {len(rows)} | {score:.1f}{spread} | {per_seed} | "
                          f"{length:.0f} | {train:.3f} | {others:.0f} |")  # fmt: skip
-    write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    write_text_atomic(out.with_suffix(".md"), with_notes(out.with_suffix(".md"), "\n".join(lines) + "\n"))
 
 
 def case_key(case: dict) -> tuple[str, str, int]:

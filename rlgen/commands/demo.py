@@ -2,7 +2,7 @@
 
 Makes the dataset from the shipped behaviour policies if it is not on disk yet, trains behaviour cloning with
 each requested head, evaluates every agent on the D4RL normalised scale, prints the table and plots the
-learning curves. On a 2-core CPU the default takes a few minutes.
+learning curves.
 
     rlgen demo                                   # hopper-medium, BC-DLML vs BC-Gaussian
     rlgen demo --dataset invertedpendulum-medium --train-steps 20000

@@ -31,8 +31,8 @@ SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 #: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
 POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
 #: heads whose exact entropy costs far more than their log-probability: DLML's sums over all C levels of all K
-#: components (O(C K) per dimension; 60% of a PPO update on Hopper with K=10, C=256), so by default they hand
-#: SB3 no entropy and SB3 falls back to -log pi(a|s) of the rollout's actions.
+#: components (O(C K) per dimension), so by default they hand SB3 no entropy and SB3 falls back to -log pi(a|s)
+#: of the rollout's actions.
 COSTLY_ENTROPY_HEADS: tuple[str, ...] = ("dlml",)
 
 
