@@ -20,6 +20,7 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping, Sequence
+from dataclasses import MISSING
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
@@ -65,15 +66,17 @@ def build(cls: type[T], raw: Mapping[str, Any] | None, where: str = "") -> T:
             f"unknown key(s) {', '.join(_join(where, k) for k in unknown)}; valid keys: "
             f"{', '.join(_join(where, k) for k in fields)}{did_you_mean(unknown[0], fields)}"
         )
+    required = [k for k, f in fields.items() if f.default is MISSING and f.default_factory is MISSING]
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise ConfigError(f"missing key(s) {', '.join(_join(where, k) for k in missing)}")
     values = {k: coerce(v, hints[k], _join(where, k)) for k, v in raw.items()}
     try:
         return cls(**values)
-    except TypeError as error:  # a field without a default was not given
-        raise ConfigError(f"{_name(where) or cls.__name__}: {error}") from error
     except ConfigError:
         raise
     except ValueError as error:  # a range check of a config that does not know where it sits
-        raise ConfigError(f"{where or cls.__name__}: {error}") from error
+        raise ConfigError(f"{where}: {error}" if where else str(error)) from error
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -126,7 +129,10 @@ def coerce(value: Any, hint: Any, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        members = [a for a in args if a is not type(None)]
+        if len(members) == 1:  # X | None: X's own error says more than "must be X | None"
+            return coerce(value, members[0], key)
+        for arg in members:
             try:
                 return coerce(value, arg, key)
             except ConfigError:

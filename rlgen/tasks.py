@@ -32,10 +32,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import yaml
+
+from rlgen.config import build
 
 ENVS_DIR_VAR = "RLGEN_ENVS_DIR"
 TASK_FILE = "task.yaml"
@@ -67,6 +69,11 @@ class ReturnStats:
     std: float
     episodes: int
     seed: int
+
+    def __post_init__(self) -> None:
+        _require_finite(self, "mean", "std")
+        if self.episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {self.episodes}")
 
 
 @dataclass(frozen=True)
@@ -196,10 +203,108 @@ def parse_dataset_name(name: str) -> tuple[TaskSpec, str]:
 
 
 # --------------------------------------------------------------------------------------------- parsing
+# The file's schema, built by rlgen.config.build: every field is type-checked and named in errors.
+
+
+def _require_finite(config: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+
+
+@dataclass(frozen=True)
+class _PolicyEntry:
+    """One ``behavior`` policy as the file spells it (``file`` relative to the task folder)."""
+
+    file: str
+    train_steps: int
+    deterministic: ReturnStats
+    stochastic: ReturnStats
+
+    def __post_init__(self) -> None:
+        if self.train_steps < 0:
+            raise ValueError(f"train_steps must be >= 0, got {self.train_steps}")
+
+
+@dataclass(frozen=True)
+class _Behavior:
+    """The ``behavior`` block that ``scripts/train_behavior.py`` generates."""
+
+    random: ReturnStats
+    expert: _PolicyEntry
+    medium: _PolicyEntry
+    replay: tuple[_PolicyEntry, ...]
+    algo: str = ""
+    seed: int = 0
+    snapshot_every: int = 0
+    dense_snapshots: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.replay:
+            raise ValueError("replay must list at least the medium policy")
+
+
+@dataclass(frozen=True)
+class _Reference:
+    source: Literal["d4rl", "measured"]
+    min_score: float | None = None
+    max_score: float | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite(self, "min_score", "max_score")
+        if self.source == "d4rl" and (self.min_score is None or self.max_score is None):
+            raise ValueError("source d4rl needs min_score and max_score")
+
+
+@dataclass(frozen=True)
+class _TaskFile:
+    name: str
+    env_id: str
+    max_episode_steps: int
+    discrete: bool
+    obs_dim: int
+    reference: _Reference
+    levels: tuple[str, ...]
+    act_dim: int | None = None  # continuous tasks
+    action_low: float | tuple[float, ...] | None = None
+    action_high: float | tuple[float, ...] | None = None
+    num_actions: int | None = None  # discrete tasks
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    behavior: _Behavior | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("name", "env_id"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string")
+        for name, minimum in (("max_episode_steps", 1), ("obs_dim", 1)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        unknown = [level for level in self.levels if level not in KNOWN_LEVELS]
+        if unknown or not self.levels or len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"levels must be distinct names out of {', '.join(KNOWN_LEVELS)}, got {list(self.levels)}")
+        needed = ("num_actions",) if self.discrete else ("act_dim", "action_low", "action_high")
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            kind = "a discrete" if self.discrete else "a continuous"
+            raise ValueError(f"{kind} task needs {' and '.join(missing)}")
+        if self.discrete and self.num_actions < 2:  # type: ignore[operator]
+            raise ValueError(f"num_actions must be >= 2, got {self.num_actions}")
+        if not self.discrete and self.act_dim < 1:  # type: ignore[operator]
+            raise ValueError(f"act_dim must be >= 1, got {self.act_dim}")
+
+    def bounds(self, name: str) -> tuple[float, ...]:
+        """``action_low`` or ``action_high`` as one finite number per action dimension."""
+        value, size = getattr(self, name), self.act_dim
+        values = value if isinstance(value, tuple) else (value,) * size
+        if len(values) != size or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{name} must be a finite number or a list of {size} finite numbers, got {value!r}")
+        return tuple(float(v) for v in values)
 
 
 def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
-    """Parse and validate one ``task.yaml``; every error names the file and the field.
+    """Parse and validate one ``task.yaml``; every error is a :class:`TaskFileError` naming the file and field.
 
     ``allow_untrained`` accepts a ``reference: {source: measured}`` task file whose behaviour policies are not
     trained yet (reference scores NaN; ``normalized_score`` then raises).
@@ -207,75 +312,47 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
+        file = build(_TaskFile, raw)
+        if file.name != path.parent.name:
+            raise ValueError(f"name is {file.name!r} but the task folder is {path.parent.name!r}")
+        action_low = action_high = None
+        if not file.discrete:
+            action_low, action_high = file.bounds("action_low"), file.bounds("action_high")
+            if not all(lo < hi for lo, hi in zip(action_low, action_high, strict=True)):
+                raise ValueError(f"action_low {list(action_low)}, action_high {list(action_high)}: every low bound "
+                                 "must be below its high bound")  # fmt: skip
+        behavior = file.behavior
+        random_return = expert = medium = None
+        replay: tuple[PolicyRecord, ...] = ()
+        if behavior is not None:
+            random_return = behavior.random
+            expert = _policy_record(path, behavior.expert, "behavior.expert")
+            medium = _policy_record(path, behavior.medium, "behavior.medium")
+            replay = tuple(_policy_record(path, p, f"behavior.replay[{i}]") for i, p in enumerate(behavior.replay))
+            if replay[-1].path != medium.path:
+                raise ValueError(f"behavior.replay must end with the medium policy {medium.path.name}")
+        ref_min, ref_max = _reference_scores(file, random_return, expert, allow_untrained)
     except (OSError, yaml.YAMLError) as e:
         raise TaskFileError(f"{path}: cannot read task file: {e}") from e
-    f = _Fields(path, raw, "")
-    name = f.text("name")
-    if name != path.parent.name:
-        raise TaskFileError(f"{path}: field 'name' is {name!r} but the task folder is {path.parent.name!r}")
-    levels = tuple(f.str_list("levels"))
-    for level in levels:
-        if level not in KNOWN_LEVELS:
-            known = ", ".join(KNOWN_LEVELS)
-            raise TaskFileError(f"{path}: field 'levels' has unknown level {level!r}; known: {known}")
-    # Spaces are declared in the recipe (checked against the real env by rlgen.rollout.make_env and the tests)
-    # so that reading a recipe never has to construct a MuJoCo model.
-    discrete = f.boolean("discrete")
-    num_actions = f.integer("num_actions", minimum=2) if discrete else None
-    act_dim = 1 if discrete else f.integer("act_dim", minimum=1)
-    action_low = action_high = None
-    if not discrete:
-        action_low, action_high = f.bounds("action_low", act_dim), f.bounds("action_high", act_dim)
-        if not all(lo < hi for lo, hi in zip(action_low, action_high, strict=True)):
-            bounds = f"action_low {list(action_low)}, action_high {list(action_high)}"
-            raise TaskFileError(f"{path}: {bounds}: every low bound must be below its high bound")
-
-    behavior = f.sub("behavior", optional=True)
-    random_return = expert = medium = None
-    replay: tuple[PolicyRecord, ...] = ()
-    if behavior is not None:
-        random_return = _return_stats(behavior.sub("random"))
-        expert = _policy_record(behavior.sub("expert"))
-        medium = _policy_record(behavior.sub("medium"))
-        replay_raw = behavior.seq("replay")
-        replay = tuple(_policy_record(behavior.item("replay", i, x)) for i, x in enumerate(replay_raw))
-        if replay[-1].path != medium.path:
-            raise TaskFileError(f"{path}: 'behavior.replay' must end with the medium policy {medium.path.name}")
-
-    ref = f.sub("reference")
-    source = ref.text("source")
-    if source == "d4rl":
-        ref_min, ref_max = ref.number("min_score"), ref.number("max_score")
-    elif source != "measured":
-        raise TaskFileError(f"{path}: field 'reference.source' must be 'd4rl' or 'measured', got {source!r}")
-    elif random_return is not None and expert is not None:
-        ref_min, ref_max = random_return.mean, expert.deterministic.mean
-    elif allow_untrained:  # only the trainer reads a task file before its reference returns exist
-        ref_min = ref_max = math.nan
-    else:
-        raise TaskFileError(
-            f"{path}: 'reference.source: measured' needs the generated 'behavior' block "
-            f"(run scripts/train_behavior.py {name})"
-        )
-    if not (ref_max > ref_min or math.isnan(ref_max)):
-        raise TaskFileError(f"{path}: reference max score {ref_max} must exceed min score {ref_min}")
+    except ValueError as e:  # ConfigError from the schema, or a check across fields above
+        raise TaskFileError(f"{path}: {e}") from e
     return TaskSpec(
-        name=name,
-        env_id=f.text("env_id"),
-        max_episode_steps=f.integer("max_episode_steps", minimum=1),
+        name=file.name,
+        env_id=file.env_id,
+        max_episode_steps=file.max_episode_steps,
         ref_min_score=ref_min,
         ref_max_score=ref_max,
-        reference_source=source,
-        levels=levels,
+        reference_source=file.reference.source,
+        levels=file.levels,
         task_dir=path.parent,
-        obs_dim=f.integer("obs_dim", minimum=1),
-        act_dim=act_dim,
-        discrete=discrete,
-        num_actions=num_actions,
+        obs_dim=file.obs_dim,
+        act_dim=1 if file.discrete else file.act_dim,  # type: ignore[arg-type]
+        discrete=file.discrete,
+        num_actions=file.num_actions if file.discrete else None,
         action_low=action_low,
         action_high=action_high,
-        env_kwargs=f.mapping("env_kwargs", default={}),
-        training=f.mapping("training", default={}),
+        env_kwargs=file.env_kwargs,
+        training=file.training,
         random_return=random_return,
         expert=expert,
         medium=medium,
@@ -283,101 +360,26 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
     )
 
 
-def _return_stats(f: _Fields) -> ReturnStats:
-    return ReturnStats(
-        mean=f.number("mean"),
-        std=f.number("std"),
-        episodes=f.integer("episodes", minimum=1),
-        seed=f.integer("seed"),
-    )
+def _reference_scores(
+    file: _TaskFile, random_return: ReturnStats | None, expert: PolicyRecord | None, allow_untrained: bool
+) -> tuple[float, float]:
+    """``(ref_min, ref_max)``: D4RL's constants, or the measured random and expert returns."""
+    if file.reference.source == "d4rl":
+        ref_min, ref_max = float(file.reference.min_score), float(file.reference.max_score)  # type: ignore[arg-type]
+    elif random_return is not None and expert is not None:
+        ref_min, ref_max = random_return.mean, expert.deterministic.mean
+    elif allow_untrained:  # only the trainer reads a task file before its reference returns exist
+        return math.nan, math.nan
+    else:
+        raise ValueError(f"reference.source: measured needs the generated 'behavior' block (run "
+                         f"scripts/train_behavior.py {file.name})")  # fmt: skip
+    if not ref_max > ref_min:
+        raise ValueError(f"reference max score {ref_max} must exceed min score {ref_min}")
+    return ref_min, ref_max
 
 
-def _policy_record(f: _Fields) -> PolicyRecord:
-    file = f.path.parent / f.text("file")
+def _policy_record(path: Path, entry: _PolicyEntry, where: str) -> PolicyRecord:
+    file = path.parent / entry.file
     if not file.is_file():
-        raise TaskFileError(f"{f.path}: field '{f.prefix}file' names {file}, which does not exist")
-    return PolicyRecord(
-        path=file,
-        train_steps=f.integer("train_steps", minimum=0),
-        deterministic=_return_stats(f.sub("deterministic")),
-        stochastic=_return_stats(f.sub("stochastic")),
-    )
-
-
-class _Fields:
-    """Typed access to one mapping of a task file; errors name the file and the dotted field."""
-
-    def __init__(self, path: Path, raw: Any, prefix: str) -> None:
-        if not isinstance(raw, dict):
-            where = f"field '{prefix.rstrip('.')}'" if prefix else "the top level"
-            raise TaskFileError(f"{path}: {where} must be a mapping, got {type(raw).__name__}")
-        self.path, self.raw, self.prefix = path, raw, prefix
-
-    def _get(self, key: str, default: Any = ..., optional: bool = False) -> Any:
-        if key in self.raw:
-            return self.raw[key]
-        if optional or default is not ...:
-            return None if default is ... else default
-        raise TaskFileError(f"{self.path}: missing field '{self.prefix}{key}'")
-
-    def _bad(self, key: str, expected: str, value: Any) -> TaskFileError:
-        return TaskFileError(f"{self.path}: field '{self.prefix}{key}' must be {expected}, got {value!r}")
-
-    def text(self, key: str) -> str:
-        v = self._get(key)
-        if not isinstance(v, str) or not v:
-            raise self._bad(key, "a non-empty string", v)
-        return v
-
-    def boolean(self, key: str) -> bool:
-        v = self._get(key)
-        if not isinstance(v, bool):
-            raise self._bad(key, "true or false", v)
-        return v
-
-    def integer(self, key: str, minimum: int | None = None) -> int:
-        v = self._get(key)
-        if isinstance(v, bool) or not isinstance(v, int) or (minimum is not None and v < minimum):
-            raise self._bad(key, "an integer" + (f" >= {minimum}" if minimum is not None else ""), v)
-        return v
-
-    def number(self, key: str) -> float:
-        v = self._get(key)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
-            raise self._bad(key, "a finite number", v)
-        return float(v)
-
-    def bounds(self, key: str, size: int) -> tuple[float, ...]:
-        """One finite number for every dimension, or a list of ``size`` finite numbers."""
-        v = self._get(key)
-        values = v if isinstance(v, list) else [v] * size
-        if len(values) != size or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x) for x in values
-        ):
-            raise self._bad(key, f"a finite number or a list of {size} finite numbers", v)
-        return tuple(float(x) for x in values)
-
-    def mapping(self, key: str, default: Any = ...) -> dict[str, Any]:
-        v = self._get(key, default)
-        if not isinstance(v, dict):
-            raise self._bad(key, "a mapping", v)
-        return v
-
-    def seq(self, key: str) -> list[Any]:
-        v = self._get(key)
-        if not isinstance(v, list) or not v:
-            raise self._bad(key, "a non-empty list", v)
-        return v
-
-    def str_list(self, key: str) -> list[str]:
-        v = self.seq(key)
-        if not all(isinstance(x, str) for x in v) or len(set(v)) != len(v):
-            raise self._bad(key, "a list of distinct strings", v)
-        return v
-
-    def sub(self, key: str, optional: bool = False) -> Any:
-        v = self._get(key, optional=optional)
-        return None if v is None else _Fields(self.path, v, f"{self.prefix}{key}.")
-
-    def item(self, key: str, index: int, value: Any) -> _Fields:
-        return _Fields(self.path, value, f"{self.prefix}{key}[{index}].")
+        raise ValueError(f"{where}.file names {file}, which does not exist")
+    return PolicyRecord(file, entry.train_steps, entry.deterministic, entry.stochastic)
