@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from rlgen.commands import COMMAND_MODULES
 from rlgen.data.atomic import NO_SPACE
+from rlgen.runs import load_plugins
 from rlgen.train import Interrupted
 
 DESCRIPTION = "rlgen: offline RL and imitation learning on one family of generative heads."
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_VAR, "") not in ("", "0")
     try:
+        load_plugins()  # agents and heads that installed packages or $RLGEN_PLUGINS add
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, not at interpreter exit, so that a closed pipe is caught below
         return status

@@ -25,6 +25,7 @@ from rlgen.heads.config import (
     QuantileHeadConfig,
     UniformHeadConfig,
     head_config,
+    register_head,
 )
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
@@ -73,6 +74,7 @@ __all__ = [
     "UniformHeadConfig",
     "box_kl",
     "head_config",
+    "register_head",
     "make_head",
     "nucleus_filter",
     "unit_quantile_edges",

@@ -166,6 +166,23 @@ HEAD_CONFIGS: dict[str, type[HeadConfig]] = {
 }
 
 
+def register_head(config_class: type[HeadConfig]) -> type[HeadConfig]:
+    """Make a head config class nameable in recipes and overrides by its ``type`` default
+    (``head: {type: my_head, ...}``, ``--set agent.head=my_head``); usable as a class decorator.
+
+    A name already taken by another class is a ``ValueError``: a plugin cannot silently replace a head.
+    """
+    if not (dataclasses.is_dataclass(config_class) and issubclass(config_class, HeadConfig)):
+        raise TypeError(f"{config_class!r} is not a HeadConfig dataclass")
+    name = next((f.default for f in dataclasses.fields(config_class) if f.name == "type"), None)
+    if not isinstance(name, str):
+        raise ValueError(f'{config_class.__name__} needs a field `type: Literal["<name>"] = "<name>"`')
+    if HEAD_CONFIGS.get(name, config_class) is not config_class:
+        raise ValueError(f"head {name!r} is already registered as {HEAD_CONFIGS[name].__name__}")
+    HEAD_CONFIGS[name] = config_class
+    return config_class
+
+
 def head_config(type: str, **options: Any) -> HeadConfig:
     """The config of head ``type`` with ``options`` set and every other option at its default.
 

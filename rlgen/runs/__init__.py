@@ -20,7 +20,18 @@ from rlgen.runs.launch import (
     resume_run,
     start_run,
 )
-from rlgen.runs.recipes import ALGOS, Recipe, acts, agents_root, get_algo, list_recipes, load_recipe, recipe_from_dict
+from rlgen.runs.recipes import (
+    ALGOS,
+    Recipe,
+    acts,
+    agents_root,
+    get_algo,
+    list_recipes,
+    load_plugins,
+    load_recipe,
+    recipe_from_dict,
+    register_agent,
+)
 
 __all__ = [
     "ALGOS",
@@ -33,10 +44,12 @@ __all__ = [
     "evaluate_agent",
     "get_algo",
     "list_recipes",
+    "load_plugins",
     "load_agent",
     "load_recipe",
     "load_training_data",
     "recipe_from_dict",
+    "register_agent",
     "resume_run",
     "start_run",
 ]

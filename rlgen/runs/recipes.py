@@ -11,9 +11,12 @@ Every block is overridable with ``--set train.<key>=...`` / ``agent.<key>=...``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, is_dataclass, replace
+from functools import partial
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ import yaml
 from rlgen.algos import ALGOS as ACTING_ALGOS
 from rlgen.config import ConfigError, apply_overrides, build, to_dict
 from rlgen.generative import GENERATIVE_ALGOS
+from rlgen.heads.config import did_you_mean
 from rlgen.train.agent import Agent, Learner
 from rlgen.train.config import TrainConfig
 
@@ -33,10 +37,46 @@ ENVIRONMENT_KEYS = ("eval_episodes", "eval_envs", "eval_seed")
 RECIPE_KEYS = ("algo", "train", "agent")
 
 
+PLUGINS_VAR = "RLGEN_PLUGINS"
+#: entry-point group of installed packages that add agents or heads when imported
+PLUGIN_GROUP = "rlgen.plugins"
+
+
+def register_agent(name: str, agent_class: type[Learner]) -> type[Learner]:
+    """Make ``agent_class`` the algorithm ``name`` of recipes (``algo: <name>``), :func:`start_run`,
+    :func:`resume_run` and :func:`load_agent`. A name already taken by another class is a ``ValueError``."""
+    if not (isinstance(agent_class, type) and issubclass(agent_class, Learner)):
+        raise TypeError(f"{agent_class!r} is not an rlgen.train.Learner (or Agent) subclass")
+    if not is_dataclass(getattr(agent_class, "Config", None)):
+        raise TypeError(f"{agent_class.__name__}.Config must be the dataclass of its recipe's agent: block")
+    if ALGOS.get(name, agent_class) is not agent_class:
+        raise ValueError(f"algo {name!r} is already registered as {ALGOS[name].__name__}")
+    ALGOS[name] = agent_class
+    return agent_class
+
+
+def load_plugins() -> list[str]:
+    """Import the modules that register agents or heads: those named in ``$RLGEN_PLUGINS`` (comma-separated
+    module names) and the ``rlgen.plugins`` entry points of installed packages. Returns what was imported; a
+    plugin that fails to import is a ``ValueError`` naming it."""
+    names = [n.strip() for n in os.environ.get(PLUGINS_VAR, "").split(",") if n.strip()]
+    loaded = []
+    for source, load in [
+        *((f"{PLUGINS_VAR} module {n!r}", partial(importlib.import_module, n)) for n in names),
+        *((f"entry point {e.name!r} ({e.value})", e.load) for e in entry_points(group=PLUGIN_GROUP)),
+    ]:
+        try:
+            load()
+        except Exception as error:  # the plugin's own bug: name it, since the user cannot see which one failed
+            raise ValueError(f"rlgen plugin {source} failed to import: {type(error).__name__}: {error}") from error
+        loaded.append(source)
+    return loaded
+
+
 def get_algo(name: str) -> type[Learner]:
     """The agent class registered as ``name``; an unknown name raises ``KeyError`` listing the valid ones."""
     if name not in ALGOS:
-        raise KeyError(f"unknown algo {name!r}; valid algos: {', '.join(sorted(ALGOS))}")
+        raise KeyError(f"unknown algo {name!r}{did_you_mean(name, ALGOS)}; valid algos: {', '.join(sorted(ALGOS))}")
     return ALGOS[name]
 
 
