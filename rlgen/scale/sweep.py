@@ -221,18 +221,16 @@ def _finished(cell: Cell) -> bool:
     if not (cell.path / "config.yaml").is_file():
         return False
     run = RunDir.open(cell.path)
-    stored = run.read_config()
     ref = cell.ref
     expected = RunConfig(cell.recipe, ref.task, ref.name, str(ref.path) if ref.path else None).to_dict()
-    expected = yaml.safe_load(yaml.safe_dump(expected))  # the types config.yaml holds
-    for config in (stored, expected):
-        config.pop("dataset_path", None)
-        config.get("train", {}).pop("steps", None)
-    if stored != expected:
-        key = next(k for k in _flat(expected).keys() | _flat(stored).keys() if _flat(expected).get(k, ...) !=
-                   _flat(stored).get(k, ...))  # fmt: skip
-        raise ValueError(f"{cell.path} holds a run with {key}={_flat(stored).get(key)!r}, but this sweep asks for "
-                         f"{_flat(expected).get(key)!r}; give another --out or remove that run")  # fmt: skip
+    expected = _flat(yaml.safe_load(yaml.safe_dump(expected)))  # with the types config.yaml holds
+    stored = _flat(run.read_config())
+    # Keys the stored config lacks (added to rlgen since) were at their defaults, so only stored keys are compared.
+    differ = [k for k in stored if k not in ("dataset_path", "train.steps") and stored[k] != expected.get(k, ...)]
+    if differ:
+        key = differ[0]
+        raise ValueError(f"{cell.path} holds a run with {key}={stored[key]!r}, but this sweep asks for "
+                         f"{expected.get(key)!r}; give another --out or remove that run")  # fmt: skip
     checkpoints = list_checkpoints(run.checkpoints)
     return bool(checkpoints) and checkpoints[-1][0] >= cell.recipe.train.steps
 

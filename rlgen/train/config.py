@@ -45,6 +45,8 @@ class TrainConfig:
     :param eval_every: steps between evaluations in the environment (0: only after the last step).
     :param eval_episodes: episodes per evaluation.
     :param eval_envs: environments stepped side by side during evaluation.
+    :param eval_async: step each evaluation environment in a worker process of its own (gymnasium's
+        ``AsyncVectorEnv``; same results as in one process).
     :param eval_seed: episode ``i`` of every evaluation resets with seed ``eval_seed + i``.
     :param checkpoint_every: steps between checkpoints (one is always written after the last step).
     :param keep_checkpoints: how many of the newest checkpoints to keep.
@@ -59,6 +61,7 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     eval_envs: int = 10
+    eval_async: bool = False
     eval_seed: int = 100_000
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 2
