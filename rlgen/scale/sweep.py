@@ -379,7 +379,7 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     if not sep or not port.isdigit():
         raise ValueError(f"Ray address {address!r} must be host:port, ray://host:port or auto")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()  # [::1]:6379 too
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise ConnectionError(f"cannot reach a Ray cluster at {address} ({reason}); start one with "
