@@ -73,6 +73,7 @@ def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -
     argv = ["sweep", "--agents", "bc-gaussian", "--datasets", "invertedpendulum-medium", "--out", str(out),
             "--device", "cpu", "--sequential", "--set", *TINY]  # fmt: skip
     assert main(argv) == 0
+    assert "eval/score" not in capsys.readouterr().out  # one line per run, not the run's own evaluation lines
     assert main([*argv, "train.steps=6"]) == 0
     assert "[1/1] resumed bc-gaussian on invertedpendulum-medium seed 0" in capsys.readouterr().out
     # a changed config is not mixed into the same folder
@@ -90,6 +91,7 @@ def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -
         (["--set", "agent.nope=1"], "--set of agent bc-gaussian: unknown key 'agent.nope'"),
         (["--variant", "a", "train.seed=3"], "a sweep sets train.seed from its seeds"),
         (["--seeds", "1", "1"], "seeds named twice in the sweep: 1"),
+        (["--address", "headnode"], "Ray address 'headnode' must be host:port, ray://host:port or auto"),
     ],
 )
 def test_bad_names_fail_before_any_run(extra, message, store, tmp_path, monkeypatch, capsys) -> None:

@@ -21,6 +21,8 @@ A grid file (YAML) holds the same fields as the flags of ``rlgen sweep``::
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -255,13 +257,20 @@ def run_cell(cell: Cell, device: str = "auto") -> RunRecord:
     os.environ.update(THREAD_ENV)
     torch.set_num_threads(1)
     tick = time.perf_counter()
-    try:
-        if (cell.path / "config.yaml").is_file():
-            _, result = resume_run(cell.path, [f"train.steps={cell.recipe.train.steps}"], device, progress=False)
-        else:
-            _, result = start_run(cell.recipe, cell.ref, run_dir=cell.path, device=device, progress=False)
-    except Exception as error:  # a sweep reports every failure of a run and goes on with the others
-        return cell.record("failed", wall_s=time.perf_counter() - tick, error=_one_line(error))
+    # A run's own lines (each evaluation) stay out of the sweep's output of one line per run.
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return _train(cell, device, tick)
+        except Exception as error:  # a sweep reports every failure of a run and goes on with the others
+            return cell.record("failed", wall_s=time.perf_counter() - tick, error=_one_line(error))
+
+
+def _train(cell: Cell, device: str, tick: float) -> RunRecord:
+    """Start ``cell``'s run, or resume it if its folder holds one; ``tick`` is when the task began."""
+    if (cell.path / "config.yaml").is_file():
+        _, result = resume_run(cell.path, [f"train.steps={cell.recipe.train.steps}"], device, progress=False)
+    else:
+        _, result = start_run(cell.recipe, cell.ref, run_dir=cell.path, device=device, progress=False)
     status = "resumed" if result.start_step else "trained"
     return cell.record(status, step=result.step, score=_last_score(cell.path), wall_s=time.perf_counter() - tick)
 
@@ -338,6 +347,8 @@ def _run_on_ray(
         address = address or os.environ.get("RAY_ADDRESS") or None
         quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         if address:
+            if num_cpus is not None:
+                raise ValueError(f"--cpus sizes a local Ray instance; the cluster at {address} has its own CPUs")
             check_address(address)
             ray.init(address=address, **quiet)
         else:
