@@ -90,6 +90,7 @@ def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -
         (["--datasets", "hopper-medium"], "dataset hopper-medium of the sweep is not on this machine"),
         (["--set", "agent.nope=1"], "--set of agent bc-gaussian: unknown key 'agent.nope'"),
         (["--variant", "a", "train.seed=3"], "a sweep sets train.seed from its seeds"),
+        (["--variant", "v", "agent.nope=1"], "variant v of agent bc-gaussian: unknown key 'agent.nope'"),
         (["--seeds", "1", "1"], "seeds named twice in the sweep: 1"),
         (["--address", "headnode"], "Ray address 'headnode' must be host:port, ray://host:port or auto"),
     ],

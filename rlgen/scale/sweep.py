@@ -179,7 +179,15 @@ def plan_sweep(grid: Grid, out: str | os.PathLike[str]) -> list[Cell]:
     unknown or not on this machine, a bad override, or a cell folder trained with another config.
     """
     out = Path(out).resolve()
-    recipes = {name: load_recipe(name) for name in grid.agents}
+    recipes: dict[str, Recipe] = {}
+    for name in grid.agents:
+        recipe = load_recipe(name)
+        if recipe.name in recipes:
+            raise ValueError(f"agents {name} and {recipe.name} are the same recipe, {recipe.name}")
+        try:
+            recipes[recipe.name] = recipe.with_overrides(grid.overrides)
+        except ConfigError as error:
+            raise ConfigError(f"--set of agent {recipe.name}: {error}") from None
     generative = [name for name, recipe in recipes.items() if not acts(recipe.agent_class)]
     if generative:
         raise ValueError(f"{generative[0]} is a generative recipe; a sweep trains agents on datasets or tasks")
@@ -193,13 +201,13 @@ def plan_sweep(grid: Grid, out: str | os.PathLike[str]) -> list[Cell]:
         for name in grid.datasets:
             ref = refs[agent, name]
             for variant, overrides in grid.variant_items():
+                try:
+                    varied = recipe.with_overrides(overrides)
+                except ConfigError as error:
+                    raise ConfigError(f"variant {variant} of agent {agent}: {error}") from None
                 for seed in grid.seeds:
-                    try:
-                        parsed = recipe.with_overrides([*grid.overrides, *overrides, f"train.seed={seed}"])
-                    except ConfigError as error:
-                        where = "--set" if variant == DEFAULT_VARIANT else f"variant {variant!r}"
-                        raise ConfigError(f"{where} of agent {agent}: {error}") from None
-                    path = out / parsed.name / Path(ref.name or str(ref.task)).name / variant / f"seed{seed}"
+                    parsed = varied.with_overrides([f"train.seed={seed}"])
+                    path = out / agent / Path(ref.name or str(ref.task)).name / variant / f"seed{seed}"
                     cell = Cell(agent, name, variant, seed, parsed, ref, path)
                     cells.append(replace(cell, finished=_finished(cell)))
     return cells
