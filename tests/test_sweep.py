@@ -132,6 +132,12 @@ def test_grid_file_and_flags(store, tmp_path, monkeypatch) -> None:
     assert len(cells) == 4 and cells[0].path == tmp_path / "s/bc-gaussian/invertedpendulum-medium/small/seed0"
     assert cells[0].recipe.train.steps == 7 and list(cells[3].recipe.agent.hidden) == [64]
     assert cells[3].ref.path.is_absolute() and not cells[3].finished
+    # agents with overrides of their own: keys one agent has and the other lacks
+    grid.write_text("agents:\n  bc-gaussian: ['agent.hidden=[16]']\n  bc-dlml: [agent.head.num_mixtures=3]\n"
+                    "datasets: [invertedpendulum-medium]\nset: [train.steps=7]\n")  # fmt: skip
+    gaussian, dlml = plan_sweep(grid_from_args(parser.parse_args(["sweep", str(grid), "--out", "x"]))[0], "x")
+    assert list(gaussian.recipe.agent.hidden) == [16] and dlml.recipe.agent.head.num_mixtures == 3
+    assert gaussian.recipe.train.steps == dlml.recipe.train.steps == 7
     grid.write_text("agents: [bc-gaussian]\ndataset: [x]\n")
     with pytest.raises(ValueError, match="grid.yaml: unknown key 'dataset'; valid keys: agents, datasets"):
         grid_from_args(parser.parse_args(["sweep", str(grid)]))

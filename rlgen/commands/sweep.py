@@ -64,6 +64,8 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Grid, Path]:
         pick(args.seeds, "seeds", [0]),  # type: ignore[arg-type]
         pick(args.overrides, "overrides", []),  # type: ignore[arg-type]
         pick(variants, "variants", {}),  # type: ignore[arg-type]
+        # an agent's own overrides go with the file's agents, unless --agents names others
+        grid.agent_overrides if grid is not None and args.agents is None else {},
     )
     out = args.out or out
     if out is None:

@@ -13,6 +13,8 @@ A grid file (YAML) holds the same fields as the flags of ``rlgen sweep``::
     datasets: [hopper-medium, walker2d-medium]
     seeds: [0, 1, 2]
     set: [train.steps=5000]                # overrides of every run
+    # agents may instead map each agent to overrides of its own (applied after ``set``), e.g.
+    # agents: {tt-uniform: [agent.model.n_layer=2], bc-dlml: []}
     variants:                              # optional: named override sets, one more axis of the grid
       small: ["agent.hidden=[64, 64]"]       # quoted: YAML would read [64, 64] as a list
       large: ["agent.hidden=[512, 512]"]
@@ -57,8 +59,9 @@ _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
 class Grid:
     """What a sweep runs: every agent on every dataset, for every variant (a named override set) and seed.
 
-    :param overrides: ``--set`` overrides of every run; a variant's own overrides come after them.
+    :param overrides: ``--set`` overrides of every run; an agent's own overrides, then a variant's, come after them.
     :param variants: name -> overrides; none means one variant, ``default``, without overrides of its own.
+    :param agent_overrides: agent -> overrides of that agent's runs only (keys another agent lacks, say).
     """
 
     agents: list[str]
@@ -66,6 +69,7 @@ class Grid:
     seeds: list[int] = field(default_factory=lambda: [0])
     overrides: list[str] = field(default_factory=list)
     variants: dict[str, list[str]] = field(default_factory=dict)
+    agent_overrides: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("agents", "datasets", "seeds"):
@@ -79,8 +83,11 @@ class Grid:
             if not _FOLDER_NAME.match(name) or name == DEFAULT_VARIANT and self.variants[name]:
                 raise ValueError(f"variant name {name!r} must be a folder name (letters, digits, _ . = + -) other "
                                  f"than {DEFAULT_VARIANT!r}")  # fmt: skip
-        seeded = [o for o in [*self.overrides, *(o for v in self.variants.values() for o in v)]
-                  if o.startswith("train.seed=")]  # fmt: skip
+        unknown = sorted(set(self.agent_overrides) - set(self.agents))
+        if unknown:
+            raise ValueError(f"overrides given for {unknown[0]}, which is not among the agents of the sweep")
+        sets = [self.overrides, *self.variants.values(), *self.agent_overrides.values()]
+        seeded = [o for overrides in sets for o in overrides if o.startswith("train.seed=")]
         if seeded:
             raise ValueError(f"a sweep sets train.seed from its seeds (--seeds); drop {seeded[0]}")
 
@@ -101,25 +108,27 @@ def load_grid(path: str | os.PathLike[str]) -> tuple[Grid, Path | None]:
     if unknown:
         raise ValueError(f"{path}: unknown key {unknown[0]!r}; valid keys: {', '.join(GRID_KEYS)}")
 
-    def strings(key: str) -> list[str]:
-        value = raw.get(key) or []
+    def strings(key: str, value: Any) -> list[str]:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(f"{path}: {key} must be a list of strings, got {value!r}")
         return value
 
+    def named_sets(key: str) -> dict[str, list[str]]:
+        value = raw.get(key) or {}
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: {key} must map a name to a list of KEY=VALUE overrides, got {value!r}")
+        return {str(name): strings(f"{key}.{name}", overrides or []) for name, overrides in value.items()}
+
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"{path}: seeds must be a list of integers, got {seeds!r}")
-    variants = raw.get("variants") or {}
-    if not isinstance(variants, dict) or not all(
-        isinstance(v, list) and all(isinstance(o, str) for o in v) for v in variants.values()
-    ):
-        raise ValueError(f"{path}: variants must map a name to a list of KEY=VALUE overrides, got {variants!r}")
+    agents = raw.get("agents") or []
+    per_agent = named_sets("agents") if isinstance(agents, dict) else {}
     try:
-        named = {str(name): overrides for name, overrides in variants.items()}
-        grid = Grid(strings("agents"), strings("datasets"), seeds, strings("set"), named)
+        grid = Grid(list(per_agent) or strings("agents", agents), strings("datasets", raw.get("datasets") or []),
+                    seeds, strings("set", raw.get("set") or []), named_sets("variants"), per_agent)  # fmt: skip
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     out = raw.get("out")
@@ -185,9 +194,13 @@ def plan_sweep(grid: Grid, out: str | os.PathLike[str]) -> list[Cell]:
         if recipe.name in recipes:
             raise ValueError(f"agents {name} and {recipe.name} are the same recipe, {recipe.name}")
         try:
-            recipes[recipe.name] = recipe.with_overrides(grid.overrides)
+            recipe = recipe.with_overrides(grid.overrides)
         except ConfigError as error:
             raise ConfigError(f"--set of agent {recipe.name}: {error}") from None
+        try:
+            recipes[recipe.name] = recipe.with_overrides(grid.agent_overrides.get(name, []))
+        except ConfigError as error:
+            raise ConfigError(f"the overrides of agent {name}: {error}") from None
     generative = [name for name, recipe in recipes.items() if not acts(recipe.agent_class)]
     if generative:
         raise ValueError(f"{generative[0]} is a generative recipe; a sweep trains agents on datasets or tasks")
