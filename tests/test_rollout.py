@@ -40,6 +40,18 @@ def test_exact_episodes_seeded_independently_of_parallelism(pendulum) -> None:
     assert shifted.returns == few.returns[2:]
 
 
+def test_worker_processes_give_the_same_episodes() -> None:
+    task = load_task("hopper")
+    weights = np.random.default_rng(0).normal(scale=0.3, size=(task.obs_dim, task.act_dim))
+
+    def policy(obs: np.ndarray) -> np.ndarray:
+        return np.tanh(obs @ weights)
+
+    sync = evaluate(policy, task, episodes=5, seed=3, num_envs=2)
+    parallel = evaluate(policy, task, episodes=5, seed=3, num_envs=2, asynchronous=True)
+    assert parallel.to_dict() == sync.to_dict() and len(set(sync.returns)) == 5
+
+
 def test_a_policy_with_observe_is_told_every_reward_and_episode_end(pendulum) -> None:
     task, act = pendulum
 

@@ -36,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--envs", type=int_at_least(1), help="environments stepped side by side (default: train.eval_envs)"
     )
+    parser.add_argument("--async-envs", action="store_true", default=None, help="step each environment in a "
+                        "worker process of its own (default: train.eval_async)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
                          f"in the run folder)")  # fmt: skip
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
-    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs)
+    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs)
     result.write(out, force=force)
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")

@@ -68,9 +68,10 @@ def make_env(task: TaskSpec, **kwargs: Any) -> gym.Env:
 
 
 def make_vector_env(
-    task: TaskSpec, num_envs: int, autoreset_mode: str = "SameStep", **kwargs: Any
+    task: TaskSpec, num_envs: int, autoreset_mode: str = "SameStep", asynchronous: bool = False, **kwargs: Any
 ) -> gym.vector.VectorEnv:
-    """``num_envs`` copies of :func:`make_env` in one process (``SyncVectorEnv``).
+    """``num_envs`` copies of :func:`make_env` in one process (``SyncVectorEnv``), or each in a worker process of
+    its own if ``asynchronous`` (``AsyncVectorEnv``: the same observations and rewards, stepped in parallel).
 
     Autoreset defaults to SAME_STEP: the step that ends an episode already returns the first observation of
     the next one and puts the true last observation in ``info["final_obs"]``, so every step returned is a
@@ -81,7 +82,10 @@ def make_vector_env(
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     mode = gym.vector.AutoresetMode(autoreset_mode)
-    return gym.vector.SyncVectorEnv([lambda: make_env(task, **kwargs)] * num_envs, autoreset_mode=mode)
+    fns = [lambda: make_env(task, **kwargs)] * num_envs
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
 
 
 def reset_envs(envs: gym.vector.VectorEnv, mask: np.ndarray, seeds: Sequence[int | None]) -> np.ndarray:

@@ -103,7 +103,7 @@ def standard_error(values: np.ndarray) -> float:
 
 
 def run_episodes(
-    policy: Policy, task: TaskSpec, episodes: int, seed: int, num_envs: int = 10
+    policy: Policy, task: TaskSpec, episodes: int, seed: int, num_envs: int = 10, asynchronous: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undiscounted returns (float64) and lengths (int64) of exactly ``episodes`` complete episodes, in episode
     order; episode ``i`` starts from ``reset(seed=seed + i)`` (module docstring). Arguments as for :func:`evaluate`.
@@ -111,7 +111,7 @@ def run_episodes(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     n = min(num_envs, episodes)
-    env = make_vector_env(task, n, autoreset_mode="Disabled")
+    env = make_vector_env(task, n, autoreset_mode="Disabled", asynchronous=asynchronous)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     running = np.arange(n)  # the episode each env is running; -1 once it has none left
@@ -153,6 +153,7 @@ def evaluate(
     seed: int,
     num_envs: int = 10,
     step: int | None = None,
+    asynchronous: bool = False,
 ) -> EvalResult:
     """Run ``policy`` for exactly ``episodes`` complete episodes of ``task`` and score them.
 
@@ -160,8 +161,11 @@ def evaluate(
         the step's rewards and ended episodes if it has ``observe`` (see :data:`Policy`).
     :param num_envs: environments stepped side by side (capped at ``episodes``).
     :param step: recorded in the result (the training step of the evaluated weights).
+    :param asynchronous: step each environment in a worker process of its own (gymnasium's ``AsyncVectorEnv``);
+        the results are the same as in one process. It pays when an environment step costs more than passing its
+        observation between processes and there are idle cores.
     """
-    returns, lengths = run_episodes(policy, task, episodes, seed, num_envs)
+    returns, lengths = run_episodes(policy, task, episodes, seed, num_envs, asynchronous)
     scores = task.normalized_score(returns)
     return EvalResult(
         task=task.name,

@@ -275,14 +275,18 @@ def evaluate_agent(
     episodes: int | None = None,
     seed: int | None = None,
     envs: int | None = None,
+    asynchronous: bool | None = None,
 ) -> EvalResult | HeldOutResult:
     """Score ``agent``: by ``episodes`` episodes in its task (defaults: the run's ``train.eval_*``) for an agent
     that acts, by held-out bits/dim for a generative one (which takes no episode options)."""
     if isinstance(agent, Agent) and isinstance(subject, TaskSpec):
         episodes = train.eval_episodes if episodes is None else episodes
         seed = train.eval_seed if seed is None else seed
-        return evaluate(agent.eval_policy(), subject, episodes, seed, train.eval_envs if envs is None else envs, step)
-    given = [name for name, value in (("episodes", episodes), ("seed", seed), ("envs", envs)) if value is not None]
+        envs = train.eval_envs if envs is None else envs
+        asynchronous = train.eval_async if asynchronous is None else asynchronous
+        return evaluate(agent.eval_policy(), subject, episodes, seed, envs, step, asynchronous)
+    options = (("episodes", episodes), ("seed", seed), ("envs", envs), ("asynchronous", asynchronous))
+    given = [name for name, value in options if value is not None]
     if given:
         raise ValueError(f"{', '.join(given)} set(s) evaluation episodes in an environment; {type(agent).__name__} "
                          f"is scored by held-out bits/dim")  # fmt: skip

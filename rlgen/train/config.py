@@ -18,6 +18,8 @@ class TrainConfig:
     :param eval_every: steps between evaluations in the environment (0: only after the last step).
     :param eval_episodes: episodes per evaluation.
     :param eval_envs: environments stepped side by side during evaluation.
+    :param eval_async: step each evaluation environment in a worker process of its own (gymnasium's
+        ``AsyncVectorEnv``; same results as in one process).
     :param eval_seed: episode ``i`` of every evaluation resets with seed ``eval_seed + i``.
     :param checkpoint_every: steps between checkpoints (one is always written after the last step, and one when
         training is stopped by SIGINT or SIGTERM). A value of ``steps`` or more, such as the default on a short
@@ -35,6 +37,7 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_episodes: int = 10
     eval_envs: int = 10
+    eval_async: bool = False
     eval_seed: int = 100_000
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 2
