@@ -90,6 +90,11 @@ class KVCache:
         included: visibility is per row)."""
         return self._visible[: self.batch_size]
 
+    def clear(self) -> None:
+        """Empty the cache (no shared prefix) for the same rows, keeping its storage."""
+        self.length = self.prefix_length = 0
+        self._prefix_kv = None
+
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
         :meth:`select` makes from it (see the class docstring)."""
