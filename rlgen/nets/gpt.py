@@ -81,8 +81,9 @@ class KVCache:
         """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
         ``l``'s keys at ``2l``, values at ``2l + 1``) and key visibility ``(rows, capacity)``."""
         layers, heads, capacity, head_dim = self._layout
-        kv = torch.zeros(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
-        return kv, torch.zeros(rows, capacity, dtype=torch.bool, device=self._device)
+        # Uninitialised: positions are written before they are read (``length`` marks the filled ones).
+        kv = torch.empty(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
+        return kv, torch.empty(rows, capacity, dtype=torch.bool, device=self._device)
 
     @property
     def visible(self) -> Tensor:
@@ -90,10 +91,14 @@ class KVCache:
         included: visibility is per row)."""
         return self._visible[: self.batch_size]
 
-    def clear(self) -> None:
-        """Empty the cache (no shared prefix) for the same rows, keeping its storage."""
+    def clear(self, rows: int | None = None) -> None:
+        """Empty the cache (no shared prefix) for ``rows`` sequences (default: as many as now), keeping its storage
+        where it is large enough."""
         self.length = self.prefix_length = 0
         self._prefix_kv = None
+        if rows is not None and rows > self._kv.shape[1]:
+            self._kv, self._visible = self._allocate(rows)
+        self.batch_size = rows if rows is not None else self.batch_size
 
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
@@ -145,11 +150,16 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key."""
+    def forward(
+        self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
+    ) -> Tensor:
+        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key. ``last_only``: keys and
+        values of every token, but the output ``(B, 1, C)`` of the last query only."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, mask, T = q[:, :, -1:], mask[:, :, -1:], 1
         shared = None
         if cache is not None:
             k, v = cache.store(layer, k, v)
@@ -209,8 +219,12 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_1(x), mask, cache, layer)
+    def forward(
+        self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
+    ) -> Tensor:
+        """``last_only``: the output ``(B, 1, C)`` of the last token only (the cache still gets every token)."""
+        y = self.attn(self.ln_1(x), mask, cache, layer, last_only)
+        x = (x[:, -1:] if last_only else x) + y
         return x + self.mlp(self.ln_2(x))
 
 
@@ -243,8 +257,10 @@ class GPT(nn.Module):
         positions: Tensor | None = None,
         key_visible: Tensor | None = None,
         cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> Tensor:
-        """Hidden states ``(B, T, C)`` of ``T`` new tokens.
+        """Hidden states ``(B, T, C)`` of ``T`` new tokens (``(B, 1, C)`` of the last one with ``last_only``,
+        which skips the last block's work for the others).
 
         :param embeddings: ``(B, T, C)`` input embeddings of the new tokens.
         :param positions: ``(B, T)`` or ``(T,)`` position ids; default: ``cache.length + arange(T)``.
@@ -272,7 +288,7 @@ class GPT(nn.Module):
         mask = attention_mask(visible, T)
         x = self.drop(embeddings + self.wpe(positions))
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, cache, layer)
+            x = block(x, mask, cache, layer, last_only and layer == len(self.blocks) - 1)
         if cache is not None:
             cache.length = past + T
         return self.ln_f(x)

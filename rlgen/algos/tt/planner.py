@@ -31,7 +31,8 @@ the released TT does. The search itself
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,8 +167,22 @@ class CachedDecoder(Decoder):
         if first != self.first or self.cache.length == 0:  # the window moved, or nothing is cached yet
             self.cache.clear()
             self.first = first
+            self._fill_shared(pad)
         done = first + self.cache.length  # slots already in the cache
-        return self.model.features(self.values[:, done:], done - first, pad, self.cache)[:, -1]
+        return self.model.features(self.values[:, done:], done - first, pad, self.cache, last_only=True)[:, 0]
+
+    def _fill_shared(self, pad: Tensor) -> None:
+        """Cache the window but its last transition's action, reward and value once per distinct row: rows that
+        descend from the same candidate differ only there."""
+        lay = self.model.layout
+        tail = lay.dim - lay.obs_dim
+        head = self.values[:, self.first : self.values.shape[1] - tail]
+        if head.shape[1] == 0:
+            return
+        rows, inverse = torch.unique(torch.cat([head, pad[:, None].to(head)], 1), dim=0, return_inverse=True)
+        self.cache.clear(len(rows))
+        self.model.features(rows[:, :-1], 0, rows[:, -1].long(), self.cache, last_only=True)
+        self.cache.select(inverse)
 
     def select(self, index: Tensor) -> None:
         super().select(index)
@@ -179,10 +194,26 @@ class RecomputeDecoder(Decoder):
 
     def _features(self) -> Tensor:
         first, pad = self.window()
-        return self.model.features(self.values[:, first:], 0, pad)[:, -1]
+        return self.model.features(self.values[:, first:], 0, pad, last_only=True)[:, 0]
+
+
+@contextmanager
+def planning_threads(threads: int = 1) -> Iterator[None]:
+    """Run the body on ``threads`` torch threads, then restore the caller's number.
+
+    One thread by default: beam search is a long chain of small operations, where OpenMP workers cost more to
+    wake than they save, and spin-waiting ones slow everything down on a loaded machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.inference_mode()
+@planning_threads()
 def beam_plan(
     model: TrajectoryModel,
     prefix: Tensor,
@@ -190,7 +221,7 @@ def beam_plan(
     config: PlannerConfig,
     generator: torch.Generator | None = None,
 ) -> Plan:
-    """Plan for ``E`` environments at once (see the module docstring).
+    """Plan for ``E`` environments at once (see the module docstring), on one torch thread.
 
     :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
     :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
@@ -207,6 +238,9 @@ def beam_plan(
     if window > model.config.sequence_length:
         raise ValueError(f"planner window of {window} transitions exceeds the {model.config.sequence_length} the "
                          "model was trained on (agent.model.sequence_length)")  # fmt: skip
+    if window < 2 and H > 1:
+        raise ValueError("a planner window of 1 transition holds no whole transition to start the next one from; "
+                         f"use window >= 2 or horizon 1, got horizon {H}")  # fmt: skip
     decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
     decoder = decoder_cls(model, prefix, pad, block=window * layout.dim - 1)
     env = torch.arange(E, device=prefix.device)
