@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -165,11 +166,11 @@ class FlopCounter:
         self.handle.remove()
 
 
-def matmul_rate() -> float:
-    """FLOP/s of one large float32 matrix product on this machine now (best of three)."""
+def matmul_rate(repeats: int = 5) -> float:
+    """FLOP/s of one large float32 matrix product on this machine (best of ``repeats``: the least disturbed)."""
     a, b = torch.randn(2048, 512), torch.randn(512, 2048)
     best = math.inf
-    for _ in range(3):
+    for _ in range(repeats):
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
@@ -214,7 +215,7 @@ def same_search_as_released(config: PlannerConfig) -> bool:
     return bool(torch.equal(tokens_of(model, plan.transitions[0].double().flatten()).view_as(released), released))
 
 
-def bench_setting(name: str, model: TrajectoryModel, args: argparse.Namespace, command: str) -> dict:
+def bench_setting(name: str, model: TrajectoryModel, args: argparse.Namespace, command: str, rate: float) -> dict:
     config = SETTINGS[name]
     same = same_search_as_released(config)
     forward = OfficialForward(model)
@@ -236,7 +237,7 @@ def bench_setting(name: str, model: TrajectoryModel, args: argparse.Namespace, c
         np.mean(times[k], axis=0) for k in ("official", "rlgen", "rlgen_envs")
     )
     batched, batched_cpu = batched / args.envs, batched_cpu / args.envs
-    rate = matmul_rate()
+    rate = max(rate, matmul_rate())
     row = {"settings": name, "command": command, **asdict(config), **machine_state(), "load_averages": loads,
            "official_s": official, "official_cpu_s": official_cpu, "rlgen_s": rlgen, "rlgen_cpu_s": rlgen_cpu,
            "speedup": official / rlgen, "speedup_cpu": official_cpu / rlgen_cpu,
@@ -249,6 +250,38 @@ def bench_setting(name: str, model: TrajectoryModel, args: argparse.Namespace, c
           f"{rate / 1e9:.0f} GFLOP/s; load {loads[0]:.1f}-{loads[-1]:.1f}; same search as released: {same}",
           flush=True)  # fmt: skip
     return row
+
+
+THREAD_POLICIES = {"1 thread (rlgen's planner)": (1, None), "2 threads, OpenMP default wait": (2, None),
+                   "2 threads, OMP_WAIT_POLICY=PASSIVE": (2, "PASSIVE")}  # fmt: skip
+THREAD_PROBE = """
+import time, numpy as np, torch
+from scripts.bench_tt import SETTINGS, make_model, prefixes
+from rlgen.algos.tt import beam_plan
+torch.set_num_threads({threads})
+plan = beam_plan.__wrapped__.__wrapped__  # without the planner's own thread setting
+model, rng = make_model(), np.random.default_rng(0)
+with torch.inference_mode():
+    plan(model, *prefixes(model, 1, rng), SETTINGS["beam32-h5"])
+    start = time.perf_counter()
+    for _ in range({rounds}):
+        plan(model, *prefixes(model, 1, rng), SETTINGS["beam32-h5"])
+print((time.perf_counter() - start) / {rounds})
+"""
+
+
+def thread_policies(rounds: int) -> dict[str, float]:
+    """Seconds per beam32-h5 planning call of rlgen's planner under each thread policy, each in a fresh process
+    (OpenMP reads its wait policy when it loads)."""
+    times = {}
+    for name, (threads, wait) in THREAD_POLICIES.items():
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+        env.update({"OMP_WAIT_POLICY": wait} if wait else {})
+        code = THREAD_PROBE.format(threads=threads, rounds=rounds)
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        times[name] = float(result.stdout.split()[-1])
+        print(f"{name}: {times[name]:.3f} s per planning call (load {os.getloadavg()[0]:.1f})", flush=True)
+    return times
 
 
 def write_report(rows: list[dict], machine: dict, out: Path) -> None:
@@ -273,7 +306,7 @@ def write_report(rows: list[dict], machine: dict, out: Path) -> None:
         "environments in one call (seconds per environment). 'same search': with every token greedy (k = 1, so "
         "no random stream), in float64, beam 8 and a horizon of twice the window, rlgen's plan equals the "
         "transcribed released planner's token for token. The FLOP floor is the cached search's counted "
-        "arithmetic at the rate of one large matmul on this machine at the time.",
+        "arithmetic (GPT trunk) at the best rate of one large matmul on this machine during the run.",
         "",
         "| settings | beam | horizon | threads / OMP_WAIT_POLICY | load avg | released s | rlgen s | speedup "
         "(CPU) | N envs: rlgen s per env | speedup per env | rlgen GFLOP | FLOP floor s | same search |",
@@ -297,16 +330,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved planning calls of each planner")
     parser.add_argument("--envs", type=int, default=10, help="environments rlgen plans in one call")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/tt_planning"))
+    parser.add_argument("--thread-policies", action="store_true", help="only time rlgen's planner (beam32-h5) "
+                        "under each thread policy, each in a fresh process; written to <out>_threads.json")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.thread_policies:
+        times = {"command": "python " + " ".join(sys.argv), "load_average_end": None,
+                 "s_per_planning_call": thread_policies(args.rounds)}  # fmt: skip
+        times["load_average_end"] = os.getloadavg()[0]
+        write_text_atomic(args.out.with_name(args.out.name + "_threads.json"), json.dumps(times, indent=2) + "\n")
+        return 0
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "torch": torch.__version__}  # fmt: skip
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     model = make_model()
     print(f"machine: {machine}; {machine_state()}", flush=True)
     rows = []
-    with planning_threads():  # both planners under the thread policy rlgen's planner sets for itself
+    with planning_threads():
+        rate = matmul_rate()  # both planners under the thread policy rlgen's planner sets for itself
         for name in args.settings:
-            rows.append(bench_setting(name, model, args, command))
+            rows.append(bench_setting(name, model, args, command, rate))
             write_report(rows, machine, args.out)
     return 0
 

@@ -62,7 +62,7 @@ class TTModelConfig:
         :class:`~rlgen.heads.AdaCatHead`); 1 is the paper's plain gradient.
     :param input_embedding: how AdaCat embeds its continuous inputs: ``piecewise`` (see the module docstring) or
         ``linear`` (the paper's ``Linear(1, width)``, which learns far more slowly); ignored by token conditionals.
-    :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
+    :param sequence_length: transitions per training segment; the planner's window must fit.
     """
 
     conditional: Conditional = "adacat"

@@ -159,7 +159,7 @@ class CachedDecoder(Decoder):
         super().__init__(model, prefix, pad, block)
         self.cache = model.gpt.new_cache(prefix.shape[0], block)
         self.first = 0  # the slot of the cache's first position
-        self.last  # noqa: B018 - the prefix, computed once per environment
+        self._last = self._features()  # the prefix, computed once per environment
         self.cache.share_prefix()
 
     def _features(self) -> Tensor:
