@@ -321,6 +321,13 @@ def write_report(rows: list[dict], machine: dict, out: Path) -> None:
             f"**{r['speedup_envs']:.1f}x** | {r['rlgen_gflop']:.1f} | {r['flop_floor_s']:.3f} | "
             f"{r['same_search_greedy_float64']} |"
         )
+    threads_path = out.with_name(out.name + "_threads.json")
+    if threads_path.exists():
+        probe = json.loads(threads_path.read_text())
+        lines += ["", f"Thread policies (rlgen's planner, beam32-h5, one environment, each in a fresh process; "
+                  f"`{probe['command']}`, load average {probe['load_average_end']:.1f} at its end):", "",
+                  "| policy | s per planning call |", "| --- | ---: |"]  # fmt: skip
+        lines += [f"| {name} | {seconds:.3f} |" for name, seconds in probe["s_per_planning_call"].items()]
     write_text_atomic(out.with_suffix(".md"), "\n".join(lines) + "\n")
 
 
@@ -338,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                  "s_per_planning_call": thread_policies(args.rounds)}  # fmt: skip
         times["load_average_end"] = os.getloadavg()[0]
         write_text_atomic(args.out.with_name(args.out.name + "_threads.json"), json.dumps(times, indent=2) + "\n")
+        write_report([], json.loads(args.out.with_suffix(".json").read_text())["machine"], args.out)
         return 0
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpus": os.cpu_count(), "torch": torch.__version__}  # fmt: skip
