@@ -1,11 +1,13 @@
-"""The causal transformer trunk: the KV cache reproduces full forward passes, and outputs are causal."""
+"""The causal transformer trunk: the KV cache reproduces full forward passes, outputs are causal, and the training
+path's attention and dropout compute what F.scaled_dot_product_attention and nn.Dropout do."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from rlgen.nets.gpt import GPT, GPTConfig, decay_groups
+from rlgen.nets.gpt import GPT, Dropout, GPTConfig, attend_with_dropout, attention_mask, decay_groups
 
 
 @pytest.fixture
@@ -122,3 +124,47 @@ def test_weight_decay_applies_to_linear_weights_only(model: GPT) -> None:
     assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
     assert len(decay["params"]) == 4 * 2 and all(p.ndim == 2 for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("blocks", [1, 3, 4, 7])
+@pytest.mark.parametrize("past", [0, 5])
+def test_blocked_attention_without_dropout_equals_sdpa_values_and_gradients(blocks: int, past: int) -> None:
+    torch.manual_seed(0)
+    B, H, T, hd = 3, 2, 13, 8
+    q = torch.randn(B, H, T, hd, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(B, H, past + T, hd, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    visible = torch.rand(B, past + T) > 0.3
+    visible[1, :4] = False  # left padding: its queries attend to themselves only
+    mask = attention_mask(visible, T)
+    ours = attend_with_dropout(q, k, v, mask, 0.0, blocks)
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+    upstream = torch.randn_like(ours)
+    grads = torch.autograd.grad(ours, (q, k, v), upstream)
+    expected = torch.autograd.grad(reference, (q, k, v), upstream)
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_attention_dropout_zeroes_weights_with_probability_p_and_is_unbiased() -> None:
+    torch.manual_seed(0)
+    T, p = 6, 0.3
+    q = torch.randn(1, 1, T, 4, dtype=torch.float64)
+    k = torch.randn(1, 1, T, 4, dtype=torch.float64)
+    mask = attention_mask(torch.ones(1, T, dtype=torch.bool), T)
+    eye = torch.eye(T, dtype=torch.float64)[None, None]  # v = identity: the output is the weight matrix itself
+    draws = torch.stack([attend_with_dropout(q, k, eye, mask, p) for _ in range(4000)])
+    weights = F.scaled_dot_product_attention(q, k, eye, attn_mask=mask)
+    kept = draws[:, mask[0, 0].expand(1, 1, T, T)] != 0
+    assert abs(1 - kept.double().mean().item() - p) < 0.01
+    torch.testing.assert_close(draws.mean(0), weights, rtol=0, atol=0.03)
+    assert torch.all(draws[:, ~mask.expand(1, 1, T, T)] == 0)  # masked keys stay at weight 0
+
+
+def test_dropout_module_zeroes_p_of_inputs_scales_the_rest_and_is_off_in_eval() -> None:
+    torch.manual_seed(0)
+    layer, x = Dropout(0.25), torch.ones(200_000)
+    y = layer(x)
+    assert abs((y == 0).double().mean().item() - 0.25) < 0.005
+    assert torch.all((y == 0) | (y == 1 / 0.75))
+    assert torch.equal(layer.eval()(x), x)

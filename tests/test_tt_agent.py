@@ -36,7 +36,8 @@ def test_recipes_load_with_the_cpu_preset_and_the_paper_defaults(name: str) -> N
                                    "agent.planner.horizon=15", "agent.planner.context=5"])  # fmt: skip
     assert paper.agent.planner.beam_width == 128
     with pytest.raises(ConfigError, match="sequence_length"):
-        recipe.with_overrides(["agent.planner.horizon=15"])
+        recipe.with_overrides(["agent.planner.window=1000"])
+    assert recipe.with_overrides(["agent.planner.horizon=15"]).agent.planner.horizon == 15  # windowed: any horizon
     with pytest.raises((ConfigError, ValueError), match="rank_bins"):
         recipe.with_overrides(["agent.planner.rank_bins=width"])
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTModelConfig, beam_plan, make_prefix
+from rlgen.algos.tt.planner import Decoder, RecomputeDecoder
 from rlgen.heads import head_config
 
 LAYOUT = TransitionLayout(obs_dim=3, act_dim=2)
@@ -96,11 +97,67 @@ def test_prefix_keeps_the_last_context_transitions_left_padded() -> None:
     torch.testing.assert_close(prefix[1, D : 2 * D], torch.as_tensor(ROWS[0]).double())
 
 
-def test_planner_refuses_a_plan_longer_than_the_block() -> None:
-    model = _model("uniform")  # sequence_length 6: context 2 + horizon 5 does not fit
+def test_planner_refuses_a_window_longer_than_the_trained_sequences() -> None:
+    model = _model("uniform")  # sequence_length 6
     prefix, pad = _prefix(model)
-    with pytest.raises(ValueError, match="exceeds"):
-        beam_plan(model, prefix, pad, PlannerConfig(horizon=5, beam_width=2, context=2))
+    with pytest.raises(ValueError, match="window of 7 transitions exceeds the 6"):
+        beam_plan(model, prefix, pad, PlannerConfig(horizon=2, beam_width=2, context=2, window=7))
+
+
+@pytest.mark.parametrize("conditional", ["uniform", "adacat"])
+@pytest.mark.parametrize(("window", "context", "horizon"), [(2, 2, 5), (3, 3, 7), (6, 2, 9), (4, 5, 6)])
+def test_windowed_cached_planner_returns_the_windowed_recompute_plan(
+    conditional: str, window: int, context: int, horizon: int
+) -> None:
+    """Horizons longer than the window: the cache is refilled every time the window moves."""
+    model = _model(conditional)
+    contexts = [ROWS[:5], ROWS[:0], ROWS[5:6]]  # different lengths: rows are cropped at different times
+    prefix, pad = make_prefix(model, contexts, ROWS[20:23, : LAYOUT.obs_dim], context)
+    config = PlannerConfig(horizon=horizon, beam_width=4, n_expand=2, context=context, action_top_p=0.9,
+                           window=window)  # fmt: skip
+    cached, full = (beam_plan(model, prefix, pad, replace(config, cached=cached), torch.Generator().manual_seed(3))
+                    for cached in (True, False))  # fmt: skip
+    assert cached.transitions.shape == (3, horizon, LAYOUT.dim)
+    torch.testing.assert_close(cached.transitions, full.transitions, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(cached.scores, full.scores, rtol=1e-9, atol=1e-9)
+    other = beam_plan(model, prefix, pad, config, torch.Generator().manual_seed(4))
+    assert not torch.allclose(other.transitions, cached.transitions)
+
+
+def test_window_crops_each_row_as_the_released_planner_does() -> None:
+    """Per row, TT's ``forward`` crops ``round_up(length - block, D)`` tokens once a row is longer than ``block``."""
+    model, D = _model("uniform"), LAYOUT.dim
+    pad = torch.tensor([0, 2 * D, 5 * D])
+    for length in range(5 * D + 1, 9 * D):
+        decoder = RecomputeDecoder.__new__(RecomputeDecoder)
+        Decoder.__init__(decoder, model, torch.zeros(3, length, dtype=torch.float64), pad, block=3 * D - 1)
+        first, invisible = decoder.window()
+        for row in range(3):
+            real = length - int(pad[row])
+            crop = -(-(real - (3 * D - 1)) // D) * D if real > 3 * D - 1 else 0
+            assert first + int(invisible[row]) == int(pad[row]) + crop, (length, row)
+        assert first == min(int(p) + max(0, -(-(length - int(p) - 3 * D + 1) // D) * D) for p in pad)
+
+
+def test_window_positions_restart_at_the_first_kept_transition() -> None:
+    """With window == context, the oldest context transition is cropped before the first forward pass (as in
+    TT, whose prefix holds max_context_transitions transitions and its block one token less): it cannot matter,
+    whereas the others do."""
+    model = _model("uniform")
+    config = PlannerConfig(horizon=4, beam_width=3, n_expand=2, context=3, window=3, action_top_p=0.9)
+    obs = ROWS[20:21, : LAYOUT.obs_dim]
+
+    def plan(rows: np.ndarray) -> torch.Tensor:
+        prefix, pad = make_prefix(model, [rows], obs, config.context)
+        result = beam_plan(model, prefix, pad, config, torch.Generator().manual_seed(5))
+        return torch.cat([result.transitions.flatten(), result.scores])
+
+    base = ROWS[:3].copy()
+    oldest, middle = base.copy(), base.copy()
+    oldest[0] += 1.0
+    middle[1] += 1.0
+    torch.testing.assert_close(plan(oldest), plan(base), rtol=0, atol=0)
+    assert not torch.equal(plan(middle), plan(base))
 
 
 def test_context_values_are_invisible_to_later_tokens() -> None:

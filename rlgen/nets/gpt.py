@@ -81,14 +81,24 @@ class KVCache:
         """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
         ``l``'s keys at ``2l``, values at ``2l + 1``) and key visibility ``(rows, capacity)``."""
         layers, heads, capacity, head_dim = self._layout
-        kv = torch.zeros(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
-        return kv, torch.zeros(rows, capacity, dtype=torch.bool, device=self._device)
+        # Uninitialised: positions are written before they are read (``length`` marks the filled ones).
+        kv = torch.empty(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
+        return kv, torch.empty(rows, capacity, dtype=torch.bool, device=self._device)
 
     @property
     def visible(self) -> Tensor:
         """``(B, capacity)`` bool, whether later tokens may attend to each cached position (shared prefix
         included: visibility is per row)."""
         return self._visible[: self.batch_size]
+
+    def clear(self, rows: int | None = None) -> None:
+        """Empty the cache (no shared prefix) for ``rows`` sequences (default: as many as now), keeping its storage
+        where it is large enough."""
+        self.length = self.prefix_length = 0
+        self._prefix_kv = None
+        if rows is not None and rows > self._kv.shape[1]:
+            self._kv, self._visible = self._allocate(rows)
+        self.batch_size = rows if rows is not None else self.batch_size
 
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
@@ -138,23 +148,69 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = Dropout(config.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key."""
+    def forward(
+        self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
+    ) -> Tensor:
+        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key. ``last_only``: keys and
+        values of every token, but the output ``(B, 1, C)`` of the last query only."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, mask, T = q[:, :, -1:], mask[:, :, -1:], 1
         shared = None
         if cache is not None:
             k, v = cache.store(layer, k, v)
             shared = cache.prefix(layer)
         if shared is not None:
             y = attend_with_shared_prefix(q, *shared, k, v, mask)
+        elif self.training and self.dropout > 0:
+            y = attend_with_dropout(q, k, v, mask, self.dropout)
         else:
-            dropout = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
+
+
+def attend_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float, blocks: int = 4) -> Tensor:
+    """``F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p)``'s maths for a causal ``mask``: every
+    attention weight is zeroed with probability ``p`` and the others scaled by ``1 / (1 - p)``.
+
+    On a CPU that call materialises all ``T x T`` weights anyway; here the queries go in ``blocks`` blocks, each
+    with only the keys up to its last query (the ones after are masked: they would only add zeros), which skips
+    most of the masked half of the weights and of their random numbers."""
+    T, past = q.shape[-2], k.shape[-2] - q.shape[-2]
+    q, v = q * q.shape[-1] ** -0.5, v * (1.0 / (1.0 - p))
+    outputs = []
+    for start in range(0, T, -(-T // blocks)):
+        end = min(T, start - (-T // blocks))
+        keys = past + end
+        weights = q[:, :, start:end] @ k[:, :, :keys].transpose(-1, -2)
+        weights = weights.masked_fill_(~mask[:, :, start:end, :keys], -math.inf).softmax(-1)
+        drop = torch.rand_like(weights) < p
+        outputs.append(weights.masked_fill(drop, 0.0) @ v[:, :, :keys])
+    return torch.cat(outputs, 2)
+
+
+def dropout_mask(like: Tensor, p: float) -> Tensor:
+    """``1 / (1 - p)`` with probability ``1 - p``, else 0, shaped like ``like``. Drawn by ``torch.rand``: on a CPU,
+    the ``bernoulli_`` behind ``nn.Dropout`` is several times slower."""
+    return torch.rand_like(like).ge_(p).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout`` with its mask from :func:`dropout_mask`."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * dropout_mask(x, self.p) if self.training and self.p > 0 else x
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 def attend_with_shared_prefix(
@@ -188,7 +244,7 @@ class MLP(nn.Module):
         super().__init__()
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.dropout(self.proj(F.gelu(self.fc(x))))
@@ -204,8 +260,12 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
-        x = x + self.attn(self.ln_1(x), mask, cache, layer)
+    def forward(
+        self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
+    ) -> Tensor:
+        """``last_only``: the output ``(B, 1, C)`` of the last token only (the cache still gets every token)."""
+        y = self.attn(self.ln_1(x), mask, cache, layer, last_only)
+        x = (x[:, -1:] if last_only else x) + y
         return x + self.mlp(self.ln_2(x))
 
 
@@ -216,7 +276,7 @@ class GPT(nn.Module):
         super().__init__()
         self.config = config
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.apply(init_weights)
@@ -238,8 +298,10 @@ class GPT(nn.Module):
         positions: Tensor | None = None,
         key_visible: Tensor | None = None,
         cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> Tensor:
-        """Hidden states ``(B, T, C)`` of ``T`` new tokens.
+        """Hidden states ``(B, T, C)`` of ``T`` new tokens (``(B, 1, C)`` of the last one with ``last_only``,
+        which skips the last block's work for the others).
 
         :param embeddings: ``(B, T, C)`` input embeddings of the new tokens.
         :param positions: ``(B, T)`` or ``(T,)`` position ids; default: ``cache.length + arange(T)``.
@@ -260,14 +322,13 @@ class GPT(nn.Module):
         if positions is None:
             positions = torch.arange(past, past + T, device=device)
         visible = torch.ones(T, dtype=torch.bool, device=device) if key_visible is None else key_visible
-        visible = visible.expand(B, T)
         if cache is not None:
             cache.visible[:, past : past + T] = visible
             visible = cache.visible[:, : past + T]
-        mask = attention_mask(visible, T)
+        mask = attention_mask(visible.view(-1, visible.shape[-1]), T)  # one row, or one per sequence
         x = self.drop(embeddings + self.wpe(positions))
         for layer, block in enumerate(self.blocks):
-            x = block(x, mask, cache, layer)
+            x = block(x, mask, cache, layer, last_only and layer == len(self.blocks) - 1)
         if cache is not None:
             cache.length = past + T
         return self.ln_f(x)

@@ -206,9 +206,9 @@ def plan_sweep(grid: Grid, out: str | os.PathLike[str]) -> list[Cell]:
         raise ValueError(f"{generative[0]} is a generative recipe; a sweep trains agents on datasets or tasks")
     refs: dict[tuple[str, str], DatasetRef] = {}
     for agent, recipe in recipes.items():
-        offline = recipe.agent_class.offline  # type: ignore[attr-defined]
+        needs_dataset = recipe.agent_class.needs_dataset  # type: ignore[attr-defined]
         for name in grid.datasets:
-            refs[agent, name] = _resolve(name, DEFAULT_LEVEL if offline else None)
+            refs[agent, name] = _resolve(name, DEFAULT_LEVEL if needs_dataset else None)
     cells = []
     for agent, recipe in recipes.items():
         for name in grid.datasets:

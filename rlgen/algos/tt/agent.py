@@ -59,10 +59,10 @@ class TTConfig:
     ema: float | None = None
 
     def __post_init__(self) -> None:
-        if self.planner.context + self.planner.horizon > self.model.sequence_length:
+        if (self.planner.window or 0) > self.model.sequence_length:
             raise ConfigError(
-                f"agent.planner.context + agent.planner.horizon ({self.planner.context} + {self.planner.horizon}) "
-                f"must fit in agent.model.sequence_length ({self.model.sequence_length}) transitions"
+                f"agent.planner.window ({self.planner.window}) must fit in agent.model.sequence_length "
+                f"({self.model.sequence_length}) transitions, the block the model is trained on"
             )
         if self.ema is not None and not 0.0 < self.ema < 1.0:
             raise ConfigError(f"agent.ema must be in (0, 1) or null, got {self.ema}")

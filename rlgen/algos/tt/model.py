@@ -61,7 +61,7 @@ class TTModelConfig:
         default AdaCat with a tenth of the gradient reaching its width logits; 1 is the paper's plain gradient).
     :param input_embedding: how AdaCat embeds its continuous inputs: ``piecewise`` (see the module docstring) or
         ``linear`` (the paper's ``Linear(1, width)``, which learns far more slowly); ignored by token conditionals.
-    :param sequence_length: transitions per training segment; the planner's context plus horizon must fit.
+    :param sequence_length: transitions per training segment; the planner's window must fit.
     """
 
     head: HeadConfig = field(default_factory=lambda: AdaCatHeadConfig(width_grad_scale=0.1))
@@ -161,10 +161,15 @@ class TrajectoryModel(nn.Module):
         return F.embedding(index, before) + fraction.to(vectors) * F.embedding(index, vectors)
 
     def features(
-        self, values: Tensor, start: int = 0, pad: Tensor | None = None, cache: KVCache | None = None
+        self,
+        values: Tensor,
+        start: int = 0,
+        pad: Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
     ) -> Tensor:
         """Hidden states ``(B, T, C)`` of ``values (B, T)`` occupying slots ``start .. start + T`` of sequences
-        whose first transition starts at slot 0.
+        whose first transition starts at slot 0 (``(B, 1, C)`` of the last token with ``last_only``).
 
         :param pad: ``(B,)`` left-padding tokens per row (a multiple of D): those slots are invisible and
             positions count from the first real token.
@@ -178,7 +183,7 @@ class TrajectoryModel(nn.Module):
         if pad is not None:
             positions = (slots - pad[:, None]).clamp(min=0)
             visible = visible & (slots >= pad[:, None])
-        return self.gpt(self.embed(values, dims), positions, visible, cache)
+        return self.gpt(self.embed(values, dims), positions, visible, cache, last_only)
 
     def distribution(self, features: Tensor, dim: int) -> PiecewiseUniform:
         """The conditional of dimension ``dim`` given the features ``(..., C)`` of the token before it."""

@@ -11,6 +11,10 @@ Semantics of the released TT planner (Janner et al. 2021, ``beam_plan``), per en
    observation greedily (the first-ranked bin) unless the horizon is reached;
 3. execute the first action of the best sequence; replan at the next step.
 
+Every forward pass sees a window, as in the released planner: the sequence is cropped from the front by whole
+transitions to at most ``window * D - 1`` tokens (the block the model was trained on) and positions restart at
+the window's first token; so plans of any horizon condition on what the model was trained on.
+
 TT ranks tokens by probability (``rank_bins: mass``). With unequal bins, ranking by density (mass / width)
 makes the kept bins a highest-density region; with uniform bins the two are the same. Quantile conditionals need
 density: one close to the data's marginal gives every quantile bin about the same mass, so ranking by mass keeps
@@ -18,15 +22,17 @@ an arbitrary set of bins. AdaCat keeps mass: its bins start with one narrow bin 
 clipped at its bound), whose density ranks it first whatever its mass. benchmarks/tt_scores.md has the numbers.
 
 Two decoders produce the same numbers: :class:`CachedDecoder` feeds only the new tokens through the GPT and
-keeps a KV cache that follows the beam (reindexed on expansion and selection); :class:`RecomputeDecoder`
-recomputes the whole sequence for every token, as the released TT does. The search itself
+keeps a KV cache that follows the beam (reindexed on expansion and selection) and is refilled once per
+transition, when the window moves; :class:`RecomputeDecoder` recomputes the whole window for every token, as
+the released TT does. The search itself
 (:func:`beam_plan`) is shared, so given the same random generator both return the same plan.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,7 +57,10 @@ class PlannerConfig:
     :param discount: of the planning score.
     :param rank_bins: ``mass`` (TT's) or ``density``: the order in which bins join the action nucleus, and the
         observation, reward and value bin that greedy decoding takes.
-    :param cached: plan with the KV cache (``false``: recompute the whole sequence per token, as released TT).
+    :param window: transitions every forward pass sees (TT's ``max_context_transitions``): a longer sequence is
+        cropped from the front by whole transitions to at most ``window * D - 1`` tokens, the trained block;
+        ``null``: the model's ``sequence_length``.
+    :param cached: plan with the KV cache (``false``: recompute the whole window per token, as released TT).
     """
 
     horizon: int = 15
@@ -61,11 +70,14 @@ class PlannerConfig:
     action_top_p: float = 0.4
     discount: float = 0.99
     rank_bins: BinRanking = "mass"
+    window: int | None = None
     cached: bool = True
 
     def __post_init__(self) -> None:
         if min(self.horizon, self.beam_width, self.n_expand) < 1 or self.context < 0:
             raise ValueError(f"horizon, beam_width and n_expand must be >= 1 and context >= 0, got {self}")
+        if self.window is not None and self.window < 1:
+            raise ValueError(f"window must be >= 1 transition or null, got {self.window}")
         if not 0.0 <= self.action_top_p <= 1.0:
             raise ValueError(f"action_top_p must be in [0, 1], got {self.action_top_p}")
         if self.rank_bins not in BIN_RANKINGS:
@@ -93,40 +105,84 @@ class Plan:
 
 
 class Decoder(ABC):
-    """A batch of token sequences growing one or several tokens at a time, with the features of the last
-    token (which predict the next one). Rows are left-padded by ``pad`` tokens (whole transitions)."""
+    """A batch of token sequences growing one or several tokens at a time, and the features of each row's last
+    token (which predict the next one), computed when first asked for.
 
-    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, capacity: int):
-        self.model, self.values, self.pad, self.capacity = model, prefix, pad, capacity
-        self.last = self._features(prefix.shape[1])
+    Rows are left-padded by ``pad`` tokens (whole transitions). Every forward pass sees only a window: a row
+    longer than ``block`` real tokens is cropped from the front by whole transitions until it fits (the released
+    TT's ``max_block`` and ``crop_increment``), and positions count from the first token of the window.
+    """
+
+    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int):
+        self.model, self.values, self.pad, self.block = model, prefix, pad, block
+        self.min_pad = int(pad.min()) if len(pad) else 0
+        self._last: Tensor | None = None
+
+    @property
+    def last(self) -> Tensor:
+        """Features ``(B, C)`` of every row's last token."""
+        if self._last is None:
+            self._last = self._features()
+        return self._last
 
     @abstractmethod
-    def _features(self, new: int) -> Tensor:
-        """Features ``(B, C)`` of the last token, after ``new`` tokens were appended to ``self.values``."""
+    def _features(self) -> Tensor:
+        """Features ``(B, C)`` of the last token of ``self.values``."""
 
-    def extend(self, values: Tensor) -> Tensor:
-        """Append ``values (B, n)`` and return the new last features ``(B, C)``."""
+    def window(self) -> tuple[int, Tensor]:
+        """The first slot any row's window starts at, and every row's invisible tokens after it ``(B,)``."""
+        D, length = self.model.layout.dim, self.values.shape[1]
+        start = self.pad + ((length - self.pad - self.block).clamp(min=0) + D - 1) // D * D  # whole transitions
+        # The row with the least padding is the longest; it starts first.
+        first = self.min_pad + (max(0, length - self.min_pad - self.block) + D - 1) // D * D
+        return first, start - first
+
+    def extend(self, values: Tensor) -> None:
+        """Append ``values (B, n)``."""
         self.values = torch.cat([self.values, values.to(self.values)], 1)
-        self.last = self._features(values.shape[1])
-        return self.last
+        self._last = None
 
     def select(self, index: Tensor) -> None:
         """Keep rows ``index`` (reorder, repeat, drop) in that order."""
-        self.values, self.pad, self.last = self.values[index], self.pad[index], self.last[index]
+        self.values, self.pad = self.values[index], self.pad[index]
+        if self._last is not None:
+            self._last = self._last[index]
 
 
 class CachedDecoder(Decoder):
-    """Feeds only the new tokens through the GPT; the KV cache follows the rows. Every environment's prefix is
-    cached once and shared by all its candidates (they stay grouped by environment)."""
+    """Feeds only the new tokens through the GPT; the KV cache follows the rows and holds the current window.
+    When the window moves (one transition at a time), positions change, so the window is recomputed into the
+    emptied cache. Every environment's prefix is cached once and shared by all its candidates (they stay grouped
+    by environment) until then."""
 
-    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, capacity: int):
-        self.cache = model.gpt.new_cache(prefix.shape[0], capacity)
-        super().__init__(model, prefix, pad, capacity)
+    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int):
+        super().__init__(model, prefix, pad, block)
+        self.cache = model.gpt.new_cache(prefix.shape[0], block)
+        self.first = 0  # the slot of the cache's first position
+        self._last = self._features()  # the prefix, computed once per environment
         self.cache.share_prefix()
 
-    def _features(self, new: int) -> Tensor:
-        start = self.values.shape[1] - new
-        return self.model.features(self.values[:, start:], start, self.pad, self.cache)[:, -1]
+    def _features(self) -> Tensor:
+        first, pad = self.window()
+        if first != self.first or self.cache.length == 0:  # the window moved, or nothing is cached yet
+            self.cache.clear()
+            self.first = first
+            self._fill_shared(pad)
+        done = first + self.cache.length  # slots already in the cache
+        return self.model.features(self.values[:, done:], done - first, pad, self.cache, last_only=True)[:, 0]
+
+    def _fill_shared(self, pad: Tensor) -> None:
+        """Cache the window but its last transition's action, reward and value once per distinct row: rows that
+        descend from the same candidate differ only there."""
+        lay = self.model.layout
+        tail = lay.dim - lay.obs_dim
+        head = self.values[:, self.first : self.values.shape[1] - tail]
+        if head.shape[1] == 0:
+            return
+        rows, inverse = torch.unique(torch.cat([head, pad[:, None].to(head)], 1), dim=0, return_inverse=True)
+        self.cache.clear(len(rows))
+        self.model.features(rows[:, :-1], 0, rows[:, -1].long(), self.cache, last_only=True)
+        self.cache.select(inverse)
 
     def select(self, index: Tensor) -> None:
         super().select(index)
@@ -134,15 +190,30 @@ class CachedDecoder(Decoder):
 
 
 class RecomputeDecoder(Decoder):
-    """Recomputes the whole sequence for every new token (the released TT's planner; the reference)."""
+    """Recomputes every row's whole window for every new token (the released TT's planner; the reference)."""
 
-    def _features(self, new: int) -> Tensor:
-        if self.values.shape[1] > self.capacity:
-            raise ValueError(f"sequence of {self.values.shape[1]} tokens exceeds the capacity {self.capacity}")
-        return self.model.features(self.values, 0, self.pad)[:, -1]
+    def _features(self) -> Tensor:
+        first, pad = self.window()
+        return self.model.features(self.values[:, first:], 0, pad, last_only=True)[:, 0]
+
+
+@contextmanager
+def planning_threads(threads: int = 1) -> Iterator[None]:
+    """Run the body on ``threads`` torch threads, then restore the caller's number.
+
+    One thread by default: beam search is a long chain of small operations, where OpenMP workers cost more to
+    wake than they save, and spin-waiting ones slow everything down on a loaded machine.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @torch.inference_mode()
+@planning_threads()
 def beam_plan(
     model: TrajectoryModel,
     prefix: Tensor,
@@ -150,7 +221,7 @@ def beam_plan(
     config: PlannerConfig,
     generator: torch.Generator | None = None,
 ) -> Plan:
-    """Plan for ``E`` environments at once (see the module docstring).
+    """Plan for ``E`` environments at once (see the module docstring), on one torch thread.
 
     :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
     :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
@@ -163,8 +234,15 @@ def beam_plan(
         """A value ``(B, 1)`` from a bin drawn among the highest-ranked ones holding ``top_p`` of the mass."""
         return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator, rank_by=config.rank_bins)
 
+    window = config.window or model.config.sequence_length
+    if window > model.config.sequence_length:
+        raise ValueError(f"planner window of {window} transitions exceeds the {model.config.sequence_length} the "
+                         "model was trained on (agent.model.sequence_length)")  # fmt: skip
+    if window < 2 and H > 1:
+        raise ValueError("a planner window of 1 transition holds no whole transition to start the next one from; "
+                         f"use window >= 2 or horizon 1, got horizon {H}")  # fmt: skip
     decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
-    decoder = decoder_cls(model, prefix, pad, capacity=P + H * layout.dim - layout.obs_dim)
+    decoder = decoder_cls(model, prefix, pad, block=window * layout.dim - 1)
     env = torch.arange(E, device=prefix.device)
     decoder.select(env.repeat_interleave(W))  # E * W rows, environment-major
     rewards = torch.zeros(E * W, H + 1, device=prefix.device)

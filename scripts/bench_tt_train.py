@@ -1,0 +1,135 @@
+"""Trajectory Transformer training throughput: today's training step against the previous code path, one run.
+
+The model is the README's CPU-sized TT (quantile conditionals, 100 bins, Hopper's 11 + 3 dimensions, segments of
+8 transitions, 2 layers, 4 heads, width 64, dropout 0.1) at batch 64, trained with TT's AdamW and gradient
+clipping on one torch thread. The previous path, restored by :func:`previous_path` for the rounds that time it:
+attention dropout inside ``F.scaled_dot_product_attention`` (on a CPU: materialised weights and ``bernoulli_``),
+``nn.Dropout`` elsewhere, (both: the loss as one head call per dimension). The two are timed in alternating rounds,
+and the machine's load is recorded, so a change of load weighs on both.
+
+    python scripts/bench_tt_train.py            # writes benchmarks/tt_train.json and .md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rlgen.algos.tt import TrajectoryModel, TransitionLayout, TTModelConfig
+from rlgen.heads import head_config
+from rlgen.nets import gpt
+from rlgen.nets.gpt import decay_groups
+from rlgen.train.run_dir import write_text_atomic
+
+HOPPER = TransitionLayout(obs_dim=11, act_dim=3)
+
+
+@contextmanager
+def previous_path() -> Iterator[None]:
+    """Train with the previous attention dropout and dropout modules."""
+
+    def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float) -> Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+
+    def dropout(module: gpt.Dropout, x: Tensor) -> Tensor:
+        return F.dropout(x, module.p, module.training)
+
+    with mock.patch.object(gpt, "attend_with_dropout", attend), mock.patch.object(gpt.Dropout, "forward", dropout):
+        yield
+
+
+def make_training(seed: int = 0) -> tuple[TrajectoryModel, torch.optim.Optimizer, Tensor, Tensor, Tensor]:
+    torch.manual_seed(seed)
+    data = np.random.default_rng(seed).normal(size=(20_000, HOPPER.dim)).astype(np.float32)
+    config = TTModelConfig(head_config("quantile", num_bins=100), sequence_length=8, n_layer=2, n_head=4, n_embd=64)
+    model = TrajectoryModel(config, HOPPER, data.min(0), data.max(0))
+    model.fit_bins(data)
+    optimizer = torch.optim.AdamW(decay_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95))
+    rows = torch.as_tensor(data[: 64 * 8].reshape(64, 8, HOPPER.dim))
+    return model, optimizer, rows, torch.ones(64, 8, dtype=torch.bool), torch.as_tensor(HOPPER.weights(1, 5, 1, 1))
+
+
+def train_steps(training: tuple, steps: int) -> tuple[float, float]:
+    """Wall and CPU seconds per training step over ``steps`` steps (TT's update: loss, backward, clip, AdamW)."""
+    model, optimizer, rows, mask, weights = training
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        loss, _ = model.loss(rows, mask, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return (time.perf_counter() - start) / steps, (time.process_time() - start_cpu) / steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10, help="training steps per path per round")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/tt_train"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # rlgen train's default (train.threads)
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    previous, current = make_training(), make_training()
+    with previous_path():
+        train_steps(previous, 2)  # warm-up
+    train_steps(current, 2)
+    times: dict[str, list[tuple[float, float]]] = {"previous": [], "current": []}
+    loads = [os.getloadavg()[0]]
+    for _ in range(args.rounds):
+        with previous_path():
+            times["previous"].append(train_steps(previous, args.steps))
+        times["current"].append(train_steps(current, args.steps))
+        loads.append(os.getloadavg()[0])
+    (prev_s, prev_cpu), (cur_s, cur_cpu) = (np.mean(times[k], axis=0).tolist() for k in ("previous", "current"))
+    result = {"command": command, "platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+              "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+              "load_averages": loads, "previous_s_per_step": prev_s, "current_s_per_step": cur_s,
+              "previous_cpu_s_per_step": prev_cpu, "current_cpu_s_per_step": cur_cpu,
+              "previous_steps_per_s": 1 / prev_s, "current_steps_per_s": 1 / cur_s, "speedup": prev_s / cur_s,
+              "speedup_cpu": prev_cpu / cur_cpu, "rounds": args.rounds, "steps_per_round": args.steps}  # fmt: skip
+    print(f"previous {1 / prev_s:.2f} steps/s ({prev_cpu:.3f} CPU s/step), current {1 / cur_s:.2f} steps/s "
+          f"({cur_cpu:.3f} CPU s/step): {prev_s / cur_s:.2f}x wall, {prev_cpu / cur_cpu:.2f}x CPU "
+          f"(load {min(loads):.1f}-{max(loads):.1f}, {torch.get_num_threads()} thread)", flush=True)  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.out.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Trajectory Transformer training throughput (the README's CPU-sized model, batch 64)",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {result['platform']}, {result['cpus']} CPUs, torch {result['torch']}, {result['torch_threads']} "
+        f"torch thread; shared with other jobs, load average {min(loads):.1f} - {max(loads):.1f} over the run "
+        "(provisional).  ",
+        "Quantile conditionals, 100 bins, Hopper dimensions, segments of 8 transitions, 2 layers, 4 heads, width "
+        "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path: attention dropout inside "
+        "F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a bernoulli_ mask) and "
+        "nn.Dropout (bernoulli_); current: causal attention in query blocks that skip the masked keys after each "
+        "block, weights dropped by a torch.rand mask, the same kind of mask for the other dropouts. "
+        f"{args.rounds} alternating rounds of {args.steps} steps each; CPU seconds are the steadier measure.",
+        "",
+        "| path | s / step (wall) | steps / s (wall) | CPU s / step |",
+        "| --- | ---: | ---: | ---: |",
+        f"| previous | {prev_s:.3f} | {1 / prev_s:.2f} | {prev_cpu:.3f} |",
+        f"| current | {cur_s:.3f} | {1 / cur_s:.2f} | {cur_cpu:.3f} |",
+        f"| speedup | | **{prev_s / cur_s:.2f}x** | **{prev_cpu / cur_cpu:.2f}x** |",
+    ]
+    write_text_atomic(args.out.with_suffix(".md"), "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
