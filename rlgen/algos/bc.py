@@ -17,7 +17,7 @@ mean``) would average them, possibly into an action no behaviour policy takes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -81,6 +81,7 @@ class BC(Agent):
     """Behaviour cloning (see the module docstring); one AdamW step on the head's NLL per batch."""
 
     Config = BCConfig
+    checkpointed = ("policy", "optimizer")
 
     def __init__(self, config: BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
                  device: torch.device):  # fmt: skip
@@ -129,10 +130,3 @@ class BC(Agent):
             self.policy.train(was_training)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.optimizer.load_state_dict(state["optimizer"])

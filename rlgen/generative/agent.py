@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -58,6 +58,8 @@ class LevelAgent(Learner):
     :param grad_clip: gradient-norm clip.
     """
 
+    checkpointed = ("model", "optimizer")
+
     Data: ClassVar[type[ImageTask] | type[AudioTask]]
 
     def __init__(self, model: LevelModel, lr: float, grad_clip: float):
@@ -93,13 +95,6 @@ class LevelAgent(Learner):
         """Generate from the model into ``folder / data.samples_file`` (``samples.png`` or ``samples.wav``)."""
         self.model.eval()
         return data.write_samples(self.model, folder / data.samples_file, seed=seed, progress=progress)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
 
 
 class ImageAgent(LevelAgent):

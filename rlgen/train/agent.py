@@ -23,12 +23,16 @@ class BatchSampler(Protocol):
 class Learner(ABC):
     """What :func:`rlgen.train.fit` trains: networks and optimisers updated from batches, checkpointed whole.
 
-    Subclasses set ``Config`` (a dataclass, the ``agent:`` block of a recipe) and implement :meth:`update`,
-    :meth:`state_dict` and :meth:`load_state_dict`. All randomness must come from torch's global generator or the
-    ``rng`` the trainer passes to the sampler, so that checkpoints capture it.
+    Subclasses set ``Config`` (a dataclass, the ``agent:`` block of a recipe), implement :meth:`update` and
+    name in :attr:`checkpointed` the attributes that make up their state. All randomness must come from torch's
+    global generator or the ``rng`` the trainer passes to the sampler, so that checkpoints capture it.
     """
 
     Config: ClassVar[type]
+    #: attributes saved and restored through their own ``state_dict`` / ``load_state_dict`` (networks,
+    #: optimisers, schedules, buffers); one that is ``None`` (an optional EMA, say) is skipped. State of other
+    #: kinds (a number, a counter) is added by overriding :meth:`state_dict` and :meth:`load_state_dict`.
+    checkpointed: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, Tensor | float]:
@@ -39,13 +43,19 @@ class Learner(ABC):
         steps and episodes, the x-axis that sample efficiency is measured on)."""
         return {}
 
-    @abstractmethod
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue training: networks, optimisers, data-derived buffers."""
+        """Everything needed to continue training: the state of every :attr:`checkpointed` attribute."""
+        if not self.checkpointed:
+            raise NotImplementedError(f"{type(self).__name__} names no checkpointed attributes")
+        return {name: part.state_dict() for name in self.checkpointed if (part := getattr(self, name)) is not None}
 
-    @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
+        if not self.checkpointed:
+            raise NotImplementedError(f"{type(self).__name__} names no checkpointed attributes")
+        for name in self.checkpointed:
+            if (part := getattr(self, name)) is not None:
+                part.load_state_dict(state[name])
 
 
 class Agent(Learner):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +80,7 @@ class TT(Agent):
     """Trajectory Transformer (see the module docstring)."""
 
     Config = TTConfig
+    checkpointed = ("model", "optimizer", "schedule", "ema")
 
     def __init__(self, config: TTConfig, task: TaskSpec, low: np.ndarray, high: np.ndarray,
                  act_low: np.ndarray, act_high: np.ndarray, device: torch.device):  # fmt: skip
@@ -169,20 +169,6 @@ class TT(Agent):
 
     def _to_env(self, actions: Tensor) -> np.ndarray:
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
-
-    def state_dict(self) -> dict[str, Any]:
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "schedule": self.schedule.state_dict()}  # fmt: skip
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
 
 
 class TTPolicy:
