@@ -37,10 +37,10 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from rlgen.catalog import ENVS_DIR_VAR as ENVS_DIR_VAR  # re-exported: the folders are found by rlgen.catalog
+from rlgen.catalog import TASK_FILE, list_tasks, tasks_root
 from rlgen.config import build
 
-ENVS_DIR_VAR = "RLGEN_ENVS_DIR"
-TASK_FILE = "task.yaml"
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
@@ -149,23 +149,6 @@ class TaskSpec:
     def _check_level(self, level: str) -> None:
         if level not in self.levels:
             raise ValueError(f"task {self.name!r} has no level {level!r}; valid levels: {', '.join(self.levels)}")
-
-
-def tasks_root() -> Path:
-    """``$RLGEN_ENVS_DIR`` if set, else the ``envs/`` folder next to the ``rlgen`` package (a source checkout)."""
-    env = os.environ.get(ENVS_DIR_VAR)
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / "envs"
-    if not root.is_dir():
-        where = f"${ENVS_DIR_VAR}={env}" if env else f"{root} (next to the rlgen package)"
-        raise FileNotFoundError(
-            f"task files folder not found: {where}; set {ENVS_DIR_VAR} to the folder holding envs/<task>/task.yaml"
-        )
-    return root
-
-
-def list_tasks() -> list[str]:
-    """Names of all task files (folders of ``tasks_root()`` that hold a ``task.yaml``)."""
-    return sorted(p.parent.name for p in tasks_root().glob(f"*/{TASK_FILE}"))
 
 
 def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:

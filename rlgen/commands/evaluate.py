@@ -1,6 +1,6 @@
-"""``rlgen eval``: evaluate a run's newest (or a given) checkpoint and write ``results.json`` in the run.
+"""rlgen eval: evaluate a run's newest (or a given) checkpoint and write results.json in the run.
 
-An agent that acts is scored by episodes in its task; a generative model (``rlgen generative train``) by its
+An agent that acts is scored by episodes in its task; a generative model (rlgen generative train) by its
 held-out bits/dim.
 
 rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, the run's evaluation seed
@@ -14,10 +14,6 @@ import argparse
 from pathlib import Path
 
 from rlgen.commands.run_options import int_at_least
-from rlgen.data.atomic import check_writable
-from rlgen.rollout import record_video
-from rlgen.runs import acts, evaluate_agent, load_agent
-from rlgen.train import Agent, RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", help="a run directory written by `rlgen train`, `imitate` or `generative train`")
+    parser.add_argument("run_dir", help="a run directory written by rlgen train, imitate or generative train")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
     parser.add_argument("--episodes", type=int_at_least(1), help="episodes (default: the run's train.eval_episodes)")
     parser.add_argument(
@@ -46,6 +42,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.data.atomic import check_writable
+    from rlgen.rollout import record_video
+    from rlgen.runs import acts, evaluate_agent, load_agent
+    from rlgen.train import Agent, RunDir
+
     run_path = RunDir(args.run_dir).path
     # The default results.json is rlgen's own output in the run folder: a new evaluation replaces it.
     out, force = (args.out, args.force) if args.out is not None else (run_path / "results.json", True)
