@@ -40,6 +40,7 @@ import yaml
 from rlgen.catalog import ENVS_DIR_VAR as ENVS_DIR_VAR  # re-exported: the folders are found by rlgen.catalog
 from rlgen.catalog import TASK_FILE, list_tasks, tasks_root
 from rlgen.config import build
+from rlgen.heads.config import did_you_mean
 
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
@@ -179,7 +180,8 @@ def parse_dataset_name(name: str) -> tuple[TaskSpec, str]:
             if level in spec.levels:
                 return spec, level
             raise ValueError(
-                f"dataset {name!r}: task {task!r} has no level {level!r}; valid levels: {', '.join(spec.levels)}"
+                f"dataset {name!r}: task {task!r} has no level {level!r}{did_you_mean(level, spec.levels)}; valid "
+                f"levels: {', '.join(spec.levels)}"
             )
     valid = ", ".join(f"{t}-{{{','.join(KNOWN_LEVELS)}}}" for t in tasks)
     raise ValueError(f"dataset name {name!r} is not <task>-<level>; valid: {valid or '(no tasks found)'}")

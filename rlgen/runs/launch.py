@@ -148,6 +148,10 @@ def _resolve(recipe: Recipe, target: str | DatasetRef | None, task: str | None) 
     needs_dataset = recipe.agent_class.needs_dataset  # type: ignore[attr-defined]
     ref = target if isinstance(target, DatasetRef) else \
         resolve_dataset(target, task, default_level=DEFAULT_LEVEL if needs_dataset else None)  # fmt: skip
+    if not needs_dataset and ref.name is not None:
+        example = f"rlgen train {recipe.name} {ref.task or '<task>'}"
+        raise ValueError(f"{recipe.name} is an online agent: it learns in its task's environment and takes a task, "
+                         f"not a dataset ({ref.name}); e.g. `{example}`")  # fmt: skip
     task_name = ref.require_task()
     if ref.name is None:
         return RunConfig(recipe, task_name), task_name
