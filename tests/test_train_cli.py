@@ -30,16 +30,20 @@ def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
     run = tmp_path / "run"
     # a task name trains on its medium dataset
-    argv = ["train", "bc-quantile", "invertedpendulum", "--run-dir", str(run), "--device", "cpu", "--no-progress"]
+    argv = ["train", "bc-quantile", "invertedpendulum", "--run-dir", str(run), "--device", "cpu"]
     assert main([*argv, "--set", *FAST]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert f"run {run}: step 60" in out and "normalised score" in out
+    # where the run and its data are, before training; the progress bar names the agent, dataset and seed
+    assert out.startswith(f"run {run}\ndataset invertedpendulum-medium: {store}")
+    assert "bc-quantile invertedpendulum-medium seed0" in err and "loss=" in err
     assert sorted(p.name for p in (run / "evals").iterdir()) == ["step_00000030.json", "step_00000060.json"]
 
     assert main(["eval", str(run), "--episodes", "3", "--device", "cpu"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["step"] == 60 and results["episodes"] == len(results["returns"]) == 3
-    assert "normalised score" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "normalised score" in out and "evaluating in invertedpendulum" in err and "3/3" in err
 
     assert main(["train", "--resume", str(run), "--set", "train.steps=90", "--no-progress"]) == 0
     assert "step 90 (resumed at step 60)" in capsys.readouterr().out

@@ -31,10 +31,11 @@ def ensure_dataset(ref: DatasetRef, steps: int, seed: int) -> DatasetRef:
     from rlgen.rollout.generate import make_dataset
 
     if ref.path is not None or ref.level is None:  # a dataset given by path or id is not made here
-        print(f"dataset {ref.name}: found on disk")
+        print(f"dataset {ref.name}: found on disk at {ref.path}")
         return ref
     print(f"dataset {ref.name}: not on disk, generating {steps:,} steps from the shipped behaviour policies")
-    make_dataset(str(ref.name), steps=steps, seed=seed)
+    result = make_dataset(str(ref.name), steps=steps, seed=seed)
+    print(f"dataset {ref.name}: written to {result.path}")
     return resolve_dataset(str(ref.name))
 
 

@@ -38,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                          f"in the run folder)")  # fmt: skip
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
-    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs)
+    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs,
+                            progress=not args.no_progress)  # fmt: skip
     result.write(out, force=force)
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")
