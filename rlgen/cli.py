@@ -1,5 +1,8 @@
 """The ``rlgen`` command line: one sub-command group per module in :mod:`rlgen.commands`.
 
+Building the parser imports no torch (``rlgen --help`` answers at once); a command's heavy modules and the
+plugins are imported when it runs.
+
 Every failure ends in one line ``rlgen <command>: error: ...`` on stderr: exit status 2 for bad input (names,
 files, values), 1 for faults of the machine (permissions, a full disk, other I/O errors), 130 on Ctrl-C (143 on
 SIGTERM while training, which ends like Ctrl-C: the step under way is checkpointed).
@@ -14,9 +17,6 @@ import sys
 from collections.abc import Sequence
 
 from rlgen.commands import COMMAND_MODULES
-from rlgen.data.atomic import NO_SPACE
-from rlgen.runs import load_plugins
-from rlgen.train import Interrupted
 
 DESCRIPTION = "rlgen: offline RL and imitation learning on one family of generative heads."
 DEBUG_VAR = "RLGEN_DEBUG"
@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get(DEBUG_VAR, "") not in ("", "0")
     try:
+        from rlgen.runs import load_plugins
+
         load_plugins()  # agents and heads that installed packages or $RLGEN_PLUGINS add
         status = int(args.run(args) or 0)
         sys.stdout.flush()  # here, not at interpreter exit, so that a closed pipe is caught below
@@ -49,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as interrupt:
         if debug:
             raise
+        from rlgen.train import Interrupted
+
         detail = f" by {interrupt}" if isinstance(interrupt, Interrupted) else ""
         print(f"\nrlgen {args.command}: interrupted{detail}", file=sys.stderr)
         # 128 + the signal, as a shell reports a process the signal ended: 130 for Ctrl-C, 143 for SIGTERM
@@ -69,11 +73,13 @@ def describe(error: Exception) -> tuple[int, str]:
         return BAD_INPUT, _one_line(error)
     if isinstance(error, PermissionError):
         return FAULT, f"permission denied: {error.filename}" if error.filename else _one_line(error)
-    if isinstance(error, OSError) and error.errno in NO_SPACE:
-        if str(error.strerror).startswith("no space left on"):  # rlgen's own, with the detail
-            return FAULT, error.strerror
-        return FAULT, f"no space left on {error.filename or 'the output filesystem'}"
     if isinstance(error, OSError):
+        from rlgen.data.atomic import NO_SPACE
+
+        if error.errno in NO_SPACE:
+            if str(error.strerror).startswith("no space left on"):  # rlgen's own, with the detail
+                return FAULT, error.strerror
+            return FAULT, f"no space left on {error.filename or 'the output filesystem'}"
         return FAULT, f"{error.strerror}: {error.filename}" if error.filename and error.strerror else _one_line(error)
     if isinstance(error, RuntimeError | MemoryError):
         return FAULT, _one_line(error)

@@ -96,7 +96,9 @@ def apply_overrides(config: T, overrides: Sequence[str], where: str = "") -> T:
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"override {item!r} is not key=value")
+            shown = f"{where}.{item}" if where and key else item
+            hint = f"; give it a value: {shown}=<value>" if key else ""
+            raise ConfigError(f"override {shown!r} is not key=value{hint}")
         _set_path(type(config), data, key.strip().split("."), text, where)
     return build(type(config), data, where)
 

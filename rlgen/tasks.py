@@ -37,10 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
+from rlgen.catalog import ENVS_DIR_VAR as ENVS_DIR_VAR  # re-exported: the folders are found by rlgen.catalog
+from rlgen.catalog import TASK_FILE, list_tasks, tasks_root
 from rlgen.config import build
+from rlgen.heads.config import did_you_mean
 
-ENVS_DIR_VAR = "RLGEN_ENVS_DIR"
-TASK_FILE = "task.yaml"
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
 
 
@@ -151,23 +152,6 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r} has no level {level!r}; valid levels: {', '.join(self.levels)}")
 
 
-def tasks_root() -> Path:
-    """``$RLGEN_ENVS_DIR`` if set, else the ``envs/`` folder next to the ``rlgen`` package (a source checkout)."""
-    env = os.environ.get(ENVS_DIR_VAR)
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / "envs"
-    if not root.is_dir():
-        where = f"${ENVS_DIR_VAR}={env}" if env else f"{root} (next to the rlgen package)"
-        raise FileNotFoundError(
-            f"task files folder not found: {where}; set {ENVS_DIR_VAR} to the folder holding envs/<task>/task.yaml"
-        )
-    return root
-
-
-def list_tasks() -> list[str]:
-    """Names of all task files (folders of ``tasks_root()`` that hold a ``task.yaml``)."""
-    return sorted(p.parent.name for p in tasks_root().glob(f"*/{TASK_FILE}"))
-
-
 def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:
     """Read and validate ``envs/<name>/task.yaml``; an unknown name raises ``KeyError`` listing valid ones.
 
@@ -196,7 +180,8 @@ def parse_dataset_name(name: str) -> tuple[TaskSpec, str]:
             if level in spec.levels:
                 return spec, level
             raise ValueError(
-                f"dataset {name!r}: task {task!r} has no level {level!r}; valid levels: {', '.join(spec.levels)}"
+                f"dataset {name!r}: task {task!r} has no level {level!r}{did_you_mean(level, spec.levels)}; valid "
+                f"levels: {', '.join(spec.levels)}"
             )
     valid = ", ".join(f"{t}-{{{','.join(KNOWN_LEVELS)}}}" for t in tasks)
     raise ValueError(f"dataset name {name!r} is not <task>-<level>; valid: {valid or '(no tasks found)'}")

@@ -101,7 +101,7 @@ def test_cli_make_info_list(capsys):
     out = capsys.readouterr().out
     assert "wrote Minari dataset rlgen/cartpole/random-v0" in out
     assert main(["data", "make", "cartpole-random", "--steps", "200"]) == 2
-    assert "already exists; pass force=True (--force)" in capsys.readouterr().err
+    assert "already exists; pass --force to overwrite it" in capsys.readouterr().err
     assert main(["data", "info", "cartpole-random", "--json"]) == 0
     import json
 

@@ -18,7 +18,10 @@ def test_demo_makes_the_dataset_trains_and_reports(tmp_path: Path, monkeypatch: 
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "generating 3,000 steps" in printed
-    assert locate("hopper-medium").path.is_relative_to(tmp_path / "minari")
+    path = locate("hopper-medium").path
+    assert path.is_relative_to(tmp_path / "minari")
+    # where the dataset went, and where training reads it and its cache from
+    assert f"dataset hopper-medium: written to {path}" in printed and "cached as .npz in" in printed
     for agent in ("BC-dlml", "BC-gaussian"):
         assert agent in printed
     assert (out / "curves.png").stat().st_size > 10_000

@@ -1,8 +1,8 @@
 """The layers of rlgen import downwards only, including imports inside functions.
 
-Lowest first: heads < (config | nets) < tasks < data < rollout < train < (algos | generative | sb3) < runs < scale
-< commands < cli. A module may import its own package and any lower layer; packages of the same rank do not import
-each other. Task files and the data layer never touch environments (no gymnasium), except
+Lowest first: (heads | catalog) < (config | nets) < tasks < data < rollout < train < (algos | generative | sb3) < runs
+< scale < commands < cli. A module may import its own package and any lower layer; packages of the same rank do
+not import each other. Task files and the data layer never touch environments (no gymnasium), except
 Minari's writer, whose files store gymnasium spaces and the env spec (it never steps an env). The rules are read
 from the source with ``ast``, so a lazy import cannot hide a cycle.
 """
@@ -19,6 +19,7 @@ import rlgen
 PACKAGE = Path(rlgen.__file__).resolve().parent
 RANKS: dict[str, int] = {
     "heads": 0,
+    "catalog": 0,
     "config": 1,
     "nets": 1,
     "tasks": 2,

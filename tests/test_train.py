@@ -219,3 +219,13 @@ def test_a_damaged_or_foreign_checkpoint_is_a_checkpoint_error_naming_it(tmp_pat
     torch.save({"weights": torch.ones(2)}, other)
     with pytest.raises(CheckpointError, match=f"{other} is not an rlgen checkpoint"):
         load_checkpoint(other)
+
+
+def test_the_progress_postfix_shows_loss_and_return_first_in_at_most_60_characters() -> None:
+    from rlgen.train.trainer import POSTFIX_CHARS, postfix
+
+    gail = ["disc_loss", "disc_accuracy_policy", "disc_accuracy_expert", "imitation_reward", "kl", "surrogate_gain",
+            "step_fraction", "entropy", "value_loss", "episode_return"]  # fmt: skip
+    text = postfix({f"train/{name}": 0.123456 + i for i, name in enumerate(gail)})
+    assert text.startswith("episode_return=9.12, disc_loss=0.123") and len(text) <= POSTFIX_CHARS
+    assert postfix({"train/q": 3.0, "train/loss": 0.5}) == "loss=0.5, q=3"

@@ -30,16 +30,20 @@ def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
     run = tmp_path / "run"
     # a task name trains on its medium dataset
-    argv = ["train", "bc-quantile", "invertedpendulum", "--run-dir", str(run), "--device", "cpu", "--no-progress"]
+    argv = ["train", "bc-quantile", "invertedpendulum", "--run-dir", str(run), "--device", "cpu"]
     assert main([*argv, "--set", *FAST]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert f"run {run}: step 60" in out and "normalised score" in out
+    # where the run and its data are, before training; the progress bar names the agent, dataset and seed
+    assert out.startswith(f"run {run}\ndataset invertedpendulum-medium: {store}")
+    assert "bc-quantile invertedpendulum-medium seed0" in err and "loss=" in err
     assert sorted(p.name for p in (run / "evals").iterdir()) == ["step_00000030.json", "step_00000060.json"]
 
     assert main(["eval", str(run), "--episodes", "3", "--device", "cpu"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["step"] == 60 and results["episodes"] == len(results["returns"]) == 3
-    assert "normalised score" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "normalised score" in out and "evaluating in invertedpendulum" in err and "3/3" in err
 
     assert main(["train", "--resume", str(run), "--set", "train.steps=90", "--no-progress"]) == 0
     assert "step 90 (resumed at step 60)" in capsys.readouterr().out
@@ -60,6 +64,20 @@ def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
         (["train", "--resume", "nowhere"], "is not a run directory"),
         (["eval", "nowhere"], "is not a run directory"),
         (["plot", "nowhere"], "is not a run directory"),
+        (["train", "bc-dlml", "nowhere/file.hdf5"], "dataset path nowhere/file.hdf5 does not exist"),
+        (["train", "bc-dlml", "hoper-medium"], "dataset 'hoper-medium' not found (did you mean 'hopper-medium'?)"),
+        (
+            ["train", "dqn", "cartpole-medium"],
+            "takes a task, not a dataset (cartpole-medium); e.g. `rlgen train dqn cartpole`",
+        ),
+        (
+            ["train", "bc-dlml", "invertedpendulum", "--set", "train.steps"],
+            "override 'train.steps' is not key=value; give it a value: train.steps=<value>",
+        ),
+        (
+            ["train", "bc-dlml", "invertedpendulum", "--set", "agent.head.num_mixturez=3"],
+            "unknown key 'agent.head.num_mixturez'; valid keys: agent.head.type, agent.head.num_mixtures",
+        ),
     ],
 )
 def test_bad_input_is_reported_without_a_traceback(argv, message, store, monkeypatch, capsys) -> None:
@@ -67,6 +85,16 @@ def test_bad_input_is_reported_without_a_traceback(argv, message, store, monkeyp
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_eval_of_a_folder_of_runs_names_them(tmp_path, capsys) -> None:
+    for name in ("bc-dlml", "bc-gaussian"):  # what rlgen demo writes in its folder
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text("{}")
+    assert main(["eval", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path} is not a run directory but holds runs (bc-dlml, bc-gaussian)" in err
+    assert f"give one, e.g. {tmp_path / 'bc-dlml'}" in err
 
 
 # ------------------------------------------------------------------------------- validation before the run folder

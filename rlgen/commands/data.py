@@ -1,9 +1,9 @@
-"""``rlgen data``: make D4RL-style datasets from the shipped behaviour policies, list and inspect datasets.
+"""rlgen data: make D4RL-style datasets from the shipped behaviour policies, list and inspect datasets.
 
 rlgen data make hopper-medium                    # Minari dataset rlgen/hopper/medium-v0
 rlgen data make hopper-medium --format d4rl      # ~/.d4rl/datasets/hopper-medium-rlgen.hdf5
 rlgen data make hopper-medium --out hm.hdf5      # D4RL format, from the suffix
-rlgen data list                                  # local datasets and the names `make` accepts
+rlgen data list                                  # local datasets and the names 'make' accepts
 rlgen data info hopper-medium                    # sizes, returns and the normalised score of the data
 """
 
@@ -13,25 +13,28 @@ import argparse
 import json
 from typing import Any
 
-from rlgen.data import list_local_datasets, load_dataset, resolve_dataset, summarize
-from rlgen.rollout.generate import FORMATS, default_steps, make_dataset
-from rlgen.tasks import TaskFileError, list_tasks, load_task, parse_dataset_name
+from rlgen.commands.help import datasets_text
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    datasets = datasets_text()
     parser = subparsers.add_parser(
-        "data", help="make, list and inspect datasets", description=__doc__,
+        "data", help="make, list and inspect datasets", description=__doc__, epilog=datasets,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    make = sub.add_parser("make", help="generate <task>-<level> from the task file's behaviour policies")
-    make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (see `rlgen data list`)")
+    make = sub.add_parser(
+        "make", help="generate <task>-<level> from the task file's behaviour policies",
+        description="Generate dataset <task>-<level> from the behaviour policies of envs/<task>/.",
+        epilog=datasets, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    make.add_argument("name", help="<task>-<level>, e.g. hopper-medium (listed below and by 'rlgen data list')")
     make.add_argument("--steps", type=int, help="dataset size in steps (default: 2M for medium-expert, else 1M)")
     make.add_argument("--seed", type=int, default=0, help="the same seed gives the same dataset (default: 0)")
     make.add_argument(
-        "--format", choices=FORMATS, dest="fmt",
-        help="default: d4rl if --out names a .hdf5/.h5 file, else minari",
+        "--format", dest="fmt",
+        help="minari or d4rl (default: d4rl if --out names a .hdf5/.h5 file, else minari)",
     )  # fmt: skip
     make.add_argument(
         "--out", help="minari: the store root folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets); "
@@ -41,11 +44,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     make.add_argument("--envs", type=int, default=8, help="parallel environments (part of the seed's recipe)")
     make.set_defaults(run=run_make)
 
-    listing = sub.add_parser("list", help="local datasets and the dataset names `make` accepts")
+    listing = sub.add_parser("list", help="local datasets and the dataset names 'make' accepts")
     listing.set_defaults(run=run_list)
 
     info = sub.add_parser("info", help="summary of a dataset given by Minari id, rlgen/D4RL name, path or task")
-    info.add_argument("dataset")
+    info.add_argument("dataset", help="<task>-<level>, a Minari id, a D4RL name, a path, or a task (its medium data)")
     info.add_argument("--task", help="task file to check shapes and score against (default: from the data)")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(run=run_info)
@@ -53,6 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_make(args: argparse.Namespace) -> int:
     import torch
+
+    from rlgen.data import summarize
+    from rlgen.rollout.generate import make_dataset
+    from rlgen.tasks import parse_dataset_name
 
     torch.set_num_threads(1)  # batches of a few observations through small MLPs: extra threads only cost
     result = make_dataset(
@@ -71,6 +78,10 @@ def run_make(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from rlgen.data import list_local_datasets
+    from rlgen.rollout.generate import default_steps
+    from rlgen.tasks import TaskFileError, list_tasks, load_task
+
     local = list_local_datasets()
     print("local datasets:" if local else "local datasets: none")
     for found in local:
@@ -93,6 +104,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from rlgen.data import load_dataset, resolve_dataset, summarize
+    from rlgen.tasks import load_task
+
     ref = resolve_dataset(args.dataset, args.task)
     path = ref.require_path()
     episodes = load_dataset(path)

@@ -1,4 +1,4 @@
-"""``rlgen demo``: the main job end to end on the default dataset.
+"""rlgen demo: the main job end to end on the default dataset.
 
 Makes the dataset from the shipped behaviour policies if it is not on disk yet, trains behaviour cloning with
 each requested head, evaluates every agent on the D4RL normalised scale, prints the table and plots the
@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
+from rlgen.commands.help import datasets_text
 from rlgen.commands.plot import plot_runs
-from rlgen.data import DatasetRef, load_dataset, resolve_dataset, summarize
-from rlgen.heads import head_config
-from rlgen.rollout.generate import make_dataset
-from rlgen.runs import start_run
-from rlgen.tasks import load_task
+
+if TYPE_CHECKING:
+    from rlgen.data import DatasetRef
 
 DEFAULT_DATASET = "hopper-medium"
 DEFAULT_HEADS = ("dlml", "gaussian")
@@ -29,16 +27,22 @@ DEFAULT_HEADS = ("dlml", "gaussian")
 
 def ensure_dataset(ref: DatasetRef, steps: int, seed: int) -> DatasetRef:
     """``ref``, generated from the shipped policies first unless a copy is already on disk."""
+    from rlgen.data import resolve_dataset
+    from rlgen.rollout.generate import make_dataset
+
     if ref.path is not None or ref.level is None:  # a dataset given by path or id is not made here
-        print(f"dataset {ref.name}: found on disk")
+        print(f"dataset {ref.name}: found on disk at {ref.path}")
         return ref
     print(f"dataset {ref.name}: not on disk, generating {steps:,} steps from the shipped behaviour policies")
-    make_dataset(str(ref.name), steps=steps, seed=seed)
+    result = make_dataset(str(ref.name), steps=steps, seed=seed)
+    print(f"dataset {ref.name}: written to {result.path}")
     return resolve_dataset(str(ref.name))
 
 
 def check_outputs(out: Path, heads: list[str]) -> None:
     """Refuse before any work if a head is unknown or an output the demo writes is already in ``out``."""
+    from rlgen.heads import head_config
+
     for head in heads:
         head_config(head)
     taken = [str(path) for path in (*(out / f"bc-{head}" for head in heads), out / "curves.png") if path.exists()]
@@ -47,6 +51,12 @@ def check_outputs(out: Path, heads: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rlgen.data import load_dataset, resolve_dataset, summarize
+    from rlgen.runs import start_run
+    from rlgen.tasks import load_task
+
     torch.set_num_threads(1)  # batched inference of small MLPs during generation: extra threads only cost
     heads = list(dict.fromkeys(args.heads))  # a head named twice is trained once
     check_outputs(args.out, heads)
@@ -80,6 +90,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="make the default dataset, train BC with DLML and Gaussian heads, print normalised scores",
         description=__doc__,
+        epilog=datasets_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET, help=f"<task>-<level> (default: {DEFAULT_DATASET})")
@@ -88,9 +99,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-steps", type=int, default=200_000,
                         help="size of the dataset if it has to be generated (default: 200000)")  # fmt: skip
     parser.add_argument("--train-steps", type=int, default=5_000, help="gradient steps per agent (default: 5000)")
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--eval-episodes", type=int, default=10,
+                        help="evaluation episodes per agent, at each quarter of training (default: 10)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dataset and of every run (default: 0)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo") / time.strftime("%Y%m%d-%H%M%S"),
                         help="folder for the runs and the plot (default: runs/demo/<date-time>)")  # fmt: skip
     parser.set_defaults(run=run)

@@ -1,6 +1,6 @@
-"""``rlgen eval``: evaluate a run's newest (or a given) checkpoint and write ``results.json`` in the run.
+"""rlgen eval: evaluate a run's newest (or a given) checkpoint and write results.json in the run.
 
-An agent that acts is scored by episodes in its task; a generative model (``rlgen generative train``) by its
+An agent that acts is scored by episodes in its task; a generative model (rlgen generative train) by its
 held-out bits/dim.
 
 rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, the run's evaluation seed
@@ -14,10 +14,6 @@ import argparse
 from pathlib import Path
 
 from rlgen.commands.run_options import int_at_least
-from rlgen.data.atomic import check_writable
-from rlgen.rollout import record_video
-from rlgen.runs import acts, evaluate_agent, load_agent
-from rlgen.train import Agent, RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dir", help="a run directory written by `rlgen train`, `imitate` or `generative train`")
+    parser.add_argument("run_dir", help="a run directory written by rlgen train, imitate or generative train")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
     parser.add_argument("--episodes", type=int_at_least(1), help="episodes (default: the run's train.eval_episodes)")
     parser.add_argument(
@@ -42,10 +38,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.data.atomic import check_writable
+    from rlgen.rollout import record_video
+    from rlgen.runs import acts, evaluate_agent, load_agent
+    from rlgen.train import Agent, RunDir
+
     run_path = RunDir(args.run_dir).path
     # The default results.json is rlgen's own output in the run folder: a new evaluation replaces it.
     out, force = (args.out, args.force) if args.out is not None else (run_path / "results.json", True)
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
                          f"in the run folder)")  # fmt: skip
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
-    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs)
+    result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs,
+                            progress=not args.no_progress)  # fmt: skip
     result.write(out, force=force)
     print(f"step {step}: {result.summary()}")
     print(f"results written to {out}")

@@ -1,4 +1,4 @@
-"""``rlgen generative``: autoregressive image and audio models on rlgen's heads.
+"""rlgen generative: autoregressive image and audio models on rlgen's heads.
 
 rlgen generative train image                                   # PixelCNN + AdaCat on 8x8 digits
 rlgen generative train image --set agent.head=dlml agent.head.num_mixtures=5
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.runs import acts, list_recipes, load_recipe, resume_run, start_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from rlgen.runs import acts, list_recipes, load_recipe, resume_run, start_run
+
     progress = not args.no_progress
     if args.resume:
         if args.recipe or args.run_dir:
@@ -51,5 +52,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
+    from rlgen.runs import list_recipes
+
     print("\n".join(list_recipes(generative=True)))
     return 0

@@ -1,7 +1,7 @@
-"""``rlgen heads``: fit every head to a bimodal conditional toy target and compare them.
+"""rlgen heads: fit every head to a bimodal conditional toy target and compare them.
 
 A quick, self-contained look at the head family (no dataset or simulator needed): each head sits on the same
-small MLP, learns ``p(y | x)`` for ``y = +-(0.5 + 0.3 x) + noise``, and is scored by held-out NLL in nats on the
+small MLP, learns p(y | x) for y = +-(0.5 + 0.3 x) + noise, and is scored by held-out NLL in nats on the
 continuous scale (DLML's level masses are divided by the level width to compare as densities).
 """
 
@@ -11,16 +11,19 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
-from tqdm import tqdm
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
 
-from rlgen.heads import HEAD_CONFIGS, DLMLHead, Head, head_config
+    from rlgen.heads import Head
 
 
 def toy_batch(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """``x ~ U[-1, 1]``; ``y`` is one of two branches ``+-(0.5 + 0.3 x)`` plus N(0, 0.05^2), clipped to [-1, 1]."""
+    import torch
+
     x = torch.rand(n, 1, generator=generator) * 2 - 1
     branch = torch.randint(0, 2, (n, 1), generator=generator) * 2 - 1
     y = branch * (0.5 + 0.3 * x) + 0.05 * torch.randn(n, 1, generator=generator)
@@ -28,6 +31,8 @@ def toy_batch(n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
 
 
 def continuous_nll(head: Head, features: Tensor, y: Tensor) -> float:
+    from rlgen.heads import DLMLHead
+
     log_p = head(features).log_prob(y)
     if isinstance(head, DLMLHead):
         log_p = log_p - math.log(2.0 / (head.num_classes - 1))
@@ -35,6 +40,12 @@ def continuous_nll(head: Head, features: Tensor, y: Tensor) -> float:
 
 
 def fit_head(kind: str, steps: int, seed: int) -> tuple[nn.Module, Head, float]:
+    import torch
+    from torch import nn
+    from tqdm import tqdm
+
+    from rlgen.heads import head_config
+
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     body = nn.Sequential(nn.Linear(1, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU())
@@ -54,6 +65,9 @@ def fit_head(kind: str, steps: int, seed: int) -> tuple[nn.Module, Head, float]:
 
 def plot_densities(fitted: dict[str, tuple[nn.Module, Head, float]], path: Path) -> None:
     import matplotlib
+    import torch
+
+    from rlgen.heads import DLMLHead
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,6 +94,10 @@ def plot_densities(fitted: dict[str, tuple[nn.Module, Head, float]], path: Path)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rlgen.heads import HEAD_CONFIGS, head_config
+
     torch.set_num_threads(1)
     kinds = args.heads or list(HEAD_CONFIGS)
     for kind in kinds:  # an unknown head fails before any fitting, listing the valid ones
@@ -103,8 +121,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--heads", nargs="+", metavar="HEAD", help=f"subset of {list(HEAD_CONFIGS)} (default: all)")
+    parser.add_argument("--heads", nargs="+", metavar="HEAD",
+                        help="heads to fit, e.g. gaussian dlml (default: every registered head)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=1500, help="gradient steps per head (default: 1500)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--plot", type=Path, default=Path("runs/heads/densities.png"), help="where to save the plot")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data and the weights (default: 0)")
+    parser.add_argument("--plot", type=Path, default=Path("runs/heads/densities.png"),
+                        help="where to save the plot (default: runs/heads/densities.png)")  # fmt: skip
     parser.set_defaults(run=run)

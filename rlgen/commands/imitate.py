@@ -1,4 +1,4 @@
-"""``rlgen imitate``: imitate a task's expert from a few of its trajectories.
+"""rlgen imitate: imitate a task's expert from a few of its trajectories.
 
 rlgen imitate gail invertedpendulum --trajectories 4           # agents/gail-trpo.yaml on invertedpendulum-expert
 rlgen imitate gail hopper --trajectories 11 --pairs-per-trajectory 50 --set agent.bc_warm_start=true
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.runs import resume_run, start_run
 
 #: imitation method -> the agent recipe that implements it
 METHODS = {"gail": "gail-trpo"}
@@ -25,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("method", nargs="?", choices=sorted(METHODS), help="imitation method")
-    parser.add_argument("task", nargs="?", help="task file (see `rlgen data list`); demonstrations come from "
+    parser.add_argument("task", nargs="?", help="task name (see 'rlgen data list'); demonstrations come from "
                         "<task>-expert unless --dataset is given")  # fmt: skip
     parser.add_argument("--trajectories", type=int, help="expert trajectories to imitate (default: the recipe's)")
     parser.add_argument("--pairs-per-trajectory", type=int, help="state-action pairs kept per trajectory "
@@ -37,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.runs import resume_run, start_run
+
     progress = not args.no_progress
     if args.resume:
         options = {"method": args.method, "task": args.task, "--dataset": args.dataset, "--recipe": args.recipe,

@@ -1,4 +1,4 @@
-"""``rlgen plot``: learning curves of one or more runs as a PNG (evaluation score and training loss by step).
+"""rlgen plot: learning curves of one or more runs as a PNG (evaluation score and training loss by step).
 
 rlgen plot runs/bc-dlml/hopper-medium/seed0-* runs/bc-gaussian/hopper-medium/seed0-* --out curves.png
 """
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rlgen.data.atomic import atomic_path
-from rlgen.train import RunDir
+if TYPE_CHECKING:
+    from rlgen.train import RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("run_dirs", nargs="+", help="run directories written by `rlgen train`")
+    parser.add_argument("run_dirs", nargs="+", help="run directories written by rlgen train")
     parser.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.set_defaults(run=run)
@@ -40,6 +40,8 @@ def plot_runs(runs: list[RunDir], out: Path, force: bool = False) -> Path:
     :param force: replace ``out`` if it exists (otherwise that is a ``FileExistsError``).
     """
     import matplotlib
+
+    from rlgen.data.atomic import atomic_path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,6 +82,8 @@ def plot_runs(runs: list[RunDir], out: Path, force: bool = False) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.train import RunDir
+
     runs = [RunDir.open(path) for path in args.run_dirs]
     empty = [str(r.path) for r in runs if not r.read_metrics()]
     if empty:

@@ -1,12 +1,14 @@
-"""The options every training command shares (``rlgen train``, ``rlgen imitate``, ``rlgen generative train``)
-and the summary each prints when a run stops."""
+"""The options every training command shares (rlgen train, rlgen imitate, rlgen generative train) and the
+summary each prints when a run stops."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rlgen.train import FitResult, RunDir
+if TYPE_CHECKING:
+    from rlgen.train import FitResult, RunDir
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -1,6 +1,6 @@
-"""``rlgen sweep``: train every agent on every dataset for every seed (and override set) as Ray tasks, then write
-``summary.json``, ``summary.md`` and ``curves.png`` in the sweep folder. Each run is an ordinary run folder
-``<out>/<agent>/<dataset>/<variant>/seed<k>``; running the same sweep again skips finished runs and resumes
+"""rlgen sweep: train every agent on every dataset for every seed (and override set) as Ray tasks, then write
+summary.json, summary.md and curves.png in the sweep folder. Each run is an ordinary run folder
+<out>/<agent>/<dataset>/<variant>/seed<k>; running the same sweep again skips finished runs and resumes
 interrupted ones.
 
 rlgen sweep --agents bc-gaussian bc-dlml --datasets hopper-medium walker2d-medium --seeds 0 1 2 \\
@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from rlgen.commands.help import agents_text, datasets_text
 from rlgen.commands.plot import plot_runs
 from rlgen.commands.run_options import int_at_least
-from rlgen.scale import Grid, load_grid, plan_sweep, run_sweep, write_summary
-from rlgen.train import RunDir
+
+if TYPE_CHECKING:
+    from rlgen.scale import Grid
 
 CURVES = "curves.png"
 
@@ -28,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "sweep",
         help="train agents x datasets x seeds on Ray and summarise the scores",
         description=__doc__,
+        epilog=f"{agents_text()}\n{datasets_text()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("grid", nargs="?", type=Path, help="a grid file (YAML); the flags below replace its fields")
@@ -50,6 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def grid_from_args(args: argparse.Namespace) -> tuple[Grid, Path]:
     """The grid and sweep folder the command line names: a grid file's, with the flags given replacing its fields."""
+    from rlgen.scale import Grid, load_grid
+
     grid, out = load_grid(args.grid) if args.grid is not None else (None, None)
     variants = {v[0]: v[1:] for v in args.variants} if args.variants else None
     if args.variants and len(variants) < len(args.variants):  # type: ignore[arg-type]
@@ -74,6 +80,9 @@ def grid_from_args(args: argparse.Namespace) -> tuple[Grid, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.scale import plan_sweep, run_sweep, write_summary
+    from rlgen.train import RunDir
+
     grid, out = grid_from_args(args)
     cells = plan_sweep(grid, out)
     print(f"sweep of {len(cells)} runs in {out}")

@@ -1,4 +1,4 @@
-"""``rlgen train``: train an agent recipe on a dataset (or a task's default dataset), or resume a run.
+"""rlgen train: train an agent recipe on a dataset (or a task's default dataset), or resume a run.
 
 rlgen train bc-dlml hopper-medium                          # agents/bc-dlml.yaml on rlgen/hopper/medium-v0
 rlgen train bc-gaussian hopper-medium --set train.steps=20000 agent.hidden=[512,512]
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from rlgen.commands.help import agents_text, datasets_text
 from rlgen.commands.run_options import add_run_options, print_run_summary
-from rlgen.runs import list_recipes, resume_run, start_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train an agent recipe on a dataset, or resume a run",
         description=__doc__,
+        epilog=f"{agents_text()}\n{datasets_text()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("agent", nargs="?", help="agent recipe: a name in agents/ (bc-dlml, ...) or a .yaml path")
@@ -31,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rlgen.runs import list_recipes, resume_run, start_run
+
     progress = not args.no_progress
     if args.resume:
         if args.agent or args.target or args.task or args.run_dir:

@@ -75,7 +75,7 @@ def check_writable(target: Path, force: bool) -> None:
             f"even with --force: remove the link or write elsewhere"
         )
     if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass force=True (--force) to overwrite it")
+        raise FileExistsError(f"{target} already exists; pass --force to overwrite it (force=True from Python)")
 
 
 def no_space_error(target: str | os.PathLike[str], cause: OSError | None = None) -> OSError:

@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlgen import tasks  # the module, not its names: rlgen.tasks imports rlgen.data.scores, so this file may
+# rlgen.tasks as a module, not its names: it imports rlgen.data.scores, so this file may load while rlgen.tasks is
+# still half-initialised
+from rlgen import tasks
+from rlgen.catalog import dataset_names
 from rlgen.data.d4rl_io import read_d4rl_metadata
 from rlgen.data.minari_io import episodes_metadata, read_metadata, resolve_data_path
 from rlgen.data.npz_io import read_npz_metadata
 from rlgen.data.store import DatasetLocation, locate
-
-#                          load while rlgen.tasks is still half-initialised
+from rlgen.heads.config import did_you_mean
 
 #: the dataset level meant by a task name given where a dataset is expected
 DEFAULT_LEVEL = "medium"
+#: suffixes of dataset files: a target with one is a path (never a name or a Minari id)
+FILE_SUFFIXES = (".hdf5", ".h5", ".npz")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,9 @@ def resolve_dataset(
 
     :param task: the task of the data, when known (e.g. ``--task``); it replaces what rules 2-3 would find, and the
         data's own records are checked against it when they are loaded. Rule 1 with another task is an error.
-    :raises ValueError: if ``target`` matches no rule (listing the tasks and what was tried).
+    :raises FileNotFoundError: if ``target`` is a path (a dataset file suffix, or starting with ``/``, ``.`` or
+        ``~``) that does not exist.
+    :raises ValueError: if ``target`` matches no rule (with the closest known name and what was tried).
     """
     target = str(target)
     names = tasks.list_tasks()
@@ -92,9 +98,16 @@ def resolve_dataset(
     except FileNotFoundError as not_found:
         if task is not None:  # loading names every place tried
             return DatasetRef(target, task)
+        if target.endswith(FILE_SUFFIXES) or target.startswith(("/", ".", "~")):
+            raise FileNotFoundError(f"dataset path {target} does not exist "
+                                    f"(looked at {Path(target).expanduser().absolute()})") from None  # fmt: skip
+        # a name that starts with a task gets that task's levels, any other the closest known name
+        of_a_task = any(target.startswith(f"{n}-") for n in names)
+        close = "" if of_a_task else did_you_mean(target, [*names, *dataset_names()])
+        why = not_a_name if of_a_task else "'rlgen data list' shows them"
         raise ValueError(
-            f"dataset {target!r} not found: it is neither a task ({', '.join(names)}), nor a dataset name "
-            f"<task>-<level> ({not_a_name}), nor a local dataset path or Minari id ({not_found})"
+            f"dataset {target!r} not found{close}: it is neither a task ({', '.join(names)}), nor a dataset name "
+            f"<task>-<level> ({why}), nor a local dataset path or Minari id ({not_found})"
         ) from None
     recorded = task or _recorded_task(read_dataset_metadata(location), names)
     return DatasetRef(target, recorded, None, location.path.resolve(), location.format)

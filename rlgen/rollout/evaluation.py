@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from rlgen.data.atomic import atomic_path
 from rlgen.rollout.envs import make_vector_env, reset_envs
@@ -103,7 +104,13 @@ def standard_error(values: np.ndarray) -> float:
 
 
 def run_episodes(
-    policy: Policy, task: TaskSpec, episodes: int, seed: int, num_envs: int = 10, asynchronous: bool = False
+    policy: Policy,
+    task: TaskSpec,
+    episodes: int,
+    seed: int,
+    num_envs: int = 10,
+    asynchronous: bool = False,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Undiscounted returns (float64) and lengths (int64) of exactly ``episodes`` complete episodes, in episode
     order; episode ``i`` starts from ``reset(seed=seed + i)`` (module docstring). Arguments as for :func:`evaluate`.
@@ -117,6 +124,7 @@ def run_episodes(
     running = np.arange(n)  # the episode each env is running; -1 once it has none left
     next_episode = n
     observe = feedback(policy)
+    bar = tqdm(total=episodes, unit="episode", desc=f"evaluating in {task.name}", disable=not progress)
     try:
         obs = reset_envs(env, np.ones(n, dtype=bool), [seed + i for i in range(n)])
         while (running >= 0).any():
@@ -129,6 +137,7 @@ def run_episodes(
             lengths[idx] += 1
             ended = terminated | truncated
             observe(np.asarray(reward), ended)
+            bar.update(int((ended & active).sum()))
             if ended.any():
                 # An ended env may not be stepped again before a reset: give it the next episode, or, with none
                 # left, reset it anyway and mark it idle.
@@ -142,6 +151,7 @@ def run_episodes(
                 next_obs = np.where(ended[:, None], reset_envs(env, ended, seeds), next_obs)
             obs = next_obs
     finally:
+        bar.close()
         env.close()
     return returns, lengths
 
@@ -154,6 +164,7 @@ def evaluate(
     num_envs: int = 10,
     step: int | None = None,
     asynchronous: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
     """Run ``policy`` for exactly ``episodes`` complete episodes of ``task`` and score them.
 
@@ -164,8 +175,9 @@ def evaluate(
     :param asynchronous: step each environment in a worker process of its own (gymnasium's ``AsyncVectorEnv``);
         the results are the same as in one process. It pays when an environment step costs more than passing its
         observation between processes and there are idle cores.
+    :param progress: show a progress bar of the episodes done.
     """
-    returns, lengths = run_episodes(policy, task, episodes, seed, num_envs, asynchronous)
+    returns, lengths = run_episodes(policy, task, episodes, seed, num_envs, asynchronous, progress)
     scores = task.normalized_score(returns)
     return EvalResult(
         task=task.name,

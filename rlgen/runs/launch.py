@@ -25,6 +25,7 @@ import yaml
 
 from rlgen.config import ConfigError
 from rlgen.data import DEFAULT_LEVEL, DatasetRef, Episodes, check_action_space, load_dataset, resolve_dataset
+from rlgen.data.cache import cache_dir
 from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
 from rlgen.rollout import EvalResult, evaluate
@@ -132,6 +133,8 @@ def start_run(
     group = parsed.name if acts(parsed.agent_class) else "generative"
     path = Path(run_dir) if run_dir else default_run_dir(group, name, parsed.train.seed)
     RunDir.check_new(path)  # before the data is loaded: a taken folder should not cost a long load first
+    if progress:
+        _announce(path, config)
     subject, training_data = _load(config, data)
     # Building the agent checks it against the task and data; only then is the run folder written, so a
     # command that fails validation leaves nothing behind to block its corrected re-run.
@@ -148,6 +151,10 @@ def _resolve(recipe: Recipe, target: str | DatasetRef | None, task: str | None) 
     needs_dataset = recipe.agent_class.needs_dataset  # type: ignore[attr-defined]
     ref = target if isinstance(target, DatasetRef) else \
         resolve_dataset(target, task, default_level=DEFAULT_LEVEL if needs_dataset else None)  # fmt: skip
+    if not needs_dataset and ref.name is not None:
+        example = f"rlgen train {recipe.name} {ref.task or '<task>'}"
+        raise ValueError(f"{recipe.name} is an online agent: it learns in its task's environment and takes a task, "
+                         f"not a dataset ({ref.name}); e.g. `{example}`")  # fmt: skip
     task_name = ref.require_task()
     if ref.name is None:
         return RunConfig(recipe, task_name), task_name
@@ -194,6 +201,8 @@ def _resume(
     if step > steps:
         raise ConfigError(f"run {run.path} is already at step {step}; train.steps={steps} would not train further "
                           f"(give train.steps of at least {step})")  # fmt: skip
+    if progress:
+        _announce(run.path, config, resumed=True)
     subject, training_data = _load(config, data)
     agent, sampler = _build(config, subject, training_data, torch_device)
     if resume is not None:
@@ -223,6 +232,13 @@ def _resume_point(run: RunDir) -> tuple[tuple[Path, dict[str, Any]] | None, list
         raise CheckpointError(f"no checkpoint of run {run.path} loads ({unreadable[0][1]}); delete "
                               f"{run.checkpoints} to train the run again from step 0")  # fmt: skip
     return None, unreadable
+
+
+def _announce(path: Path, config: RunConfig, resumed: bool = False) -> None:
+    """Print where the run goes and what it reads, before the data is loaded."""
+    print(f"{'resuming run' if resumed else 'run'} {path}")
+    if config.dataset_path is not None:
+        print(f"dataset {config.dataset}: {config.dataset_path} (Minari data cached as .npz in {cache_dir()})")
 
 
 def _model(run: RunDir, config: RunConfig) -> str:
@@ -276,15 +292,17 @@ def evaluate_agent(
     seed: int | None = None,
     envs: int | None = None,
     asynchronous: bool | None = None,
+    progress: bool = False,
 ) -> EvalResult | HeldOutResult:
     """Score ``agent``: by ``episodes`` episodes in its task (defaults: the run's ``train.eval_*``) for an agent
-    that acts, by held-out bits/dim for a generative one (which takes no episode options)."""
+    that acts, by held-out bits/dim for a generative one (which takes no episode options). ``progress`` shows a
+    progress bar of the episodes."""
     if isinstance(agent, Agent) and isinstance(subject, TaskSpec):
         episodes = train.eval_episodes if episodes is None else episodes
         seed = train.eval_seed if seed is None else seed
         envs = train.eval_envs if envs is None else envs
         asynchronous = train.eval_async if asynchronous is None else asynchronous
-        return evaluate(agent.eval_policy(), subject, episodes, seed, envs, step, asynchronous)
+        return evaluate(agent.eval_policy(), subject, episodes, seed, envs, step, asynchronous, progress)
     options = (("episodes", episodes), ("seed", seed), ("envs", envs), ("asynchronous", asynchronous))
     given = [name for name, value in options if value is not None]
     if given:
@@ -312,7 +330,9 @@ def _fit(
         result.write(run.evals / f"step_{step:08d}.json", force=True)
         return {**result.scalars(), **{f"progress/{k}": v for k, v in agent.counters().items()}}
 
-    result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume)
+    label = f"{config.recipe.name} {config.dataset or config.task} seed{train.seed}" if config.task else \
+        f"{config.recipe.name} seed{train.seed}"  # fmt: skip
+    result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume, label=label)
     if isinstance(agent, LevelAgent):
         agent.write_samples(subject, run.path, seed=train.seed, progress=progress)  # type: ignore[arg-type]
     return result

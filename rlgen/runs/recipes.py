@@ -23,13 +23,13 @@ from typing import Any
 import yaml
 
 from rlgen.algos import ALGOS as ACTING_ALGOS
+from rlgen.catalog import agents_root, list_recipe_files
 from rlgen.config import ConfigError, apply_overrides, build, to_dict
 from rlgen.generative import GENERATIVE_ALGOS
 from rlgen.heads.config import did_you_mean
 from rlgen.train.agent import Agent, Learner
 from rlgen.train.config import TrainConfig
 
-AGENTS_DIR_VAR = "RLGEN_AGENTS_DIR"
 #: algo name of a recipe -> its agent class
 ALGOS: dict[str, type[Learner]] = {**ACTING_ALGOS, **GENERATIVE_ALGOS}
 #: TrainConfig keys that only steer evaluation in an environment: a recipe of an agent that does not act refuses them
@@ -136,15 +136,6 @@ def refuse_train_keys(algo: type[Learner], keys: Sequence[str], quoted: bool = F
             raise ConfigError(f"unknown key {name}; valid keys: {', '.join(f'train.{k}' for k in valid)}")
 
 
-def agents_root() -> Path:
-    """``$RLGEN_AGENTS_DIR`` if set, else the ``agents/`` folder next to the ``rlgen`` package."""
-    env = os.environ.get(AGENTS_DIR_VAR)
-    root = Path(env) if env else Path(__file__).resolve().parents[2] / "agents"
-    if not root.is_dir():
-        raise FileNotFoundError(f"agent recipes folder not found: {root}; set {AGENTS_DIR_VAR} to the folder of *.yaml")
-    return root
-
-
 def generative_root() -> Path:
     """``agents/generative/``: the recipes of ``rlgen generative train`` (a subfolder, so that ``rlgen train``'s
     recipes stay the YAML files directly in ``agents/``)."""
@@ -185,11 +176,6 @@ def recipe_from_dict(name: str, raw: Any) -> Recipe:
     if isinstance(train, dict):
         refuse_train_keys(algo, list(train))
     return Recipe(name, raw["algo"], build(TrainConfig, train, "train"), build(algo.Config, raw.get("agent"), "agent"))
-
-
-def list_recipe_files(root: Path) -> list[str]:
-    """Names of the recipes in folder ``root`` (its ``*.yaml`` files without the suffix)."""
-    return sorted(p.stem for p in root.glob("*.yaml"))
 
 
 def read_recipe_file(name: str, root: Path, kind: str) -> tuple[Path, Any]:

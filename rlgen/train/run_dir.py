@@ -78,9 +78,15 @@ class RunDir:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> RunDir:
-        """An existing run folder (one holding ``config.yaml``)."""
+        """An existing run folder (one holding ``config.yaml``); a folder of runs (``rlgen demo``'s) is an error
+        naming the runs in it."""
         run = cls(path)
         if not run.config_path.is_file():
+            runs = sorted(p.parent.name for p in run.path.glob(f"*/{CONFIG_FILE}"))
+            if runs:
+                example = run.path / runs[0]
+                raise FileNotFoundError(f"{run.path} is not a run directory but holds runs ({', '.join(runs)}), "
+                                        f"as rlgen demo's folder does; give one, e.g. {example}")  # fmt: skip
             raise FileNotFoundError(f"{run.path} is not a run directory: {CONFIG_FILE} not found")
         return run
 

@@ -28,6 +28,10 @@ from rlgen.train.checkpoint import (
 from rlgen.train.config import TrainConfig
 from rlgen.train.run_dir import MetricsLogger, RunDir
 
+#: the most characters of the progress bar's postfix (the latest training scalars)
+POSTFIX_CHARS = 60
+#: scalars the postfix shows first, when an agent logs them
+POSTFIX_FIRST = ("loss", "episode_return")
 #: ``evaluate(learner, step)`` scores the learner (in its environment, on held-out data) and returns scalars to log
 #: (``eval/...``).
 Evaluator = Callable[[Learner, int], dict[str, float]]
@@ -80,6 +84,19 @@ def _caught_stop_signals() -> Iterator[list[int]]:
             signal.signal(number, handler)
 
 
+def postfix(means: dict[str, float]) -> str:
+    """The progress bar's postfix: the scalars of :data:`POSTFIX_FIRST`, then the others in the agent's order, as
+    many as fit in :data:`POSTFIX_CHARS` (``loss=0.123, episode_return=57.2, q=3.1``)."""
+    names = sorted(means, key=lambda name: name.split("/")[-1] not in POSTFIX_FIRST)  # stable: the rest keep order
+    text = ""
+    for name in names:
+        item = f"{name.split('/')[-1]}={means[name]:.3g}"
+        if text and len(text) + 2 + len(item) > POSTFIX_CHARS:
+            break
+        text = f"{text}, {item}" if text else item
+    return text
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step.
@@ -102,6 +119,7 @@ def fit(
     evaluate: Evaluator | None = None,
     progress: bool = True,
     resume: tuple[Path, dict[str, Any]] | None = None,
+    label: str | None = None,
 ) -> FitResult:
     """Train ``agent`` for ``config.steps`` gradient steps on batches from ``sampler``.
 
@@ -110,7 +128,7 @@ def fit(
     already): the agent, the optimisers, every random generator and the running means are restored, so the run
     ends with the same numbers as one that was never interrupted. SIGINT or SIGTERM ends the step under way,
     checkpoints it and raises :class:`Interrupted`. Evaluation runs under a forked torch RNG so it never perturbs
-    training.
+    training. ``label`` names the progress bar (default: the run folder's name).
     """
     rng = np.random.default_rng(config.seed)
     sums: dict[str, float | torch.Tensor] = {}
@@ -126,7 +144,8 @@ def fit(
     logger = MetricsLogger(run, start_step=start)
     last: dict[str, float] = {}
     update_seconds = 0.0
-    bar = tqdm(total=config.steps, initial=start, unit="step", desc=run.path.name, disable=not progress)
+    bar = tqdm(total=config.steps, initial=start, unit="step", desc=label or run.path.name,
+               disable=not progress)  # fmt: skip
     with _caught_stop_signals() as stop:
         try:
             for step in range(start + 1, config.steps + 1):
@@ -144,7 +163,7 @@ def fit(
                     logger.log(step, means)
                     last.update(means)
                     sums, count = {}, 0
-                    bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()}, refresh=False)
+                    bar.set_postfix_str(postfix(means), refresh=False)
                 if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
                     with torch.random.fork_rng(devices=[]):
                         results = evaluate(agent, step)
