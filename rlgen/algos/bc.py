@@ -81,6 +81,7 @@ class BC(Agent):
     """Behaviour cloning (see the module docstring); one AdamW step on the head's NLL per batch."""
 
     Config = BCConfig
+    data_parallel = True
 
     def __init__(self, config: BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
                  device: torch.device):  # fmt: skip
@@ -129,6 +130,9 @@ class BC(Agent):
             self.policy.train(was_training)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.policy]
 
     def state_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict()}

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlgen.data import Episodes
 from rlgen.rollout import Policy
@@ -29,6 +29,9 @@ class Learner(ABC):
     """
 
     Config: ClassVar[type]
+    #: whether several processes may train it on shards of every batch (``torchrun``): then it lists the modules
+    #: whose gradients are averaged in :meth:`trainable_modules`
+    data_parallel: ClassVar[bool] = False
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, Tensor | float]:
@@ -38,6 +41,11 @@ class Learner(ABC):
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
         steps and episodes, the x-axis that sample efficiency is measured on)."""
         return {}
+
+    def trainable_modules(self) -> list[nn.Module]:
+        """The modules its optimisers update, whose gradients data-parallel training averages across processes
+        (target and averaged copies are not among them); needed only when :attr:`data_parallel` is set."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained data-parallel")
 
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
