@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -26,6 +27,9 @@ from rlgen.train.parallel import Replicas
 
 T = TypeVar("T")
 
+#: how long a process waits in a collective: the others wait for rank 0's evaluations (TT plans for many minutes on a
+#: CPU), longer than NCCL's default 10 minutes
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
 #: the variables torchrun sets in every process it starts
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -91,6 +95,8 @@ class TorchReplicas(Replicas):
 
     def mean(self, values: dict[str, float | torch.Tensor]) -> dict[str, float]:
         names = sorted(values)
+        if not names:
+            return {}
         stacked = torch.tensor([float(values[n]) for n in names], dtype=torch.float64, device=self.device)
         dist.all_reduce(stacked)
         return dict(zip(names, (stacked / self.world_size).tolist(), strict=True))
@@ -122,7 +128,7 @@ def distributed_training(device: str) -> Iterator[tuple[TorchReplicas | None, st
     local = process_device(device, int(os.environ["LOCAL_RANK"]))
     if local.startswith("cuda"):
         torch.cuda.set_device(local)
-    dist.init_process_group("nccl" if local.startswith("cuda") else "gloo")
+    dist.init_process_group("nccl" if local.startswith("cuda") else "gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         yield TorchReplicas(torch.device(local)), local
         dist.barrier()  # the writer may still be evaluating or saving: the group must outlive its last collective

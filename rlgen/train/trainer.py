@@ -114,7 +114,7 @@ def fit(
     checkpoints it and raises :class:`Interrupted`. Evaluation runs under a forked torch RNG so it never perturbs
     training.
 
-    With ``replicas`` (data-parallel processes, e.g. from :func:`rlgen.scale.distributed.setup`) each process draws
+    With ``replicas`` (data-parallel processes, e.g. from :func:`rlgen.scale.distributed_training`) each process draws
     ``batch_size / world_size`` samples from a generator of its own and the gradients are averaged; the logged
     scalars are means over the processes, and only the writer (rank 0) logs, evaluates and writes checkpoints,
     which hold every process's generators.
