@@ -156,6 +156,10 @@ def write_report(
         lines.append(f"| {row['agent']} | {row['processes']} | {row['global_batch']} | {row['steps']} | "
                      f"{row['seconds']:.2f} | {row['steps_per_s']:.1f} | {row['samples_per_s']:.0f} | "
                      f"{row['speedup']:.2f}x |")  # fmt: skip
+    if min(load_before[0], load_after[0]) >= (os.cpu_count() or 1):
+        lines += ["", "The machine was oversubscribed throughout (1-minute load at least its core count): a second "
+                  "process found no idle core, so these rows measure the cost of the all-reduces, not the speedup "
+                  "of processes on idle cores."]  # fmt: skip
     (args.out / "ddp.md").write_text("\n".join(lines) + "\n")
 
 
