@@ -1,8 +1,8 @@
 """The layers of rlgen import downwards only, including imports inside functions.
 
-Lowest first: (heads | catalog) < (config | nets) < tasks < data < rollout < train < (algos | generative | sb3) < runs
-< scale < commands < cli. A module may import its own package and any lower layer; packages of the same rank do
-not import each other. Task files and the data layer never touch environments (no gymnasium), except
+Lowest first: (heads | catalog) < (config | nets) < tasks < data < rollout < train < (algos | generative | sb3)
+< runs < scale < commands < cli < __main__. A module may import its own package and any lower layer; packages of the
+same rank do not import each other. Task files and the data layer never touch environments (no gymnasium), except
 Minari's writer, whose files store gymnasium spaces and the env spec (it never steps an env). The rules are read
 from the source with ``ast``, so a lazy import cannot hide a cycle.
 """
@@ -33,6 +33,7 @@ RANKS: dict[str, int] = {
     "scale": 8,
     "commands": 9,
     "cli": 10,
+    "__main__": 11,
 }
 NO_ENVIRONMENTS = ("gymnasium", "mujoco")
 GYMNASIUM_ALLOWED = {PACKAGE / "data" / "minari_io.py"}

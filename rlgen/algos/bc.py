@@ -82,6 +82,7 @@ class BC(Agent):
 
     Config = BCConfig
     checkpointed = ("policy", "optimizer")
+    data_parallel = True
 
     def __init__(self, config: BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
                  device: torch.device):  # fmt: skip
@@ -130,3 +131,6 @@ class BC(Agent):
             self.policy.train(was_training)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.policy]

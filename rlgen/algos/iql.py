@@ -138,6 +138,7 @@ class IQL(Agent):
     """Implicit Q-Learning (see the module docstring): one V, Q and policy step per batch."""
 
     Config = IQLConfig
+    data_parallel = True
 
     def __init__(self, config: IQLConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
                  device: torch.device):  # fmt: skip
@@ -232,6 +233,9 @@ class IQL(Agent):
             actions = dist.mode() if self.config.action == "mode" else dist.mean
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.q, self.v, self.policy]
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -93,6 +93,7 @@ class TD3BC(Agent):
     """TD3+BC (see the module docstring): a critic step per batch, an actor step every ``policy_delay``."""
 
     Config = TD3BCConfig
+    data_parallel = True
 
     def __init__(self, config: TD3BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
                  device: torch.device):  # fmt: skip
@@ -157,6 +158,9 @@ class TD3BC(Agent):
         """The actor's action; TD3+BC's policy is deterministic, so ``deterministic`` changes nothing."""
         obs = self.normalizer(torch.as_tensor(observations, dtype=torch.float32, device=self.device))
         return self.actor(obs).cpu().numpy()
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.actor, self.q]
 
     def state_dict(self) -> dict[str, Any]:
         return {

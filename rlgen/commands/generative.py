@@ -10,6 +10,7 @@ rlgen generative recipes                                       # list the recipe
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
 
@@ -32,12 +33,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from rlgen.runs import acts, list_recipes, load_recipe, resume_run, start_run
+    from rlgen.scale.distributed import distributed_training
 
     progress = not args.no_progress
     if args.resume:
         if args.recipe or args.run_dir:
             raise ValueError("--resume takes the recipe and run directory from the run; give only RUN_DIR")
-        run, result = resume_run(args.resume, args.overrides, device=args.device, progress=progress)
+        start = partial(resume_run, args.resume, args.overrides)
     else:
         if not args.recipe:
             raise ValueError(f"give a recipe, e.g. `rlgen generative train image`; "
@@ -45,9 +47,11 @@ def run_train(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, generative=True)
         if acts(recipe.agent_class):
             raise ValueError(f"{args.recipe} is an agent that acts in a task; train it with `rlgen train`")
-        run, result = start_run(recipe, overrides=args.overrides, run_dir=args.run_dir, device=args.device,
-                                progress=progress)  # fmt: skip
-    print_run_summary(run, result)
+        start = partial(start_run, recipe, overrides=args.overrides, run_dir=args.run_dir)
+    with distributed_training(args.device) as (replicas, device):  # one process of several under torchrun
+        run, result = start(device=device, progress=progress, replicas=replicas)
+    if replicas is None or replicas.is_writer:
+        print_run_summary(run, result)
     return 0
 
 

@@ -9,6 +9,7 @@ rlgen imitate --resume runs/gail-trpo/hopper-expert/seed0-...   # continue after
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from rlgen.commands.run_options import add_run_options, print_run_summary
 
@@ -37,6 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rlgen.runs import resume_run, start_run
+    from rlgen.scale.distributed import distributed_training
 
     progress = not args.no_progress
     if args.resume:
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         given = [flag for flag, value in options.items() if value is not None]
         if given:
             raise ValueError(f"--resume takes everything from the run; drop {', '.join(given)}")
-        run_dir, result = resume_run(args.resume, args.overrides, device=args.device, progress=progress)
+        start = partial(resume_run, args.resume, args.overrides)
     else:
         if not (args.method and args.task):
             raise ValueError(f"give a method and a task, e.g. `rlgen imitate gail invertedpendulum --trajectories 4`; "
@@ -57,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
         if args.pairs_per_trajectory is not None:
             overrides.append(f"agent.pairs_per_trajectory={args.pairs_per_trajectory}")
         dataset = args.dataset or f"{args.task}-expert"
-        run_dir, result = start_run(args.recipe or METHODS[args.method], dataset, overrides, run_dir=args.run_dir,
-                                    device=args.device, task=args.task, progress=progress)  # fmt: skip
+        start = partial(start_run, args.recipe or METHODS[args.method], dataset, overrides, run_dir=args.run_dir,
+                        task=args.task)  # fmt: skip
+    with distributed_training(args.device) as (replicas, device):  # under torchrun: refused, GAIL steps envs
+        run_dir, result = start(device=device, progress=progress, replicas=replicas)
     print_run_summary(run_dir, result)
     return 0

@@ -61,6 +61,7 @@ class LevelAgent(Learner):
     checkpointed = ("model", "optimizer")
 
     Data: ClassVar[type[ImageTask] | type[AudioTask]]
+    data_parallel = True
 
     def __init__(self, model: LevelModel, lr: float, grad_clip: float):
         self.model = model
@@ -95,6 +96,9 @@ class LevelAgent(Learner):
         """Generate from the model into ``folder / data.samples_file`` (``samples.png`` or ``samples.wav``)."""
         self.model.eval()
         return data.write_samples(self.model, folder / data.samples_file, seed=seed, progress=progress)
+
+    def trainable_modules(self) -> list[torch.nn.Module]:
+        return [self.model]
 
 
 class ImageAgent(LevelAgent):

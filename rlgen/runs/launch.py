@@ -12,6 +12,7 @@ kind of agent it holds. The two kinds differ in three places only, each one func
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -29,7 +30,7 @@ from rlgen.data.cache import cache_dir
 from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
 from rlgen.rollout import EvalResult, evaluate
-from rlgen.runs.recipes import ENVIRONMENT_KEYS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
+from rlgen.runs.recipes import ALGOS, ENVIRONMENT_KEYS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train.agent import Agent, BatchSampler, Learner, resolve_device
 from rlgen.train.checkpoint import (
@@ -40,6 +41,7 @@ from rlgen.train.checkpoint import (
     load_checkpoint,
 )
 from rlgen.train.config import TrainConfig
+from rlgen.train.parallel import Replicas
 from rlgen.train.run_dir import RunDir, write_text_atomic
 from rlgen.train.trainer import FitResult, fit, seed_everything
 
@@ -109,6 +111,7 @@ def start_run(
     task: str | None = None,
     progress: bool = True,
     data: LevelData | None = None,
+    replicas: Replicas | None = None,
 ) -> tuple[RunDir, FitResult]:
     """Train a new run of ``recipe`` (a name, a ``.yaml`` path, or a parsed recipe); returns its folder.
 
@@ -116,8 +119,12 @@ def start_run(
         resolves (a task name: agents that need a dataset then use its ``medium`` one). Generative agents take none.
     :param task: the task of a dataset given by path that does not record it.
     :param data: a generative agent's data, if already loaded (built from the recipe otherwise).
+    :param replicas: the processes training the run data-parallel (see :func:`rlgen.train.fit`); the writer alone
+        makes the run folder.
     """
     parsed = (recipe if isinstance(recipe, Recipe) else load_recipe(recipe)).with_overrides(overrides)
+    replicas = replicas or Replicas()
+    check_data_parallel(parsed.agent_class, replicas)
     torch_device = resolve_device(device)
     if acts(parsed.agent_class):
         if data is not None:
@@ -131,17 +138,28 @@ def start_run(
             )
         config, name = RunConfig(parsed), parsed.name
     group = parsed.name if acts(parsed.agent_class) else "generative"
-    path = Path(run_dir) if run_dir else default_run_dir(group, name, parsed.train.seed)
-    RunDir.check_new(path)  # before the data is loaded: a taken folder should not cost a long load first
-    if progress:
-        _announce(path, config)
+    path = replicas.share(Path(run_dir) if run_dir else default_run_dir(group, name, parsed.train.seed))
+    if replicas.is_writer:
+        RunDir.check_new(path)  # before the data is loaded: a taken folder should not cost a long load first
+        if progress:
+            _announce(path, config)
     subject, training_data = _load(config, data)
     # Building the agent checks it against the task and data; only then is the run folder written, so a
     # command that fails validation leaves nothing behind to block its corrected re-run.
     agent, sampler = _build(config, subject, training_data, torch_device)
+    if not replicas.is_writer:
+        return RunDir(path), _fit(RunDir(path), config, subject, agent, sampler, progress, replicas=replicas)
     with RunDir(path).writing():  # a second process starting a run in the same folder is refused
         run = RunDir.create(path, config.to_dict())
-        return run, _fit(run, config, subject, agent, sampler, progress)
+        return run, _fit(run, config, subject, agent, sampler, progress, replicas=replicas)
+
+
+def check_data_parallel(agent_class: type[Learner], replicas: Replicas) -> None:
+    """Refuse to train ``agent_class`` in several processes unless it can be (:attr:`Learner.data_parallel`)."""
+    if replicas.world_size > 1 and not agent_class.data_parallel:
+        able = sorted(name for name, cls in ALGOS.items() if cls.data_parallel)
+        raise ValueError(f"{agent_class.__name__} cannot be trained data-parallel ({replicas.world_size} processes "
+                         f"under torchrun); algos that can: {', '.join(able)}")  # fmt: skip
 
 
 def _resolve(recipe: Recipe, target: str | DatasetRef | None, task: str | None) -> tuple[RunConfig, str]:
@@ -167,6 +185,7 @@ def resume_run(
     device: str = "auto",
     progress: bool = True,
     data: LevelData | None = None,
+    replicas: Replicas | None = None,
 ) -> tuple[RunDir, FitResult]:
     """Continue the run in ``run_dir`` (of any agent) from its newest checkpoint.
 
@@ -179,16 +198,20 @@ def resume_run(
     against the model too. A run that another process trains is refused (:meth:`RunDir.writing`).
 
     :param data: a generative agent's data, if already loaded (built from the run's recipe otherwise).
+    :param replicas: the processes training the run data-parallel: each loads the checkpoint, the writer alone
+        writes the run folder (which must be at the same path on every node).
     """
     run = RunDir.open(run_dir)
-    with run.writing():
-        return _resume(run, overrides, device, progress, data)
+    replicas = replicas or Replicas()
+    with run.writing() if replicas.is_writer else contextlib.nullcontext(run):
+        return _resume(run, overrides, device, progress, data, replicas)
 
 
 def _resume(
-    run: RunDir, overrides: Sequence[str], device: str, progress: bool, data: LevelData | None
+    run: RunDir, overrides: Sequence[str], device: str, progress: bool, data: LevelData | None, replicas: Replicas
 ) -> tuple[RunDir, FitResult]:
     config = RunConfig.from_dict(run.read_config(), str(run.config_path))
+    check_data_parallel(config.recipe.agent_class, replicas)
     changed = [o for o in overrides if not o.startswith("train.steps=")]
     if changed:
         raise ConfigError(f"a resumed run keeps its config; only train.steps may change, got {', '.join(changed)}")
@@ -210,13 +233,13 @@ def _resume(
     else:
         warnings.warn(f"run {run.path} has no checkpoint (it was stopped before its first): training it from step 0",
                       stacklevel=3)  # fmt: skip
-    for path, error in unreadable:
+    for path, error in unreadable if replicas.is_writer else ():
         aside = path.with_name(path.name + ".unreadable")
         path.rename(aside)
         warnings.warn(f"{error}; moved it to {aside.name} and resuming from step {step}", stacklevel=3)
-    if overrides:
+    if overrides and replicas.is_writer:
         write_text_atomic(run.config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return run, _fit(run, config, subject, agent, sampler, progress, resume)
+    return run, _fit(run, config, subject, agent, sampler, progress, resume, replicas)
 
 
 def _resume_point(run: RunDir) -> tuple[tuple[Path, dict[str, Any]] | None, list[tuple[Path, CheckpointError]]]:
@@ -319,6 +342,7 @@ def _fit(
     sampler: BatchSampler,
     progress: bool,
     resume: tuple[Path, dict[str, Any]] | None = None,
+    replicas: Replicas | None = None,
 ) -> FitResult:
     train = config.recipe.train
 
@@ -332,8 +356,9 @@ def _fit(
 
     label = f"{config.recipe.name} {config.dataset or config.task} seed{train.seed}" if config.task else \
         f"{config.recipe.name} seed{train.seed}"  # fmt: skip
-    result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume, label=label)
-    if isinstance(agent, LevelAgent):
+    result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume, label=label,
+                 replicas=replicas)  # fmt: skip
+    if isinstance(agent, LevelAgent) and (replicas is None or replicas.is_writer):
         agent.write_samples(subject, run.path, seed=train.seed, progress=progress)  # type: ignore[arg-type]
     return result
 

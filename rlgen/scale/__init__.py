@@ -1,4 +1,5 @@
-"""Scaling out with existing engines: sweeps of runs over agents x datasets x seeds x override sets on Ray.
+"""Scaling out with existing engines: sweeps of runs over agents x datasets x seeds x override sets on Ray, and
+data-parallel training under ``torchrun`` (:mod:`rlgen.scale.distributed`).
 
 >>> from rlgen.scale import Grid, plan_sweep, run_sweep, summarise
 >>> grid = Grid(["bc-gaussian", "bc-dlml"], ["hopper-medium"], seeds=[0, 1, 2], overrides=["train.steps=5000"])
@@ -7,6 +8,7 @@
 >>> rows = summarise(records)
 """
 
+from rlgen.scale.distributed import TorchReplicas, distributed_training, launched_by_torchrun
 from rlgen.scale.sweep import (
     Cell,
     Grid,
@@ -24,7 +26,10 @@ __all__ = [
     "Cell",
     "Grid",
     "RunRecord",
+    "TorchReplicas",
     "check_address",
+    "distributed_training",
+    "launched_by_torchrun",
     "load_grid",
     "plan_sweep",
     "run_cell",

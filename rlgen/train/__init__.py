@@ -15,6 +15,7 @@ from rlgen.train.checkpoint import (
     save_checkpoint,
 )
 from rlgen.train.config import TrainConfig
+from rlgen.train.parallel import Replicas
 from rlgen.train.run_dir import MetricsLogger, RunDir
 from rlgen.train.trainer import Evaluator, FitResult, Interrupted, fit, seed_everything
 
@@ -27,6 +28,7 @@ __all__ = [
     "Interrupted",
     "Learner",
     "MetricsLogger",
+    "Replicas",
     "RunDir",
     "TrainConfig",
     "fit",

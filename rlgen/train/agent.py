@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlgen.data import Episodes
 from rlgen.rollout import Policy
@@ -33,6 +33,9 @@ class Learner(ABC):
     #: optimisers, schedules, buffers); one that is ``None`` (an optional EMA, say) is skipped. State of other
     #: kinds (a number, a counter) is added by overriding :meth:`state_dict` and :meth:`load_state_dict`.
     checkpointed: ClassVar[tuple[str, ...]] = ()
+    #: whether several processes may train it on shards of every batch (``torchrun``): then it lists the modules
+    #: whose gradients are averaged in :meth:`trainable_modules`
+    data_parallel: ClassVar[bool] = False
 
     @abstractmethod
     def update(self, batch: Any) -> dict[str, Tensor | float]:
@@ -42,6 +45,11 @@ class Learner(ABC):
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
         steps and episodes, the x-axis that sample efficiency is measured on)."""
         return {}
+
+    def trainable_modules(self) -> list[nn.Module]:
+        """The modules its optimisers update, whose gradients data-parallel training averages across processes
+        (target and averaged copies are not among them); needed only when :attr:`data_parallel` is set."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be trained data-parallel")
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training: the state of every :attr:`checkpointed` attribute."""

@@ -7,6 +7,7 @@ numbers, strings, lists, dicts), so it loads with ``weights_only=True``::
     agent      dict                Agent.state_dict(): networks, optimisers, normalisation buffers; online agents
                                    add their replay buffer and environment state (rlgen.algos.online)
     rng        dict                torch (CPU and CUDA), numpy Generator and python ``random`` states
+    replica_rng list               data-parallel runs only: every process's ``rng`` in rank order (``rng``: rank 0's)
     trainer    dict                the trainer's own state (running sums of the scalars being averaged)
 
 Restoring all of it makes a resumed run continue bit for bit like one that was never stopped.

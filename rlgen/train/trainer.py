@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from rlgen.train.agent import BatchSampler, Learner
 from rlgen.train.checkpoint import (
     capture_rng,
+    checkpoint_path,
     latest_checkpoint,
     load_agent_state,
     load_checkpoint,
@@ -26,6 +26,7 @@ from rlgen.train.checkpoint import (
     save_checkpoint,
 )
 from rlgen.train.config import TrainConfig
+from rlgen.train.parallel import Replicas, rank_generator, rank_state, shard_size
 from rlgen.train.run_dir import MetricsLogger, RunDir
 
 #: the most characters of the progress bar's postfix (the latest training scalars)
@@ -120,6 +121,7 @@ def fit(
     progress: bool = True,
     resume: tuple[Path, dict[str, Any]] | None = None,
     label: str | None = None,
+    replicas: Replicas | None = None,
 ) -> FitResult:
     """Train ``agent`` for ``config.steps`` gradient steps on batches from ``sampler``.
 
@@ -129,8 +131,15 @@ def fit(
     ends with the same numbers as one that was never interrupted. SIGINT or SIGTERM ends the step under way,
     checkpoints it and raises :class:`Interrupted`. Evaluation runs under a forked torch RNG so it never perturbs
     training. ``label`` names the progress bar (default: the run folder's name).
+
+    With ``replicas`` (data-parallel processes, e.g. from :func:`rlgen.scale.distributed_training`) each process draws
+    ``batch_size / world_size`` samples from a generator of its own and the gradients are averaged; the logged
+    scalars are means over the processes, and only the writer (rank 0) logs, evaluates and writes checkpoints,
+    which hold every process's generators.
     """
-    rng = np.random.default_rng(config.seed)
+    replicas = replicas or Replicas()
+    shard = shard_size(config.batch_size, replicas)
+    rng = rank_generator(config.seed, replicas)
     sums: dict[str, float | torch.Tensor] = {}
     count = 0
     start = 0
@@ -139,18 +148,20 @@ def fit(
     if resume is not None:
         path, state = resume
         load_agent_state(agent, state, path, f"run {run.path}")
-        restore_rng(state["rng"], rng)
+        restore_rng(rank_state(state.get("replica_rng", [state["rng"]]), replicas, f"checkpoint {path}"), rng)
         start, sums, count = state["step"], dict(state["trainer"]["sums"]), state["trainer"]["count"]
-    logger = MetricsLogger(run, start_step=start)
+    replicas.attach(agent)
+    writer = replicas.is_writer
+    logger = MetricsLogger(run, start_step=start) if writer else None
     last: dict[str, float] = {}
     update_seconds = 0.0
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=label or run.path.name,
-               disable=not progress)  # fmt: skip
+               disable=not (progress and writer))  # fmt: skip
     with _caught_stop_signals() as stop:
         try:
             for step in range(start + 1, config.steps + 1):
                 tick = time.perf_counter()
-                scalars = agent.update(sampler.sample(config.batch_size, rng))
+                scalars = agent.update(sampler.sample(shard, rng))
                 update_seconds += time.perf_counter() - tick
                 for name, value in scalars.items():
                     value = value.detach() if isinstance(value, torch.Tensor) else value
@@ -159,29 +170,36 @@ def fit(
                 bar.update(1)
                 final = step == config.steps
                 if step % config.log_every == 0 or final:
-                    means = {f"train/{k}": float(v) / count for k, v in sums.items()}
-                    logger.log(step, means)
+                    means = {f"train/{k}": v / count for k, v in replicas.mean(sums).items()}
+                    if logger is not None:
+                        logger.log(step, means)
                     last.update(means)
                     sums, count = {}, 0
                     bar.set_postfix_str(postfix(means), refresh=False)
-                if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
+                if writer and evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
                     with torch.random.fork_rng(devices=[]):
                         results = evaluate(agent, step)
-                    logger.log(step, results)
+                    logger.log(step, results)  # type: ignore[union-attr]
                     last.update(results)
                     bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
-                stopping = bool(stop)  # once: a signal arriving below is handled after the next step
+                # once: a signal arriving below is handled after the next step; every process stops at the same one
+                stopping = replicas.any(bool(stop))
                 if step % config.checkpoint_interval == 0 or final or stopping:
-                    logger.flush()  # metrics up to the checkpoint are on disk before it is
-                    payload = {
-                        "agent": agent.state_dict(),
-                        "rng": capture_rng(rng),
-                        "trainer": {"sums": {k: float(v) for k, v in sums.items()}, "count": count},
-                    }
-                    saved = save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
+                    rngs = replicas.gather(capture_rng(rng))
+                    # the means over processes: a resumed process continues from them, and means are linear
+                    trainer_state = {"sums": replicas.mean(sums), "count": count}
+                    saved = checkpoint_path(run.checkpoints, step)
+                    if logger is not None and rngs is not None:
+                        logger.flush()  # metrics up to the checkpoint are on disk before it is
+                        payload = {"agent": agent.state_dict(), "rng": rngs[0], "trainer": trainer_state}
+                        if replicas.world_size > 1:
+                            payload["replica_rng"] = rngs
+                        saved = save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
                 if stopping:
-                    raise Interrupted(stop[0], step, saved)
+                    # a process the signal did not reach stops because another one was signalled
+                    raise Interrupted(stop[0] if stop else signal.SIGTERM, step, saved)
         finally:
             bar.close()
-            logger.close()
+            if logger is not None:
+                logger.close()
     return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last, update_seconds=update_seconds)

@@ -81,6 +81,7 @@ class TT(Agent):
 
     Config = TTConfig
     checkpointed = ("model", "optimizer", "schedule", "ema")
+    data_parallel = True
 
     def __init__(self, config: TTConfig, task: TaskSpec, low: np.ndarray, high: np.ndarray,
                  act_low: np.ndarray, act_high: np.ndarray, device: torch.device):  # fmt: skip
@@ -169,6 +170,9 @@ class TT(Agent):
 
     def _to_env(self, actions: Tensor) -> np.ndarray:
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
+
+    def trainable_modules(self) -> list[nn.Module]:
+        return [self.model]
 
 
 class TTPolicy:
