@@ -23,6 +23,7 @@ from rlgen.train.checkpoint import (
     load_agent_state,
     load_checkpoint,
     restore_rng,
+    save_best_checkpoint,
     save_checkpoint,
 )
 from rlgen.train.config import TrainConfig
@@ -82,16 +83,29 @@ def _caught_stop_signals() -> Iterator[list[int]]:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step.
+    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step, both as
+    ``train.steps`` counts them.
 
     ``update_seconds`` is the wall time spent in sampling and gradient updates during this call (evaluation and
-    checkpoints excluded); it is not logged, so metrics stay identical across a kill and resume.
+    checkpoints excluded); it is not logged, so metrics stay identical across a kill and resume. ``best_score``
+    and ``best_step`` are the best evaluation of the whole run by ``fit``'s ``best_by`` (``None`` without one).
     """
 
     start_step: int
     step: int
     last_scalars: dict[str, float]
     update_seconds: float = 0.0
+    best_score: float | None = None
+    best_step: int | None = None
+
+
+def _better(score: float, best: float, higher_is_better: bool) -> bool:
+    return score > best if higher_is_better else score < best
+
+
+def _crossed(before: int, now: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, now]``."""
+    return now // every > before // every
 
 
 def fit(
@@ -102,8 +116,12 @@ def fit(
     evaluate: Evaluator | None = None,
     progress: bool = True,
     resume: tuple[Path, dict[str, Any]] | None = None,
+    best_by: str | None = None,
+    higher_is_better: bool = True,
 ) -> FitResult:
-    """Train ``agent`` for ``config.steps`` gradient steps on batches from ``sampler``.
+    """Train ``agent`` until it has done ``config.steps`` steps as :meth:`Learner.steps_done` counts them
+    (gradient steps; environment steps for online agents), on batches from ``sampler``. Logging, evaluation and
+    checkpoint intervals count the same steps.
 
     If ``run`` already holds a checkpoint, training continues from the newest one (or from ``resume``, a
     checkpoint's path and its :func:`~rlgen.train.checkpoint.load_checkpoint` state, when the caller has read it
@@ -111,25 +129,32 @@ def fit(
     ends with the same numbers as one that was never interrupted. SIGINT or SIGTERM ends the step under way,
     checkpoints it and raises :class:`Interrupted`. Evaluation runs under a forked torch RNG so it never perturbs
     training.
+
+    :param best_by: an evaluation scalar (e.g. ``eval/score``): the agent of its best value so far is kept in
+        ``checkpoints/best.pt``; ``higher_is_better`` says which way is best.
     """
     rng = np.random.default_rng(config.seed)
     sums: dict[str, float | torch.Tensor] = {}
     count = 0
-    start = 0
+    updates = 0
+    best: dict[str, float] = {}  # {"score", "step"} of the best evaluation so far
     if resume is None and (newest := latest_checkpoint(run.checkpoints)) is not None:
         resume = newest, load_checkpoint(newest)
     if resume is not None:
         path, state = resume
         load_agent_state(agent, state, path, f"run {run.path}")
         restore_rng(state["rng"], rng)
-        start, sums, count = state["step"], dict(state["trainer"]["sums"]), state["trainer"]["count"]
+        trainer = state["trainer"]
+        updates, sums, count = trainer.get("updates", state["step"]), dict(trainer["sums"]), trainer["count"]
+        best = dict(trainer.get("best", {}))
+    start = done = agent.steps_done(updates)
     logger = MetricsLogger(run, start_step=start)
     last: dict[str, float] = {}
     update_seconds = 0.0
     bar = tqdm(total=config.steps, initial=start, unit="step", desc=run.path.name, disable=not progress)
     with _caught_stop_signals() as stop:
         try:
-            for step in range(start + 1, config.steps + 1):
+            while done < config.steps:
                 tick = time.perf_counter()
                 scalars = agent.update(sampler.sample(config.batch_size, rng))
                 update_seconds += time.perf_counter() - tick
@@ -137,32 +162,45 @@ def fit(
                     value = value.detach() if isinstance(value, torch.Tensor) else value
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
-                bar.update(1)
-                final = step == config.steps
-                if step % config.log_every == 0 or final:
+                updates += 1
+                before, done = done, agent.steps_done(updates)
+                bar.update(done - before)
+                final = done >= config.steps
+                if _crossed(before, done, config.log_every) or final:
                     means = {f"train/{k}": float(v) / count for k, v in sums.items()}
-                    logger.log(step, means)
+                    logger.log(done, means)
                     last.update(means)
                     sums, count = {}, 0
                     bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in means.items()}, refresh=False)
-                if evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
+                if evaluate is not None and ((config.eval_every and _crossed(before, done, config.eval_every))
+                                             or final):  # fmt: skip
                     with torch.random.fork_rng(devices=[]):
-                        results = evaluate(agent, step)
-                    logger.log(step, results)
+                        results = evaluate(agent, done)
+                    logger.log(done, results)
                     last.update(results)
-                    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                    bar.write(f"step {done}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                    score = float(results.get(best_by, np.nan)) if best_by is not None else np.nan
+                    if np.isfinite(score) and (not best or _better(score, best["score"], higher_is_better)):
+                        best = {"score": score, "step": done}
+                        save_best_checkpoint(run.checkpoints, done, agent.state_dict(), score)
                 stopping = bool(stop)  # once: a signal arriving below is handled after the next step
-                if step % config.checkpoint_interval == 0 or final or stopping:
+                if _crossed(before, done, config.checkpoint_interval) or final or stopping:
                     logger.flush()  # metrics up to the checkpoint are on disk before it is
                     payload = {
                         "agent": agent.state_dict(),
                         "rng": capture_rng(rng),
-                        "trainer": {"sums": {k: float(v) for k, v in sums.items()}, "count": count},
+                        "trainer": {
+                            "updates": updates,
+                            "sums": {k: float(v) for k, v in sums.items()},
+                            "count": count,
+                            "best": best,
+                        },  # fmt: skip
                     }
-                    saved = save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
+                    saved = save_checkpoint(run.checkpoints, done, payload, keep=config.keep_checkpoints)
                 if stopping:
-                    raise Interrupted(stop[0], step, saved)
+                    raise Interrupted(stop[0], done, saved)
         finally:
             bar.close()
             logger.close()
-    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last, update_seconds=update_seconds)
+    return FitResult(start_step=start, step=done, last_scalars=last, update_seconds=update_seconds,
+                     best_score=best.get("score"), best_step=int(best["step"]) if best else None)  # fmt: skip
