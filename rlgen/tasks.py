@@ -18,17 +18,24 @@ training (``behavior:`` with the shipped policy files and their measured returns
     action_high: 1.0
     reference: {source: d4rl, min_score: -20.272305, max_score: 3234.3}   # or {source: measured}
     levels: [random, medium, expert, medium-replay, medium-expert]
+    datasets: {steps_per_second: 5500}   # optional: the measured generation speed (`rlgen data make` estimates
+                                      # its time from it)
     training: {...}                   # PPO settings, read only by scripts/train_behavior.py
     behavior: {random, expert, medium, replay}   # generated: policy files and measured returns
 
 With ``reference: {source: measured}`` the reference scores are the measured random return and the measured
 (deterministic) expert return recorded in the generated ``behavior`` block.
+
+A dataset name fixes its size: ``<task>-<level>`` is the level's size (D4RL's: 1M steps, 2M for
+``medium-expert``), and ``<task>-<level>-<size>`` a smaller or larger set of that level, e.g.
+``hopper-medium-200k`` (size ``<digits>[k|m]``). See docs/datasets.md.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +50,11 @@ from rlgen.config import build
 from rlgen.heads.config import did_you_mean
 
 KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+#: the size of ``<task>-<level>`` in steps: D4RL's (medium-expert is 1M medium + 1M expert), 1M for other levels
+LEVEL_STEPS = {"medium-expert": 2_000_000}
+DEFAULT_LEVEL_STEPS = 1_000_000
+_SIZE = re.compile(r"^([1-9][0-9]*)([km]?)$")
+_SIZE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
 
 
 class TaskFileError(ValueError):
@@ -113,6 +125,13 @@ class TaskSpec:
     medium: PolicyRecord | None = None
     # Snapshots from the start of training up to and including ``medium``, in training order (medium-replay).
     replay: tuple[PolicyRecord, ...] = ()
+    # Measured speed of `rlgen data make` (None if not measured): its time estimate.
+    generation_steps_per_second: float | None = None
+
+    def level_steps(self, level: str) -> int:
+        """The size in steps of dataset ``<task>-<level>``: 2M for ``medium-expert``, else 1M (D4RL's)."""
+        self._check_level(level)
+        return LEVEL_STEPS.get(level, DEFAULT_LEVEL_STEPS)
 
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """``(low, high)`` of a continuous task's action box, float32 arrays of shape ``(act_dim,)``."""
@@ -170,21 +189,59 @@ def load_task(name: str, allow_untrained: bool = False) -> TaskSpec:
 
 
 def parse_dataset_name(name: str) -> tuple[TaskSpec, str]:
-    """Split ``"<task>-<level>"`` (e.g. ``"hopper-medium-replay"``) into the task spec and the level."""
+    """Split ``"<task>-<level>[-<size>]"`` (e.g. ``"hopper-medium-replay"``, ``"hopper-medium-200k"``) into the task
+    spec and the level."""
+    spec, level, _ = parse_sized_dataset_name(name)
+    return spec, level
+
+
+def dataset_steps(name: str) -> int:
+    """The size in steps that dataset name ``<task>-<level>[-<size>]`` fixes (see the module docstring)."""
+    return parse_sized_dataset_name(name)[2]
+
+
+def sized_dataset_name(task: TaskSpec, level: str, steps: int) -> str:
+    """The name of ``steps`` steps of ``level``: ``<task>-<level>`` at the level's size, else with the size
+    (``hopper-medium-200k``)."""
+    if steps == task.level_steps(level):
+        return f"{task.name}-{level}"
+    return f"{task.name}-{level}-{format_steps(steps)}"
+
+
+def format_steps(steps: int) -> str:
+    """``200000`` -> ``"200k"``, ``1000000`` -> ``"1m"``, ``2500`` -> ``"2500"``: a size as dataset names write it."""
+    if steps < 1:
+        raise ValueError(f"a dataset size must be >= 1 step, got {steps}")
+    for suffix in ("m", "k"):
+        if steps % _SIZE_UNITS[suffix] == 0:
+            return f"{steps // _SIZE_UNITS[suffix]}{suffix}"
+    return str(steps)
+
+
+def parse_sized_dataset_name(name: str) -> tuple[TaskSpec, str, int]:
+    """``(task spec, level, steps)`` of ``"<task>-<level>[-<size>]"``; ``ValueError`` naming the valid levels."""
     tasks = list_tasks()
     # Task names may not contain a level, but levels contain '-', so match the task as the longest prefix.
     for task in sorted(tasks, key=len, reverse=True):
         if name.startswith(task + "-"):
             spec = load_task(task)
-            level = name[len(task) + 1 :]
-            if level in spec.levels:
-                return spec, level
+            rest = name[len(task) + 1 :]
+            if rest in spec.levels:
+                return spec, rest, spec.level_steps(rest)
+            level, _, size = rest.rpartition("-")
+            match = _SIZE.match(size)
+            if level in spec.levels and match:
+                steps = int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+                if steps == spec.level_steps(level):
+                    raise ValueError(f"dataset {name!r} is {task}-{level} ({steps:,} steps): name it so")
+                return spec, level, steps
             raise ValueError(
-                f"dataset {name!r}: task {task!r} has no level {level!r}{did_you_mean(level, spec.levels)}; valid "
-                f"levels: {', '.join(spec.levels)}"
+                f"dataset {name!r}: task {task!r} has no level {rest!r}{did_you_mean(rest, spec.levels)}; valid: "
+                f"<task>-<level>[-<size>] with a level of {', '.join(spec.levels)} and a size such as 200k "
+                "(default: the level's size)"
             )
     valid = ", ".join(f"{t}-{{{','.join(KNOWN_LEVELS)}}}" for t in tasks)
-    raise ValueError(f"dataset name {name!r} is not <task>-<level>; valid: {valid or '(no tasks found)'}")
+    raise ValueError(f"dataset name {name!r} is not <task>-<level>[-<size>]; valid: {valid or '(no tasks found)'}")
 
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -243,6 +300,18 @@ class _Reference:
 
 
 @dataclass(frozen=True)
+class _Datasets:
+    """The optional ``datasets`` block: the measured generation speed."""
+
+    steps_per_second: float | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite(self, "steps_per_second")
+        if self.steps_per_second is not None and self.steps_per_second <= 0:
+            raise ValueError(f"steps_per_second must be > 0, got {self.steps_per_second}")
+
+
+@dataclass(frozen=True)
 class _TaskFile:
     name: str
     env_id: str
@@ -256,6 +325,7 @@ class _TaskFile:
     action_high: float | tuple[float, ...] | None = None
     num_actions: int | None = None  # discrete tasks
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    datasets: _Datasets = field(default_factory=_Datasets)
     training: dict[str, Any] = field(default_factory=dict)
     behavior: _Behavior | None = None
 
@@ -342,6 +412,7 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
         expert=expert,
         medium=medium,
         replay=replay,
+        generation_steps_per_second=file.datasets.steps_per_second,
     )
 
 

@@ -10,7 +10,8 @@ alike, which timing whole training runs one after another does not.
     pip install -e ".[bench]"
     python scripts/bench_bc.py --datasets hopper-medium halfcheetah-medium --seeds 0 1 2 --steps 20000
 
-Missing datasets are generated from the shipped behaviour policies first (``--data-steps``).
+Missing datasets are generated from the shipped behaviour policies first, at the size their name fixes
+(``hopper-medium``: 1M steps, ``hopper-medium-200k``: 200k).
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ EVAL_SEED = 100_000
 TIMING_BLOCK = 50  # training steps per agent per round of the interleaved timing phase
 
 
-def ensure_dataset(name: str, steps: int) -> None:
+def ensure_dataset(name: str) -> None:
     try:
         locate(name)
     except FileNotFoundError:
-        print(f"generating {name} ({steps:,} steps)")
-        make_dataset(name, steps=steps, seed=0)
+        make_dataset(name, seed=0)
 
 
 AGENT_OVERRIDES = [f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]", f"agent.lr={LR}"]
@@ -147,7 +147,6 @@ def main() -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=20_000, help="gradient steps per run (default: 20000)")
     parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--data-steps", type=int, default=1_000_000)
     parser.add_argument(
         "--timing-rounds",
         type=int,
@@ -160,7 +159,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as runs_root:
         for dataset in args.datasets:
-            ensure_dataset(dataset, args.data_steps)
+            ensure_dataset(dataset)
             for agent in [*(f"rlgen BC-{h}" for h in args.heads), "d3rlpy BC"]:
                 runs = [train_and_score(agent, dataset, seed, args, Path(runs_root)) for seed in args.seeds]
                 score, score_se = mean_se([r["score"] for r in runs])

@@ -70,9 +70,11 @@ def demo_overrides(trajectories: int, seed: int) -> list[str]:
 
 def run_gail(task: TaskSpec, trajectories: int, seed: int, iterations: int, warm_start: bool, episodes: int,
              extra: list[str], folder: Path) -> dict:  # fmt: skip
-    overrides = [*extra, *demo_overrides(trajectories, seed), f"train.steps={iterations}", "train.eval_every=0",
+    agent = load_recipe(RECIPE).with_overrides([o for o in extra if o.startswith("agent.")]).agent
+    env_steps = iterations * agent.num_envs * agent.n_steps  # train.steps counts environment steps
+    overrides = [*extra, *demo_overrides(trajectories, seed), f"train.steps={env_steps}", "train.eval_every=0",
                  f"train.eval_episodes={episodes}", f"train.eval_seed={EVAL_SEED}",
-                 f"train.checkpoint_every={iterations}", f"agent.bc_warm_start={str(warm_start).lower()}"]  # fmt: skip
+                 f"train.checkpoint_every={env_steps}", f"agent.bc_warm_start={str(warm_start).lower()}"]  # fmt: skip
     tick = time.perf_counter()
     _, result = start_run(RECIPE, f"{task.name}-expert", overrides, run_dir=folder, device="cpu", progress=False)
     s = result.last_scalars

@@ -95,15 +95,15 @@ class Tracker:
 def run_rlgen(case: Case, seed: int, budget: int, eval_every: int, episodes: int, root: Path) -> dict:
     recipe = load_recipe(case.algo)
     agent_cfg = recipe.agent
-    if case.algo == "dqn":  # gradient steps per round of train_frequency env steps
-        per_update = agent_cfg.train_frequency / agent_cfg.gradient_steps
-        steps = (budget - agent_cfg.learning_starts) // agent_cfg.train_frequency * agent_cfg.gradient_steps
-    else:
-        per_update = agent_cfg.num_envs * agent_cfg.n_steps
-        steps = budget // per_update
-    every = max(1, round(eval_every / per_update))
-    train = recipe.with_overrides([f"train.steps={steps}", f"train.seed={seed}", f"train.eval_every={every}",
-                                   f"train.checkpoint_every={steps}", f"train.log_every={every}"]).train  # fmt: skip
+    # train.steps and the intervals count environment steps
+    overrides = [
+        f"train.steps={budget}",
+        f"train.seed={seed}",
+        f"train.eval_every={eval_every}",
+        f"train.checkpoint_every={budget}",
+        f"train.log_every={eval_every}",
+    ]
+    train = recipe.with_overrides(overrides).train
     task = load_task(case.task)
     torch.set_num_threads(1)
     seed_everything(seed)

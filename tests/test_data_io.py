@@ -220,7 +220,7 @@ def test_load_dataset_resolves_paths_ids_and_names(stores):
     d4rl_dir = stores / "d4rl"
     d4rl_dir.mkdir()
     episodes = read_d4rl(write_d4rl_file(d4rl_dir / "hopper_medium-v2.hdf5"))
-    write_d4rl(episodes, d4rl_dir / "toy-expert-rlgen.hdf5")
+    write_d4rl(episodes, d4rl_dir / "toy-expert.hdf5")
     folder = write_minari(episodes, "rlgen/toy/medium-replay-v0")
     for name, fmt in [
         ("hopper-medium-v2", "d4rl"),  # D4RL's download file name

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rlgen.cli import main
-from rlgen.data import Episodes, load_dataset, read_d4rl, transitions
+from rlgen.data import DatasetLocation, Episodes, load_dataset, locate, read_d4rl, resolve_dataset, transitions
 from rlgen.rollout.generate import generate, make_dataset
-from rlgen.tasks import load_task
+from rlgen.tasks import load_task, parse_sized_dataset_name, sized_dataset_name
 
 
 @pytest.fixture(autouse=True)
@@ -89,24 +92,49 @@ def test_medium_replay_rolls_out_every_snapshot(cartpole):
 
 
 def test_d4rl_format_holds_the_same_data(tmp_path, cartpole):
-    minari_made = make_dataset("cartpole-medium", steps=250, seed=1, num_envs=2, progress=False)
-    d4rl_made = make_dataset("cartpole-medium", steps=250, seed=1, num_envs=2, fmt="d4rl", progress=False)
-    assert d4rl_made.path.name == "cartpole-medium-rlgen.hdf5"
+    minari_made = make_dataset("cartpole-medium-250", seed=1, num_envs=2, progress=False)
+    d4rl_made = make_dataset("cartpole-medium-250", seed=1, num_envs=2, fmt="d4rl", progress=False)
+    assert d4rl_made.path == tmp_path / "d4rl" / "cartpole-medium-250.hdf5"
     assert read_d4rl(d4rl_made.path).identical(load_dataset(minari_made.path))
-    assert load_dataset("cartpole-medium").identical(minari_made.episodes)  # the Minari one comes first
+    assert load_dataset("cartpole-medium-250").identical(minari_made.episodes)  # the Minari one comes first
+    shutil.rmtree(minari_made.path)
+    assert locate("cartpole-medium-250") == DatasetLocation("cartpole-medium-250", "d4rl", d4rl_made.path)
+    assert resolve_dataset("cartpole-medium-250").path == d4rl_made.path  # the D4RL file is found by the name too
+
+
+def test_the_name_fixes_the_size(tmp_path, cartpole, capsys):
+    assert parse_sized_dataset_name("cartpole-medium-replay")[1:] == ("medium-replay", 1_000_000)
+    assert parse_sized_dataset_name("cartpole-medium-expert")[1:] == ("medium-expert", 2_000_000)
+    assert parse_sized_dataset_name("cartpole-medium-replay-200k")[1:] == ("medium-replay", 200_000)
+    assert parse_sized_dataset_name("cartpole-expert-3m")[1:] == ("expert", 3_000_000)
+    assert parse_sized_dataset_name("cartpole-random-2500")[1:] == ("random", 2_500)
+    for bad, message in [("cartpole-medium-1m", "is cartpole-medium (1,000,000 steps): name it so"),
+                         ("cartpole-medium-0", "no level 'medium-0'"), ("cartpole-medium-2g", "no level")]:  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parse_sized_dataset_name(bad)
+    assert [sized_dataset_name(cartpole, "medium", n) for n in (1_000_000, 200_000, 2_000_000, 1_500)] == [
+        "cartpole-medium", "cartpole-medium-200k", "cartpole-medium-2m", "cartpole-medium-1500"]  # fmt: skip
+    # a default store holds every name at its size: another size needs its own name (or a store of one's own)
+    with pytest.raises(ValueError, match="is 1,000,000 steps; for 300 steps name it cartpole-random-300"):
+        make_dataset("cartpole-random", steps=300, progress=False)
+    made = make_dataset("cartpole-random-300", num_envs=2)  # progress on: says what it makes first
+    assert made.episodes.num_steps == 300 and made.dataset_id == "rlgen/cartpole/random-300-v0"
+    printed = capsys.readouterr().out
+    plan = f"cartpole-random-300: generating 300 steps of CartPole-v1 (about 0 MB, about 0 s) into {made.path}"
+    assert plan in printed
 
 
 def test_cli_make_info_list(capsys):
-    assert main(["data", "make", "cartpole-random", "--steps", "200", "--envs", "2", "--seed", "1"]) == 0
+    assert main(["data", "make", "cartpole-random-200", "--envs", "2", "--seed", "1"]) == 0
     out = capsys.readouterr().out
-    assert "wrote Minari dataset rlgen/cartpole/random-v0" in out
-    assert main(["data", "make", "cartpole-random", "--steps", "200"]) == 2
+    assert "wrote Minari dataset rlgen/cartpole/random-200-v0" in out
+    assert main(["data", "make", "cartpole-random-200"]) == 2
     assert "already exists; pass --force to overwrite it" in capsys.readouterr().err
-    assert main(["data", "info", "cartpole-random", "--json"]) == 0
+    assert main(["data", "info", "cartpole-random-200", "--json"]) == 0
     import json
 
     info = json.loads(capsys.readouterr().out)
-    episodes = load_dataset("cartpole-random")
+    episodes = load_dataset("cartpole-random-200")
     returns = episodes.episode_returns()
     assert (info["steps"], info["episodes"], info["task"]) == (200, episodes.num_episodes, "cartpole")
     assert info["return_mean"] == pytest.approx(returns.mean())
@@ -114,25 +142,35 @@ def test_cli_make_info_list(capsys):
     assert info["normalized_score"] == pytest.approx(expected)
     assert main(["data", "list"]) == 0
     listing = capsys.readouterr().out
-    assert "rlgen/cartpole/random-v0" in listing and "cartpole-medium-expert" in listing
+    where = Path(os.environ["MINARI_DATASETS_PATH"]) / "rlgen" / "cartpole" / "random-200-v0"
+    size = sum(p.stat().st_size for p in where.rglob("*") if p.is_file()) / 1e6
+    rows = [line.split() for line in listing.splitlines() if line.strip().startswith("cartpole-random-200 ")]
+    assert rows == [["cartpole-random-200", "minari", "200", str(episodes.num_episodes), f"{size:.1f}", str(where)]]
+    assert "cartpole-medium-expert" in listing and "2,000,000 steps, about 51 s" in listing
     assert main(["data", "info", "hopper-nothing"]) == 2
     assert "not found" in capsys.readouterr().err
-    assert main(["data", "info", "cartpole-random", "--task", "hopper"]) == 2
+    assert main(["data", "info", "cartpole-random-200", "--task", "hopper"]) == 2
     err = capsys.readouterr().err
     assert (
-        "rlgen/cartpole/random-v0: key 'observations' has shape (200, 4); task hopper (Hopper-v5) expects ('N', 11)"
-        in err
+        "rlgen/cartpole/random-200-v0: key 'observations' has shape (200, 4); task hopper (Hopper-v5) expects "
+        "('N', 11)" in err
     )
+
+
+def test_data_list_flags_a_dataset_whose_size_is_not_its_names(tmp_path, capsys):
+    make_dataset("cartpole-random", steps=120, num_envs=2, out=os.environ["MINARI_DATASETS_PATH"], progress=False)
+    assert main(["data", "list"]) == 0
+    assert "(!) cartpole-random means 1,000,000 steps: remake it with --force" in capsys.readouterr().out
 
 
 def test_relative_store_paths_are_resolved(monkeypatch, capsys):
     # minari joins a relative store path onto paths already built from it: both ways must work from the cwd
-    assert main(["data", "make", "cartpole-random", "--steps", "50", "--envs", "2", "--out", "store"]) == 0
-    assert main(["data", "info", "store/rlgen/cartpole/random-v0"]) == 0
+    assert main(["data", "make", "cartpole-random-50", "--envs", "2", "--out", "store"]) == 0
+    assert main(["data", "info", "store/rlgen/cartpole/random-50-v0"]) == 0
     monkeypatch.setenv("MINARI_DATASETS_PATH", "relstore")
-    made = make_dataset("cartpole-random", steps=50, num_envs=2, progress=False)
-    assert made.path == Path.cwd() / "relstore" / "rlgen" / "cartpole" / "random-v0" and made.path.is_dir()
-    assert load_dataset("cartpole-random").identical(load_dataset("store/rlgen/cartpole/random-v0"))
+    made = make_dataset("cartpole-random-50", num_envs=2, progress=False)
+    assert made.path == Path.cwd() / "relstore" / "rlgen" / "cartpole" / "random-50-v0" and made.path.is_dir()
+    assert load_dataset("cartpole-random-50").identical(load_dataset("store/rlgen/cartpole/random-50-v0"))
     assert "error" not in capsys.readouterr().err
 
 
@@ -146,7 +184,7 @@ def test_relative_store_paths_are_resolved(monkeypatch, capsys):
     ],
 )
 def test_out_suffix_contradicting_the_format_is_refused(capsys, args, pattern):
-    assert main(["data", "make", "cartpole-random", "--steps", "50", *args]) == 2
+    assert main(["data", "make", "cartpole-random-50", *args]) == 2
     assert pattern in capsys.readouterr().err
     assert not any(Path.cwd().iterdir())  # refused before anything was written
 
@@ -155,7 +193,7 @@ def test_out_suffix_contradicting_the_format_is_refused(capsys, args, pattern):
     ("args", "out"), [(["--format", "d4rl", "--out", "y.h5"], "y.h5"), (["--out", "y.hdf5"], "y.hdf5")]
 )
 def test_d4rl_output_reads_back_by_path(capsys, args, out):
-    assert main(["data", "make", "cartpole-random", "--steps", "50", "--envs", "2", *args]) == 0
+    assert main(["data", "make", "cartpole-random-50", "--envs", "2", *args]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     assert main(["data", "info", out, "--json"]) == 0
     assert '"steps": 50' in capsys.readouterr().out

@@ -14,14 +14,14 @@ def test_demo_makes_the_dataset_trains_and_reports(tmp_path: Path, monkeypatch: 
                                                    capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
     out = tmp_path / "demo"
-    args = ["demo", "--data-steps", "3000", "--train-steps", "40", "--eval-episodes", "2", "--out", str(out)]
+    args = ["demo", "--dataset", "hopper-medium-3k", "--train-steps", "40", "--eval-episodes", "2", "--out", str(out)]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "generating 3,000 steps" in printed
-    path = locate("hopper-medium").path
-    assert path.is_relative_to(tmp_path / "minari")
+    assert "hopper-medium-3k: generating 3,000 steps of Hopper-v5" in printed
+    path = locate("hopper-medium-3k").path
+    assert path == tmp_path / "minari" / "rlgen" / "hopper" / "medium-3k-v0"
     # where the dataset went, and where training reads it and its cache from
-    assert f"dataset hopper-medium: written to {path}" in printed and "cached as .npz in" in printed
+    assert f"dataset hopper-medium-3k: written to {path}" in printed and "cached as .npz in" in printed
     for agent in ("BC-dlml", "BC-gaussian"):
         assert agent in printed
     assert (out / "curves.png").stat().st_size > 10_000

@@ -123,7 +123,7 @@ def test_debug_shows_the_traceback(monkeypatch) -> None:
 def test_unwritable_run_folder_is_permission_denied(tmp_path, capsys) -> None:
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert main(["data", "make", "cartpole-random", "--steps", "50", "--out", str(locked / "d" / "x.hdf5")]) == 1
+    assert main(["data", "make", "cartpole-random-50", "--out", str(locked / "d" / "x.hdf5")]) == 1
     assert "permission denied: " in error_line(capsys)
 
 
@@ -238,13 +238,13 @@ def test_minari_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
         f"""
         import sys
         from rlgen.cli import main
-        sys.exit(main(["data", "make", "invertedpendulum-random", "--steps", "3000", "--out", {str(store)!r}]))
+        sys.exit(main(["data", "make", "invertedpendulum-random-3k", "--out", {str(store)!r}]))
         """,
         limit=60_000,
         cwd=tmp_path,
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    target = store / "rlgen" / "invertedpendulum" / "random-v0"
+    target = store / "rlgen" / "invertedpendulum" / "random-3k-v0"
     assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {target}")
     assert "Traceback" not in result.stderr
     assert not target.exists() and hidden_files(store) == []
@@ -256,7 +256,7 @@ def test_d4rl_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
         f"""
         import sys
         from rlgen.cli import main
-        sys.exit(main(["data", "make", "invertedpendulum-random", "--steps", "3000", "--out", {str(out)!r}]))
+        sys.exit(main(["data", "make", "invertedpendulum-random-3k", "--out", {str(out)!r}]))
         """,
         limit=60_000,
         cwd=tmp_path,
@@ -295,7 +295,7 @@ class _Usage:
 def test_free_space_is_checked_before_generating(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setattr("rlgen.data.atomic.shutil.disk_usage", lambda path: _Usage())
     out = tmp_path / "x.hdf5"
-    assert main(["data", "make", "hopper-random", "--steps", "1000000", "--out", str(out)]) == 1
+    assert main(["data", "make", "hopper-random", "--out", str(out)]) == 1
     line = error_line(capsys)
     assert line.startswith(f"rlgen data: error: no space left on {out}: the write needs about 117 MB and ")
     assert list(tmp_path.iterdir()) == []
@@ -337,10 +337,10 @@ def test_staging_of_a_killed_write_is_removed_by_the_next_write(tmp_path) -> Non
 
 def test_force_over_a_symlinked_dataset_folder_keeps_what_it_points_to(tmp_path, capsys) -> None:
     real = write_minari(small_episodes(), "keep/t/real-v0", root=tmp_path / "elsewhere")
-    link = minari_root() / "rlgen" / "cartpole" / "random-v0"
+    link = minari_root() / "rlgen" / "cartpole" / "random-50-v0"
     link.parent.mkdir(parents=True)
     link.symlink_to(real, target_is_directory=True)
-    assert main(["data", "make", "cartpole-random", "--steps", "50", "--force"]) == 2
+    assert main(["data", "make", "cartpole-random-50", "--force"]) == 2
     line = error_line(capsys)
     assert line == (
         f"rlgen data: error: {link} is a symbolic link (to {real}); rlgen does not overwrite links, even with "
@@ -472,8 +472,12 @@ def test_sigint_checkpoints_the_step_and_resume_is_bit_identical(hopper_file, tm
         def waiting_update(self, batch):
             calls.append(1)
             if len(calls) == 12:
+                # SIGINT is blocked before the parent hears of step 12, so it cannot arrive before the wait
+                signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGINT])
                 print("step 12", flush=True)
-                signal.pause()
+                signal.sigwait([signal.SIGINT])
+                signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # the handler the delivery would have run
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
             return update(self, batch)
         BC.update = waiting_update
         sys.exit(main(["train", "bc-gaussian", {str(hopper_file)!r}, "--run-dir", {str(run)!r}, *{TINY!r}]))
@@ -482,7 +486,8 @@ def test_sigint_checkpoints_the_step_and_resume_is_bit_identical(hopper_file, tm
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        assert proc.stdout.readline() == "step 12\n"
+        line = proc.stdout.readline()
+        assert line == "step 12\n", proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -266,14 +266,15 @@ def test_behaviour_cloning_stops_early_and_keeps_its_best_weights(store) -> None
         behaviour_clone(policy, demos[:1], settings, np.random.default_rng(0))
 
 
-FAST = ["train.steps={steps}", "train.checkpoint_every=3", "train.log_every=1", "train.eval_every=3",
+FAST = ["train.steps={steps}", "train.checkpoint_every=96", "train.log_every=32", "train.eval_every=96",
         "train.eval_episodes=2", "train.eval_envs=2", "agent.hidden=[16]", "agent.num_envs=2", "agent.n_steps=16",
         "agent.trajectories=2", "agent.pairs_per_trajectory=10", "agent.entropy_weight=0.01",
         "agent.bc_warm_start=true", "agent.bc.max_epochs=5"]  # fmt: skip
 
 
-def _fast(steps: int) -> list[str]:
-    return [o.format(steps=steps) for o in FAST]
+def _fast(iterations: int) -> list[str]:
+    """Fast settings for ``iterations`` iterations of 2 envs x 16 steps (``train.steps`` counts env steps)."""
+    return [o.format(steps=32 * iterations) for o in FAST]
 
 
 def test_kill_and_resume_of_a_gail_run_matches_an_uninterrupted_one(in_store, tmp_path) -> None:
@@ -281,10 +282,10 @@ def test_kill_and_resume_of_a_gail_run_matches_an_uninterrupted_one(in_store, tm
                          progress=False)  # fmt: skip
     half, _ = start_run("gail-trpo", "invertedpendulum-expert", _fast(3), run_dir=tmp_path / "half", device="cpu",
                         progress=False)  # fmt: skip
-    _, result = resume_run(half.path, ["train.steps=6"], device="cpu", progress=False)
-    assert result.start_step == 3 and result.step == 6
-    a = load_checkpoint(whole.checkpoints / "step_00000006.pt")["agent"]
-    b = load_checkpoint(half.checkpoints / "step_00000006.pt")["agent"]
+    _, result = resume_run(half.path, ["train.steps=192"], device="cpu", progress=False)
+    assert result.start_step == 96 and result.step == 192
+    a = load_checkpoint(whole.checkpoints / "step_00000192.pt")["agent"]
+    b = load_checkpoint(half.checkpoints / "step_00000192.pt")["agent"]
     for net in ("policy", "value", "discriminator"):
         for key, value in a[net].items():
             torch.testing.assert_close(value, b[net][key], rtol=0, atol=0, msg=f"{net}.{key}")
@@ -298,7 +299,7 @@ def test_kill_and_resume_of_a_gail_run_matches_an_uninterrupted_one(in_store, tm
     assert "train/bc_validation_nll" in logged[0]  # the warm start ran once, before the first rollout
     # the checkpoint alone rebuilds the agent, demonstrations included
     agent, task, config, step = load_agent(whole.path, device="cpu")
-    assert step == 6 and config.dataset == "invertedpendulum-expert" and isinstance(agent, GAIL)
+    assert step == 192 and config.dataset == "invertedpendulum-expert" and isinstance(agent, GAIL)
     assert agent.demos is not None and len(agent.demos) == 2 * 10 and agent.demos.num_trajectories == 2
     actions = agent.act(np.zeros((3, task.obs_dim), dtype=np.float32))
     assert actions.shape == (3, 1) and np.all(np.abs(actions) <= 3.0)
@@ -336,7 +337,7 @@ def test_gail_beats_a_random_policy_clearly(in_store, tmp_path) -> None:
     task = load_task("invertedpendulum")
     rng = np.random.default_rng(0)
     random_policy = evaluate(lambda o: rng.uniform(-3.0, 3.0, (len(o), 1)).astype(np.float32), task, 10, 100_000)
-    overrides = ["train.steps=30", "train.eval_every=0", "train.eval_episodes=10", "agent.trajectories=4",
+    overrides = ["train.steps=61440", "train.eval_every=0", "train.eval_episodes=10", "agent.trajectories=4",
                  "agent.n_steps=256"]  # fmt: skip
     _, result = start_run("gail-trpo", "invertedpendulum-expert", overrides, run_dir=tmp_path / "gail",
                           device="cpu", progress=False)  # fmt: skip

@@ -169,37 +169,60 @@ FAST = {
 
 
 def _overrides(algo: str, steps: int) -> list[str]:
-    return [f"train.steps={steps}", "train.checkpoint_every=15", "train.log_every=5", "train.eval_every=15",
+    return [f"train.steps={steps}", "train.checkpoint_every=75", "train.log_every=25", "train.eval_every=75",
             "train.eval_episodes=2", "train.eval_envs=2", "train.batch_size=16", *FAST[algo]]  # fmt: skip
 
 
 @pytest.mark.parametrize("algo", ["dqn", "a2c", "reinforce"])
 def test_kill_and_resume_of_an_online_run_matches_an_uninterrupted_one(tmp_path, algo: str) -> None:
-    whole, _ = start_run(algo, "cartpole", _overrides(algo, 30), run_dir=tmp_path / "whole", device="cpu",
-                         progress=False)  # fmt: skip
-    # The "killed" run stops after its step-15 checkpoint; resuming it trains the remaining steps.
-    half, _ = start_run(algo, "cartpole", _overrides(algo, 15), run_dir=tmp_path / "half", device="cpu",
+    whole, full = start_run(algo, "cartpole", _overrides(algo, 300), run_dir=tmp_path / "whole", device="cpu",
+                            progress=False)  # fmt: skip
+    # The "killed" run stops after the first update that reaches 150 env steps; resuming it trains the rest.
+    half, _ = start_run(algo, "cartpole", _overrides(algo, 150), run_dir=tmp_path / "half", device="cpu",
                         progress=False)  # fmt: skip
-    _, result = resume_run(half.path, ["train.steps=30"], device="cpu", progress=False)
-    assert result.start_step == 15 and result.step == 30
-    a = load_checkpoint(whole.checkpoints / "step_00000030.pt")
-    b = load_checkpoint(half.checkpoints / "step_00000030.pt")
+    _, result = resume_run(half.path, ["train.steps=300"], device="cpu", progress=False)
+    assert 150 <= result.start_step < 300 <= result.step == full.step
+    a = load_checkpoint(whole.checkpoints / f"step_{full.step:08d}.pt")
+    b = load_checkpoint(half.checkpoints / f"step_{full.step:08d}.pt")
     for net in ("q", "target") if algo == "dqn" else ("policy", "value"):
         for key, value in a["agent"][net].items():
             torch.testing.assert_close(value, b["agent"][net][key], rtol=0, atol=0, msg=f"{net}.{key}")
-    assert a["agent"]["collector"]["env_steps"] == b["agent"]["collector"]["env_steps"] > 0
+    assert a["agent"]["collector"]["env_steps"] == b["agent"]["collector"]["env_steps"] >= 300
     assert (whole.path / "metrics.jsonl").read_text() == (half.path / "metrics.jsonl").read_text()
 
 
-def test_online_run_logs_env_steps_and_loads_for_evaluation(tmp_path) -> None:
-    run, result = start_run("dqn", "cartpole", _overrides("dqn", 15), run_dir=tmp_path / "run", device="cpu",
+@pytest.mark.parametrize("algo", ["a2c", "reinforce"])
+def test_online_agents_count_train_steps_in_env_steps(tmp_path, algo: str) -> None:
+    run, result = start_run(algo, "cartpole", _overrides(algo, 100), run_dir=tmp_path / "run", device="cpu",
                             progress=False)  # fmt: skip
-    # warm-up, then 4 env steps before each pair of updates (8 rounds for 15 updates)
-    assert result.last_scalars["progress/env_steps"] == 50 + 4 * 8
+    env_steps = result.last_scalars["progress/env_steps"]
+    assert result.step == env_steps >= 100
+    checkpoint = load_checkpoint(run.checkpoints / f"step_{result.step:08d}.pt")
+    updates = checkpoint["trainer"]["updates"]
+    if algo == "a2c":  # 2 envs x 5 steps per update: the first update at or past 100 env steps is the 10th
+        assert (updates, env_steps) == (10, 100)
+    else:  # whole episodes per update: the last update crossed 100
+        assert env_steps - 100 < 2 * 500
+    steps = [row["step"] for row in run.read_metrics() if "eval/return" in row]
+    assert steps == sorted(steps) and steps[-1] == result.step and len(steps) == 2  # past 75, then the end
+
+
+def test_online_run_logs_env_steps_and_loads_for_evaluation(tmp_path) -> None:
+    run, result = start_run("dqn", "cartpole", _overrides("dqn", 82), run_dir=tmp_path / "run", device="cpu",
+                            progress=False)  # fmt: skip
+    # warm-up, then 4 env steps before each pair of updates: 8 rounds (16 updates) reach 50 + 4 * 8 = 82
+    assert result.last_scalars["progress/env_steps"] == 50 + 4 * 8 == result.step
+    assert load_checkpoint(run.checkpoints / "step_00000082.pt")["trainer"]["updates"] == 16
     agent, task, config, step = load_agent(run.path, device="cpu")
-    assert step == 15 and config.dataset is None
+    assert step == 82 and config.dataset is None
     actions = agent.act(np.zeros((3, task.obs_dim), dtype=np.float32))
     assert actions.shape == (3,) and actions.dtype == np.int64
+
+
+def test_dqn_stops_at_the_end_of_the_round_that_reaches_its_budget(tmp_path) -> None:
+    _, result = start_run("dqn", "cartpole", _overrides("dqn", 80), run_dir=tmp_path / "run", device="cpu",
+                          progress=False)  # fmt: skip
+    assert result.step == result.last_scalars["progress/env_steps"] == 82  # round 8 ends at 82, not 80
 
 
 def test_online_agents_refuse_what_they_cannot_learn_from() -> None:
@@ -210,7 +233,7 @@ def test_online_agents_refuse_what_they_cannot_learn_from() -> None:
 @pytest.mark.parametrize("head", ["gaussian", "dlml", "adacat"])
 def test_a2c_steps_a_continuous_task_with_any_head(tmp_path, head: str) -> None:
     options = ["agent.head.squash=false", "agent.head.state_dependent_std=false"] if head == "gaussian" else []
-    overrides = [*_overrides("a2c", 4), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1",
+    overrides = [*_overrides("a2c", 40), "train.eval_every=0", "train.eval_episodes=1", "train.eval_envs=1",
                  f"agent.head={head}", *options]  # fmt: skip
     run, result = start_run("a2c", "invertedpendulum", overrides, run_dir=tmp_path / "ip", device="cpu",
                             progress=False)  # fmt: skip

@@ -23,17 +23,17 @@ def _eval_returns(algo: str, tmp_path, overrides: list[str]) -> list[tuple[float
 
 @pytest.mark.slow
 def test_dqn_solves_cartpole_within_50k_env_steps(tmp_path) -> None:
-    evals = _eval_returns("dqn", tmp_path, ["train.seed=1", "train.eval_every=640"])  # every 5 rounds
+    evals = _eval_returns("dqn", tmp_path, ["train.seed=1", "train.eval_every=1280"])  # every 5 rounds
     assert max(ret for _, ret in evals) >= SOLVED, evals
 
 
 @pytest.mark.slow
 def test_a2c_solves_cartpole_within_200k_env_steps(tmp_path) -> None:
-    evals = _eval_returns("a2c", tmp_path, ["train.seed=1", "train.steps=5000", "train.eval_every=250"])
+    evals = _eval_returns("a2c", tmp_path, ["train.seed=1", "train.steps=200000", "train.eval_every=10000"])
     assert max(ret for _, ret in evals) >= SOLVED, evals
 
 
 @pytest.mark.slow
 def test_reinforce_improves_clearly_over_random(tmp_path) -> None:
-    evals = _eval_returns("reinforce", tmp_path, ["train.seed=1", "train.steps=200", "train.eval_every=50"])
+    evals = _eval_returns("reinforce", tmp_path, ["train.seed=1", "train.steps=200000", "train.eval_every=50000"])
     assert evals[-1][1] >= 5 * RANDOM_RETURN, evals

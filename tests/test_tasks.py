@@ -124,6 +124,12 @@ def test_parse_dataset_name() -> None:
         parse_dataset_name("hopper-bogus")
     with pytest.raises(ValueError, match="not <task>-<level>.*walker2d"):
         parse_dataset_name("ant-medium")
+    assert parse_dataset_name("hopper-medium-replay-200k")[1] == "medium-replay"  # a size names no other level
+
+
+def test_task_files_record_their_generation_speed() -> None:
+    assert load_task("hopper").generation_steps_per_second == 5500
+    assert [load_task(t).level_steps("medium-expert") for t in ("hopper", "cartpole")] == [2_000_000, 2_000_000]
 
 
 def test_unknown_task_lists_valid_names() -> None:
@@ -158,6 +164,8 @@ def test_tasks_root_from_environment(recipes: Path, monkeypatch: pytest.MonkeyPa
         ({"training": [1, 2]}, "training must be a mapping"),
         ({"behavior": {"random": {"mean": 1.0}}}, "missing key(s) behavior.expert, behavior.medium, behavior.replay"),
         ({"colour": "red"}, "unknown key(s) colour"),
+        ({"datasets": {"steps_per_second": 0}}, "datasets: steps_per_second must be > 0, got 0"),
+        ({"datasets": {"steps": {"medium": 5}}}, "unknown key(s) datasets.steps"),
     ],
 )
 def test_recipe_validation_names_file_and_field(recipes: Path, change: dict, message: str) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -12,10 +13,11 @@ import torch
 from torch import nn
 
 from rlgen.config import ConfigError, apply_overrides, build
-from rlgen.runs import load_recipe
+from rlgen.runs import default_run_dir, load_recipe
 from rlgen.train import (
     Agent,
     CheckpointError,
+    FitResult,
     RunDir,
     TrainConfig,
     fit,
@@ -195,6 +197,55 @@ def test_run_dir_layout_and_metrics(tmp_path) -> None:
         RunDir.create(run.path, {})
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         RunDir.open(tmp_path)
+
+
+def test_the_best_evaluation_is_kept_as_best_pt_through_pruning_and_resume(tmp_path) -> None:
+    config = TrainConfig(steps=8, batch_size=4, log_every=2, eval_every=2, checkpoint_every=2, keep_checkpoints=1)
+    scores = {2: 1.0, 4: 5.0, 6: 3.0, 8: float("nan")}  # the best is at step 4; NaN never counts
+
+    def evaluate(agent: Agent, step: int) -> dict[str, float]:
+        return {"eval/score": scores.get(step, 0.0)}  # 0 for the last step of the shorter run
+
+    def train(run: RunDir, steps: int, kill_at: int | None = None) -> tuple[ToyAgent, FitResult]:
+        seed_everything(0)
+        agent = ToyAgent(ToyConfig())
+        result = fit(agent, ToySampler(kill_at), replace(config, steps=steps), run, evaluate, progress=False,
+                     best_by="eval/score")  # fmt: skip
+        return agent, result
+
+    run = RunDir.create(tmp_path / "run", {})
+    _, half = train(run, 5)  # stops after step 5 (its checkpoint remembers the best so far)
+    assert (half.best_score, half.best_step) == (5.0, 4)
+    agent, result = train(run, 8)
+    assert (result.start_step, result.best_score, result.best_step) == (5, 5.0, 4)
+    assert [s for s, _ in list_checkpoints(run.checkpoints)] == [8]  # step_4 was pruned, best.pt was not
+    best = load_checkpoint(run.checkpoints / "best.pt")
+    assert (best["step"], best["score"]) == (4, 5.0)
+    assert not torch.equal(best["agent"]["net"]["0.weight"], agent.net[0].weight)
+
+    # lower is better (bits/dim): the first evaluation is the best one
+    low = RunDir.create(tmp_path / "low", {})
+    seed_everything(0)
+    lowest = fit(ToyAgent(ToyConfig()), ToySampler(), config, low, evaluate, progress=False, best_by="eval/score",
+                 higher_is_better=False)  # fmt: skip
+    assert (lowest.best_score, lowest.best_step) == (1.0, 2)
+    assert _train(RunDir.create(tmp_path / "none", {}), config) and not (tmp_path / "none/checkpoints/best.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("dataset", "folder"),
+    [
+        ("hopper-medium", "hopper-medium"),
+        ("/data/d4rl/hopper-medium.hdf5", "hopper-medium"),
+        ("~/.d4rl/datasets/hopper_medium-v2.hdf5", "hopper_medium-v2"),
+        ("runs/x.npz", "x"),
+        ("mujoco/hopper/medium-v0", "medium-v0"),
+        ("cartpole", "cartpole"),
+    ],
+)
+def test_run_folders_are_named_by_dataset_name_or_file_stem(dataset: str, folder: str) -> None:
+    path = default_run_dir("bc-dlml", dataset, seed=3, root="runs")
+    assert path.parent == Path("runs/bc-dlml") / folder and path.name.startswith("seed3-")
 
 
 def test_a_new_run_needs_a_missing_or_empty_folder(tmp_path) -> None:

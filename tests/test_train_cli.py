@@ -33,17 +33,25 @@ def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
     argv = ["train", "bc-quantile", "invertedpendulum", "--run-dir", str(run), "--device", "cpu"]
     assert main([*argv, "--set", *FAST]) == 0
     out, err = capsys.readouterr()
-    assert f"run {run}: step 60" in out and "normalised score" in out
+    assert f"run {run}: step 60" in out and "last normalised score" in out
     # where the run and its data are, before training; the progress bar names the agent, dataset and seed
     assert out.startswith(f"run {run}\ndataset invertedpendulum-medium: {store}")
     assert "bc-quantile invertedpendulum-medium seed0" in err and "loss=" in err
-    assert sorted(p.name for p in (run / "evals").iterdir()) == ["step_00000030.json", "step_00000060.json"]
+    evals = {p.name: json.loads(p.read_text())["score_mean"] for p in (run / "evals").iterdir()}
+    assert sorted(evals) == ["step_00000030.json", "step_00000060.json"]
+    best_step = 30 if evals["step_00000030.json"] > evals["step_00000060.json"] else 60
+    assert f"; best {max(evals.values()):.1f} at step {best_step} (checkpoints/best.pt)" in out
 
     assert main(["eval", str(run), "--episodes", "3", "--device", "cpu"]) == 0
     results = json.loads((run / "results.json").read_text())
     assert results["step"] == 60 and results["episodes"] == len(results["returns"]) == 3
     out, err = capsys.readouterr()
     assert "normalised score" in out and "evaluating in invertedpendulum" in err and "3/3" in err
+    best = tmp_path / "best.json"
+    assert main(["eval", str(run), "--checkpoint", "best", "--episodes", "2", "--out", str(best)]) == 0
+    assert json.loads(best.read_text())["step"] == best_step
+    assert main(["eval", str(run), "--checkpoint", "last", "--episodes", "2", "--out", str(best), "--force"]) == 0
+    assert json.loads(best.read_text())["step"] == 60
 
     assert main(["train", "--resume", str(run), "--set", "train.steps=90", "--no-progress"]) == 0
     assert "step 90 (resumed at step 60)" in capsys.readouterr().out

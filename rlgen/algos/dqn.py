@@ -8,9 +8,9 @@ Loss on a replayed transition ``(s, a, r, s', done)``::
     loss = huber(Q(s, a) - y)
 
 ``done`` is set only when the episode *terminated*; a time-limit truncation bootstraps from the true last
-observation. One trainer step = one gradient step; every ``gradient_steps`` of them are preceded by
-``train_frequency`` environment steps (Stable-Baselines3's schedule), after ``learning_starts`` steps of
-uniformly random actions have filled the buffer.
+observation. Every round of ``gradient_steps`` gradient steps is preceded by ``train_frequency`` environment
+steps (Stable-Baselines3's schedule), after ``learning_starts`` steps of uniformly random actions have filled the
+buffer; ``train.steps`` counts environment steps, and training stops at the end of the first round that reaches it.
 """
 
 from __future__ import annotations
@@ -156,6 +156,12 @@ class DQN(OnlineAgent):
             step = self.collector.step(self.explore(self.collector.current(rng), rng), rng)
             self.replay.add(step.observations, step.actions, step.rewards, step.next_observations, step.terminals)
         return self.replay.sample(batch_size, rng)
+
+    def steps_done(self, updates: int) -> int:
+        """The environment steps the completed rounds were due after (``learning_starts + train_frequency`` per
+        round), so that training stops only at the end of a round; 0 before the first update."""
+        c = self.config
+        return c.learning_starts + c.train_frequency * (updates // c.gradient_steps) if updates else 0
 
     def update(self, batch: Transitions) -> dict[str, Tensor | float]:
         c = self.config

@@ -3,7 +3,9 @@
 
 An online agent is its own batch sampler: :func:`rlgen.train.fit` calls ``agent.sample(batch_size, rng)``,
 which steps the environments and returns what the next gradient step learns from, then ``agent.update``.
-``train.steps`` therefore counts gradient steps for online agents too; environment steps are logged beside.
+``train.steps`` counts environment steps for online agents, like SB3's ``total_timesteps`` (and so do
+``train.eval_every``, ``log_every`` and ``checkpoint_every``): :meth:`OnlineAgent.steps_done` reports them, and
+training stops after the first update at which they reach ``train.steps``.
 
 Exact resume. A checkpoint holds the agent's networks and optimisers, the replay buffer (DQN) and the state of
 its :class:`~rlgen.rollout.collector.VectorCollector`, which restores the environments exactly (every episode
@@ -54,6 +56,11 @@ class OnlineAgent(Agent):
     @abstractmethod
     def sample(self, batch_size: int, rng: np.random.Generator) -> Any:
         """Interact with the environments and return what the next :meth:`update` learns from."""
+
+    def steps_done(self, updates: int) -> int:
+        """The environment steps collected so far: every one of them has been learned from once an update is
+        done (DQN, which takes several updates per collection, overrides this)."""
+        return self.collector.env_steps
 
     def counters(self) -> dict[str, float]:
         return {"env_steps": float(self.collector.env_steps), "episodes": float(self.collector.episodes)}

@@ -4,7 +4,7 @@ Makes the dataset from the shipped behaviour policies if it is not on disk yet, 
 each requested head, evaluates every agent on the D4RL normalised scale, prints the table and plots the
 learning curves.
 
-    rlgen demo                                   # hopper-medium, BC-DLML vs BC-Gaussian
+    rlgen demo                                   # hopper-medium-200k, BC-DLML vs BC-Gaussian
     rlgen demo --dataset invertedpendulum-medium --train-steps 20000
 """
 
@@ -21,11 +21,11 @@ from rlgen.commands.plot import plot_runs
 if TYPE_CHECKING:
     from rlgen.data import DatasetRef
 
-DEFAULT_DATASET = "hopper-medium"
+DEFAULT_DATASET = "hopper-medium-200k"  # 200k steps of hopper-medium: generated in about a minute
 DEFAULT_HEADS = ("dlml", "gaussian")
 
 
-def ensure_dataset(ref: DatasetRef, steps: int, seed: int) -> DatasetRef:
+def ensure_dataset(ref: DatasetRef, seed: int) -> DatasetRef:
     """``ref``, generated from the shipped policies first unless a copy is already on disk."""
     from rlgen.data import resolve_dataset
     from rlgen.rollout.generate import make_dataset
@@ -33,8 +33,8 @@ def ensure_dataset(ref: DatasetRef, steps: int, seed: int) -> DatasetRef:
     if ref.path is not None or ref.level is None:  # a dataset given by path or id is not made here
         print(f"dataset {ref.name}: found on disk at {ref.path}")
         return ref
-    print(f"dataset {ref.name}: not on disk, generating {steps:,} steps from the shipped behaviour policies")
-    result = make_dataset(str(ref.name), steps=steps, seed=seed)
+    print(f"dataset {ref.name}: not on disk, making it from the shipped behaviour policies")
+    result = make_dataset(str(ref.name), seed=seed)
     print(f"dataset {ref.name}: written to {result.path}")
     return resolve_dataset(str(ref.name))
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # batched inference of small MLPs during generation: extra threads only cost
     heads = list(dict.fromkeys(args.heads))  # a head named twice is trained once
     check_outputs(args.out, heads)
-    ref = ensure_dataset(resolve_dataset(args.dataset), args.data_steps, args.seed)
+    ref = ensure_dataset(resolve_dataset(args.dataset), args.seed)
     task = load_task(ref.require_task())
     data = summarize(load_dataset(ref.require_path()), task.ref_min_score, task.ref_max_score)
     rows = [(f"{args.dataset} data (behaviour policy)", f"{data['normalized_score']:.1f}", "-", "-")]
@@ -93,11 +93,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=datasets_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dataset", default=DEFAULT_DATASET, help=f"<task>-<level> (default: {DEFAULT_DATASET})")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET,
+                        help=f"<task>-<level>[-<size>] (default: {DEFAULT_DATASET})")  # fmt: skip
     parser.add_argument("--heads", nargs="+", default=list(DEFAULT_HEADS), metavar="HEAD",
                         help="BC heads to train (default: dlml gaussian)")  # fmt: skip
-    parser.add_argument("--data-steps", type=int, default=200_000,
-                        help="size of the dataset if it has to be generated (default: 200000)")  # fmt: skip
     parser.add_argument("--train-steps", type=int, default=5_000, help="gradient steps per agent (default: 5000)")
     parser.add_argument("--eval-episodes", type=int, default=10,
                         help="evaluation episodes per agent, at each quarter of training (default: 10)")  # fmt: skip

@@ -5,6 +5,7 @@ held-out bits/dim.
 
 rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, the run's evaluation seed
 rlgen eval RUN --episodes 50 --video                             # and an mp4 of one episode (render extra)
+rlgen eval RUN --checkpoint best --out best.json                 # the best evaluation during training
 rlgen eval RUN --checkpoint RUN/checkpoints/step_00010000.pt --out step10k.json
 """
 
@@ -24,7 +25,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_dir", help="a run directory written by rlgen train, imitate or generative train")
-    parser.add_argument("--checkpoint", help="checkpoint file (default: the run's newest)")
+    parser.add_argument("--checkpoint", default="last", metavar="best|last|PATH",
+                        help="last (the run's newest checkpoint, default), best (its best evaluation during "
+                        "training) or a checkpoint file")  # fmt: skip
     parser.add_argument("--episodes", type=int_at_least(1), help="episodes (default: the run's train.eval_episodes)")
     parser.add_argument(
         "--seed", type=int_at_least(0), help="episode i resets with seed + i (default: train.eval_seed)"

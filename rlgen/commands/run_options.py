@@ -41,16 +41,23 @@ def add_run_options(parser: argparse.ArgumentParser, set_example: str, run_dir_d
 
 
 def print_run_summary(run: RunDir, result: FitResult) -> None:
-    """Where the run is, the step it reached, its last score (normalised score or held-out bits/dim) and where its
-    samples are, if it wrote any."""
+    """Where the run is, the step it reached, its last and best score (normalised score or held-out bits/dim) and
+    where its samples are, if it wrote any."""
     resumed = f" (resumed at step {result.start_step})" if result.start_step else ""
     print(f"run {run.path}: step {result.step}{resumed}")
     scalars = result.last_scalars
     if "eval/score" in scalars:
-        print(f"normalised score {scalars['eval/score']:.1f} ± {scalars['eval/score_se']:.1f} "
-              f"(return {scalars['eval/return']:.1f} ± {scalars['eval/return_se']:.1f})")  # fmt: skip
+        print(f"last normalised score {scalars['eval/score']:.1f} ± {scalars['eval/score_se']:.1f} (return "
+              f"{scalars['eval/return']:.1f} ± {scalars['eval/return_se']:.1f}){_best(result, '.1f')}")  # fmt: skip
     if "eval/bits_per_dim" in scalars:
-        print(f"test bits/dim {scalars['eval/bits_per_dim']:.4f}")
+        print(f"last test bits/dim {scalars['eval/bits_per_dim']:.4f}{_best(result, '.4f')}")
     samples = sorted(run.path.glob("samples.*"))
     if samples:
         print(f"samples: {samples[0]}")
+
+
+def _best(result: FitResult, spec: str) -> str:
+    """``"; best X at step N (checkpoints/best.pt)"``, or nothing if the run kept no best checkpoint."""
+    if result.best_score is None:
+        return ""
+    return f"; best {result.best_score:{spec}} at step {result.best_step} (checkpoints/best.pt)"

@@ -24,7 +24,9 @@ from rlgen.data.spaces import BoxSpace, DiscreteSpace, Space, task_spaces
 from rlgen.data.stats import Statistics
 from rlgen.data.store import (
     DatasetLocation,
+    DatasetSize,
     d4rl_root,
+    dataset_size,
     list_local_datasets,
     load_dataset,
     locate,
@@ -41,6 +43,7 @@ __all__ = [
     "DatasetRef",
     "DatasetError",
     "DatasetLocation",
+    "DatasetSize",
     "DiscreteSpace",
     "Episodes",
     "ReplayBuffer",
@@ -52,6 +55,7 @@ __all__ = [
     "check_action_space",
     "check_actions_in_box",
     "d4rl_root",
+    "dataset_size",
     "list_local_datasets",
     "load_dataset",
     "locate",

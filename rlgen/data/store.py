@@ -5,8 +5,9 @@ Accepted names, tried in order:
 1. a path: a D4RL ``.hdf5``/``.h5`` file, a Minari dataset folder (or its ``data`` folder or
    ``main_data.hdf5``), or an rlgen ``.npz`` file;
 2. a Minari dataset id in the local store, e.g. ``mujoco/hopper/medium-v0`` or ``rlgen/hopper/medium-v0``;
-3. an rlgen dataset name ``<task>-<level>``: the Minari id ``rlgen/<task>/<level>-v0``, else the D4RL file
-   ``<task>-<level>-rlgen.hdf5`` in the D4RL folder;
+3. an rlgen dataset name ``<task>-<level>[-<size>]``: the Minari id ``rlgen/<task>/<level>[-<size>]-v0``, else
+   the D4RL file ``<task>-<level>[-<size>].hdf5`` in the D4RL folder (what ``rlgen data make --format d4rl``
+   writes);
 4. a D4RL dataset name such as ``hopper-medium-v2``: ``hopper_medium-v2.hdf5`` (the file name D4RL downloads
    to) or ``hopper-medium-v2.hdf5`` in ``$D4RL_DATASET_DIR`` (default ``~/.d4rl/datasets``).
 """
@@ -18,12 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from rlgen.data.cache import cached
 from rlgen.data.d4rl_io import read_d4rl
 from rlgen.data.episodes import Episodes
 from rlgen.data.errors import DatasetError
+from rlgen.data.hdf5 import open_hdf5
 from rlgen.data.minari_fast import read_minari_hdf5
-from rlgen.data.minari_io import minari_root, resolve_data_path
+from rlgen.data.minari_io import minari_root, read_metadata, resolve_data_path
 from rlgen.data.npz_io import read_npz
 
 D4RL_DIR_VAR = "D4RL_DATASET_DIR"
@@ -37,13 +41,15 @@ def d4rl_root() -> Path:
 
 
 def rlgen_minari_id(task: str, level: str, version: int = 0) -> str:
-    """Minari id of a generated dataset, e.g. ``rlgen/hopper/medium-v0``."""
+    """Minari id of a generated dataset, e.g. ``rlgen/hopper/medium-v0``; ``level`` carries the size of a sized
+    name (``medium-200k``)."""
     return f"{RLGEN_NAMESPACE}/{task}/{level}-v{version}"
 
 
 def rlgen_d4rl_path(task: str, level: str) -> Path:
-    """Default D4RL-format file of a generated dataset, e.g. ``~/.d4rl/datasets/hopper-medium-rlgen.hdf5``."""
-    return d4rl_root() / f"{task}-{level}-rlgen.hdf5"
+    """Default D4RL-format file of a generated dataset, e.g. ``~/.d4rl/datasets/hopper-medium.hdf5`` (``level``
+    as for :func:`rlgen_minari_id`)."""
+    return d4rl_root() / f"{task}-{level}.hdf5"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,37 @@ class DatasetLocation:
     name: str
     format: str
     path: Path
+
+
+@dataclass(frozen=True)
+class DatasetSize:
+    """How big a local dataset is: ``steps``, ``episodes`` and ``bytes`` on disk."""
+
+    steps: int
+    episodes: int
+    bytes: int
+
+
+def dataset_size(location: DatasetLocation) -> DatasetSize:
+    """The size of the dataset at ``location``, from its metadata (a D4RL file: from its arrays' lengths and
+    episode-end flags), without reading its steps."""
+    path = location.path
+    if location.format == "minari":
+        meta = read_metadata(resolve_data_path(path))
+        steps, episodes = int(meta.get("total_steps", 0)), int(meta.get("total_episodes", 0))
+    elif location.format == "d4rl":
+        with open_hdf5(path) as f:
+            if "terminals" not in f:
+                raise DatasetError(f"{path}: no 'terminals' key; not a D4RL-layout file")
+            done = np.asarray(f["terminals"], dtype=bool)
+            if "timeouts" in f:
+                done = done | np.asarray(f["timeouts"], dtype=bool)
+        steps, episodes = len(done), int(done.sum()) + int(len(done) > 0 and not done[-1])
+    else:
+        data = read_npz(path)
+        steps, episodes = data.num_steps, data.num_episodes
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return DatasetSize(steps, episodes, sum(p.stat().st_size for p in files))
 
 
 def locate(name_or_path: str | os.PathLike[str]) -> DatasetLocation:
@@ -74,7 +111,6 @@ def locate(name_or_path: str | os.PathLike[str]) -> DatasetLocation:
         if char == "-":  # the task/level split is unknown here: try every '-'
             task, level = name[:i], name[i + 1 :]
             candidates.append(("minari", minari_root() / rlgen_minari_id(task, level)))
-    candidates.append(("d4rl", d4rl_root() / f"{name}-rlgen.hdf5"))
     candidates += [("d4rl", d4rl_root() / f"{name.replace('-', '_', 1)}.hdf5"), ("d4rl", d4rl_root() / f"{name}.hdf5")]
     for fmt, candidate in candidates:
         tried.append(candidate)

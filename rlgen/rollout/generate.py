@@ -17,6 +17,10 @@ boundary. Time-limit truncation is recorded as a timeout, termination as a termi
 order they finish; the last one is cut to the requested size (and marked as a timeout: it did not
 terminate), and episodes still running then are discarded. The episodes carry the task file's declared spaces.
 The result depends only on the task file, the policy files, the seed, the size and the number of environments.
+
+The dataset name fixes the size (:func:`rlgen.tasks.dataset_steps`): ``hopper-medium`` is D4RL's 1M steps,
+``hopper-medium-200k`` 200k steps of the same level, written as Minari id ``rlgen/hopper/medium-200k-v0`` or the
+D4RL file ``hopper-medium-200k.hdf5``.
 """
 
 from __future__ import annotations
@@ -39,10 +43,8 @@ from rlgen.data.spaces import BoxSpace, Space, task_spaces
 from rlgen.data.store import rlgen_d4rl_path, rlgen_minari_id
 from rlgen.rollout.behavior import BehaviorPolicy, behavior_actions
 from rlgen.rollout.envs import make_env, make_vector_env
-from rlgen.tasks import PolicyRecord, TaskSpec, parse_dataset_name
+from rlgen.tasks import PolicyRecord, TaskSpec, parse_sized_dataset_name, sized_dataset_name
 
-DEFAULT_STEPS = {"medium-expert": 2_000_000}  # D4RL's sizes: medium-expert is 1M medium + 1M expert
-DEFAULT_STEPS_OTHER = 1_000_000
 FORMATS = ("minari", "d4rl")
 D4RL_SUFFIXES = (".hdf5", ".h5")  # what `locate` reads back as a D4RL file (a ".npz" name reads as rlgen's npz)
 FILE_SUFFIXES = (*D4RL_SUFFIXES, ".npz")
@@ -57,8 +59,23 @@ class MakeResult:
     dataset_id: str | None  # Minari id, None for a D4RL file
 
 
-def default_steps(level: str) -> int:
-    return DEFAULT_STEPS.get(level, DEFAULT_STEPS_OTHER)
+def expected_seconds(task: TaskSpec, steps: int) -> float | None:
+    """Expected generation time of ``steps`` steps from the task file's measured speed (``None`` if unmeasured)."""
+    rate = task.generation_steps_per_second
+    return None if rate is None else steps / rate
+
+
+def describe_plan(name: str, task: TaskSpec, steps: int, path: Path) -> str:
+    """One line saying what :func:`make_dataset` is about to write: size, disk space, expected time and where."""
+    seconds = expected_seconds(task, steps)
+    took = "" if seconds is None else f", about {format_duration(seconds)}"
+    megabytes = dataset_bytes(steps, task.obs_dim, task.act_dim) / 1e6
+    return f"{name}: generating {steps:,} steps of {task.env_id} (about {megabytes:,.0f} MB{took}) into {path}"
+
+
+def format_duration(seconds: float) -> str:
+    """``42 s`` or ``3 min``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def output_format(fmt: str | None, out: str | os.PathLike[str] | None) -> str:
@@ -88,7 +105,8 @@ def output_format(fmt: str | None, out: str | os.PathLike[str] | None) -> str:
 def output_path(task: TaskSpec, level: str, fmt: str, out: str | os.PathLike[str] | None = None) -> Path:
     """Where :func:`make_dataset` writes: a Minari dataset folder under ``out`` (a store root, default
     ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``), or the D4RL file ``out`` (default
-    ``~/.d4rl/datasets/<task>-<level>-rlgen.hdf5``); ``fmt`` and ``out`` are checked by :func:`output_format`."""
+    ``~/.d4rl/datasets/<task>-<level>.hdf5``); ``level`` carries the size of a sized name (``medium-200k``);
+    ``fmt`` and ``out`` are checked by :func:`output_format`."""
     if output_format(fmt, out) == "minari":
         return dataset_dir(rlgen_minari_id(task.name, level), out)
     return Path(out) if out is not None else rlgen_d4rl_path(task.name, level)
@@ -105,21 +123,30 @@ def make_dataset(
     num_envs: int = 8,
     progress: bool = True,
 ) -> MakeResult:
-    """Generate dataset ``<task>-<level>`` and write it (atomically; an existing one needs ``force``).
+    """Generate dataset ``<task>-<level>[-<size>]`` and write it (atomically; an existing one needs ``force``).
 
-    :param steps: number of steps (default: 2M for medium-expert, else 1M, as in D4RL).
+    :param steps: the size, if not the one the name fixes (``hopper-medium``: 1M, ``hopper-medium-200k``: 200k):
+        only into a store or file ``out`` of the caller's (tests, scratch data), so that a name in the default
+        stores always means its size.
     :param fmt: ``"minari"`` or ``"d4rl"``; default from ``out``'s suffix (see :func:`output_format`).
     :param out: see :func:`output_path`.
+    :param progress: print what is made (size, expected time, where) and show a progress bar.
     """
-    task, level = parse_dataset_name(name)
+    task, level, size = parse_sized_dataset_name(name)
+    if steps is not None and steps != size and out is None:
+        raise ValueError(f"dataset {name} is {size:,} steps; for {steps:,} steps name it "
+                         f"{sized_dataset_name(task, level, steps)}, or write to an out= of your own")  # fmt: skip
+    steps = size if steps is None else steps
+    stored_level = name[len(task.name) + 1 :]  # the level with its size, if the name has one
     fmt = output_format(fmt, out)
-    path = output_path(task, level, fmt, out)
+    path = output_path(task, stored_level, fmt, out)
     check_writable(path, force)  # fail before spending minutes on rollouts
-    steps = default_steps(level) if steps is None else steps
     check_free_space(path, dataset_bytes(steps, task.obs_dim, task.act_dim))
+    if progress:
+        print(describe_plan(name, task, steps, path), flush=True)
     episodes = generate(task, level, steps=steps, seed=seed, num_envs=num_envs, progress=progress)
     if fmt == "minari":
-        dataset_id = rlgen_minari_id(task.name, level)
+        dataset_id = rlgen_minari_id(task.name, stored_level)
         env = make_env(task)  # recorded as the dataset's env_spec, with the recipe's horizon and kwargs
         try:
             write_minari(episodes, dataset_id, root=out, env=env, force=force)

@@ -35,6 +35,7 @@ from rlgen.tasks import TaskSpec, load_task
 from rlgen.train.agent import Agent, BatchSampler, Learner, resolve_device
 from rlgen.train.checkpoint import (
     CheckpointError,
+    best_checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
     load_agent_state,
@@ -44,6 +45,9 @@ from rlgen.train.config import TrainConfig
 from rlgen.train.parallel import Replicas
 from rlgen.train.run_dir import RunDir, write_text_atomic
 from rlgen.train.trainer import FitResult, fit, seed_everything
+
+#: suffixes of the dataset files a run folder is named after by their stem
+DATA_FILE_SUFFIXES = (".hdf5", ".h5", ".npz")
 
 #: what an agent works on: the task an acting agent acts in, or a generative agent's data
 Subject = TaskSpec | LevelData
@@ -97,9 +101,13 @@ def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_run_dir(recipe: str, name: str, seed: int, root: str | os.PathLike[str] = "runs") -> Path:
-    """``runs/<recipe>/<dataset or task>/seed<seed>-<date>-<time>``."""
+    """``runs/<recipe>/<dataset or task>/seed<seed>-<date>-<time>``: the dataset as named (``hopper-medium``),
+    a data file by its stem (``path/hopper_medium-v2.hdf5`` -> ``hopper_medium-v2``), a Minari folder or id by its
+    last part (``mujoco/hopper/medium-v0`` -> ``medium-v0``)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(root) / recipe / Path(name).name.replace("/", "_") / f"seed{seed}-{stamp}"
+    path = Path(name)
+    folder = path.stem if path.suffix.lower() in DATA_FILE_SUFFIXES else path.name
+    return Path(root) / recipe / folder / f"seed{seed}-{stamp}"
 
 
 def start_run(
@@ -356,8 +364,11 @@ def _fit(
 
     label = f"{config.recipe.name} {config.dataset or config.task} seed{train.seed}" if config.task else \
         f"{config.recipe.name} seed{train.seed}"  # fmt: skip
+    # the best checkpoint: by normalised score for an agent that acts, by held-out bits/dim for a generative one
+    acting = acts(config.recipe.agent_class)
+    best_by, higher_is_better = ("eval/score", True) if acting else ("eval/bits_per_dim", False)
     result = fit(agent, sampler, train, run, evaluator, progress=progress, resume=resume, label=label,
-                 replicas=replicas)  # fmt: skip
+                 replicas=replicas, best_by=best_by, higher_is_better=higher_is_better)  # fmt: skip
     if isinstance(agent, LevelAgent) and (replicas is None or replicas.is_writer):
         agent.write_samples(subject, run.path, seed=train.seed, progress=progress)  # type: ignore[arg-type]
     return result
@@ -423,8 +434,12 @@ def load_agent(
     device: str = "auto",
     data: LevelData | None = None,
 ) -> tuple[Learner, Subject, RunConfig, int]:
-    """The trained agent of a run of any kind (newest checkpoint unless ``checkpoint`` is given), what it works on
-    (its task, or a generative agent's data), its config and its step."""
+    """The trained agent of a run of any kind, what it works on (its task, or a generative agent's data), its config
+    and its step.
+
+    :param checkpoint: ``"last"`` or ``None`` (the newest checkpoint), ``"best"`` (``checkpoints/best.pt``, the
+        best evaluation during training) or a checkpoint file.
+    """
     run = RunDir.open(run_dir)
     config = RunConfig.from_dict(run.read_config(), str(run.config_path))
     torch_device = resolve_device(device)
@@ -436,11 +451,19 @@ def load_agent(
 
 
 def _read_checkpoint(run: RunDir, checkpoint: str | os.PathLike[str] | None) -> tuple[Path, dict[str, Any]]:
-    """``checkpoint`` and its state, or the newest checkpoint of ``run`` if ``None``.
+    """``checkpoint`` and its state: the newest checkpoint of ``run`` for ``None`` or ``"last"``, its best for
+    ``"best"``, else the file ``checkpoint``.
 
     Reading takes no lock: a run being trained meanwhile may delete the newest checkpoint it listed (keeping only
     the newest ones after writing another), and then the listing is read again.
     """
+    if checkpoint == "last":
+        checkpoint = None
+    elif checkpoint == "best":
+        checkpoint = best_checkpoint_path(run.checkpoints)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"run {run.path} has no best checkpoint ({checkpoint}): it has not been "
+                                    f"evaluated yet, or was trained before best checkpoints were kept")  # fmt: skip
     while True:
         path = Path(checkpoint) if checkpoint is not None else latest_checkpoint(run.checkpoints)
         if path is None:

@@ -41,6 +41,11 @@ class Learner(ABC):
     def update(self, batch: Any) -> dict[str, Tensor | float]:
         """One gradient step on ``batch``; returns scalars to log (tensors are fine: no device sync needed)."""
 
+    def steps_done(self, updates: int) -> int:
+        """What ``train.steps`` counts once ``updates`` gradient steps are done: the gradient steps themselves;
+        online agents count the environment steps those updates learned from (SB3's ``total_timesteps``)."""
+        return updates
+
     def counters(self) -> dict[str, float]:
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
         steps and episodes, the x-axis that sample efficiency is measured on)."""

@@ -3,14 +3,18 @@
 A checkpoint is one ``torch.save`` file ``checkpoints/step_<step>.pt`` holding plain data only (tensors,
 numbers, strings, lists, dicts), so it loads with ``weights_only=True``::
 
-    step       int                 gradient steps done
+    step       int                 steps done as ``train.steps`` counts them (gradient steps; environment steps
+                                   for online agents)
     agent      dict                Agent.state_dict(): networks, optimisers, normalisation buffers; online agents
                                    add their replay buffer and environment state (rlgen.algos.online)
     rng        dict                torch (CPU and CUDA), numpy Generator and python ``random`` states
     replica_rng list               data-parallel runs only: every process's ``rng`` in rank order (``rng``: rank 0's)
-    trainer    dict                the trainer's own state (running sums of the scalars being averaged)
+    trainer    dict                the trainer's own state: gradient steps done (``updates``), running sums of the
+                                   scalars being averaged, the best evaluation so far (``best``)
 
-Restoring all of it makes a resumed run continue bit for bit like one that was never stopped.
+Restoring all of it makes a resumed run continue bit for bit like one that was never stopped. Beside them,
+``checkpoints/best.pt`` holds the agent of the best evaluation so far (``step``, ``agent`` and ``score``); pruning
+keeps it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from rlgen.data.atomic import atomic_path
 from rlgen.train.agent import Learner
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+BEST_NAME = "best.pt"
 
 
 class CheckpointError(ValueError):
@@ -73,18 +78,33 @@ def restore_rng(state: dict[str, Any], generator: np.random.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def best_checkpoint_path(folder: Path) -> Path:
+    return folder / BEST_NAME
+
+
 def save_checkpoint(folder: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` (plus ``step``) to ``folder/step_<step>.pt`` atomically; keep only the ``keep`` newest."""
     path = checkpoint_path(folder, step)
-    # Serialised in memory, written with one plain write: torch.save straight to a full disk fails with
-    # "RuntimeError: unexpected pos", which atomic_path could not tell from a bug.
-    buffer = io.BytesIO()
-    torch.save({"step": step, **payload}, buffer)
-    with atomic_path(path, force=True) as tmp:
-        tmp.write_bytes(buffer.getbuffer())
+    _write(path, {"step": step, **payload})
     for _, old in list_checkpoints(folder)[:-keep]:
         old.unlink(missing_ok=True)
     return path
+
+
+def save_best_checkpoint(folder: Path, step: int, agent: dict[str, Any], score: float) -> Path:
+    """Write the agent state of the best evaluation so far to ``folder/best.pt`` atomically."""
+    path = best_checkpoint_path(folder)
+    _write(path, {"step": step, "agent": agent, "score": score})
+    return path
+
+
+def _write(path: Path, state: dict[str, Any]) -> None:
+    # Serialised in memory, written with one plain write: torch.save straight to a full disk fails with
+    # "RuntimeError: unexpected pos", which atomic_path could not tell from a bug.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    with atomic_path(path, force=True) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

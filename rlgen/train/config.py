@@ -12,7 +12,8 @@ class TrainConfig:
     """Settings of the training loop shared by every agent (the ``train:`` block of a recipe).
 
     :param seed: seeds torch, numpy and python; the same seed gives the same run on the same machine.
-    :param steps: gradient steps in total.
+    :param steps: steps in total: gradient steps, or environment steps for agents that step their own
+        environments (online agents; SB3's ``total_timesteps``). The intervals below count the same steps.
     :param batch_size: samples per gradient step.
     :param log_every: steps between logged means of the training scalars.
     :param eval_every: steps between evaluations in the environment (0: only after the last step).

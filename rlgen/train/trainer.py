@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -23,6 +24,7 @@ from rlgen.train.checkpoint import (
     load_agent_state,
     load_checkpoint,
     restore_rng,
+    save_best_checkpoint,
     save_checkpoint,
 )
 from rlgen.train.config import TrainConfig
@@ -100,16 +102,29 @@ def postfix(means: dict[str, float]) -> str:
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step.
+    """What :func:`fit` did: the step it started from (0, or the checkpoint resumed) and the last step, both as
+    ``train.steps`` counts them.
 
     ``update_seconds`` is the wall time spent in sampling and gradient updates during this call (evaluation and
-    checkpoints excluded); it is not logged, so metrics stay identical across a kill and resume.
+    checkpoints excluded); it is not logged, so metrics stay identical across a kill and resume. ``best_score``
+    and ``best_step`` are the best evaluation of the whole run by ``fit``'s ``best_by`` (``None`` without one).
     """
 
     start_step: int
     step: int
     last_scalars: dict[str, float]
     update_seconds: float = 0.0
+    best_score: float | None = None
+    best_step: int | None = None
+
+
+def _better(score: float, best: float, higher_is_better: bool) -> bool:
+    return score > best if higher_is_better else score < best
+
+
+def _crossed(before: int, now: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, now]``."""
+    return now // every > before // every
 
 
 def fit(
@@ -122,8 +137,12 @@ def fit(
     resume: tuple[Path, dict[str, Any]] | None = None,
     label: str | None = None,
     replicas: Replicas | None = None,
+    best_by: str | None = None,
+    higher_is_better: bool = True,
 ) -> FitResult:
-    """Train ``agent`` for ``config.steps`` gradient steps on batches from ``sampler``.
+    """Train ``agent`` until it has done ``config.steps`` steps as :meth:`Learner.steps_done` counts them
+    (gradient steps; environment steps for online agents), on batches from ``sampler``. Logging, evaluation and
+    checkpoint intervals count the same steps.
 
     If ``run`` already holds a checkpoint, training continues from the newest one (or from ``resume``, a
     checkpoint's path and its :func:`~rlgen.train.checkpoint.load_checkpoint` state, when the caller has read it
@@ -136,20 +155,27 @@ def fit(
     ``batch_size / world_size`` samples from a generator of its own and the gradients are averaged; the logged
     scalars are means over the processes, and only the writer (rank 0) logs, evaluates and writes checkpoints,
     which hold every process's generators.
+
+    :param best_by: an evaluation scalar (e.g. ``eval/score``): the agent of its best value so far is kept in
+        ``checkpoints/best.pt``; ``higher_is_better`` says which way is best.
     """
     replicas = replicas or Replicas()
     shard = shard_size(config.batch_size, replicas)
     rng = rank_generator(config.seed, replicas)
     sums: dict[str, float | torch.Tensor] = {}
     count = 0
-    start = 0
+    updates = 0
+    best: dict[str, float] = {}  # {"score", "step"} of the best evaluation so far
     if resume is None and (newest := latest_checkpoint(run.checkpoints)) is not None:
         resume = newest, load_checkpoint(newest)
     if resume is not None:
         path, state = resume
         load_agent_state(agent, state, path, f"run {run.path}")
         restore_rng(rank_state(state.get("replica_rng", [state["rng"]]), replicas, f"checkpoint {path}"), rng)
-        start, sums, count = state["step"], dict(state["trainer"]["sums"]), state["trainer"]["count"]
+        trainer = state["trainer"]
+        updates, sums, count = trainer.get("updates", state["step"]), dict(trainer["sums"]), trainer["count"]
+        best = dict(trainer.get("best", {}))
+    start = done = agent.steps_done(updates)
     replicas.attach(agent)
     writer = replicas.is_writer
     logger = MetricsLogger(run, start_step=start) if writer else None
@@ -159,7 +185,7 @@ def fit(
                disable=not (progress and writer))  # fmt: skip
     with _caught_stop_signals() as stop:
         try:
-            for step in range(start + 1, config.steps + 1):
+            while done < config.steps:
                 tick = time.perf_counter()
                 scalars = agent.update(sampler.sample(shard, rng))
                 update_seconds += time.perf_counter() - tick
@@ -167,39 +193,48 @@ def fit(
                     value = value.detach() if isinstance(value, torch.Tensor) else value
                     sums[name] = sums.get(name, 0.0) + value
                 count += 1
-                bar.update(1)
-                final = step == config.steps
-                if step % config.log_every == 0 or final:
-                    means = {f"train/{k}": v / count for k, v in replicas.mean(sums).items()}
+                updates += 1
+                before, done = done, agent.steps_done(updates)
+                bar.update(done - before)
+                final = done >= config.steps
+                if _crossed(before, done, config.log_every) or final:
+                    means = {f"train/{k}": float(v) / count for k, v in replicas.mean(sums).items()}
                     if logger is not None:
-                        logger.log(step, means)
+                        logger.log(done, means)
                     last.update(means)
                     sums, count = {}, 0
                     bar.set_postfix_str(postfix(means), refresh=False)
-                if writer and evaluate is not None and ((config.eval_every and step % config.eval_every == 0) or final):
+                evaluating = (config.eval_every and _crossed(before, done, config.eval_every)) or final
+                if writer and evaluate is not None and evaluating:
                     with torch.random.fork_rng(devices=[]):
-                        results = evaluate(agent, step)
-                    logger.log(step, results)  # type: ignore[union-attr]
+                        results = evaluate(agent, done)
+                    logger.log(done, results)  # type: ignore[union-attr]
                     last.update(results)
-                    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                    bar.write(f"step {done}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+                    score = float(results.get(best_by, np.nan)) if best_by is not None else np.nan
+                    if np.isfinite(score) and (not best or _better(score, best["score"], higher_is_better)):
+                        best = {"score": score, "step": done}
+                        save_best_checkpoint(run.checkpoints, done, agent.state_dict(), score)
                 # once: a signal arriving below is handled after the next step; every process stops at the same one
                 stopping = replicas.any(bool(stop))
-                if step % config.checkpoint_interval == 0 or final or stopping:
+                if _crossed(before, done, config.checkpoint_interval) or final or stopping:
                     rngs = replicas.gather(capture_rng(rng))
                     # the means over processes: a resumed process continues from them, and means are linear
-                    trainer_state = {"sums": replicas.mean(sums), "count": count}
-                    saved = checkpoint_path(run.checkpoints, step)
+                    trainer_state = {"updates": updates, "sums": {k: float(v) for k, v in replicas.mean(sums).items()},
+                                     "count": count, "best": best}  # fmt: skip
+                    saved = checkpoint_path(run.checkpoints, done)
                     if logger is not None and rngs is not None:
                         logger.flush()  # metrics up to the checkpoint are on disk before it is
                         payload = {"agent": agent.state_dict(), "rng": rngs[0], "trainer": trainer_state}
                         if replicas.world_size > 1:
                             payload["replica_rng"] = rngs
-                        saved = save_checkpoint(run.checkpoints, step, payload, keep=config.keep_checkpoints)
+                        saved = save_checkpoint(run.checkpoints, done, payload, keep=config.keep_checkpoints)
                 if stopping:
                     # a process the signal did not reach stops because another one was signalled
-                    raise Interrupted(stop[0] if stop else signal.SIGTERM, step, saved)
+                    raise Interrupted(stop[0] if stop else signal.SIGTERM, done, saved)
         finally:
             bar.close()
             if logger is not None:
                 logger.close()
-    return FitResult(start_step=start, step=max(start, config.steps), last_scalars=last, update_seconds=update_seconds)
+    return FitResult(start_step=start, step=done, last_scalars=last, update_seconds=update_seconds,
+                     best_score=best.get("score"), best_step=int(best["step"]) if best else None)  # fmt: skip
