@@ -34,6 +34,11 @@ class Learner(ABC):
     def update(self, batch: Any) -> dict[str, Tensor | float]:
         """One gradient step on ``batch``; returns scalars to log (tensors are fine: no device sync needed)."""
 
+    def set_total_steps(self, total_steps: int) -> None:
+        """Told the run's budget of gradient steps (``train.steps``) before training starts or resumes, for
+        learners whose schedules follow it; others ignore it."""
+        return None
+
     def counters(self) -> dict[str, float]:
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
         steps and episodes, the x-axis that sample efficiency is measured on)."""
