@@ -1,6 +1,7 @@
 """IQL: the expectile loss, advantage weights, target updates and reward scaling are what the paper states; every
-head trains through its training likelihood; runs resume bit-identically; bad data is refused before a run
-folder exists; and on mixed random + expert data IQL and TD3+BC beat behaviour cloning (slow)."""
+head trains through its training likelihood; the policy's lr decays over the run's train.steps; runs resume
+bit-identically; bad data is refused before a run folder exists; and on data whose mean action is useless IQL
+recovers the expert that behaviour cloning averages away (slow)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from rlgen.algos.critics import TwinQ, frozen_copy, polyak_update
 from rlgen.algos.iql import advantage_weights, expectile_loss
 from rlgen.data import DatasetError, Episodes, load_dataset, transitions, write_d4rl
 from rlgen.heads import HEAD_CONFIGS, head_config
+from rlgen.rollout import make_env
+from rlgen.rollout.behavior import BehaviorPolicy
 from rlgen.rollout.generate import make_dataset
-from rlgen.runs import start_run
+from rlgen.runs import load_agent, load_recipe, start_run
 from rlgen.tasks import load_task
 
 
@@ -137,6 +140,17 @@ def test_every_head_trains_on_its_training_likelihood_and_acts_in_the_box(head, 
         assert actions.shape == (5, 1) and np.all(np.abs(actions) <= 3.0)
 
 
+def test_the_policy_lr_decays_to_zero_over_the_runs_train_steps(in_store) -> None:
+    small = ["train.steps=12", "train.checkpoint_every=6", "train.eval_every=0", "train.eval_episodes=1",
+             "train.batch_size=16", "agent.hidden=[8]"]  # fmt: skip
+    run, _ = start_run("iql-gaussian", "invertedpendulum-random", small, run_dir="run", device="cpu", progress=False)
+    lr = load_recipe("iql-gaussian").agent.lr
+    for step, factor in ((6, 0.5), (12, 0.0)):  # cosine: half way at half the run, 0 at its end
+        agent = load_agent(run.path, run.checkpoints / f"step_{step:08d}.pt", device="cpu")[0]
+        assert agent.policy_optimizer.param_groups[0]["lr"] == pytest.approx(factor * lr, abs=1e-12)
+        assert agent.q_optimizer.param_groups[0]["lr"] == lr
+
+
 def test_iql_resumes_bit_identically(in_store, check_resume) -> None:
     check_resume("iql-adacat", "invertedpendulum-random")
 
@@ -156,3 +170,50 @@ def test_bad_datasets_are_refused_before_a_run_folder_exists(in_store, tmp_path)
     with pytest.raises(DatasetError, match="nan.hdf5.*rewards"):
         start_run("iql-dlml", str(path), task="invertedpendulum", run_dir="d")
     assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def anti_expert_episodes(steps: int, p_negate: float, seed: int) -> Episodes:
+    """InvertedPendulum episodes in which every step takes the shipped expert's (stochastic) action or, with
+    probability ``p_negate``, its negation; an episode ends when the pole falls (terminal) or at the time limit."""
+    task = load_task("invertedpendulum")
+    expert = BehaviorPolicy.load(task.policies_for_level("expert")[0].path)
+    rng = np.random.default_rng(seed)
+    env = make_env(task)
+    columns: dict[str, list] = {"observations": [], "actions": [], "rewards": [], "terminals": [], "timeouts": []}
+    ends, finals = [], []
+    obs, _ = env.reset(seed=seed)
+    while len(columns["observations"]) < steps:
+        action = expert.act(obs[None], rng)[0]
+        action = -action if rng.random() < p_negate else action
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        truncated = truncated or len(columns["observations"]) + 1 == steps
+        for key, value in zip(columns, (obs, action, reward, terminated, truncated and not terminated), strict=True):
+            columns[key].append(value)
+        obs = next_obs
+        if terminated or truncated:
+            ends.append(len(columns["observations"]))
+            finals.append(next_obs)
+            obs, _ = env.reset(seed=seed + len(ends))
+    env.close()
+    arrays = {key: np.asarray(value, dtype=bool if key in ("terminals", "timeouts") else np.float32)
+              for key, value in columns.items()}  # fmt: skip
+    return Episodes(**arrays, episode_ends=np.asarray(ends), final_observations=np.asarray(finals, dtype=np.float32),
+                    source="anti-expert")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_iql_recovers_the_expert_that_behaviour_cloning_averages_away(tmp_path) -> None:
+    """Half the actions are the expert's and half their negation, in the same states, so the mean action that
+    behaviour cloning fits is about 0 and the pole falls. IQL's Q tells the halves apart (a negated action ends
+    the episode sooner) and its advantage weights keep the expert's. TD3+BC is not expected to: its behaviour
+    term is a squared error to the data's actions, minimised by the same useless mean, and with a reward of 1 per
+    step Q varies too little across actions (relative to its magnitude, which scales the Q term) to leave it."""
+    path = write_d4rl(anti_expert_episodes(10_000, 0.5, seed=0), tmp_path / "anti-expert.hdf5")
+    small = ["agent.hidden=[64,64]", "train.steps=5000", "train.eval_every=5000", "train.checkpoint_every=5000",
+             "train.eval_episodes=5"]  # fmt: skip
+    returns = {}
+    for recipe in ("bc-gaussian", "iql-gaussian"):
+        _, result = start_run(recipe, str(path), small, run_dir=tmp_path / recipe, device="cpu",
+                              task="invertedpendulum", progress=False)  # fmt: skip
+        returns[recipe] = result.last_scalars["eval/return"]
+    assert returns["iql-gaussian"] > 900 and returns["bc-gaussian"] < 500, returns

@@ -110,6 +110,7 @@ class DQN(OnlineAgent):
     """DQN / Double DQN on a discrete-action task (see the module docstring)."""
 
     Config = DQNConfig
+    checkpointed = ("q", "target", "optimizer", "replay", "collector")
 
     def __init__(self, config: DQNConfig, task: TaskSpec, device: torch.device):
         assert task.num_actions is not None
@@ -197,19 +198,8 @@ class DQN(OnlineAgent):
         return np.where(explore, torch.randint(self.num_actions, (len(actions),)).numpy(), actions)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "q": self.q.state_dict(),
-            "target": self.target.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "replay": self.replay.state_dict(),
-            "collector": self.collector.state_dict(),
-            "updates": self.updates,
-        }
+        return {**super().state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.q.load_state_dict(state["q"])
-        self.target.load_state_dict(state["target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.replay.load_state_dict(state["replay"])
-        self.collector.load_state_dict(state["collector"])
+        super().load_state_dict(state)
         self.updates = int(state["updates"])

@@ -11,7 +11,8 @@ followed by the Polyak update ``Q_target <- Q_target + tau * (Q - Q_target)``. `
 taken from V before its step (CORL's order; the paper's code re-evaluates them after it). ``log pi`` is the
 head's training likelihood (:meth:`rlgen.heads.Head.training_log_prob`: AdaCat's target-smoothed one), so
 every head is trained by exactly the loss behaviour cloning uses, weighted per sample. The policy's learning
-rate follows a cosine from ``lr`` to 0 over ``lr_decay_steps`` updates. Observations are standardised with
+rate follows a cosine from ``lr`` to 0 over the run's ``train.steps``, which the launcher passes to
+:meth:`IQL.set_total_steps` (without it the policy's rate stays at ``lr``). Observations are standardised with
 the dataset's mean and std for every network (buffers in the checkpoint, as is the reward scale).
 
 Deterministic action (``action: mode`` in every shipped recipe):
@@ -52,8 +53,6 @@ class IQLConfig:
         tanh-squashed Gaussian with a state-independent std.
     :param hidden: widths of the policy, Q and V MLPs.
     :param lr: Adam learning rate of Q, V and (at the start of its cosine) the policy.
-    :param lr_decay_steps: updates over which the policy's learning rate decays to 0 (set it to
-        ``train.steps``).
     :param gamma: discount.
     :param tau: Polyak rate of the target Q networks.
     :param expectile: the expectile V regresses to (0.5: the mean of Q; towards 1: its maximum over actions).
@@ -67,7 +66,6 @@ class IQLConfig:
     head: HeadConfig = field(default_factory=lambda: GaussianHeadConfig(squash=True, state_dependent_std=False))
     hidden: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
-    lr_decay_steps: int = 1_000_000
     gamma: float = 0.99
     tau: float = 0.005
     expectile: float = 0.7
@@ -78,7 +76,7 @@ class IQLConfig:
     normalize_observations: bool = True
 
     def __post_init__(self) -> None:
-        require_positive(self, "agent", "lr", "lr_decay_steps", "max_weight", "reward_scale")
+        require_positive(self, "agent", "lr", "max_weight", "reward_scale")
         require_at_least(self, "agent", 0.0, "beta")
         if not 0.0 < self.expectile < 1.0:
             raise ConfigError(f"agent.expectile must be in (0, 1), got {self.expectile}")
@@ -138,6 +136,17 @@ class IQL(Agent):
     """Implicit Q-Learning (see the module docstring): one V, Q and policy step per batch."""
 
     Config = IQLConfig
+    checkpointed = (
+        "normalizer",
+        "policy",
+        "q",
+        "q_target",
+        "v",
+        "q_optimizer",
+        "v_optimizer",
+        "policy_optimizer",
+        "policy_schedule",
+    )
     data_parallel = True
 
     def __init__(self, config: IQLConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
@@ -153,10 +162,8 @@ class IQL(Agent):
         self.q_optimizer = torch.optim.Adam(self.q.parameters(), lr=config.lr)
         self.v_optimizer = torch.optim.Adam(self.v.parameters(), lr=config.lr)
         self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr)
-        decay = config.lr_decay_steps
-        self.policy_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.policy_optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, decay) / decay))
-        )
+        self.total_steps: int | None = None
+        self.policy_schedule = torch.optim.lr_scheduler.LambdaLR(self.policy_optimizer, lambda n: self._lr_factor(n))
         self.reward_scale = 1.0  # set from the data by create, restored from checkpoints
 
     @classmethod
@@ -171,6 +178,15 @@ class IQL(Agent):
             actions = np.clip(data.actions, agent.act_low, agent.act_high)
             agent.policy.head.fit_to_data(torch.as_tensor(actions, device=device))
         return agent
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """Decay the policy's learning rate to 0 over ``total_steps`` updates (the run's ``train.steps``)."""
+        self.total_steps = total_steps
+
+    def _lr_factor(self, step: int) -> float:
+        if self.total_steps is None:
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total_steps) / self.total_steps))
 
     def update(self, batch: Transitions) -> dict[str, Tensor | float]:
         c = self.config
@@ -238,27 +254,8 @@ class IQL(Agent):
         return [self.q, self.v, self.policy]
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "normalizer": self.normalizer.state_dict(),
-            "policy": self.policy.state_dict(),
-            "q": self.q.state_dict(),
-            "q_target": self.q_target.state_dict(),
-            "v": self.v.state_dict(),
-            "q_optimizer": self.q_optimizer.state_dict(),
-            "v_optimizer": self.v_optimizer.state_dict(),
-            "policy_optimizer": self.policy_optimizer.state_dict(),
-            "policy_schedule": self.policy_schedule.state_dict(),
-            "reward_scale": self.reward_scale,
-        }
+        return {**super().state_dict(), "reward_scale": self.reward_scale}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.policy.load_state_dict(state["policy"])
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.v.load_state_dict(state["v"])
-        self.q_optimizer.load_state_dict(state["q_optimizer"])
-        self.v_optimizer.load_state_dict(state["v_optimizer"])
-        self.policy_optimizer.load_state_dict(state["policy_optimizer"])
-        self.policy_schedule.load_state_dict(state["policy_schedule"])
+        super().load_state_dict(state)
         self.reward_scale = float(state["reward_scale"])

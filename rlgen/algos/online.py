@@ -104,6 +104,8 @@ class PolicyGradientConfig:
 class PolicyGradientAgent(OnlineAgent):
     """A policy on an rlgen head plus a learned value (baseline or critic), one optimiser over both."""
 
+    checkpointed = ("policy", "value", "optimizer", "collector")
+
     def __init__(self, config: PolicyGradientConfig, task: TaskSpec, device: torch.device):
         self.config, self.task, self.device = config, task, device
         self.policy = PolicyNet(task, config.hidden, config.activation, config.head, config.ortho_init).to(device)
@@ -158,13 +160,3 @@ class PolicyGradientAgent(OnlineAgent):
         """The head's mode (``deterministic``) or a sample, as the env takes it."""
         dist = self.policy(self.tensor(observations))
         return to_env_actions(self.task, dist.mode() if deterministic else dist.sample(), self.low, self.high)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy.state_dict(), "value": self.value.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "collector": self.collector.state_dict()}  # fmt: skip
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.value.load_state_dict(state["value"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.collector.load_state_dict(state["collector"])

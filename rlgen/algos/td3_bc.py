@@ -93,6 +93,7 @@ class TD3BC(Agent):
     """TD3+BC (see the module docstring): a critic step per batch, an actor step every ``policy_delay``."""
 
     Config = TD3BCConfig
+    checkpointed = ("normalizer", "actor", "actor_target", "q", "q_target", "actor_optimizer", "q_optimizer")
     data_parallel = True
 
     def __init__(self, config: TD3BCConfig, task: TaskSpec, act_low: np.ndarray, act_high: np.ndarray,
@@ -163,25 +164,9 @@ class TD3BC(Agent):
         return [self.actor, self.q]
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "normalizer": self.normalizer.state_dict(),
-            "actor": self.actor.state_dict(),
-            "actor_target": self.actor_target.state_dict(),
-            "q": self.q.state_dict(),
-            "q_target": self.q_target.state_dict(),
-            "actor_optimizer": self.actor_optimizer.state_dict(),
-            "q_optimizer": self.q_optimizer.state_dict(),
-            "updates": self.updates,
-            "actor_scalars": self.actor_scalars,
-        }
+        return {**super().state_dict(), "updates": self.updates, "actor_scalars": self.actor_scalars}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.actor.load_state_dict(state["actor"])
-        self.actor_target.load_state_dict(state["actor_target"])
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
-        self.q_optimizer.load_state_dict(state["q_optimizer"])
+        super().load_state_dict(state)
         self.updates = int(state["updates"])
         self.actor_scalars = dict(state["actor_scalars"])

@@ -309,6 +309,7 @@ def _build(
     torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     agent = _create(config, subject, data, device)
+    agent.set_total_steps(train.steps)
     if isinstance(agent, Agent):
         return agent, agent.sampler(data)
     return agent, subject.batches()  # type: ignore[union-attr]

@@ -46,6 +46,11 @@ class Learner(ABC):
         online agents count the environment steps those updates learned from (SB3's ``total_timesteps``)."""
         return updates
 
+    def set_total_steps(self, total_steps: int) -> None:
+        """Told the run's budget of gradient steps (``train.steps``) before training starts or resumes, for
+        learners whose schedules follow it; others ignore it."""
+        return None
+
     def counters(self) -> dict[str, float]:
         """Progress counts logged with every evaluation as ``progress/<name>`` (online agents: environment
         steps and episodes, the x-axis that sample efficiency is measured on)."""

@@ -114,6 +114,7 @@ class GAIL(OnlineAgent):
     and also needs a dataset, the expert's demonstrations."""
 
     Config = GAILConfig
+    checkpointed = ("policy", "value", "discriminator", "value_optimizer", "disc_optimizer", "collector", "moments")
     config: GAILConfig
     needs_dataset = True
 
@@ -272,19 +273,10 @@ class GAIL(OnlineAgent):
         demos = None if self.demos is None else {
             "observations": torch.as_tensor(self.demos.observations), "actions": torch.as_tensor(self.demos.actions),
             "episodes": torch.as_tensor(self.demos.episodes)}  # fmt: skip
-        return {"policy": self.policy.state_dict(), "value": self.value.state_dict(),
-                "discriminator": self.discriminator.state_dict(), "value_optimizer": self.value_optimizer.state_dict(),
-                "disc_optimizer": self.disc_optimizer.state_dict(), "collector": self.collector.state_dict(),
-                "moments": self.moments.state_dict(), "iterations": self.iterations, "demos": demos}  # fmt: skip
+        return {**super().state_dict(), "iterations": self.iterations, "demos": demos}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.policy.load_state_dict(state["policy"])
-        self.value.load_state_dict(state["value"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.value_optimizer.load_state_dict(state["value_optimizer"])
-        self.disc_optimizer.load_state_dict(state["disc_optimizer"])
-        self.collector.load_state_dict(state["collector"])
-        self.moments.load_state_dict(state["moments"])
+        super().load_state_dict(state)
         self.iterations = int(state["iterations"])
         demos = state["demos"]
         if demos is not None:
