@@ -40,10 +40,15 @@ def test_head_options_and_bounds_come_through_policy_kwargs() -> None:
     assert isinstance(head, DLMLHead) and (head.num_mixtures, head.num_classes) == (3, 64)
     np.testing.assert_allclose(head.low.numpy(), model.action_space.low)
     np.testing.assert_allclose(head.high.numpy(), model.action_space.high)
-    # log_std_init sets each component's initial spread on the centred unit coordinate (logistic std = s pi/sqrt 3).
+    # The policy starts spread (init: auto): K components evenly over the centred box, each with a K-th of the
+    # spread exp(log_std_init) (a logistic's std is its scale times pi / sqrt 3).
     dist = model.policy.get_distribution(torch.zeros(4, *model.observation_space.shape)).distribution.box
     component_std = dist.log_scales.exp() * math.pi / math.sqrt(3.0)
-    torch.testing.assert_close(component_std, torch.full_like(component_std, math.exp(-1.0)), rtol=0.05, atol=0)
+    torch.testing.assert_close(component_std, torch.full_like(component_std, math.exp(-1.0) / 3), rtol=0.05, atol=0)
+    torch.testing.assert_close(dist.means, torch.tensor([-2 / 3, 0.0, 2 / 3]).expand_as(dist.means), atol=0.05, rtol=0)
+    kept = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, policy_kwargs={"head": SMALL_DLML["head"].replace(
+        init="torch")}).policy.action_net  # fmt: skip
+    assert kept.proj.bias.abs().max() == 0  # SB3's ortho init only
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:

@@ -13,16 +13,15 @@ Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goe
 
 from __future__ import annotations
 
-from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl
-from rlgen.sb3.distributions import POLICY_HEADS, HeadDistribution, HeadTorchDistribution, snap_to_level
-from rlgen.sb3.policies import (
-    AdaCatPolicy,
-    DLMLPolicy,
-    GaussianHeadPolicy,
-    HeadPolicy,
-    UniformBinsPolicy,
-    init_head_spread,
+from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl, quantised_kl
+from rlgen.sb3.distributions import (
+    POLICY_HEADS,
+    HeadDistribution,
+    HeadTorchDistribution,
+    policy_head_config,
+    snap_to_level,
 )
+from rlgen.sb3.policies import AdaCatPolicy, DLMLPolicy, GaussianHeadPolicy, HeadPolicy, UniformBinsPolicy
 
 __all__ = [
     "POLICY_HEADS",
@@ -36,7 +35,8 @@ __all__ = [
     "box_kl",
     "dlml_kl",
     "gaussian_kl",
-    "init_head_spread",
     "piecewise_uniform_kl",
+    "policy_head_config",
+    "quantised_kl",
     "snap_to_level",
 ]

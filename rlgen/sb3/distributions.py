@@ -23,7 +23,15 @@ from stable_baselines3.common.distributions import Distribution
 from torch import Tensor
 from torch.distributions import kl as torch_kl
 
-from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, HeadConfig, head_config
+from rlgen.heads import (
+    BinnedHeadConfig,
+    BoxDistribution,
+    DiscretizedLogisticMixture,
+    DLMLHeadConfig,
+    Head,
+    HeadConfig,
+    head_config,
+)
 from rlgen.heads.kl import box_kl
 
 SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
@@ -34,6 +42,20 @@ POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
 #: components (O(C K) per dimension; 60% of a PPO update on Hopper with K=10, C=256), so by default they hand
 #: SB3 no entropy and SB3 falls back to -log pi(a|s) of the rollout's actions.
 COSTLY_ENTROPY_HEADS: tuple[str, ...] = ("dlml",)
+
+
+def policy_head_config(config: HeadConfig) -> HeadConfig:
+    """``config`` with ``init: auto`` resolved to ``spread``: a policy gradient starts from a policy that
+    explores the whole box, centred, as SB3's Gaussian does (``nn.Linear``'s random init instead starts DLML
+    components wide, most of their mass on the clipped edges)."""
+    if isinstance(config, DLMLHeadConfig | BinnedHeadConfig) and config.init == "auto":
+        return config.replace(init="spread")
+    return config
+
+
+def starts_spread(config: HeadConfig) -> bool:
+    """Whether a policy on ``config`` starts at the head's spread distribution (the Gaussian always does)."""
+    return not isinstance(config, DLMLHeadConfig | BinnedHeadConfig) or config.init == "spread"
 
 
 class HeadTorchDistribution(torch.distributions.Distribution):
@@ -87,7 +109,8 @@ def _head_kl(p: HeadTorchDistribution, q: HeadTorchDistribution) -> Tensor:
 class HeadDistribution(Distribution):
     """SB3 action distribution backed by an rlgen head, for a bounded ``Box`` action space.
 
-    :param head: the head's config, or its type (one of :data:`POLICY_HEADS`) with ``options``.
+    :param head: the head's config, or its type (one of :data:`POLICY_HEADS`) with ``options``; a config's
+        ``init: auto`` becomes ``spread`` (see :func:`policy_head_config`).
     :param action_space: the environment's action space; its bounds become the head's box.
     :param exact_entropy: give SB3 the exact entropy (``True``) or ``None``, SB3's documented fallback that
         estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
@@ -103,6 +126,7 @@ class HeadDistribution(Distribution):
         config = head.replace(**options) if isinstance(head, HeadConfig) else head_config(head, **options)
         if config.type not in POLICY_HEADS:
             raise ValueError(f"head {config.type!r} cannot be a policy head; choose one of {POLICY_HEADS}")
+        config = policy_head_config(config)
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"rlgen heads need a 1-D Box action space, got {action_space}")
         if not (action_space.is_bounded("both")):

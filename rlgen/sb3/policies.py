@@ -17,11 +17,8 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlgen.heads import DLMLHead, GaussianHead, Head, HeadConfig
-from rlgen.sb3.distributions import HeadDistribution
-
-# Standard deviation of a logistic with scale 1: pi / sqrt(3).
-_LOGISTIC_STD = math.pi / math.sqrt(3.0)
+from rlgen.heads import Head, HeadConfig
+from rlgen.sb3.distributions import HeadDistribution, starts_spread
 
 
 class HeadPolicy(ActorCriticPolicy):
@@ -34,8 +31,9 @@ class HeadPolicy(ActorCriticPolicy):
     :param exact_entropy: pass SB3 the exact entropy, or ``None`` for SB3's ``-log pi(a|s)`` estimate; default
         exact except for DLML, whose exact entropy over all levels dominates the update's cost
         (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
-    :param log_std_init: initial spread on the centred unit coordinate [-1, 1] of the action box: the
-        standard deviation of each DLML component, the Gaussian's log-std; binned heads start uniform.
+    :param log_std_init: log of the initial spread on the centred action box [-1, 1] (:meth:`Head.spread_init`):
+        the Gaussian's log-std; the K DLML components, spread evenly over the box, take a K-th of it each;
+        binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
     """
 
     default_head = "dlml"
@@ -69,7 +67,8 @@ class HeadPolicy(ActorCriticPolicy):
                 module_gains[self.vf_features_extractor] = np.sqrt(2)
             for module, gain in module_gains.items():
                 module.apply(partial(self.init_weights, gain=gain))
-        init_head_spread(self.action_net, self.log_std_init)
+        if starts_spread(self.action_dist.head):
+            self.action_net.spread_init(math.exp(self.log_std_init))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> HeadDistribution:
@@ -79,26 +78,6 @@ class HeadPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(head=self.head, exact_entropy=self.exact_entropy)
         return data
-
-
-@torch.no_grad()
-def init_head_spread(head: Head, log_std_init: float) -> None:
-    """Set the bias of a head's spread outputs so each action dimension starts with standard deviation
-    ``exp(log_std_init)`` on the centred unit coordinate (where the Gaussian and DLML heads live; in env units
-    for a Gaussian head built with ``env_units``).
-
-    :param head: a freshly built head.
-    :param log_std_init: the log standard deviation to start from.
-    """
-    bias = head.proj.bias.view(head.dim, head.params_per_dim)
-    if isinstance(head, DLMLHead):
-        # Per-dimension params are [logits | means | log-scales], K each.
-        bias[:, 2 * head.num_mixtures :] = log_std_init - math.log(_LOGISTIC_STD)
-    elif isinstance(head, GaussianHead):
-        if head.state_dependent_std:
-            bias[:, 1] = log_std_init  # params are (loc, log_std) per dimension
-        else:
-            head.log_std.fill_(log_std_init)
 
 
 class DLMLPolicy(HeadPolicy):
