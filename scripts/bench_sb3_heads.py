@@ -50,6 +50,8 @@ HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
 }
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
 RUN_KEY = ("algo", "env", "head", "seed", "steps", "label")
+#: the Markdown after this line is kept when the table is rewritten (findings written by hand).
+NOTES_MARKER = "<!-- notes: kept by bench_sb3_heads.py -->"
 
 
 @dataclass
@@ -265,7 +267,9 @@ def main() -> None:
             }  # fmt: skip
             # Rewritten after every (seed, env): a long run that is stopped keeps what it measured.
             write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
-            write_atomic(args.out.with_suffix(".md"), markdown(report))
+            md_path = args.out.with_suffix(".md")
+            notes = md_path.read_text().partition(NOTES_MARKER)[2] if md_path.exists() else ""
+            write_atomic(md_path, markdown(report) + ("\n" + NOTES_MARKER + notes if notes else ""))
     print(markdown(report))
 
 

@@ -51,6 +51,16 @@ def test_head_options_and_bounds_come_through_policy_kwargs() -> None:
     assert kept.proj.bias.abs().max() == 0  # SB3's ortho init only
 
 
+def test_a_fresh_dlml_policy_acts_inside_the_box_not_on_its_bounds() -> None:
+    model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0)
+    observations = np.random.default_rng(0).normal(size=(256, *model.observation_space.shape)).astype(np.float32)
+    deterministic, _ = model.predict(observations, deterministic=True)
+    assert np.abs(deterministic).max() < 0.95 * model.action_space.high[0]  # components' means: within 0.9
+    sampled, _ = model.predict(observations)
+    on_bounds = np.isclose(np.abs(sampled), model.action_space.high[0]).mean()
+    assert on_bounds < 0.05, on_bounds  # SB3's Gaussian, clipped: 0.32
+
+
 def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:
     model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs=SMALL_DLML)
     model.learn(64)

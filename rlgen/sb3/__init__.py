@@ -1,7 +1,11 @@
 """rlgen heads as Stable-Baselines3 action distributions and actor-critic policies.
 
-Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``:
+Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``.
+Like SB3's own ``MlpPolicy``, these small networks train fastest on one torch thread; the policies leave the
+process's thread count to the caller (it is global: other models in the process share it), so set it:
 
+>>> import torch
+>>> torch.set_num_threads(1)
 >>> from stable_baselines3 import PPO
 >>> from rlgen.heads import DLMLHeadConfig
 >>> from rlgen.sb3 import DLMLPolicy
@@ -21,9 +25,17 @@ from rlgen.sb3.distributions import (
     policy_head_config,
     snap_to_level,
 )
-from rlgen.sb3.policies import AdaCatPolicy, DLMLPolicy, GaussianHeadPolicy, HeadPolicy, UniformBinsPolicy
+from rlgen.sb3.policies import (
+    DLML_POLICY_HEAD,
+    AdaCatPolicy,
+    DLMLPolicy,
+    GaussianHeadPolicy,
+    HeadPolicy,
+    UniformBinsPolicy,
+)
 
 __all__ = [
+    "DLML_POLICY_HEAD",
     "POLICY_HEADS",
     "AdaCatPolicy",
     "DLMLPolicy",

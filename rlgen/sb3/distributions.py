@@ -4,13 +4,14 @@ Two thin adapters, no new maths:
 
 - :class:`HeadTorchDistribution` presents an rlgen :class:`~rlgen.heads.BoxDistribution` as a
   ``torch.distributions.Distribution``. SB3's ``kl_divergence`` (called by sb3-contrib's TRPO) only accepts
-  those, and dispatches through ``torch.distributions.kl_divergence``, so the exact KLs of :mod:`rlgen.heads.kl`
-  are registered for this type.
+  those, and dispatches through ``torch.distributions.kl_divergence``, so the KLs of :mod:`rlgen.heads.kl`
+  (:func:`~rlgen.heads.box_kl`: exact, or smooth in AdaCat's edges) are registered for this type.
 - :class:`HeadDistribution` is the SB3 ``Distribution``: it builds the rlgen head (``proba_distribution_net``)
   and wraps the head's output (``proba_distribution``).
 
 A DLML policy acts with the *level* its sample rounds to: its ``log_prob`` is the log-mass of that level, so
 taking exactly the level keeps the PPO/TRPO likelihood ratios exact for the action the environment received.
+Policies start spread over the action box (:func:`policy_head_config`), as SB3's Gaussian does.
 """
 
 from __future__ import annotations

@@ -17,8 +17,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlgen.heads import Head, HeadConfig
+from rlgen.heads import DLMLHeadConfig, Head, HeadConfig
 from rlgen.sb3.distributions import HeadDistribution, starts_spread
+
+#: the DLML policies' default head: 64 levels, a resolution of 1/63 of the box's half-width, as the exact KL (TRPO)
+#: and entropy cost O(levels x mixtures) per action dimension.
+DLML_POLICY_HEAD = DLMLHeadConfig(num_classes=64)
 
 
 class HeadPolicy(ActorCriticPolicy):
@@ -36,7 +40,7 @@ class HeadPolicy(ActorCriticPolicy):
         binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
     """
 
-    default_head = "dlml"
+    default_head: HeadConfig | str = DLML_POLICY_HEAD
 
     def __init__(
         self,
@@ -81,9 +85,10 @@ class HeadPolicy(ActorCriticPolicy):
 
 
 class DLMLPolicy(HeadPolicy):
-    """Discretised logistic mixture policy (options: ``num_mixtures``, ``num_classes``)."""
+    """Discretised logistic mixture policy (options: ``num_mixtures``, ``num_classes``; default
+    :data:`DLML_POLICY_HEAD`)."""
 
-    default_head = "dlml"
+    default_head = DLML_POLICY_HEAD
 
 
 class AdaCatPolicy(HeadPolicy):
