@@ -2,8 +2,9 @@
 AdaCat action heads.
 
 Same hyperparameters (the algorithm's SB3 defaults), same step budget and seeds for every head, measured side by
-side in one process. Reports the final policy's mean return (deterministic and stochastic actions, separate eval
-env), training env-steps/s and the seconds each head's policy updates take, relative to the Gaussian's.
+side in one process. Reports the final policy's mean return (separate eval env; deterministic actions,
+stochastic ones, and the distribution's mean as the action), training env-steps/s and the seconds each head's
+policy updates take, relative to the Gaussian's.
 
     python scripts/bench_sb3_heads.py                                # Hopper-v5 + HalfCheetah-v5, 3 seeds, 50k steps
     python scripts/bench_sb3_heads.py --steps 100000 --envs Hopper-v5 --label after
@@ -65,6 +66,7 @@ class Args:
     threads: int = 1
     label: str = "current"
     out: Path = Path("benchmarks/sb3_heads")
+    save_dir: Path | None = None
 
 
 def parse_args() -> Args:
@@ -79,6 +81,7 @@ def parse_args() -> Args:
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
     parser.add_argument("--label", default=defaults.label, help="names this code version in the table")
     parser.add_argument("--out", type=Path, default=defaults.out, help="output path without suffix")
+    parser.add_argument("--save-dir", type=Path, default=None, help="save each final model here (.zip)")
     args = Args(**vars(parser.parse_args()))
     if len(args.seeds) < 1 or args.steps < 1:
         parser.error("need at least one seed and a positive --steps")
@@ -96,10 +99,26 @@ def timed(method: Callable[[], None], seconds: list[float]) -> Callable[[], None
     return wrapper
 
 
-def evaluate(model: BaseAlgorithm, env_id: str, seed: int, episodes: int, deterministic: bool) -> float:
+class MeanActor:
+    """Acts with the mean of ``model``'s action distribution (clipped to the box), for ``evaluate_policy``."""
+
+    def __init__(self, model: BaseAlgorithm):
+        self.model = model
+
+    def predict(self, observation: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, None]:
+        policy = self.model.policy
+        with torch.no_grad():
+            obs, _ = policy.obs_to_tensor(observation)
+            mean = policy.get_distribution(obs).distribution.mean.cpu().numpy()
+        return np.clip(mean, policy.action_space.low, policy.action_space.high), None
+
+
+def evaluate(model: BaseAlgorithm, env_id: str, seed: int, episodes: int, action: str) -> float:
+    """Mean return over ``episodes`` with the ``action`` ``deterministic`` (SB3's), ``stochastic`` or ``mean``."""
     eval_env = gym.make(env_id)
     eval_env.reset(seed=10_000 + seed)
-    mean_return, _ = evaluate_policy(model, eval_env, n_eval_episodes=episodes, deterministic=deterministic)
+    actor = MeanActor(model) if action == "mean" else model
+    mean_return, _ = evaluate_policy(actor, eval_env, n_eval_episodes=episodes, deterministic=action != "stochastic")
     eval_env.close()
     return float(mean_return)
 
@@ -130,12 +149,16 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
             seconds[head] += time.perf_counter() - start
     runs = []
     for head, model in models.items():
+        del model.train  # the timing wrapper: the class's method again
+        if args.save_dir is not None:
+            model.save(args.save_dir / f"{args.algo}-{env_id}-{head}-{seed}-{args.label}.zip")
         updates = model.num_timesteps // model.n_steps
         runs.append({
             "algo": args.algo, "env": env_id, "head": head, "seed": seed, "steps": args.steps, "label": args.label,
             "env_steps": model.num_timesteps,
-            "final_return": evaluate(model, env_id, seed, args.eval_episodes, deterministic=True),
-            "final_return_stochastic": evaluate(model, env_id, seed, args.eval_episodes, deterministic=False),
+            "final_return": evaluate(model, env_id, seed, args.eval_episodes, "deterministic"),
+            "final_return_stochastic": evaluate(model, env_id, seed, args.eval_episodes, "stochastic"),
+            "final_return_mean_action": evaluate(model, env_id, seed, args.eval_episodes, "mean"),
             "train_seconds": seconds[head], "env_steps_per_s": model.num_timesteps / seconds[head],
             "update_seconds": update_seconds[head][0] / updates,
         })  # fmt: skip
@@ -155,11 +178,13 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             group = [r for r in same if r["head"] == head]
             returns = np.array([r["final_return"] for r in group])
             stochastic = np.array([r["final_return_stochastic"] for r in group])
+            mean_action = [r["final_return_mean_action"] for r in group if "final_return_mean_action" in r]
             rows.append({
                 "algo": algo, "steps": steps, "env": env_id, "label": label, "head": head, "seeds": len(group),
                 "return_mean": float(returns.mean()), "return_std": float(returns.std(ddof=1)) if len(group) > 1
                 else 0.0, "return_per_seed": returns.round(1).tolist(),
                 "stochastic_mean": float(stochastic.mean()),
+                "mean_action_mean": float(np.mean(mean_action)) if mean_action else None,
                 "env_steps_per_s": float(np.mean([r["env_steps_per_s"] for r in group])),
                 "update_seconds": mean_update[head],
                 "update_vs_gaussian": mean_update[head] / mean_update["gaussian"] if "gaussian" in heads else None,
@@ -198,21 +223,24 @@ def markdown(report: dict[str, Any]) -> str:
             f"{name} = `{spec['policy']}` {spec['policy_kwargs']}".rstrip() for name, spec in report["heads"].items()
         )  # fmt: skip
         + ". Final return: mean of the eval episodes of the final policy (deterministic action; stochastic in its "
-        "own column), mean ± standard deviation over seeds (SE: standard error). Update s: wall seconds of one "
-        "policy update (after each rollout), the heads of a seed trained in turn one rollout at a time.",
+        "own column; mean action: the distribution's mean, clipped), mean ± standard deviation over seeds (SE: "
+        "standard error). Update s: wall seconds of one policy update (after each rollout), the heads of a seed "
+        "trained in turn one rollout at a time.",
         "",
-        "| algo | steps | env | code | head | seeds | final return | SE | per seed | stochastic | env-steps/s "
-        "| update s | update / Gaussian |",
-        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
+        "| algo | steps | env | code | head | seeds | final return | SE | per seed | stochastic | mean action "
+        "| env-steps/s | update s | update / Gaussian |",
+        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in report["summary"]:
         per_seed = ", ".join(f"{x:.0f}" for x in row["return_per_seed"])
         ratio = "" if row["update_vs_gaussian"] is None else f"{row['update_vs_gaussian']:.2f}"
         stderr = row["return_std"] / np.sqrt(row["seeds"])
+        mean_action = "" if row["mean_action_mean"] is None else f"{row['mean_action_mean']:.0f}"
         lines.append(
             f"| {row['algo']} | {row['steps']:,} | {row['env']} | {row['label']} | {row['head']} | {row['seeds']} "
             f"| {row['return_mean']:.0f} ± {row['return_std']:.0f} | {stderr:.0f} | {per_seed} "
-            f"| {row['stochastic_mean']:.0f} | {row['env_steps_per_s']:.0f} | {row['update_seconds']:.2f} | {ratio} |"
+            f"| {row['stochastic_mean']:.0f} | {mean_action} | {row['env_steps_per_s']:.0f} "
+            f"| {row['update_seconds']:.2f} | {ratio} |"
         )
     lines += ["", "Commands:", ""] + [f"- `{command}`" for command in report["commands"]]
     return "\n".join(lines) + "\n"

@@ -109,6 +109,22 @@ def test_predict_deterministic_is_the_mode_and_stochastic_samples() -> None:
     assert (first >= model.action_space.low).all() and (first <= model.action_space.high).all()
 
 
+def test_deterministic_action_can_be_the_mean_and_survives_save_load(tmp_path) -> None:
+    model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0,
+                policy_kwargs={**SMALL_DLML, "deterministic_action": "mean"})  # fmt: skip
+    observations = np.random.default_rng(1).normal(size=(32, *model.observation_space.shape)).astype(np.float32)
+    with torch.no_grad():
+        box = model.policy.get_distribution(torch.as_tensor(observations)).distribution.box
+    level_width = (model.action_space.high - model.action_space.low) / 63
+    deterministic, _ = model.predict(observations, deterministic=True)
+    assert np.abs(deterministic - box.mean.numpy()).max() <= 0.5 * level_width[0] + 1e-6  # snapped to a level
+    model.save(tmp_path / "model.zip")
+    np.testing.assert_array_equal(PPO.load(tmp_path / "model.zip").predict(observations, deterministic=True)[0],
+                                  deterministic)  # fmt: skip
+    with pytest.raises(ValueError, match="deterministic_action must be 'mode' or 'mean', got 'median'"):
+        PPO(AdaCatPolicy, ENV, policy_kwargs={"deterministic_action": "median"})
+
+
 def test_trpo_line_search_succeeds_with_the_exact_dlml_kl() -> None:
     model = TRPO(DLMLPolicy, ENV, n_steps=256, batch_size=64, seed=0, policy_kwargs=SMALL_DLML)
     model.learn(256)

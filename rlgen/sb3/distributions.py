@@ -16,7 +16,7 @@ Policies start spread over the action box (:func:`policy_head_config`), as SB3's
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from gymnasium import spaces
@@ -37,6 +37,8 @@ from rlgen.heads.kl import box_kl
 
 SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 
+DeterministicAction = Literal["mode", "mean"]
+DETERMINISTIC_ACTIONS: tuple[str, ...] = ("mode", "mean")
 #: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
 POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
 #: heads whose exact entropy costs far more than their log-probability: DLML's sums over all C levels of all K
@@ -116,14 +118,18 @@ class HeadDistribution(Distribution):
     :param exact_entropy: give SB3 the exact entropy (``True``) or ``None``, SB3's documented fallback that
         estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
         heads in :data:`COSTLY_ENTROPY_HEADS`.
+    :param deterministic_action: the action of ``predict(deterministic=True)``: the head distribution's ``mode``
+        (a DLML's most probable component's mean) or its ``mean`` (a DLML's snapped to its nearest level).
     :param options: the head's options when ``head`` is a type (``num_bins``, ``num_mixtures``, ...).
     """
 
     distribution: HeadTorchDistribution
 
     def __init__(self, head: HeadConfig | str, action_space: spaces.Space, exact_entropy: bool | None = None,
-                 **options: Any):  # fmt: skip
+                 deterministic_action: DeterministicAction = "mode", **options: Any):  # fmt: skip
         super().__init__()
+        if deterministic_action not in DETERMINISTIC_ACTIONS:
+            raise ValueError(f"deterministic_action must be 'mode' or 'mean', got {deterministic_action!r}")
         config = head.replace(**options) if isinstance(head, HeadConfig) else head_config(head, **options)
         if config.type not in POLICY_HEADS:
             raise ValueError(f"head {config.type!r} cannot be a policy head; choose one of {POLICY_HEADS}")
@@ -140,6 +146,7 @@ class HeadDistribution(Distribution):
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.exact_entropy = config.type not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
+        self.deterministic_action = deterministic_action
 
     def proba_distribution_net(self, latent_dim: int) -> Head:
         """The rlgen head mapping the policy latent to a distribution (its ``proj`` is the action layer).
@@ -167,7 +174,11 @@ class HeadDistribution(Distribution):
         return self.distribution.sample()
 
     def mode(self) -> Tensor:
-        return self.distribution.mode
+        if self.deterministic_action == "mode":
+            return self.distribution.mode
+        mean = self.distribution.mean
+        box = self.distribution.box
+        return snap_to_level(box, mean) if isinstance(box, DiscretizedLogisticMixture) else mean
 
     def actions_from_params(self, box: BoxDistribution, deterministic: bool = False) -> Tensor:
         """Actions from a head's output: the mode if ``deterministic``, else a sample.

@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from rlgen.heads import DLMLHeadConfig, Head, HeadConfig
-from rlgen.sb3.distributions import HeadDistribution, starts_spread
+from rlgen.sb3.distributions import DeterministicAction, HeadDistribution, starts_spread
 
 #: the DLML policies' default head: 64 levels, a resolution of 1/63 of the box's half-width, as the exact KL (TRPO)
 #: and entropy cost O(levels x mixtures) per action dimension.
@@ -35,6 +35,8 @@ class HeadPolicy(ActorCriticPolicy):
     :param exact_entropy: pass SB3 the exact entropy, or ``None`` for SB3's ``-log pi(a|s)`` estimate; default
         exact except for DLML, whose exact entropy over all levels dominates the update's cost
         (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
+    :param deterministic_action: what ``predict(deterministic=True)`` returns: the head distribution's ``mode``
+        or ``mean`` (:class:`~rlgen.sb3.distributions.HeadDistribution`).
     :param log_std_init: log of the initial spread on the centred action box [-1, 1] (:meth:`Head.spread_init`):
         the Gaussian's log-std; the K DLML components, spread evenly over the box, take a K-th of it each;
         binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
@@ -47,6 +49,7 @@ class HeadPolicy(ActorCriticPolicy):
         *args: Any,
         head: HeadConfig | str | None = None,
         exact_entropy: bool | None = None,
+        deterministic_action: DeterministicAction = "mode",
         **kwargs: Any,
     ):
         if kwargs.get("use_sde"):
@@ -54,11 +57,12 @@ class HeadPolicy(ActorCriticPolicy):
         # Read by _build, which ActorCriticPolicy.__init__ calls.
         self.head = head or self.default_head
         self.exact_entropy = exact_entropy
+        self.deterministic_action = deterministic_action
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
-        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy)
+        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy, self.deterministic_action)
         self._build_mlp_extractor()
         self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
@@ -80,7 +84,7 @@ class HeadPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(head=self.head, exact_entropy=self.exact_entropy)
+        data.update(head=self.head, exact_entropy=self.exact_entropy, deterministic_action=self.deterministic_action)
         return data
 
 
