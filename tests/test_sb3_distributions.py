@@ -12,7 +12,7 @@ from gymnasium import spaces
 from stable_baselines3.common.distributions import kl_divergence
 
 from rlgen.heads import make_head
-from rlgen.sb3 import HeadDistribution, box_kl, piecewise_uniform_kl
+from rlgen.sb3 import HeadDistribution, box_kl, piecewise_uniform_kl, snap_to_level
 
 LOW, HIGH = np.array([-2.0, 0.0, -1.0], dtype=np.float32), np.array([2.0, 1.0, 3.0], dtype=np.float32)
 SPACE = spaces.Box(LOW, HIGH)
@@ -46,8 +46,10 @@ def test_methods_agree_with_the_head(kind: str) -> None:
     actions = box.sample()
     torch.testing.assert_close(sb3_dist.log_prob(actions), box.log_prob(actions))
     torch.testing.assert_close(sb3_dist.entropy(), box.entropy())
-    torch.testing.assert_close(sb3_dist.mode(), box.mode())
-    torch.testing.assert_close(sb3_dist.get_actions(deterministic=True), box.mode())
+    # Deterministic: a DLML policy's mean (snapped to a level), the other heads' mode.
+    expected = snap_to_level(box, box.mean) if kind == "dlml" else box.mode()
+    torch.testing.assert_close(sb3_dist.mode(), expected)
+    torch.testing.assert_close(sb3_dist.get_actions(deterministic=True), expected)
     sample = sb3_dist.sample()
     assert sample.shape == (5, 3) and sb3_dist.log_prob(sample).shape == (5,) and sb3_dist.entropy().shape == (5,)
     assert (sample >= torch.from_numpy(LOW)).all() and (sample <= torch.from_numpy(HIGH)).all()

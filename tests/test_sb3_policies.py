@@ -121,6 +121,8 @@ def test_deterministic_action_can_be_the_mean_and_survives_save_load(tmp_path) -
     model.save(tmp_path / "model.zip")
     np.testing.assert_array_equal(PPO.load(tmp_path / "model.zip").predict(observations, deterministic=True)[0],
                                   deterministic)  # fmt: skip
+    assert PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mean"
+    assert PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mode"
     with pytest.raises(ValueError, match="deterministic_action must be 'mode' or 'mean', got 'median'"):
         PPO(AdaCatPolicy, ENV, policy_kwargs={"deterministic_action": "median"})
 

@@ -146,13 +146,11 @@ class DiscretizedLogisticMixture(BoxDistribution):
         return self.from_unit(0.5 * (y + 1.0))
 
     def mode(self) -> Tensor:
-        """The level nearest the mean of the most probable component (its mean clipped to the box).
-
-        Not the most probable level: the edge levels hold the open tails, so the mass of the level at a bound
-        grows with how far components reach past it while an inner level's shrinks with the level spacing,
-        and a wide component's most probable level is a bound. Components weigh masses against masses, so
-        this mode depends neither on C nor on the clipping, and on multimodal data it stays on one mode.
-        """
+        """The level nearest the mean of the most probable component (its mean clipped to the box)."""
+        # Not the most probable level: the edge levels hold the open tails, so a bound's mass grows with how far
+        # components reach past it while an inner level's shrinks with the spacing 2 / (C - 1), and a wide
+        # component's most probable level is a bound. Component weights compare masses with masses, so this
+        # mode depends neither on C nor on the clipping, and on multimodal data it stays on one mode.
         component = self.logits.argmax(-1, keepdim=True)
         y = self.means.gather(-1, component).squeeze(-1).clamp(-1.0, 1.0)
         index = torch.round((y + 1.0) * (self.num_classes - 1) / 2.0).long()

@@ -39,6 +39,10 @@ SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 
 DeterministicAction = Literal["mode", "mean"]
 DETERMINISTIC_ACTIONS: tuple[str, ...] = ("mode", "mean")
+#: heads whose policies act with their mean when deterministic: a DLML policy trained on-policy spreads its mass
+#: over several components, so its most probable component (the mode) jumps between them from state to state
+#: while the mean moves smoothly, as a Gaussian's does.
+MEAN_ACTION_HEADS: tuple[str, ...] = ("dlml",)
 #: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
 POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
 #: heads whose exact entropy costs far more than their log-probability: DLML's sums over all C levels of all K
@@ -119,16 +123,17 @@ class HeadDistribution(Distribution):
         estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
         heads in :data:`COSTLY_ENTROPY_HEADS`.
     :param deterministic_action: the action of ``predict(deterministic=True)``: the head distribution's ``mode``
-        (a DLML's most probable component's mean) or its ``mean`` (a DLML's snapped to its nearest level).
+        (a DLML's most probable component's mean) or its ``mean`` (a DLML's snapped to its nearest level);
+        default: the mean for the heads in :data:`MEAN_ACTION_HEADS`, else the mode.
     :param options: the head's options when ``head`` is a type (``num_bins``, ``num_mixtures``, ...).
     """
 
     distribution: HeadTorchDistribution
 
     def __init__(self, head: HeadConfig | str, action_space: spaces.Space, exact_entropy: bool | None = None,
-                 deterministic_action: DeterministicAction = "mode", **options: Any):  # fmt: skip
+                 deterministic_action: DeterministicAction | None = None, **options: Any):  # fmt: skip
         super().__init__()
-        if deterministic_action not in DETERMINISTIC_ACTIONS:
+        if deterministic_action not in (*DETERMINISTIC_ACTIONS, None):
             raise ValueError(f"deterministic_action must be 'mode' or 'mean', got {deterministic_action!r}")
         config = head.replace(**options) if isinstance(head, HeadConfig) else head_config(head, **options)
         if config.type not in POLICY_HEADS:
@@ -146,6 +151,8 @@ class HeadDistribution(Distribution):
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.exact_entropy = config.type not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
+        if deterministic_action is None:
+            deterministic_action = "mean" if config.type in MEAN_ACTION_HEADS else "mode"
         self.deterministic_action = deterministic_action
 
     def proba_distribution_net(self, latent_dim: int) -> Head:
