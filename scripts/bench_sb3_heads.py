@@ -1,11 +1,17 @@
-"""Benchmark: SB3 PPO with a Gaussian (SB3's own MlpPolicy) vs rlgen DLML vs rlgen AdaCat action heads.
+"""Benchmark: SB3 PPO (or A2C, sb3-contrib TRPO) with a Gaussian (SB3's own MlpPolicy) vs rlgen DLML vs rlgen
+AdaCat action heads.
 
-Same PPO hyperparameters (SB3 defaults), same step budget and seeds for every head, measured side by side in
-one run. Reports the final policy's mean return (deterministic, separate eval env) and training env-steps/s.
+Same hyperparameters (the algorithm's SB3 defaults), same step budget and seeds for every head, measured side by
+side in one process. Reports the final policy's mean return (separate eval env; deterministic actions,
+stochastic ones, and the distribution's mean as the action), training env-steps/s and the seconds each head's
+policy updates take, relative to the Gaussian's.
 
-    python scripts/bench_sb3_heads.py                        # Hopper-v5 + HalfCheetah-v5, 3 seeds, 50k steps
-    python scripts/bench_sb3_heads.py --steps 20000 --envs Hopper-v5
+    python scripts/bench_sb3_heads.py                                # Hopper-v5 + HalfCheetah-v5, 3 seeds, 50k steps
+    python scripts/bench_sb3_heads.py --steps 100000 --envs Hopper-v5 --label after
+    python scripts/bench_sb3_heads.py --algo trpo --steps 20000 --envs InvertedPendulum-v5
 
+Resumable: runs already in the output JSON (same algorithm, env, head, seed, steps and label) are kept and not
+run again, so a stopped benchmark continues and several invocations (labels, algorithms, envs) share one table.
 Writes benchmarks/sb3_heads.json and benchmarks/sb3_heads.md.
 """
 
@@ -16,8 +22,10 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,18 +36,23 @@ import numpy as np
 import stable_baselines3
 import torch
 from bench_notes import with_notes
-from stable_baselines3 import PPO
+from sb3_contrib import TRPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig
 from rlgen.sb3 import AdaCatPolicy, DLMLPolicy
 
-# Policy class and policy_kwargs per head; the Gaussian is SB3's default PPO policy, the baseline users know.
+# Policy class and policy_kwargs per head; the Gaussian is SB3's default policy, the baseline users know.
 HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
     "gaussian": ("MlpPolicy", {}),
     "dlml": (DLMLPolicy, {"head": DLMLHeadConfig(num_mixtures=3, num_classes=256)}),
     "adacat": (AdaCatPolicy, {"head": AdaCatHeadConfig(num_bins=32)}),
 }
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+RUN_KEY = ("algo", "env", "head", "seed", "steps", "label")
+#: the Markdown after this line is kept when the table is rewritten (findings written by hand).
 
 
 @dataclass
@@ -47,10 +60,13 @@ class Args:
     envs: list[str] = field(default_factory=lambda: ["Hopper-v5", "HalfCheetah-v5"])
     heads: list[str] = field(default_factory=lambda: list(HEADS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    algo: str = "ppo"
     steps: int = 50_000
     eval_episodes: int = 10
     threads: int = 1
+    label: str = "current"
     out: Path = Path("benchmarks/sb3_heads")
+    save_dir: Path | None = None
 
 
 def parse_args() -> Args:
@@ -59,70 +75,120 @@ def parse_args() -> Args:
     parser.add_argument("--envs", nargs="+", default=defaults.envs)
     parser.add_argument("--heads", nargs="+", choices=list(HEADS), default=defaults.heads)
     parser.add_argument("--seeds", nargs="+", type=int, default=defaults.seeds)
+    parser.add_argument("--algo", choices=list(ALGOS), default=defaults.algo)
     parser.add_argument("--steps", type=int, default=defaults.steps, help="env steps of training per run")
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
     parser.add_argument("--threads", type=int, default=defaults.threads, help="torch threads")
+    parser.add_argument("--label", default=defaults.label, help="names this code version in the table")
     parser.add_argument("--out", type=Path, default=defaults.out, help="output path without suffix")
+    parser.add_argument("--save-dir", type=Path, default=None, help="save each final model here (.zip)")
     args = Args(**vars(parser.parse_args()))
     if len(args.seeds) < 1 or args.steps < 1:
         parser.error("need at least one seed and a positive --steps")
     return args
 
 
-def train_side_by_side(env_id: str, seed: int, args: Args) -> list[dict[str, Any]]:
-    """Train one PPO agent per head with the same seed, in turn one rollout at a time, then evaluate each.
+def timed(method: Callable[[], None], seconds: list[float]) -> Callable[[], None]:
+    """``method`` adding its wall time to ``seconds[0]`` on every call."""
+
+    def wrapper() -> None:
+        start = time.perf_counter()
+        method()
+        seconds[0] += time.perf_counter() - start
+
+    return wrapper
+
+
+class MeanActor:
+    """Acts with the mean of ``model``'s action distribution (clipped to the box), for ``evaluate_policy``."""
+
+    def __init__(self, model: BaseAlgorithm):
+        self.model = model
+
+    def predict(self, observation: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, None]:
+        policy = self.model.policy
+        with torch.no_grad():
+            obs, _ = policy.obs_to_tensor(observation)
+            mean = policy.get_distribution(obs).distribution.mean.cpu().numpy()
+        return np.clip(mean, policy.action_space.low, policy.action_space.high), None
+
+
+def evaluate(model: BaseAlgorithm, env_id: str, seed: int, episodes: int, action: str) -> float:
+    """Mean return over ``episodes`` with the ``action`` ``deterministic`` (SB3's), ``stochastic`` or ``mean``."""
+    eval_env = gym.make(env_id)
+    eval_env.reset(seed=10_000 + seed)
+    actor = MeanActor(model) if action == "mean" else model
+    mean_return, _ = evaluate_policy(actor, eval_env, n_eval_episodes=episodes, deterministic=action != "stochastic")
+    eval_env.close()
+    return float(mean_return)
+
+
+def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> list[dict[str, Any]]:
+    """Train one agent per head with the same seed, in turn one rollout at a time, then evaluate each.
 
     Taking turns every rollout (``learn(n_steps, reset_num_timesteps=False)`` continues the same run: same env
     state, same counters; SB3's default schedules are constant) makes load from other processes fall on every
-    head alike, so the env-steps/s columns compare like with like.
+    head alike, so the speed columns compare like with like.
 
     :param env_id: gymnasium id.
     :param seed: seeds the algorithms, the training envs and the eval env.
-    :param args: heads, budget and evaluation settings.
+    :param heads: the heads to train.
+    :param args: algorithm, budget and evaluation settings.
     """
-    models = {head: PPO(HEADS[head][0], env_id, seed=seed, policy_kwargs=HEADS[head][1]) for head in args.heads}
-    seconds = dict.fromkeys(models, 0.0)
+    algo = ALGOS[args.algo]
+    models = {head: algo(HEADS[head][0], env_id, seed=seed, policy_kwargs=HEADS[head][1]) for head in heads}
+    seconds = {head: 0.0 for head in models}
+    update_seconds = {head: [0.0] for head in models}
+    for head, model in models.items():
+        model.train = timed(model.train, update_seconds[head])  # learn() calls self.train() after each rollout
     while any(model.num_timesteps < args.steps for model in models.values()):
         for head, model in models.items():
             start = time.perf_counter()
-            model.learn(total_timesteps=model.n_steps, reset_num_timesteps=model.num_timesteps == 0)
+            turn = model.n_steps * -(-2048 // model.n_steps)  # whole rollouts, about 2048 steps (A2C's are 5)
+            model.learn(total_timesteps=turn, reset_num_timesteps=model.num_timesteps == 0)
             seconds[head] += time.perf_counter() - start
     runs = []
     for head, model in models.items():
-        eval_env = gym.make(env_id)
-        eval_env.reset(seed=10_000 + seed)
-        mean_return, std_return = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes,
-                                                  deterministic=True)  # fmt: skip
-        eval_env.close()
+        del model.train  # the timing wrapper: the class's method again
+        if args.save_dir is not None:
+            model.save(args.save_dir / f"{args.algo}-{env_id}-{head}-{seed}-{args.label}.zip")
+        updates = model.num_timesteps // model.n_steps
         runs.append({
-            "env": env_id, "head": head, "seed": seed, "steps": model.num_timesteps,
-            "final_return": float(mean_return), "final_return_std": float(std_return),
+            "algo": args.algo, "env": env_id, "head": head, "seed": seed, "steps": args.steps, "label": args.label,
+            "env_steps": model.num_timesteps,
+            "final_return": evaluate(model, env_id, seed, args.eval_episodes, "deterministic"),
+            "final_return_stochastic": evaluate(model, env_id, seed, args.eval_episodes, "stochastic"),
+            "final_return_mean_action": evaluate(model, env_id, seed, args.eval_episodes, "mean"),
             "train_seconds": seconds[head], "env_steps_per_s": model.num_timesteps / seconds[head],
+            "update_seconds": update_seconds[head][0] / updates,
         })  # fmt: skip
     return runs
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and standard deviation over seeds per (env, head)."""
+    """Mean, standard deviation and standard error over seeds per (algo, steps, env, label, head); update cost
+    relative to the Gaussian of the same group."""
     rows = []
-    for env_id in dict.fromkeys(r["env"] for r in runs):
-        for head in dict.fromkeys(r["head"] for r in runs):
-            group = [r for r in runs if r["env"] == env_id and r["head"] == head]
-            if not group:
-                continue
+    groups = dict.fromkeys((r["algo"], r["steps"], r["env"], r["label"]) for r in runs)
+    for algo, steps, env_id, label in groups:
+        same = [r for r in runs if (r["algo"], r["steps"], r["env"], r["label"]) == (algo, steps, env_id, label)]
+        heads = dict.fromkeys(r["head"] for r in same)
+        mean_update = {h: float(np.mean([r["update_seconds"] for r in same if r["head"] == h])) for h in heads}
+        for head in heads:
+            group = [r for r in same if r["head"] == head]
             returns = np.array([r["final_return"] for r in group])
-            speed = np.array([r["env_steps_per_s"] for r in group])
-            rows.append(
-                {
-                    "env": env_id,
-                    "head": head,
-                    "seeds": len(group),
-                    "return_mean": float(returns.mean()),
-                    "return_std": float(returns.std()),
-                    "return_per_seed": returns.round(1).tolist(),
-                    "env_steps_per_s": float(speed.mean()),
-                }
-            )
+            stochastic = np.array([r["final_return_stochastic"] for r in group])
+            mean_action = [r["final_return_mean_action"] for r in group if "final_return_mean_action" in r]
+            rows.append({
+                "algo": algo, "steps": steps, "env": env_id, "label": label, "head": head, "seeds": len(group),
+                "return_mean": float(returns.mean()), "return_std": float(returns.std(ddof=1)) if len(group) > 1
+                else 0.0, "return_per_seed": returns.round(1).tolist(),
+                "stochastic_mean": float(stochastic.mean()),
+                "mean_action_mean": float(np.mean(mean_action)) if mean_action else None,
+                "env_steps_per_s": float(np.mean([r["env_steps_per_s"] for r in group])),
+                "update_seconds": mean_update[head],
+                "update_vs_gaussian": mean_update[head] / mean_update["gaussian"] if "gaussian" in heads else None,
+            })  # fmt: skip
     return rows
 
 
@@ -147,26 +213,36 @@ def machine() -> dict[str, Any]:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
     lines = [
-        "# SB3 PPO: Gaussian vs DLML vs AdaCat action heads",
+        "# SB3 on-policy RL: Gaussian vs DLML vs AdaCat action heads",
         "",
-        f"Command: `{report['command']}`  ",
-        f"Machine: {report['machine']['cpu']}, {report['machine']['cpu_count']} CPUs, "
-        f"{report['machine']['torch_threads']} torch thread(s), torch {report['machine']['torch']}, "
-        f"SB3 {report['machine']['stable_baselines3']}  ",
-        f"Date: {report['date']}. PPO with SB3 defaults, {report['steps']} env steps per run (whole rollouts of 2048); "
-        f"final return = mean of {report['eval_episodes']} deterministic episodes of the final policy; env-steps/s "
-        "includes PPO updates, the heads of a seed trained in turn one rollout at a time.",
+        f"Machine: {m['cpu']}, {m['cpu_count']} CPUs (shared), {m['torch_threads']} torch thread(s), "
+        f"torch {m['torch']}, SB3 {m['stable_baselines3']}. Each algorithm with its SB3 defaults; heads: "
+        + "; ".join(
+            f"{name} = `{spec['policy']}` {spec['policy_kwargs']}".rstrip() for name, spec in report["heads"].items()
+        )  # fmt: skip
+        + ". Final return: mean of the eval episodes of the final policy (deterministic action; stochastic in its "
+        "own column; mean action: the distribution's mean, clipped), mean ± standard deviation over seeds (SE: "
+        "standard error). Update s: wall seconds of one policy update (after each rollout), the heads of a seed "
+        "trained in turn one rollout at a time.",
         "",
-        "| env | head | seeds | final return (mean ± std over seeds) | per seed | env-steps/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| algo | steps | env | code | head | seeds | final return | SE | per seed | stochastic | mean action "
+        "| env-steps/s | update s | update / Gaussian |",
+        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in report["summary"]:
         per_seed = ", ".join(f"{x:.0f}" for x in row["return_per_seed"])
+        ratio = "" if row["update_vs_gaussian"] is None else f"{row['update_vs_gaussian']:.2f}"
+        stderr = row["return_std"] / np.sqrt(row["seeds"])
+        mean_action = "" if row["mean_action_mean"] is None else f"{row['mean_action_mean']:.0f}"
         lines.append(
-            f"| {row['env']} | {row['head']} | {row['seeds']} | {row['return_mean']:.1f} ± "
-            f"{row['return_std']:.1f} | {per_seed} | {row['env_steps_per_s']:.0f} |"
+            f"| {row['algo']} | {row['steps']:,} | {row['env']} | {row['label']} | {row['head']} | {row['seeds']} "
+            f"| {row['return_mean']:.0f} ± {row['return_std']:.0f} | {stderr:.0f} | {per_seed} "
+            f"| {row['stochastic_mean']:.0f} | {mean_action} | {row['env_steps_per_s']:.0f} "
+            f"| {row['update_seconds']:.2f} | {ratio} |"
         )
+    lines += ["", "Commands:", ""] + [f"- `{command}`" for command in report["commands"]]
     return "\n".join(lines) + "\n"
 
 
@@ -177,30 +253,48 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def load_previous(path: Path) -> dict[str, Any]:
+    """The runs and commands of an earlier report at ``path`` (empty if there is none)."""
+    if not path.exists():
+        return {"runs": [], "commands": []}
+    previous = json.loads(path.read_text())
+    runs = [r for r in previous.get("runs", []) if all(key in r for key in RUN_KEY)]
+    return {"runs": runs, "commands": previous.get("commands", [])}
+
+
 def main() -> None:
     args = parse_args()
     # Small MLPs run fastest on one thread on a 2-core CPU.
     torch.set_num_threads(args.threads)
-    runs = []
+    json_path = args.out.with_suffix(".json")
+    previous = load_previous(json_path)
+    runs = previous["runs"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    command = f"{shlex.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])} (commit {commit or 'unknown'})"
+    commands = [*previous["commands"], command]
+    report: dict[str, Any] = {}
     for seed in args.seeds:
         for env_id in args.envs:
-            for run in train_side_by_side(env_id, seed, args):
+            done = {r["head"] for r in runs if tuple(r[k] for k in RUN_KEY[:2]) == (args.algo, env_id)
+                    and (r["seed"], r["steps"], r["label"]) == (seed, args.steps, args.label)}  # fmt: skip
+            todo = [head for head in args.heads if head not in done]
+            for run in train_side_by_side(env_id, seed, todo, args) if todo else []:
                 runs.append(run)
                 print(
-                    f"{env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f}  "
-                    f"{run['env_steps_per_s']:6.0f} env-steps/s",
+                    f"{args.algo} {env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f} "
+                    f"(stochastic {run['final_return_stochastic']:8.1f})  {run['env_steps_per_s']:6.0f} env-steps/s  "
+                    f"{run['update_seconds']:.2f} s/update",
                     flush=True,
                 )
             report = {
-                "command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": machine(), "steps": args.steps, "eval_episodes": args.eval_episodes,
-                "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": kw}
+                "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+                "eval_episodes": args.eval_episodes, "commands": commands,
+                "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": str(kw) if kw else ""}
                           for name, (p, kw) in HEADS.items()},
                 "summary": summarise(runs), "runs": runs,
             }  # fmt: skip
             # Rewritten after every (seed, env): a long run that is stopped keeps what it measured.
-            write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=2, default=str) + "\n")
+            write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
             write_atomic(args.out.with_suffix(".md"), with_notes(args.out.with_suffix(".md"), markdown(report)))
     print(markdown(report))
 

@@ -36,10 +36,10 @@ DEFAULT_REPRS = {
 # One config per head with every option away from its default.
 CHANGED = [
     GaussianHeadConfig(squash=False, state_dependent_std=False, init_log_std=-0.5, env_units=True),
-    UniformHeadConfig(num_bins=7, bandwidth=0.01, kernel="gaussian"),
-    QuantileHeadConfig(num_bins=9, bandwidth=0.02),
-    AdaCatHeadConfig(num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5),
-    DLMLHeadConfig(num_mixtures=3, num_classes=64),
+    UniformHeadConfig(num_bins=7, bandwidth=0.01, kernel="gaussian", init="spread"),
+    QuantileHeadConfig(num_bins=9, bandwidth=0.02, init="torch"),
+    AdaCatHeadConfig(num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread"),
+    DLMLHeadConfig(num_mixtures=3, num_classes=64, init="spread"),
 ]
 
 
@@ -95,7 +95,7 @@ def test_a_misspelt_option_or_type_fails_at_parse_time_listing_the_valid_ones() 
         load_recipe("bc-dlml").with_overrides(["agent.head.num_mixtures=many"])
     with pytest.raises(ConfigError, match="agent.head must be a type name or a mapping with a type key"):
         build(BCConfig, {"head": {"num_bins": 3}}, "agent")
-    valid = "num_bins, bandwidth, kernel, width_grad_scale"
+    valid = "num_bins, bandwidth, kernel, init, width_grad_scale"
     with pytest.raises(ValueError, match=rf"unknown option 'num_bin' \(did you mean 'num_bins'\?\) for the 'adacat' "
                                          rf"head; valid options: {valid}"):  # fmt: skip
         head_config("adacat", num_bin=3)
@@ -106,7 +106,7 @@ def test_a_misspelt_option_or_type_fails_at_parse_time_listing_the_valid_ones() 
 @pytest.mark.parametrize(
     ("options", "field_name"),
     [({"num_bins": 1}, "num_bins"), ({"bandwidth": -1.0}, "bandwidth"), ({"kernel": "box"}, "kernel"),
-     ({"width_grad_scale": 1.5}, "width_grad_scale")],
+     ({"width_grad_scale": 1.5}, "width_grad_scale"), ({"init": "zeros"}, "init")],
 )  # fmt: skip
 def test_range_checks_name_the_option(options: dict, field_name: str) -> None:
     with pytest.raises(ValueError, match=field_name):

@@ -156,3 +156,27 @@ def test_env_unit_gaussian_is_the_normal_with_the_raw_outputs_in_env_units(state
 def test_env_units_need_an_unsquashed_gaussian() -> None:
     with pytest.raises(ValueError, match="squash: false"):
         make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=True, env_units=True)
+
+
+@pytest.mark.parametrize(("kind", "options"), [("dlml", {"num_mixtures": 3}), ("dlml", {}), ("adacat", {}),
+                                               ("uniform", {})])  # fmt: skip
+def test_spread_init_starts_every_state_centred_wide_and_off_the_edges(kind: str, options: dict) -> None:
+    torch.manual_seed(0)
+    head = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, init="spread", **options)
+    dist = head(torch.randn(4000, 8).tanh())  # latents of a tanh MLP: the spread must not depend on them
+    unit = (dist.sample() - BOX_LOW) / (BOX_HIGH - BOX_LOW)
+    # As wide as a uniform over the box (std 0.29 of its width; SB3's clipped unit Gaussian: 0.36), centred.
+    assert (unit.mean(0) - 0.5).abs().max() < 0.02
+    assert ((unit.std(0) > 0.25) & (unit.std(0) < 0.36)).all(), unit.std(0)
+    on_edges = ((unit < 0.002) | (unit > 0.998)).float().mean()
+    assert on_edges < 0.12, on_edges  # SB3's Gaussian, clipped: 0.32
+    torch.testing.assert_close(dist.mean, torch.full_like(dist.mean, 0.5), atol=0.1, rtol=0)  # box centre
+
+
+def test_torch_init_is_the_default_and_leaves_the_output_layer_to_nn_linear() -> None:
+    torch.manual_seed(0)
+    default = make_head("dlml", 8, 2, -1.0, 1.0)
+    torch.manual_seed(0)
+    explicit = make_head("dlml", 8, 2, -1.0, 1.0, init="torch")
+    torch.testing.assert_close(default.proj.bias, explicit.proj.bias)
+    assert default.proj.weight.abs().max() > 0.1  # nn.Linear's uniform(+-1/sqrt(8)), not the spread's 0.01

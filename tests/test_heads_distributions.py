@@ -281,8 +281,29 @@ def test_mode_is_the_highest_density_point() -> None:
     grid = torch.linspace(-2, 3, 20_001).unsqueeze(-1)
     best = grid[dist.log_prob(grid).argmax()]
     assert dist.log_prob(dist.mode()).item() == pytest.approx(dist.log_prob(best).item(), abs=1e-5)
-    dlml = random_dlml()
-    assert dlml.log_prob(dlml.mode()).item() == pytest.approx(dlml.level_log_probs().max().item(), abs=1e-6)
+
+
+def dlml_on_unit_box(logits: list[float], means: list[float], stds: list[float]) -> DiscretizedLogisticMixture:
+    """A 1-D, 256-level DLML on [-1, 1] with components of the given logistic standard deviations."""
+    log_scales = torch.tensor(stds).log() - math.log(math.pi / math.sqrt(3.0))
+    one = torch.ones(1)
+    return DiscretizedLogisticMixture(torch.tensor([logits]), torch.tensor([means]), log_scales[None], -one, one, 256)
+
+
+def test_dlml_mode_is_the_most_probable_component_not_a_clipped_edge() -> None:
+    # A wide component: its edge levels hold 16% each (the tails), every inner level under 1%.
+    wide = dlml_on_unit_box([0.0], [0.1], [1.0])
+    assert wide.level_log_probs()[0].argmax().item() == 255
+    assert wide.mode().item() == pytest.approx(0.1, abs=1 / 255)
+    # Two behaviours: the mode is the heavier one's action, not their average (BC's reason to take the mode).
+    bimodal = dlml_on_unit_box([1.0, 0.0], [-0.6, 0.5], [0.05, 0.05])
+    assert bimodal.mode().item() == pytest.approx(-0.6, abs=1 / 255)
+    # A component past a bound stands for actions clipped there: the mode is the bound.
+    saturated = dlml_on_unit_box([0.0, 1.0], [0.2, 1.5], [0.2, 0.1])
+    assert saturated.mode().item() == 1.0
+    # The mode is a level: the action whose log-mass log_prob scores.
+    dist = random_dlml()
+    assert (dist.level_values()[0] - dist.mode()).abs().min() < 1e-6
 
 
 def test_top_p_keeps_only_the_most_probable_bins() -> None:

@@ -40,10 +40,25 @@ def test_head_options_and_bounds_come_through_policy_kwargs() -> None:
     assert isinstance(head, DLMLHead) and (head.num_mixtures, head.num_classes) == (3, 64)
     np.testing.assert_allclose(head.low.numpy(), model.action_space.low)
     np.testing.assert_allclose(head.high.numpy(), model.action_space.high)
-    # log_std_init sets each component's initial spread on the centred unit coordinate (logistic std = s pi/sqrt 3).
+    # The policy starts spread (init: auto): K components evenly over the centred box, each with a K-th of the
+    # spread exp(log_std_init) (a logistic's std is its scale times pi / sqrt 3).
     dist = model.policy.get_distribution(torch.zeros(4, *model.observation_space.shape)).distribution.box
     component_std = dist.log_scales.exp() * math.pi / math.sqrt(3.0)
-    torch.testing.assert_close(component_std, torch.full_like(component_std, math.exp(-1.0)), rtol=0.05, atol=0)
+    torch.testing.assert_close(component_std, torch.full_like(component_std, math.exp(-1.0) / 3), rtol=0.05, atol=0)
+    torch.testing.assert_close(dist.means, torch.tensor([-2 / 3, 0.0, 2 / 3]).expand_as(dist.means), atol=0.05, rtol=0)
+    kept = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, policy_kwargs={"head": SMALL_DLML["head"].replace(
+        init="torch")}).policy.action_net  # fmt: skip
+    assert kept.proj.bias.abs().max() == 0  # SB3's ortho init only
+
+
+def test_a_fresh_dlml_policy_acts_inside_the_box_not_on_its_bounds() -> None:
+    model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0)
+    observations = np.random.default_rng(0).normal(size=(256, *model.observation_space.shape)).astype(np.float32)
+    deterministic, _ = model.predict(observations, deterministic=True)
+    assert np.abs(deterministic).max() < 0.95 * model.action_space.high[0]  # components' means: within 0.9
+    sampled, _ = model.predict(observations)
+    on_bounds = np.isclose(np.abs(sampled), model.action_space.high[0]).mean()
+    assert on_bounds < 0.05, on_bounds  # SB3's Gaussian, clipped: 0.32
 
 
 def test_save_load_round_trip_gives_identical_predictions(tmp_path) -> None:
@@ -92,6 +107,24 @@ def test_predict_deterministic_is_the_mode_and_stochastic_samples() -> None:
     second, _ = model.predict(observations)
     assert not np.array_equal(first, second)
     assert (first >= model.action_space.low).all() and (first <= model.action_space.high).all()
+
+
+def test_deterministic_action_can_be_the_mean_and_survives_save_load(tmp_path) -> None:
+    model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0,
+                policy_kwargs={**SMALL_DLML, "deterministic_action": "mean"})  # fmt: skip
+    observations = np.random.default_rng(1).normal(size=(32, *model.observation_space.shape)).astype(np.float32)
+    with torch.no_grad():
+        box = model.policy.get_distribution(torch.as_tensor(observations)).distribution.box
+    level_width = (model.action_space.high - model.action_space.low) / 63
+    deterministic, _ = model.predict(observations, deterministic=True)
+    assert np.abs(deterministic - box.mean.numpy()).max() <= 0.5 * level_width[0] + 1e-6  # snapped to a level
+    model.save(tmp_path / "model.zip")
+    np.testing.assert_array_equal(PPO.load(tmp_path / "model.zip").predict(observations, deterministic=True)[0],
+                                  deterministic)  # fmt: skip
+    assert PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mean"
+    assert PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mode"
+    with pytest.raises(ValueError, match="deterministic_action must be 'mode' or 'mean', got 'median'"):
+        PPO(AdaCatPolicy, ENV, policy_kwargs={"deterministic_action": "median"})
 
 
 def test_trpo_line_search_succeeds_with_the_exact_dlml_kl() -> None:

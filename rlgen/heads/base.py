@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,12 @@ BoundLike = float | Sequence[float] | Tensor
 # Targets within this fraction of the box width outside [low, high] are clamped (float round-off from
 # normalisation); anything further out is an error.
 BOUND_TOLERANCE = 1e-5
+
+HeadInit = Literal["auto", "spread", "torch"]
+HEAD_INITS: tuple[str, ...] = ("auto", "spread", "torch")
+#: gain of the orthogonal init of a spread head's output weights (Stable-Baselines3's for its action layer):
+#: small, so every state starts near the spread distribution the bias sets.
+SPREAD_WEIGHT_GAIN = 0.01
 
 
 def as_bounds(low: BoundLike, high: BoundLike, dim: int) -> tuple[Tensor, Tensor]:
@@ -239,6 +246,22 @@ class Head(nn.Module, ABC):
     def training_log_prob(self, dist: BoxDistribution, target: Tensor) -> Tensor:
         """The log-likelihood the loss maximises, shape ``batch_shape`` (heads with target smoothing override it)."""
         return dist.log_prob(target)
+
+    @torch.no_grad()
+    def spread_init(self, scale: float = 1.0) -> None:
+        """Start every state at the head's spread distribution: centred in the box, wide, with little mass on
+        its edges (:meth:`spread_bias`): orthogonal output weights of gain :data:`SPREAD_WEIGHT_GAIN`, the
+        bias set to those outputs.
+
+        :param scale: the spread's standard deviation per dimension on the centred box [-1, 1], for heads
+            whose spread is a parameter.
+        """
+        nn.init.orthogonal_(self.proj.weight, gain=SPREAD_WEIGHT_GAIN)
+        self.proj.bias.copy_(self.spread_bias(scale).flatten())
+
+    def spread_bias(self, scale: float) -> Tensor:
+        """The outputs ``(D, params_per_dim)`` of the spread distribution (default zeros); see :meth:`spread_init`."""
+        return torch.zeros(self.dim, self.params_per_dim)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, dim={self.dim}"

@@ -82,6 +82,8 @@ class BinnedHead(Head):
         self.num_bins = config.num_bins
         self.bandwidth = config.bandwidth
         self.kernel: SmoothingKernel = config.kernel
+        if config.init == "spread":
+            self.spread_init()
 
     def training_log_prob(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
         if self.bandwidth > 0:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self
 
 from rlgen.heads.adacat import AdaCatHead
-from rlgen.heads.base import BoundLike, Head
+from rlgen.heads.base import HEAD_INITS, BoundLike, Head, HeadInit
 from rlgen.heads.binned import QuantileCategoricalHead, UniformCategoricalHead
 from rlgen.heads.dlml import DLMLHead
 from rlgen.heads.gaussian import GaussianHead
@@ -84,13 +84,18 @@ class BinnedHeadConfig(HeadConfig):
     :param bandwidth: if > 0, train with the analytic target-smoothed likelihood (AdaCat eq. 8) with this
         kernel width on the unit interval; 0 trains on the plain likelihood.
     :param kernel: ``uniform`` or ``gaussian`` smoothing kernel.
+    :param init: initial output layer: ``spread`` starts every state at equal bins with equal masses (uniform
+        over the box), ``torch`` keeps ``nn.Linear``'s random init, ``auto`` lets the consumer choose (the
+        ``rlgen.sb3`` policies spread, the other agents keep ``torch``).
     """
 
     num_bins: int = 100
     bandwidth: float = 0.0
     kernel: SmoothingKernel = "uniform"
+    init: HeadInit = "auto"
 
     def __post_init__(self) -> None:
+        _check_init(self.init)
         if self.num_bins < 2:
             raise ValueError(f"num_bins must be at least 2, got {self.num_bins}")
         if not self.bandwidth >= 0:
@@ -142,14 +147,20 @@ class DLMLHeadConfig(HeadConfig):
 
     :param num_mixtures: components K per dimension.
     :param num_classes: levels C per dimension (256 as for 8-bit data).
+    :param init: initial output layer: ``spread`` starts every state at K equal-weight components with means
+        evenly spread over the box and standard deviation 1/K each (on the centred box [-1, 1]), ``torch``
+        keeps ``nn.Linear``'s random init, ``auto`` lets the consumer choose (the ``rlgen.sb3`` policies
+        spread, the other agents keep ``torch``).
     """
 
     type: Literal["dlml"] = "dlml"
     num_mixtures: int = 10
     num_classes: int = 256
+    init: HeadInit = "auto"
     head_class: ClassVar[builtins.type[Head]] = DLMLHead
 
     def __post_init__(self) -> None:
+        _check_init(self.init)
         if self.num_mixtures < 1:
             raise ValueError(f"num_mixtures must be >= 1, got {self.num_mixtures}")
         if self.num_classes < 2:
@@ -200,6 +211,11 @@ def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest of ``valid`` to ``name``, or an empty string."""
     close = difflib.get_close_matches(name, list(valid), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_init(init: str) -> None:
+    if init not in HEAD_INITS:
+        raise ValueError(f"init must be one of {list(HEAD_INITS)}, got {init!r}")
 
 
 def _check_options(type: str, config_class: type[HeadConfig], options: dict[str, Any]) -> None:

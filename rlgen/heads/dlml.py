@@ -146,8 +146,14 @@ class DiscretizedLogisticMixture(BoxDistribution):
         return self.from_unit(0.5 * (y + 1.0))
 
     def mode(self) -> Tensor:
-        """The most probable level."""
-        index = self.level_log_probs().argmax(-1)
+        """The level nearest the mean of the most probable component (its mean clipped to the box)."""
+        # Not the most probable level: the edge levels hold the open tails, so a bound's mass grows with how far
+        # components reach past it while an inner level's shrinks with the spacing 2 / (C - 1), and a wide
+        # component's most probable level is a bound. Component weights compare masses with masses, so this
+        # mode depends neither on C nor on the clipping, and on multimodal data it stays on one mode.
+        component = self.logits.argmax(-1, keepdim=True)
+        y = self.means.gather(-1, component).squeeze(-1).clamp(-1.0, 1.0)
+        index = torch.round((y + 1.0) * (self.num_classes - 1) / 2.0).long()
         return self._level_to_target(index)
 
     def _level_to_target(self, index: Tensor) -> Tensor:
@@ -173,10 +179,22 @@ class DLMLHead(Head):
         super().__init__(in_features, dim, low, high, params_per_dim=3 * config.num_mixtures)
         self.num_mixtures = config.num_mixtures
         self.num_classes = config.num_classes
+        if config.init == "spread":
+            self.spread_init()
 
     def distribution(self, params: Tensor) -> DiscretizedLogisticMixture:
         logits, means, log_scales = params.split(self.num_mixtures, dim=-1)
         return DiscretizedLogisticMixture(logits, means, log_scales, self.low, self.high, self.num_classes)
+
+    def spread_bias(self, scale: float) -> Tensor:
+        """Equal weights; means at the centres of K equal cells of [-1, 1]; each component's standard deviation
+        ``scale / K`` (a logistic's is its scale times pi / sqrt(3)). With ``scale`` 1 the mixture is near
+        uniform over the box and the edge levels keep a few percent (K = 1: SB3's Gaussian, clipped)."""
+        k = self.num_mixtures
+        means = torch.arange(k, dtype=torch.float32).mul(2.0).add(1.0).div(k).sub(1.0)
+        log_scale = math.log(scale / k) - math.log(math.pi / math.sqrt(3.0))
+        outputs = torch.cat([torch.zeros(k), means, torch.full((k,), log_scale)])
+        return outputs.expand(self.dim, 3 * k)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, num_mixtures={self.num_mixtures}, num_classes={self.num_classes}"

@@ -160,6 +160,25 @@ class GaussianHead(Head):
             loc, log_std = loc / half_width, log_std - half_width.log()
         return DiagGaussian(loc, log_std, self.low, self.high, squash=self.squash)
 
+    def spread_bias(self, scale: float) -> Tensor:
+        """Mean at the box centre, standard deviation ``scale`` on the centred box (latent for a squashed head)."""
+        if not self.state_dependent_std:
+            return torch.zeros(self.dim, 1)
+        return torch.stack([torch.zeros(self.dim), self._log_std_outputs(scale)], -1)
+
+    @torch.no_grad()
+    def spread_init(self, scale: float = 1.0) -> None:
+        super().spread_init(scale)
+        if not self.state_dependent_std:
+            self.log_std.copy_(self._log_std_outputs(scale))
+
+    def _log_std_outputs(self, scale: float) -> Tensor:
+        """The log-std output giving standard deviation ``scale`` on the centred box."""
+        log_std = torch.full((self.dim,), math.log(scale))
+        if self.env_units:
+            log_std = log_std + ((self.high - self.low) / 2.0).log().cpu()
+        return log_std
+
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, squash={self.squash}, state_dependent_std={self.state_dependent_std}, "
                 f"env_units={self.env_units}")  # fmt: skip

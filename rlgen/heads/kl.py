@@ -1,11 +1,16 @@
-"""Exact KL divergences between two rlgen head distributions of the same family (TRPO's trust region, in
-rlgen.sb3 and in GAIL's policy step).
+"""KL divergences between two rlgen head distributions of the same family (TRPO's trust region, in rlgen.sb3
+and in GAIL's policy step), in closed form, so no estimator is needed:
 
-Every head family has a closed form, so no estimator is needed:
-
-- **Piecewise-uniform** (uniform bins, AdaCat): both densities are constant on every segment of the merged
-  set of bin edges, so ``KL(p || q) = sum_s len_s p_s (log p_s - log q_s)`` over those segments, exactly, even
-  when p and q cut the interval differently (AdaCat predicts its own edges per state).
+- **Piecewise-uniform, fixed bins** (uniform, quantile): both densities are constant on every segment of the
+  merged set of bin edges, so ``KL(p || q) = sum_s len_s p_s (log p_s - log q_s)`` over those segments, exactly
+  (:func:`piecewise_uniform_kl`, which also takes bins that differ).
+- **Piecewise-uniform, predicted bins** (AdaCat): the exact KL has a kink at p = q in the edges (moving an edge
+  by eps changes it by O(|eps|), as the densities on both sides of an edge differ), which a trust region's
+  second-order model cannot use (zero-gradient and positive-curvature assumptions fail). :func:`box_kl` takes
+  instead the KL of the actions quantised to a fixed grid of :data:`KL_GRID_CELLS` cells of the box
+  (:func:`quantised_kl`): a KL between categoricals whose cell masses are smooth in the masses and the edges,
+  so zero gradient and a positive semi-definite Hessian (the Fisher of the cell masses) at p = q; it is at
+  most the exact KL and tends to it as the grid gets finer.
 - **DLML**: both are pmfs over the same C levels, so the KL is the finite sum over levels.
 - **Gaussian**: KL is invariant under the shared bijection (affine map to the box, then tanh when squashed), so
   it equals the closed-form KL between the latent diagonal Gaussians.
@@ -27,7 +32,8 @@ from rlgen.heads.piecewise import PiecewiseUniform
 
 
 def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:
-    """``KL(p || q)`` for two distributions of the same rlgen family, shape ``batch_shape``.
+    """``KL(p || q)`` for two distributions of the same rlgen family, shape ``batch_shape`` (exact, except for
+    predicted bins: see the module's docstring).
 
     :param p: the distribution the expectation is taken under.
     :param q: the reference distribution.
@@ -42,6 +48,40 @@ def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:
     if not (torch.equal(p.low, q.low) and torch.equal(p.high, q.high)):
         raise ValueError("KL needs both distributions on the same box (low/high differ)")
     return kl(p, q)
+
+
+#: cells of the grid on which :func:`box_kl` compares two piecewise-uniform distributions with predicted edges.
+KL_GRID_CELLS = 512
+
+
+def piecewise_kl(p: PiecewiseUniform, q: PiecewiseUniform) -> Tensor:
+    """:func:`quantised_kl` if either distribution predicts its edges (AdaCat), else :func:`piecewise_uniform_kl`."""
+    if p.adaptive_edges or q.adaptive_edges:
+        return quantised_kl(p, q)
+    return piecewise_uniform_kl(p, q)
+
+
+def quantised_kl(p: PiecewiseUniform, q: PiecewiseUniform, cells: int = KL_GRID_CELLS) -> Tensor:
+    """KL between the distributions of the target rounded to ``cells`` equal cells of the box: smooth in the
+    masses and the edges of both, at most the exact KL."""
+    batch = torch.broadcast_shapes(p.log_masses.shape[:-1], q.log_masses.shape[:-1])
+    grid = torch.linspace(0.0, 1.0, cells + 1, device=p.log_masses.device)
+    log_p, log_q = _log_cell_masses(p, grid, batch), _log_cell_masses(q, grid, batch)
+    return (log_p.exp() * (log_p - log_q)).sum((-1, -2))
+
+
+def _log_cell_masses(dist: PiecewiseUniform, grid: Tensor, batch: torch.Size) -> Tensor:
+    """Log-masses ``batch + (G,)`` of the G cells between consecutive ``grid`` points of the unit interval."""
+    points = grid.expand(*batch, -1).contiguous()
+    index = torch.searchsorted(dist.edges[..., 1:-1].expand(*batch, -1).contiguous(), points, right=True)
+    masses = dist.masses.expand(*batch, -1)
+    mass_before = masses.cumsum(-1) - masses
+    start = dist.edges[..., :-1].expand(*batch, -1).gather(-1, index)
+    width = dist.widths.expand(*batch, -1).gather(-1, index)
+    fraction = ((points - start) / width).clamp(0.0, 1.0)
+    cdf = mass_before.gather(-1, index) + masses.gather(-1, index) * fraction
+    # A cell's mass as a difference of CDF values: bins hold positive mass, so only round-off reaches 0.
+    return (cdf[..., 1:] - cdf[..., :-1]).clamp(min=1e-30).log()
 
 
 def piecewise_uniform_kl(p: PiecewiseUniform, q: PiecewiseUniform) -> Tensor:
@@ -85,7 +125,7 @@ def gaussian_kl(p: DiagGaussian, q: DiagGaussian) -> Tensor:
 
 
 _KL_BY_FAMILY: dict[type, Callable[..., Tensor]] = {
-    PiecewiseUniform: piecewise_uniform_kl,
+    PiecewiseUniform: piecewise_kl,
     DiscretizedLogisticMixture: dlml_kl,
     DiagGaussian: gaussian_kl,
 }

@@ -33,6 +33,8 @@ class PiecewiseUniform(BoxDistribution):
         ending at 1, non-decreasing.
     :param log_widths: ``log w`` matching ``edges`` (passed separately because ``log_softmax`` of width
         logits is more accurate than the log of differences of a cumulative sum).
+    :param adaptive_edges: the edges are predicted per input (AdaCat), not fixed: :func:`rlgen.heads.box_kl`
+        then bounds policy steps with a KL that is smooth in the edges.
     """
 
     def __init__(
@@ -43,8 +45,10 @@ class PiecewiseUniform(BoxDistribution):
         low: Tensor,
         high: Tensor,
         validate_args: bool | None = None,
+        adaptive_edges: bool = False,
     ):
         super().__init__(low, high, validate_args)
+        self.adaptive_edges = adaptive_edges
         self.log_masses = log_masses.float()
         shape = self.log_masses.shape
         self.edges = edges.float().expand(*shape[:-1], shape[-1] + 1)
@@ -79,7 +83,8 @@ class PiecewiseUniform(BoxDistribution):
         zeros = torch.zeros_like(inner_edges[..., :1])
         # The last edge is exactly 1 so that u = 1 always falls inside the support despite cumsum round-off.
         edges = torch.cat([zeros, inner_edges.clamp(max=1.0), zeros + 1.0], -1)
-        return cls(torch.log_softmax(mass_logits.float(), -1), edges, log_widths, low, high, validate_args)
+        log_masses = torch.log_softmax(mass_logits.float(), -1)
+        return cls(log_masses, edges, log_widths, low, high, validate_args, adaptive_edges=True)
 
     # ----- helpers -------------------------------------------------------------------------------------------
     @property

@@ -1,7 +1,11 @@
 """rlgen heads as Stable-Baselines3 action distributions and actor-critic policies.
 
-Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``:
+Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``.
+Like SB3's own ``MlpPolicy``, these small networks train fastest on one torch thread; the policies leave the
+process's thread count to the caller (it is global: other models in the process share it), so set it:
 
+>>> import torch
+>>> torch.set_num_threads(1)
 >>> from stable_baselines3 import PPO
 >>> from rlgen.heads import DLMLHeadConfig
 >>> from rlgen.sb3 import DLMLPolicy
@@ -13,18 +17,25 @@ Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goe
 
 from __future__ import annotations
 
-from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl
-from rlgen.sb3.distributions import POLICY_HEADS, HeadDistribution, HeadTorchDistribution, snap_to_level
+from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl, quantised_kl
+from rlgen.sb3.distributions import (
+    POLICY_HEADS,
+    HeadDistribution,
+    HeadTorchDistribution,
+    policy_head_config,
+    snap_to_level,
+)
 from rlgen.sb3.policies import (
+    DLML_POLICY_HEAD,
     AdaCatPolicy,
     DLMLPolicy,
     GaussianHeadPolicy,
     HeadPolicy,
     UniformBinsPolicy,
-    init_head_spread,
 )
 
 __all__ = [
+    "DLML_POLICY_HEAD",
     "POLICY_HEADS",
     "AdaCatPolicy",
     "DLMLPolicy",
@@ -36,7 +47,8 @@ __all__ = [
     "box_kl",
     "dlml_kl",
     "gaussian_kl",
-    "init_head_spread",
     "piecewise_uniform_kl",
+    "policy_head_config",
+    "quantised_kl",
     "snap_to_level",
 ]

@@ -4,18 +4,19 @@ Two thin adapters, no new maths:
 
 - :class:`HeadTorchDistribution` presents an rlgen :class:`~rlgen.heads.BoxDistribution` as a
   ``torch.distributions.Distribution``. SB3's ``kl_divergence`` (called by sb3-contrib's TRPO) only accepts
-  those, and dispatches through ``torch.distributions.kl_divergence``, so the exact KLs of :mod:`rlgen.heads.kl`
-  are registered for this type.
+  those, and dispatches through ``torch.distributions.kl_divergence``, so the KLs of :mod:`rlgen.heads.kl`
+  (:func:`~rlgen.heads.box_kl`: exact, or smooth in AdaCat's edges) are registered for this type.
 - :class:`HeadDistribution` is the SB3 ``Distribution``: it builds the rlgen head (``proba_distribution_net``)
   and wraps the head's output (``proba_distribution``).
 
 A DLML policy acts with the *level* its sample rounds to: its ``log_prob`` is the log-mass of that level, so
 taking exactly the level keeps the PPO/TRPO likelihood ratios exact for the action the environment received.
+Policies start spread over the action box (:func:`policy_head_config`), as SB3's Gaussian does.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from gymnasium import spaces
@@ -23,17 +24,45 @@ from stable_baselines3.common.distributions import Distribution
 from torch import Tensor
 from torch.distributions import kl as torch_kl
 
-from rlgen.heads import BoxDistribution, DiscretizedLogisticMixture, Head, HeadConfig, head_config
+from rlgen.heads import (
+    BinnedHeadConfig,
+    BoxDistribution,
+    DiscretizedLogisticMixture,
+    DLMLHeadConfig,
+    Head,
+    HeadConfig,
+    head_config,
+)
 from rlgen.heads.kl import box_kl
 
 SelfHeadDistribution = TypeVar("SelfHeadDistribution", bound="HeadDistribution")
 
+DeterministicAction = Literal["mode", "mean"]
+DETERMINISTIC_ACTIONS: tuple[str, ...] = ("mode", "mean")
+#: heads whose policies act with their mean when deterministic: a DLML policy trained on-policy spreads its mass
+#: over several components, so its most probable component (the mode) jumps between them from state to state
+#: while the mean moves smoothly, as a Gaussian's does.
+MEAN_ACTION_HEADS: tuple[str, ...] = ("dlml",)
 #: head kinds that make sense as online policies; the quantile head needs bins fitted on data first.
 POLICY_HEADS: tuple[str, ...] = ("dlml", "adacat", "uniform", "gaussian")
 #: heads whose exact entropy costs far more than their log-probability: DLML's sums over all C levels of all K
 #: components (O(C K) per dimension), so by default they hand SB3 no entropy and SB3 falls back to -log pi(a|s)
 #: of the rollout's actions.
 COSTLY_ENTROPY_HEADS: tuple[str, ...] = ("dlml",)
+
+
+def policy_head_config(config: HeadConfig) -> HeadConfig:
+    """``config`` with ``init: auto`` resolved to ``spread``: a policy gradient starts from a policy that
+    explores the whole box, centred, as SB3's Gaussian does (``nn.Linear``'s random init instead starts DLML
+    components wide, most of their mass on the clipped edges)."""
+    if isinstance(config, DLMLHeadConfig | BinnedHeadConfig) and config.init == "auto":
+        return config.replace(init="spread")
+    return config
+
+
+def starts_spread(config: HeadConfig) -> bool:
+    """Whether a policy on ``config`` starts at the head's spread distribution (the Gaussian always does)."""
+    return not isinstance(config, DLMLHeadConfig | BinnedHeadConfig) or config.init == "spread"
 
 
 class HeadTorchDistribution(torch.distributions.Distribution):
@@ -87,22 +116,29 @@ def _head_kl(p: HeadTorchDistribution, q: HeadTorchDistribution) -> Tensor:
 class HeadDistribution(Distribution):
     """SB3 action distribution backed by an rlgen head, for a bounded ``Box`` action space.
 
-    :param head: the head's config, or its type (one of :data:`POLICY_HEADS`) with ``options``.
+    :param head: the head's config, or its type (one of :data:`POLICY_HEADS`) with ``options``; a config's
+        ``init: auto`` becomes ``spread`` (see :func:`policy_head_config`).
     :param action_space: the environment's action space; its bounds become the head's box.
     :param exact_entropy: give SB3 the exact entropy (``True``) or ``None``, SB3's documented fallback that
         estimates it by ``-log pi(a|s)`` of the sampled actions (``False``). Default: exact, except for the
         heads in :data:`COSTLY_ENTROPY_HEADS`.
+    :param deterministic_action: the action of ``predict(deterministic=True)``: the head distribution's ``mode``
+        (a DLML's most probable component's mean) or its ``mean`` (a DLML's snapped to its nearest level);
+        default: the mean for the heads in :data:`MEAN_ACTION_HEADS`, else the mode.
     :param options: the head's options when ``head`` is a type (``num_bins``, ``num_mixtures``, ...).
     """
 
     distribution: HeadTorchDistribution
 
     def __init__(self, head: HeadConfig | str, action_space: spaces.Space, exact_entropy: bool | None = None,
-                 **options: Any):  # fmt: skip
+                 deterministic_action: DeterministicAction | None = None, **options: Any):  # fmt: skip
         super().__init__()
+        if deterministic_action not in (*DETERMINISTIC_ACTIONS, None):
+            raise ValueError(f"deterministic_action must be 'mode' or 'mean', got {deterministic_action!r}")
         config = head.replace(**options) if isinstance(head, HeadConfig) else head_config(head, **options)
         if config.type not in POLICY_HEADS:
             raise ValueError(f"head {config.type!r} cannot be a policy head; choose one of {POLICY_HEADS}")
+        config = policy_head_config(config)
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
             raise ValueError(f"rlgen heads need a 1-D Box action space, got {action_space}")
         if not (action_space.is_bounded("both")):
@@ -115,6 +151,9 @@ class HeadDistribution(Distribution):
         self.low = torch.as_tensor(action_space.low, dtype=torch.float32)
         self.high = torch.as_tensor(action_space.high, dtype=torch.float32)
         self.exact_entropy = config.type not in COSTLY_ENTROPY_HEADS if exact_entropy is None else exact_entropy
+        if deterministic_action is None:
+            deterministic_action = "mean" if config.type in MEAN_ACTION_HEADS else "mode"
+        self.deterministic_action = deterministic_action
 
     def proba_distribution_net(self, latent_dim: int) -> Head:
         """The rlgen head mapping the policy latent to a distribution (its ``proj`` is the action layer).
@@ -142,7 +181,11 @@ class HeadDistribution(Distribution):
         return self.distribution.sample()
 
     def mode(self) -> Tensor:
-        return self.distribution.mode
+        if self.deterministic_action == "mode":
+            return self.distribution.mode
+        mean = self.distribution.mean
+        box = self.distribution.box
+        return snap_to_level(box, mean) if isinstance(box, DiscretizedLogisticMixture) else mean
 
     def actions_from_params(self, box: BoxDistribution, deterministic: bool = False) -> Tensor:
         """Actions from a head's output: the mode if ``deterministic``, else a sample.

@@ -17,11 +17,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlgen.heads import DLMLHead, GaussianHead, Head, HeadConfig
-from rlgen.sb3.distributions import HeadDistribution
+from rlgen.heads import DLMLHeadConfig, Head, HeadConfig
+from rlgen.sb3.distributions import DeterministicAction, HeadDistribution, starts_spread
 
-# Standard deviation of a logistic with scale 1: pi / sqrt(3).
-_LOGISTIC_STD = math.pi / math.sqrt(3.0)
+#: the DLML policies' default head: 64 levels, a resolution of 1/63 of the box's half-width, as the exact KL (TRPO)
+#: and entropy cost O(levels x mixtures) per action dimension.
+DLML_POLICY_HEAD = DLMLHeadConfig(num_classes=64)
 
 
 class HeadPolicy(ActorCriticPolicy):
@@ -34,17 +35,21 @@ class HeadPolicy(ActorCriticPolicy):
     :param exact_entropy: pass SB3 the exact entropy, or ``None`` for SB3's ``-log pi(a|s)`` estimate; default
         exact except for DLML, whose exact entropy over all levels dominates the update's cost
         (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
-    :param log_std_init: initial spread on the centred unit coordinate [-1, 1] of the action box: the
-        standard deviation of each DLML component, the Gaussian's log-std; binned heads start uniform.
+    :param deterministic_action: what ``predict(deterministic=True)`` returns: the head distribution's ``mode``
+        or ``mean``; default the mean for DLML, else the mode (:class:`~rlgen.sb3.distributions.HeadDistribution`).
+    :param log_std_init: log of the initial spread on the centred action box [-1, 1] (:meth:`Head.spread_init`):
+        the Gaussian's log-std; the K DLML components, spread evenly over the box, take a K-th of it each;
+        binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
     """
 
-    default_head = "dlml"
+    default_head: HeadConfig | str = DLML_POLICY_HEAD
 
     def __init__(
         self,
         *args: Any,
         head: HeadConfig | str | None = None,
         exact_entropy: bool | None = None,
+        deterministic_action: DeterministicAction | None = None,
         **kwargs: Any,
     ):
         if kwargs.get("use_sde"):
@@ -52,11 +57,12 @@ class HeadPolicy(ActorCriticPolicy):
         # Read by _build, which ActorCriticPolicy.__init__ calls.
         self.head = head or self.default_head
         self.exact_entropy = exact_entropy
+        self.deterministic_action = deterministic_action
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
-        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy)
+        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy, self.deterministic_action)
         self._build_mlp_extractor()
         self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
@@ -69,7 +75,8 @@ class HeadPolicy(ActorCriticPolicy):
                 module_gains[self.vf_features_extractor] = np.sqrt(2)
             for module, gain in module_gains.items():
                 module.apply(partial(self.init_weights, gain=gain))
-        init_head_spread(self.action_net, self.log_std_init)
+        if starts_spread(self.action_dist.head):
+            self.action_net.spread_init(math.exp(self.log_std_init))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> HeadDistribution:
@@ -77,34 +84,15 @@ class HeadPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(head=self.head, exact_entropy=self.exact_entropy)
+        data.update(head=self.head, exact_entropy=self.exact_entropy, deterministic_action=self.deterministic_action)
         return data
 
 
-@torch.no_grad()
-def init_head_spread(head: Head, log_std_init: float) -> None:
-    """Set the bias of a head's spread outputs so each action dimension starts with standard deviation
-    ``exp(log_std_init)`` on the centred unit coordinate (where the Gaussian and DLML heads live; in env units
-    for a Gaussian head built with ``env_units``).
-
-    :param head: a freshly built head.
-    :param log_std_init: the log standard deviation to start from.
-    """
-    bias = head.proj.bias.view(head.dim, head.params_per_dim)
-    if isinstance(head, DLMLHead):
-        # Per-dimension params are [logits | means | log-scales], K each.
-        bias[:, 2 * head.num_mixtures :] = log_std_init - math.log(_LOGISTIC_STD)
-    elif isinstance(head, GaussianHead):
-        if head.state_dependent_std:
-            bias[:, 1] = log_std_init  # params are (loc, log_std) per dimension
-        else:
-            head.log_std.fill_(log_std_init)
-
-
 class DLMLPolicy(HeadPolicy):
-    """Discretised logistic mixture policy (options: ``num_mixtures``, ``num_classes``)."""
+    """Discretised logistic mixture policy (options: ``num_mixtures``, ``num_classes``; default
+    :data:`DLML_POLICY_HEAD`)."""
 
-    default_head = "dlml"
+    default_head = DLML_POLICY_HEAD
 
 
 class AdaCatPolicy(HeadPolicy):
