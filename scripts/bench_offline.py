@@ -181,6 +181,7 @@ def report(results: dict) -> str:
         "(`--timing`); in brackets, the mean over the training runs (load varies between runs: for the record "
         "only). Load: the 1-minute load average at the start of each run (2 cores).",
         "",
+        *([results["note"], ""] if results.get("note") else []),
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in results["runs"]):
         timing = results["timing"].get(dataset, {})
@@ -216,9 +217,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     parser.add_argument("--timing", action="store_true", help="measure ms / step instead of training")
     parser.add_argument("--timing-rounds", type=int, default=10)
+    parser.add_argument(
+        "--note", help="record this Markdown text under the report's header (replacing the one recorded) and exit"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)  # both libraries on one thread: small MLPs on a shared CPU, and a fair comparison
     results = load_results(args.out / "offline.json", args)
+    if args.note is not None:
+        results["note"] = args.note
+        save(results, args.out)
+        return 0
     if args.timing:
         for dataset in args.datasets:
             task = parse_dataset_name(dataset)[0]

@@ -49,8 +49,9 @@ class IQLConfig:
     """The ``agent:`` block of an IQL recipe; defaults are the paper's locomotion settings.
 
     :param head: the policy's head config: ``{type: dlml, num_mixtures: 10}``, or a type name (``gaussian``,
-        ``uniform``, ``quantile``, ``adacat``, ``dlml``) for that head's defaults. The default is the paper's
-        tanh-squashed Gaussian with a state-independent std.
+        ``uniform``, ``quantile``, ``adacat``, ``dlml``) for that head's defaults. The default is a
+        tanh-squashed Gaussian with a state-independent std (the paper's Gaussian is not squashed: only its
+        mean passes through tanh).
     :param hidden: widths of the policy, Q and V MLPs.
     :param lr: Adam learning rate of Q, V and (at the start of its cosine) the policy.
     :param gamma: discount.
