@@ -290,20 +290,19 @@ def dlml_on_unit_box(logits: list[float], means: list[float], stds: list[float])
     return DiscretizedLogisticMixture(torch.tensor([logits]), torch.tensor([means]), log_scales[None], -one, one, 256)
 
 
-def test_dlml_mode_is_the_most_probable_component_not_a_clipped_edge() -> None:
-    # A wide component: its edge levels hold 16% each (the tails), every inner level under 1%.
-    wide = dlml_on_unit_box([0.0], [0.1], [1.0])
-    assert wide.level_log_probs()[0].argmax().item() == 255
-    assert wide.mode().item() == pytest.approx(0.1, abs=1 / 255)
-    # Two behaviours: the mode is the heavier one's action, not their average (BC's reason to take the mode).
+def test_dlml_mode_is_the_most_probable_level() -> None:
+    # Two narrow behaviours: the mode is the heavier one's action, not their average (BC's reason to take the mode).
     bimodal = dlml_on_unit_box([1.0, 0.0], [-0.6, 0.5], [0.05, 0.05])
     assert bimodal.mode().item() == pytest.approx(-0.6, abs=1 / 255)
-    # A component past a bound stands for actions clipped there: the mode is the bound.
-    saturated = dlml_on_unit_box([0.0, 1.0], [0.2, 1.5], [0.2, 0.1])
-    assert saturated.mode().item() == 1.0
-    # The mode is a level: the action whose log-mass log_prob scores.
+    # A wide component: its edge levels hold the open tails (16% each, every inner level under 1%), so its most
+    # probable level is a bound; the mean stays inside (what the SB3 policies act with).
+    wide = dlml_on_unit_box([0.0], [0.1], [1.0])
+    assert wide.mode().item() == 1.0 and abs(wide.mean.item()) < 0.5
+    # The mode is a level, the one log_prob scores highest.
     dist = random_dlml()
+    levels = dist.level_log_probs()
     assert (dist.level_values()[0] - dist.mode()).abs().min() < 1e-6
+    assert torch.equal(dist.log_prob_per_dim(dist.mode()), levels.max(-1).values)
 
 
 def test_top_p_keeps_only_the_most_probable_bins() -> None:

@@ -146,14 +146,10 @@ class DiscretizedLogisticMixture(BoxDistribution):
         return self.from_unit(0.5 * (y + 1.0))
 
     def mode(self) -> Tensor:
-        """The level nearest the mean of the most probable component (its mean clipped to the box)."""
-        # Not the most probable level: the edge levels hold the open tails, so a bound's mass grows with how far
-        # components reach past it while an inner level's shrinks with the spacing 2 / (C - 1), and a wide
-        # component's most probable level is a bound. Component weights compare masses with masses, so this
-        # mode depends neither on C nor on the clipping, and on multimodal data it stays on one mode.
-        component = self.logits.argmax(-1, keepdim=True)
-        y = self.means.gather(-1, component).squeeze(-1).clamp(-1.0, 1.0)
-        index = torch.round((y + 1.0) * (self.num_classes - 1) / 2.0).long()
+        """The most probable level. The edge levels also hold the open tails, so a mixture whose components
+        reach past the box (an untrained or on-policy one) has its mode on a bound: act with :attr:`mean`
+        there (the SB3 policies do)."""
+        index = self.level_log_probs().argmax(-1)
         return self._level_to_target(index)
 
     def _level_to_target(self, index: Tensor) -> Tensor:
