@@ -102,12 +102,12 @@ def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
             ds.attrs[_JSON_ATTR] = True
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": x}}`` -> ``{"a/b": x}`` (HDF5 paths)."""
+def flatten(tree: Mapping[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    """``{"a": {"b": x}}`` -> ``{"a/b": x}`` (HDF5 paths; ``sep="."`` gives dotted config keys)."""
     out: dict[str, Any] = {}
     for key, value in tree.items():
         if isinstance(value, Mapping):
-            out.update(flatten(value, f"{prefix}{key}/"))
+            out.update(flatten(value, f"{prefix}{key}{sep}", sep))
         else:
             out[f"{prefix}{key}"] = value
     return out

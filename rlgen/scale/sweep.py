@@ -40,6 +40,7 @@ import torch
 import yaml
 
 from rlgen.data import DEFAULT_LEVEL, DatasetRef, resolve_dataset
+from rlgen.data.hdf5 import flatten
 from rlgen.rollout import standard_error
 from rlgen.runs import Recipe, RunConfig, acts, load_recipe, resume_run, start_run
 from rlgen.train import RunDir
@@ -246,8 +247,8 @@ def _finished(cell: Cell) -> bool:
     run = RunDir.open(cell.path)
     ref = cell.ref
     expected = RunConfig(cell.recipe, ref.task, ref.name, str(ref.path) if ref.path else None).to_dict()
-    expected = _flat(yaml.safe_load(yaml.safe_dump(expected)))  # with the types config.yaml holds
-    stored = _flat(run.read_config())
+    expected = flatten(yaml.safe_load(yaml.safe_dump(expected)), sep=".")  # with the types config.yaml holds
+    stored = flatten(run.read_config(), sep=".")
     # Keys the stored config lacks (added to rlgen since) were at their defaults, so only stored keys are compared.
     differ = [k for k in stored if k not in ("dataset_path", "train.steps") and stored[k] != expected.get(k, ...)]
     if differ:
@@ -256,17 +257,6 @@ def _finished(cell: Cell) -> bool:
                          f"{expected.get(key)!r}; give another --out or remove that run")  # fmt: skip
     checkpoints = list_checkpoints(run.checkpoints)
     return bool(checkpoints) and checkpoints[-1][0] >= cell.recipe.train.steps
-
-
-def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"steps": 5}}`` -> ``{"train.steps": 5}``."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 # ------------------------------------------------------------------------------------------------ running
