@@ -103,6 +103,16 @@ def test_d4rl_reader_finds_episodes_flags_and_final_observations(tmp_path):
         np.testing.assert_array_equal(ep.next_observations(), f["next_observations"][()])
 
 
+def test_step_both_terminal_and_timeout_is_written_as_terminal_as_d4rl_does(tmp_path):
+    both = read_d4rl(write_d4rl_file(tmp_path / "x.hdf5"))
+    both.timeouts[9] = True  # gymnasium: the episode ends terminated and truncated at once
+    path = write_d4rl(both, tmp_path / "both.hdf5")
+    with h5py.File(path, "r") as f:
+        terminals, timeouts = f["terminals"][()], f["timeouts"][()]
+    assert not np.any(terminals & timeouts) and terminals[9] and timeouts[5]
+    assert read_d4rl(path).episode_ends.tolist() == both.episode_ends.tolist()
+
+
 def test_d4rl_unflagged_cut_is_found_from_next_observations(tmp_path):
     obs = np.arange(12, dtype=np.float32).reshape(6, 2)
     nxt = np.concatenate([obs[1:], obs[:1]])

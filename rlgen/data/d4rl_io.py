@@ -128,7 +128,9 @@ def _episode_ends(
 def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write ``episodes`` as a D4RL HDF5 file, atomically; an existing file needs ``force=True``.
 
-    ``next_observations`` is written when the final observations are known. The spaces are written to
+    ``next_observations`` is written when the final observations are known. A step that is both terminal and a
+    timeout (gymnasium allows both) is written as terminal only: D4RL's files never set both, and readers such as
+    d3rlpy's refuse a file that does. The spaces are written to
     ``metadata/`` unless they are what reading the arrays infers anyway (then the file is what D4RL writes). The
     layout has no place for ``final_infos`` (dropped) or for an episode end with neither flag nor
     ``next_observations`` (merged).
@@ -150,7 +152,7 @@ def write_d4rl(episodes: Episodes, path: str | os.PathLike[str], *, force: bool 
         f.create_dataset("actions", data=episodes.actions)
         f.create_dataset("rewards", data=episodes.rewards)
         f.create_dataset("terminals", data=episodes.terminals)
-        f.create_dataset("timeouts", data=episodes.timeouts)
+        f.create_dataset("timeouts", data=episodes.timeouts & ~episodes.terminals)
         if episodes.final_observations is not None:
             f.create_dataset("next_observations", data=episodes.next_observations())
         if episodes.infos:
