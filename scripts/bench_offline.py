@@ -6,11 +6,12 @@ steps, observations standardised by the dataset's mean and std (+1e-3), and is s
 shipped recipes through the launcher; d3rlpy's get the same paper settings (IQL: expectile 0.7, beta 3, weights
 clipped at 100, rewards scaled by 1000 / episode-return range, cosine actor lr over the run; TD3+BC: alpha 2.5).
 
-The grid is seed-major (every agent on every dataset with seed 0, then seed 1, ...). Each finished run is added to
-``--out/offline.json`` at once, and the Markdown table rewritten from it, so a killed or later invocation with the
-same settings continues the grid (an rlgen run killed mid-way resumes from its checkpoint). ``--timing`` measures
-ms per gradient step (sampling a batch + one update) in a separate phase that interleaves the agents in short
-blocks and keeps each one's median, so load that comes and goes hits every agent alike.
+The rlgen runs go first, as one ``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray, ``--workers`` runs at once, one
+CPU each; run folders under ``--runs``, with the sweep's ``summary.md``); then d3rlpy's, one after another. Every
+result is added to ``--out/offline.json`` and the Markdown table rewritten from it, so a killed or later invocation
+with the same settings continues the grid (the sweep resumes a run killed mid-way from its checkpoint).
+``--timing`` measures ms per gradient step (sampling a batch + one update) in a separate phase that interleaves the
+agents in short blocks and keeps each one's median, so load that comes and goes hits every agent alike.
 
     python scripts/bench_offline.py --datasets hopper-medium-replay walker2d-medium-replay --seeds 0 1 2 \\
         --steps 20000 --data-dir runs/offline-data
@@ -37,8 +38,9 @@ from bench_bc import interleaved_ms_per_step, mean_se
 from rlgen.data import Episodes
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
-from rlgen.runs import load_recipe, resume_run, start_run
+from rlgen.runs import load_recipe
 from rlgen.runs.launch import load_training_data
+from rlgen.scale.sweep import Grid, plan_sweep, run_sweep, write_summary
 from rlgen.tasks import TaskSpec, parse_dataset_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,31 +69,47 @@ def dataset_path(data_dir: Path, name: str, steps: int) -> Path:
     return path
 
 
-def rlgen_run(agent: str, path: Path, task: TaskSpec, seed: int, args: argparse.Namespace) -> dict:
-    """Train (or resume) the rlgen run of ``agent`` through the launcher; its final evaluation's scores."""
-    run_dir = args.runs / RLGEN_RECIPES[agent] / path.stem / f"seed{seed}"
-    if (run_dir / "config.yaml").exists():
-        _, result = resume_run(run_dir, device="cpu", progress=False)
-    else:
-        overrides = [f"train.steps={args.steps}", f"train.seed={seed}", f"train.batch_size={BATCH}",
-                     f"train.eval_every={args.steps}", f"train.eval_episodes={args.eval_episodes}",
-                     f"train.eval_seed={EVAL_SEED}", f"train.checkpoint_every={min(5000, args.steps)}",
-                     f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]"]  # fmt: skip
-        _, result = start_run(RLGEN_RECIPES[agent], str(path), overrides, run_dir=run_dir, device="cpu",
-                              task=task.name, progress=False)  # fmt: skip
-    trained = result.step - result.start_step
-    ms = 1e3 * result.update_seconds / trained if trained else float("nan")
-    return {"score": result.last_scalars["eval/score"], "return": result.last_scalars["eval/return"],
-            "train_ms_per_step": ms}  # fmt: skip
+def rlgen_rows(agents: list[str], paths: dict[str, Path], seeds: list[int], results: dict,
+               args: argparse.Namespace) -> list[dict]:  # fmt: skip
+    """Train the rlgen runs of ``agents`` x ``paths`` x ``seeds`` that ``results`` lacks as one sweep (Ray, one CPU
+    per run; the sweep resumes interrupted runs and finds finished ones in ``--runs``); their result rows."""
+    overrides = [f"train.steps={args.steps}", f"train.batch_size={BATCH}", f"train.eval_every={args.steps}",
+                 f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
+                 f"train.checkpoint_every={min(5000, args.steps)}",
+                 f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]"]  # fmt: skip
+    recipes = [RLGEN_RECIPES[agent] for agent in agents]
+    grid = Grid(agents=recipes, datasets=[str(path) for path in paths.values()], seeds=seeds, overrides=overrides)
+    agent_of = {recipe: agent for agent, recipe in RLGEN_RECIPES.items()}
+    dataset_of = {str(path): name for name, path in paths.items()}
+    done = {(r["dataset"], r["agent"], r["seed"]) for r in results["runs"]}
+    cells = [c for c in plan_sweep(grid, args.runs) if (dataset_of[c.dataset], agent_of[c.agent], c.seed) not in done]
+    if not cells:
+        return []
+    load = os.getloadavg()[0]
+    records = run_sweep(cells, num_cpus=args.workers, sequential=args.workers == 1, device="cpu")
+    write_summary(args.runs, records)
+    rows = []
+    for record in records:
+        if record.status == "failed":
+            print(f"FAILED {record.path}: {record.error}", flush=True)
+            continue
+        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
+        ms = 1e3 * record.update_s / record.step if record.update_s is not None and record.step else float("nan")
+        rows.append({"dataset": dataset_of[record.dataset], "agent": agent_of[record.agent], "seed": record.seed,
+                     "score": final["score_mean"], "return": final["return_mean"], "train_ms_per_step": ms,
+                     "load": load, "minutes": (record.wall_s or float("nan")) / 60,
+                     "date": time.strftime("%F %T")})  # fmt: skip
+    return rows
 
 
 def d3rlpy_setup(agent: str, task: TaskSpec, data: Episodes, steps: int):
     """d3rlpy's ``agent`` configured like rlgen's recipe, and the dataset as an MDPDataset."""
     import d3rlpy
 
+    # d3rlpy refuses a step flagged both terminal and timeout (gymnasium allows both); the terminal is what counts
     mdp = d3rlpy.dataset.MDPDataset(
         observations=data.observations, actions=data.actions, rewards=data.rewards.astype(np.float32),
-        terminals=data.terminals.astype(np.float32), timeouts=data.timeouts.astype(np.float32),
+        terminals=data.terminals.astype(np.float32), timeouts=(data.timeouts & ~data.terminals).astype(np.float32),
     )  # fmt: skip
     obs, (low, high) = data.observations, task.action_bounds()
     # Statistics passed in: d3rlpy's own scaler fit loops over transitions in Python (preprocessing, not training).
@@ -215,6 +233,8 @@ def main() -> int:
     parser.add_argument("--data-steps", type=int, default=200_000, help="size of generated datasets")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-offline", help="rlgen run folders")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="rlgen runs trained at once by the sweep (1: one after another, without Ray)")  # fmt: skip
     parser.add_argument("--timing", action="store_true", help="measure ms / step instead of training")
     parser.add_argument("--timing-rounds", type=int, default=10)
     parser.add_argument(
@@ -236,17 +256,20 @@ def main() -> int:
             save(results, args.out)
             print(json.dumps(results["timing"][dataset], indent=1), flush=True)
         return 0
+    paths = {dataset: dataset_path(args.data_dir, dataset, args.data_steps) for dataset in args.datasets}
+    rlgen_agents = [agent for agent in args.agents if agent in RLGEN_RECIPES]
+    if rlgen_agents:
+        results["runs"] += rlgen_rows(rlgen_agents, paths, args.seeds, results, args)
+        save(results, args.out)
     for seed in args.seeds:
-        for dataset in args.datasets:
+        for dataset, path in paths.items():
             task = parse_dataset_name(dataset)[0]
-            path = dataset_path(args.data_dir, dataset, args.data_steps)
-            for agent in args.agents:
-                key = (dataset, agent, seed)
-                if any((r["dataset"], r["agent"], r["seed"]) == key for r in results["runs"]):
+            for agent in (agent for agent in args.agents if agent in D3RLPY):
+                if any((r["dataset"], r["agent"], r["seed"]) == (dataset, agent, seed) for r in results["runs"]):
                     continue
                 load = os.getloadavg()[0]
                 start = time.time()
-                run = (d3rlpy_run if agent in D3RLPY else rlgen_run)(agent, path, task, seed, args)
+                run = d3rlpy_run(agent, path, task, seed, args)
                 minutes = (time.time() - start) / 60
                 results["runs"].append({"dataset": dataset, "agent": agent, "seed": seed, **run, "load": load,
                                         "minutes": minutes, "date": time.strftime("%F %T")})  # fmt: skip

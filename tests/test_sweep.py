@@ -65,6 +65,8 @@ def test_sweep_runs_summarises_and_skips_finished_runs(store, tmp_path, monkeypa
     again = json.loads((out / "summary.json").read_text())
     assert [r["status"] for r in again["runs"]] == ["finished", "finished", "finished", "trained"]
     assert again["runs"][0]["wall_s"] == summary["runs"][0]["wall_s"]
+    assert again["runs"][0]["update_s"] == summary["runs"][0]["update_s"]
+    assert 0 < summary["runs"][0]["update_s"] < summary["runs"][0]["wall_s"]  # training without evaluation
 
 
 def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -> None:

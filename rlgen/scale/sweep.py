@@ -168,7 +168,7 @@ class Cell:
 class RunRecord:
     """What became of one cell: ``status`` is ``trained``, ``resumed``, ``finished`` (already, skipped) or
     ``failed`` (with ``error``); ``score`` is the normalised score of its last evaluation, ``wall_s`` the seconds
-    spent training it."""
+    spent training it, ``update_s`` those of them spent sampling batches and updating (no evaluation or loading)."""
 
     agent: str
     dataset: str
@@ -179,6 +179,7 @@ class RunRecord:
     step: int | None = None
     score: float | None = None
     wall_s: float | None = None
+    update_s: float | None = None
     error: str | None = None
 
 
@@ -283,7 +284,8 @@ def _train(cell: Cell, device: str, tick: float) -> RunRecord:
     else:
         _, result = start_run(cell.recipe, cell.ref, run_dir=cell.path, device=device, progress=False)
     status = "resumed" if result.start_step else "trained"
-    return cell.record(status, step=result.step, score=_last_score(cell.path), wall_s=time.perf_counter() - tick)
+    return cell.record(status, step=result.step, score=_last_score(cell.path), wall_s=time.perf_counter() - tick,
+                       update_s=result.update_seconds)  # fmt: skip
 
 
 def _last_score(path: Path) -> float | None:
@@ -443,14 +445,14 @@ def write_summary(out: str | os.PathLike[str], records: Sequence[RunRecord]) -> 
     ``<out>/summary.md``; returns the rows. A run skipped or resumed now keeps the training time an earlier
     invocation recorded in ``summary.json``."""
     out = Path(out)
-    earlier = {run["path"]: run.get("wall_s") for run in _read_runs(out / SUMMARY_JSON)}
+    earlier = {run["path"]: run for run in _read_runs(out / SUMMARY_JSON)}
     merged = []
     for record in records:
-        before = earlier.get(record.path)
+        before = earlier.get(record.path, {})
         if record.status == "finished":
-            record = replace(record, wall_s=before)
-        elif record.status == "resumed" and before is not None:
-            record = replace(record, wall_s=before + (record.wall_s or 0.0))
+            record = replace(record, **{key: before.get(key) for key in _TIMES})
+        elif record.status == "resumed":
+            record = replace(record, **{key: _added(before.get(key), getattr(record, key)) for key in _TIMES})
         merged.append(record)
     rows = summarise(merged)
     out.mkdir(parents=True, exist_ok=True)
@@ -458,6 +460,13 @@ def write_summary(out: str | os.PathLike[str], records: Sequence[RunRecord]) -> 
     write_text_atomic(out / SUMMARY_JSON, text)
     write_text_atomic(out / SUMMARY_MD, _markdown(rows, merged))
     return rows
+
+
+_TIMES = ("wall_s", "update_s")  # a run's seconds, summed over the invocations that trained it
+
+
+def _added(earlier: float | None, now: float | None) -> float | None:
+    return now if earlier is None else earlier + (now or 0.0)
 
 
 def _read_runs(path: Path) -> list[dict[str, Any]]:
