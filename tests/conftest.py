@@ -1,5 +1,5 @@
 """Shared test settings: deterministic seeds, one torch thread, no MuJoCo log files in the repo, and every data,
-cache and home location of rlgen, Minari and D4RL in temporary folders (the user's datasets are never read or
+cache, log and home location of rlgen, Minari, D4RL and SB3 in temporary folders (the user's datasets are never read or
 written)."""
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def _hermetic_locations(tmp_path_factory, _session_cache, monkeypatch) -> None:
         ("MINARI_DATASETS_PATH", home / ".minari" / "datasets"),
         ("D4RL_DATASET_DIR", home / ".d4rl" / "datasets"),
         ("RLGEN_CACHE_DIR", _session_cache),
+        ("SB3_LOGDIR", home / "sb3"),  # SB3's learn() makes a log folder, by default a new one in the system's /tmp
     ):
         monkeypatch.setenv(var, str(path))
 
