@@ -7,6 +7,11 @@ training step (sampling a batch + one gradient update), measured in a separate p
 in short blocks and keeps each one's median: on a shared machine, load that comes and goes then hits every agent
 alike, which timing whole training runs one after another does not.
 
+The rlgen runs go first, as one ``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray, ``--workers`` runs at once, one
+CPU each; run folders under ``--runs``, with the sweep's ``summary.md``); then d3rlpy's, one after another, and the
+timing phase. Invoked again with the same settings, the sweep skips the runs already finished in ``--runs`` and
+resumes any killed mid-way, so only the d3rlpy runs and the timing are repeated.
+
     pip install -e ".[bench]"
     python scripts/bench_bc.py --datasets hopper-medium halfcheetah-medium --seeds 0 1 2 --steps 20000
 
@@ -22,7 +27,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +38,8 @@ from bench_notes import with_notes
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
-from rlgen.runs import get_algo, load_recipe, start_run
+from rlgen.runs import get_algo, load_recipe
+from rlgen.scale.sweep import Grid, plan_sweep, run_sweep, write_summary
 from rlgen.tasks import TaskSpec, parse_dataset_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +59,25 @@ def ensure_dataset(name: str) -> None:
 AGENT_OVERRIDES = [f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]", f"agent.lr={LR}"]
 
 
-def rlgen_bc(head: str, dataset: str, seed: int, steps: int, episodes: int, runs_root: Path) -> dict:
-    overrides = [f"train.steps={steps}", f"train.seed={seed}", f"train.batch_size={BATCH}",
-                 f"train.eval_every={steps}", f"train.eval_episodes={episodes}", f"train.eval_seed={EVAL_SEED}",
-                 f"train.checkpoint_every={steps}", *AGENT_OVERRIDES]  # fmt: skip
-    run_dir = runs_root / f"bc-{head}" / dataset / f"seed{seed}"
-    _, result = start_run(f"bc-{head}", dataset, overrides, run_dir=run_dir, device="cpu", progress=False)
-    return {"score": result.last_scalars["eval/score"]}
+def rlgen_scores(args: argparse.Namespace) -> dict[tuple[str, str], list[float]]:
+    """Train rlgen BC with every head of ``--heads`` on every dataset and seed as one sweep (finished runs in
+    ``--runs`` skipped); the normalised scores of each (dataset, agent), in the order of ``--seeds``."""
+    overrides = [f"train.steps={args.steps}", f"train.batch_size={BATCH}", f"train.eval_every={args.steps}",
+                 f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
+                 f"train.checkpoint_every={args.steps}", *AGENT_OVERRIDES]  # fmt: skip
+    grid = Grid([f"bc-{head}" for head in args.heads], args.datasets, args.seeds, overrides)
+    records = run_sweep(plan_sweep(grid, args.runs), num_cpus=args.workers, sequential=args.workers == 1,
+                        device="cpu")  # fmt: skip
+    write_summary(args.runs, records)
+    failed = [record for record in records if record.status == "failed"]
+    if failed:
+        raise SystemExit(f"{len(failed)} rlgen runs failed (see {args.runs / 'summary.md'}), e.g. {failed[0].path}: "
+                         f"{failed[0].error}")  # fmt: skip
+    scores: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        agent = f"rlgen BC-{record.agent.removeprefix('bc-')}"
+        scores.setdefault((record.dataset, agent), []).append(float(record.score))  # type: ignore[arg-type]
+    return scores
 
 
 def d3rlpy_setup(task: TaskSpec, data: Episodes):
@@ -128,13 +145,6 @@ def d3rlpy_bc(task: TaskSpec, dataset: str, seed: int, steps: int, episodes: int
     return {"score": float(result.score_mean)}
 
 
-def train_and_score(agent: str, dataset: str, seed: int, args: argparse.Namespace, runs_root: Path) -> dict:
-    if agent == "d3rlpy BC":
-        return d3rlpy_bc(parse_dataset_name(dataset)[0], dataset, seed, args.steps, args.eval_episodes)
-    head = agent.removeprefix("rlgen BC-")
-    return rlgen_bc(head, dataset, seed, args.steps, args.eval_episodes, runs_root)
-
-
 def mean_se(values: list[float]) -> tuple[float, float]:
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
     return statistics.fmean(values), se
@@ -154,25 +164,31 @@ def main() -> int:
         help=f"rounds of the interleaved timing phase ({TIMING_BLOCK} steps per agent each)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-bc", help="rlgen run folders")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="rlgen runs trained at once by the sweep (1: one after another, without Ray)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)  # both libraries on one thread: small MLPs, and a fair comparison
+    for dataset in args.datasets:
+        ensure_dataset(dataset)
+    scores = rlgen_scores(args)
     rows = []
-    with tempfile.TemporaryDirectory() as runs_root:
-        for dataset in args.datasets:
-            ensure_dataset(dataset)
-            for agent in [*(f"rlgen BC-{h}" for h in args.heads), "d3rlpy BC"]:
-                runs = [train_and_score(agent, dataset, seed, args, Path(runs_root)) for seed in args.seeds]
-                score, score_se = mean_se([r["score"] for r in runs])
-                rows.append({"dataset": dataset, "agent": agent, "score": score, "score_se": score_se,
-                             "scores": [r["score"] for r in runs]})  # fmt: skip
-                print(f"{dataset:20s} {agent:18s} {score:6.1f} ± {score_se:4.1f}")
-            task = parse_dataset_name(dataset)[0]
-            data = load_dataset(dataset, observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
-            timing = interleaved_ms_per_step(training_steps(task, data, args.heads), args.timing_rounds, TIMING_BLOCK)
-            for row in rows:
-                if row["dataset"] == dataset:
-                    row["ms_per_step"] = timing[row["agent"]]
-                    print(f"{dataset:20s} {row['agent']:18s} {row['ms_per_step']:.2f} ms/step")
+    for dataset in args.datasets:
+        task = parse_dataset_name(dataset)[0]
+        for agent in [*(f"rlgen BC-{h}" for h in args.heads), "d3rlpy BC"]:
+            if agent == "d3rlpy BC":
+                runs = [d3rlpy_bc(task, dataset, seed, args.steps, args.eval_episodes)["score"] for seed in args.seeds]
+            else:
+                runs = scores[dataset, agent]
+            score, score_se = mean_se(runs)
+            rows.append({"dataset": dataset, "agent": agent, "score": score, "score_se": score_se, "scores": runs})
+            print(f"{dataset:20s} {agent:18s} {score:6.1f} ± {score_se:4.1f}")
+        data = load_dataset(dataset, observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
+        timing = interleaved_ms_per_step(training_steps(task, data, args.heads), args.timing_rounds, TIMING_BLOCK)
+        for row in rows:
+            if row["dataset"] == dataset:
+                row["ms_per_step"] = timing[row["agent"]]
+                print(f"{dataset:20s} {row['agent']:18s} {row['ms_per_step']:.2f} ms/step")
     write_report(rows, args)
     return 0
 

@@ -1,13 +1,15 @@
 """Benchmark: normalised score of the Trajectory Transformer with uniform, quantile and AdaCat conditionals
 beside BC-DLML, on locally made datasets, equal training budget, several seeds.
 
-Every (dataset, agent, seed) is one case: ``rlgen.train.start_run`` trains the agent's recipe
-(agents/tt-*.yaml, agents/bc-dlml.yaml) with the budget below and evaluates it once after the last step
-(``rlgen.rollout.evaluate``: episode i resets with seed 100000 + i; TT plans with its recipe's planner from the
-current observation and the episode's last ``planner.context`` transitions, as ``rlgen eval`` does). The JSON
-and Markdown are rewritten after every case and cases already in the JSON are skipped, so the benchmark can be
-run piece by piece, killed and started again, and several processes may share one table (each case is merged
-into the JSON under a file lock):
+Every (dataset, agent, seed) is one case, one run of the agent's recipe (agents/tt-*.yaml, agents/bc-dlml.yaml)
+with the budget below, evaluated once after the last step (``rlgen.rollout.evaluate``: episode i resets with seed
+100000 + i; TT plans with its recipe's planner from the current observation and the episode's last
+``planner.context`` transitions, as ``rlgen eval`` does). The cases the JSON lacks are trained as one
+``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray, ``--workers`` runs at once, one CPU each; run folders
+``--runs/<agent>/<dataset>/default/seed<seed>``, with the sweep's ``summary.md``), then each is merged into the JSON
+under a file lock and the Markdown rewritten. A killed invocation keeps its finished runs: started again, the
+sweep skips them (their times are lost: NaN in the table) and resumes interrupted ones, so the benchmark can be run
+piece by piece, and several processes may share one table:
 
     python scripts/bench_tt_scores.py --datasets hopper-medium --seeds 0 1 2
     python scripts/bench_tt_scores.py --datasets halfcheetah-medium --seeds 0     # adds to the same table
@@ -17,7 +19,8 @@ into the JSON under a file lock):
 current recipe's planner block instead of training (after a change to planning, which leaves training alone),
 and replaces their scores.
 
-Cases run seed-major (every agent on seed 0, then seed 1, ...) so a partial table compares all agents.
+The sweep starts the cases seed-major (every agent on seed 0, then seed 1, ...) so that the runs a stopped sweep
+finished compare all agents.
 The TT recipes' defaults are TT's own (100k steps at batch 256 of a 4-layer width-128 GPT); that is days of
 this 2-core CPU, so the default budget here is a small GPT and a short run, written into the table.
 Missing datasets are made from the shipped behaviour policies first (never regenerated).
@@ -29,10 +32,12 @@ import argparse
 import dataclasses
 import fcntl
 import json
+import os
 import platform
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -41,7 +46,8 @@ from bench_notes import with_notes
 from rlgen.data import locate
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
-from rlgen.runs import load_agent, load_recipe, start_run
+from rlgen.runs import load_agent, load_recipe
+from rlgen.scale.sweep import Grid, plan_sweep, run_sweep, write_summary
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,31 +55,41 @@ AGENTS = ("tt-uniform", "tt-quantile", "tt-adacat", "bc-dlml")
 EVAL_SEED = 100_000
 
 
-def budget_overrides(agent: str, args: argparse.Namespace) -> list[str]:
-    """Recipe overrides giving every agent the same gradient steps and batch size (sequences for TT,
-    transitions for BC) and one evaluation after the last step."""
+def budget_grid(args: argparse.Namespace) -> Grid:
+    """The cases of ``--agents`` x ``--datasets`` x ``--seeds`` as a sweep: every agent gets the same gradient steps
+    and batch size (sequences for TT, transitions for BC) and one evaluation after the last step; TT its GPT size."""
     steps = args.steps
     common = [f"train.steps={steps}", f"train.batch_size={args.batch_size}", f"train.eval_every={steps}",
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_envs={args.eval_episodes}",
               f"train.eval_seed={EVAL_SEED}", f"train.checkpoint_every={steps}"]  # fmt: skip
-    if not agent.startswith("tt-"):
-        return common
     layers, width = args.tt_size
-    return [*common, f"agent.model.n_layer={layers}", f"agent.model.n_embd={width}",
-            f"agent.model.sequence_length={args.sequence_length}", f"agent.warmup_steps={max(1, steps // 10)}",
-            f"agent.decay_steps={steps}"]  # fmt: skip
+    tt = [f"agent.model.n_layer={layers}", f"agent.model.n_embd={width}",
+          f"agent.model.sequence_length={args.sequence_length}", f"agent.warmup_steps={max(1, steps // 10)}",
+          f"agent.decay_steps={steps}"]  # fmt: skip
+    return Grid(args.agents, args.datasets, args.seeds, common, agent_overrides={
+        agent: tt for agent in args.agents if agent.startswith("tt-")})  # fmt: skip
 
 
-def run_case(agent: str, dataset: str, seed: int, args: argparse.Namespace) -> dict:
-    run_dir = args.runs / agent / dataset / f"seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    overrides = [*budget_overrides(agent, args), f"train.seed={seed}"]
-    start = time.perf_counter()
-    _, result = start_run(agent, dataset, overrides, run_dir=run_dir, device="cpu", progress=False)
-    total = time.perf_counter() - start
-    return {"dataset": dataset, "agent": agent, "seed": seed, "score": result.last_scalars["eval/score"],
-            "return": result.last_scalars["eval/return"], "episode_length": result.last_scalars["eval/length"],
-            "train_s_per_step": result.update_seconds / args.steps, "other_s": total - result.update_seconds,
-            "run_dir": str(run_dir)}  # fmt: skip
+def train_cases(done: set[tuple[str, str, int]], args: argparse.Namespace) -> list[dict]:
+    """Train the cases not in ``done`` as one sweep, seed-major (finished runs in ``--runs`` skipped, interrupted
+    ones resumed); the cases of the runs that did not fail."""
+    cells = [c for c in plan_sweep(budget_grid(args), args.runs) if (c.dataset, c.agent, c.seed) not in done]
+    cells.sort(key=lambda cell: cell.seed)  # seed-major: the runs a stopped sweep finished compare all agents
+    if not cells:
+        return []
+    records = run_sweep(cells, num_cpus=args.workers, sequential=args.workers == 1, device="cpu")
+    write_summary(args.runs, records)
+    cases = []
+    for record in (record for record in records if record.status != "failed"):
+        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
+        # a run an earlier, killed invocation finished comes back without its times
+        update_s = float("nan") if record.update_s is None else record.update_s
+        wall_s = float("nan") if record.wall_s is None else record.wall_s
+        cases.append({"dataset": record.dataset, "agent": record.agent, "seed": record.seed,
+                      "score": final["score_mean"], "return": final["return_mean"],
+                      "episode_length": statistics.fmean(final["lengths"]), "train_s_per_step": update_s / args.steps,
+                      "other_s": wall_s - update_s, "run_dir": record.path})  # fmt: skip
+    return cases
 
 
 def reevaluate_case(case: dict, args: argparse.Namespace) -> dict:
@@ -147,6 +163,7 @@ class Table:
         self.out, self.budget, self.command, self.machine = out, budget, command, machine
         self.json = out.with_suffix(".json")
         self.lock = out.with_suffix(".lock")
+        out.parent.mkdir(parents=True, exist_ok=True)
         self.read()  # refuse a table of another budget before any case runs
 
     def read(self) -> dict:
@@ -181,13 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequence-length", type=int, default=8, help="TT training segment (>= 2 + 5 planned)")
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tt_scores")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench_tt_scores")
+    parser.add_argument("--runs", type=Path, help="run folders (default: runs/bench_tt_scores/<name of --out>)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="runs trained at once by the sweep (1: one after another, without Ray)")  # fmt: skip
     parser.add_argument(
         "--reevaluate",
         action="store_true",
         help="evaluate the stored checkpoints of the table's cases again instead of training",
     )
     args = parser.parse_args(argv)
+    args.runs = args.runs or ROOT / "runs" / "bench_tt_scores" / args.out.name  # a table of another budget: its own
     torch.set_num_threads(1)
     budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],
               "tt_width": args.tt_size[1], "sequence_length": args.sequence_length,
@@ -201,18 +221,17 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError:
             print(f"making {dataset}", flush=True)
             make_dataset(dataset, seed=0)
-        for seed in args.seeds:
-            for agent in args.agents:
-                previous = table.cases().get((dataset, agent, seed))
-                if args.reevaluate and previous is not None:
-                    case = reevaluate_case(previous, args)
-                elif previous is None and not args.reevaluate:
-                    case = run_case(agent, dataset, seed, args)
-                else:
-                    continue
-                table.put(case)
-                timing = f"{case['train_s_per_step']:.3f} s/step, setup + eval {case['other_s']:.0f} s"
-                print(f"{dataset} {agent} seed {seed}: score {case['score']:.1f} ({timing})", flush=True)
+    if args.reevaluate:
+        cases = table.cases()
+        keys = [(dataset, agent, seed) for dataset in args.datasets for seed in args.seeds for agent in args.agents]
+        new: Iterable[dict] = (reevaluate_case(cases[key], args) for key in keys if key in cases)  # one at a time
+    else:
+        new = train_cases(set(table.cases()), args)
+    for case in new:
+        table.put(case)
+        timing = f"{case['train_s_per_step']:.3f} s/step, setup + eval {case['other_s']:.0f} s"
+        print(f"{case['dataset']} {case['agent']} seed {case['seed']}: score {case['score']:.1f} ({timing})",
+              flush=True)  # fmt: skip
     return 0
 
 
