@@ -16,9 +16,14 @@ recipe's measured returns of the uniform-random policy and of the expert's deter
 that generated the data; its stochastic return is kept in the JSON too).
 
 ``--set`` overrides the recipe for every run (``agent.*`` ones reach BC's network and demonstrations too);
-the table lists them per row. Results go to ``benchmarks/gail.{json,md}`` after every run. ``--merge`` keeps
-the runs already in the JSON and skips any (task, method, N, seed, iterations, overrides) measured before, so a
-later session can extend the table::
+the table lists them per row. The GAIL runs go first, as one ``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray,
+``--workers`` runs at once, one CPU each; run folders ``--runs/gail-trpo/<task>-expert/<method>-n<N>-i<iterations>/
+seed<s>``, with the sweep's ``summary.md``); then the BC runs, in this process. Results go to
+``benchmarks/gail.{json,md}`` after the sweep and after every BC run. A GAIL run finished by an earlier invocation
+is skipped by the sweep (its times lost, NaN, if that invocation was killed before recording it), one killed
+mid-way resumed; runs with other ``--set`` overrides need another ``--runs``. ``--merge`` keeps the runs already in
+the JSON and skips any (task, method, N, seed, iterations, overrides) measured before, so a later session can
+extend the table::
 
     python scripts/bench_gail.py --tasks invertedpendulum --iterations 50 --set agent.n_steps=256
     python scripts/bench_gail.py --tasks hopper --iterations 300 --trajectories 4 25 --merge
@@ -33,7 +38,6 @@ import platform
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +47,8 @@ from bench_notes import with_notes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
-from rlgen.runs import load_recipe, load_training_data, start_run
+from rlgen.runs import load_recipe, load_training_data
+from rlgen.scale.sweep import Cell, Grid, RunRecord, plan_sweep, run_sweep, write_summary
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train import seed_everything
 from rlgen.train.run_dir import write_text_atomic
@@ -63,28 +68,48 @@ def references(task: TaskSpec) -> dict[str, float]:
             "expert_stochastic": task.expert.stochastic.mean}  # fmt: skip
 
 
-def demo_overrides(trajectories: int, seed: int) -> list[str]:
-    return [f"train.seed={seed}", f"agent.demo_seed={seed}", f"agent.trajectories={trajectories}",
-            f"agent.pairs_per_trajectory={PAIRS}"]  # fmt: skip
+def gail_results(args: argparse.Namespace, done: set[tuple]) -> dict[tuple, dict]:
+    """Train the GAIL runs of ``--methods`` (gail, gail-bc) that ``done`` lacks as one sweep (finished runs in
+    ``--runs`` skipped, interrupted ones resumed); each by its :func:`key`: its return, env steps and seconds."""
+    agent = load_recipe(RECIPE).with_overrides([o for o in args.overrides if o.startswith("agent.")]).agent
+    env_steps = args.iterations * agent.num_envs * agent.n_steps  # train.steps counts environment steps
+    common = [*args.overrides, f"agent.pairs_per_trajectory={PAIRS}", f"train.steps={env_steps}",
+              "train.eval_every=0", f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
+              f"train.checkpoint_every={env_steps}"]  # fmt: skip
+    methods = {f"{method}-n{n}-i{args.iterations}": (method, n) for n in args.trajectories
+               for method in args.methods if method != "bc"}  # fmt: skip
+    cells = []
+    for seed in args.seeds:  # a grid per seed: the seed also picks the demonstrations, which a grid's seeds do not
+        variants = {name: [f"agent.trajectories={n}", f"agent.bc_warm_start={str(method == 'gail-bc').lower()}",
+                           f"agent.demo_seed={seed}"] for name, (method, n) in methods.items()}  # fmt: skip
+        grid = Grid([RECIPE], [f"{task}-expert" for task in args.tasks], [seed], common, variants)
+        cells += plan_sweep(grid, args.runs)
 
+    def key_of(cell_or_record: Cell | RunRecord) -> tuple:
+        method, trajectories = methods[cell_or_record.variant]
+        task = cell_or_record.dataset.removesuffix("-expert")
+        return task, method, trajectories, cell_or_record.seed, args.iterations, " ".join(args.overrides)
 
-def run_gail(task: TaskSpec, trajectories: int, seed: int, iterations: int, warm_start: bool, episodes: int,
-             extra: list[str], folder: Path) -> dict:  # fmt: skip
-    agent = load_recipe(RECIPE).with_overrides([o for o in extra if o.startswith("agent.")]).agent
-    env_steps = iterations * agent.num_envs * agent.n_steps  # train.steps counts environment steps
-    overrides = [*extra, *demo_overrides(trajectories, seed), f"train.steps={env_steps}", "train.eval_every=0",
-                 f"train.eval_episodes={episodes}", f"train.eval_seed={EVAL_SEED}",
-                 f"train.checkpoint_every={env_steps}", f"agent.bc_warm_start={str(warm_start).lower()}"]  # fmt: skip
-    tick = time.perf_counter()
-    _, result = start_run(RECIPE, f"{task.name}-expert", overrides, run_dir=folder, device="cpu", progress=False)
-    s = result.last_scalars
-    return {"return": s["eval/return"], "env_steps": int(s["progress/env_steps"]),
-            "wall_seconds": time.perf_counter() - tick, "train_seconds": result.update_seconds}  # fmt: skip
+    cells = [cell for cell in cells if key_of(cell) not in done]
+    if not cells:
+        return {}
+    records = run_sweep(cells, num_cpus=args.workers, sequential=args.workers == 1, device="cpu")
+    write_summary(args.runs, records)
+    results = {}
+    for record in (record for record in records if record.status != "failed"):
+        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
+        # a run an earlier, killed invocation finished comes back without its times
+        wall_s = float("nan") if record.wall_s is None else record.wall_s
+        update_s = float("nan") if record.update_s is None else record.update_s
+        results[key_of(record)] = {"return": final["return_mean"], "env_steps": record.step, "wall_seconds": wall_s,
+                                   "train_seconds": update_s}  # fmt: skip
+    return results
 
 
 def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int, extra: list[str]) -> dict:
     """The same demonstrations and network as GAIL (built by GAIL.create), cloned as in the thesis."""
-    overrides = [*extra, *demo_overrides(trajectories, seed)]
+    overrides = [*extra, f"agent.demo_seed={seed}", f"agent.trajectories={trajectories}",
+                 f"agent.pairs_per_trajectory={PAIRS}"]  # fmt: skip
     recipe = load_recipe(RECIPE).with_overrides([o for o in overrides if o.startswith("agent.")])
     torch.set_num_threads(1)
     seed_everything(seed)
@@ -151,6 +176,9 @@ def main() -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="recipe overrides for every run, e.g. agent.n_steps=256")  # fmt: skip
     parser.add_argument("--merge", action="store_true", help="keep the runs in <out>/gail.json, skip those measured")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-gail", help="GAIL run folders")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(),
+                        help="GAIL runs trained at once by the sweep (1: one after another, without Ray)")  # fmt: skip
     args = parser.parse_args()
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs), torch {torch.__version__} "
                f"(1 thread), Python {platform.python_version()}")  # fmt: skip
@@ -159,31 +187,30 @@ def main() -> int:
     path = args.out / "gail.json"
     runs: list[dict] = json.loads(path.read_text())["runs"] if args.merge and path.is_file() else []
     done = {key(r) for r in runs}
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.tasks:
-            task = load_task(name)
-            refs = references(task)
-            for trajectories in args.trajectories:
-                for method in args.methods:
-                    for seed in args.seeds:
-                        iterations = 0 if method == "bc" else args.iterations
-                        run = {"task": name, "method": method, "trajectories": trajectories, "seed": seed,
-                               "iterations": iterations, "overrides": " ".join(args.overrides)}  # fmt: skip
-                        if key(run) in done:
-                            continue
-                        if method == "bc":
-                            run.update(run_bc(task, trajectories, seed, args.eval_episodes, args.overrides))
-                        else:
-                            folder = Path(tmp) / f"{name}-{method}-{trajectories}-{seed}"
-                            run.update(run_gail(task, trajectories, seed, iterations, method == "gail-bc",
-                                                args.eval_episodes, args.overrides, folder))  # fmt: skip
-                        run["normalised"] = (run["return"] - refs["random"]) / (refs["expert"] - refs["random"])
-                        runs.append({**run, "references": refs, "eval_episodes": args.eval_episodes, **settings})
-                        done.add(key(run))
-                        write_report(runs, args.out)  # after every run: a stopped benchmark keeps what it measured
-                        print(f"{name} N={trajectories} {method} seed {seed}: return {run['return']:.1f} "
-                              f"(normalised {run['normalised']:.2f}), {run['env_steps']:,} env steps, "
-                              f"{run['wall_seconds']:.0f} s", flush=True)  # fmt: skip
+    tasks = {name: load_task(name) for name in args.tasks}
+    references_of = {name: references(task) for name, task in tasks.items()}  # before any run: refused if missing
+    gail = gail_results(args, done)
+    for name, task in tasks.items():
+        refs = references_of[name]
+        for trajectories in args.trajectories:
+            for method in args.methods:
+                for seed in args.seeds:
+                    iterations = 0 if method == "bc" else args.iterations
+                    run = {"task": name, "method": method, "trajectories": trajectories, "seed": seed,
+                           "iterations": iterations, "overrides": " ".join(args.overrides)}  # fmt: skip
+                    if key(run) in done or key(run) not in gail and method != "bc":  # measured, or its run failed
+                        continue
+                    if method == "bc":
+                        run.update(run_bc(task, trajectories, seed, args.eval_episodes, args.overrides))
+                    else:
+                        run.update(gail[key(run)])
+                    run["normalised"] = (run["return"] - refs["random"]) / (refs["expert"] - refs["random"])
+                    runs.append({**run, "references": refs, "eval_episodes": args.eval_episodes, **settings})
+                    done.add(key(run))
+                    write_report(runs, args.out)  # after every run: a stopped benchmark keeps what it measured
+                    print(f"{name} N={trajectories} {method} seed {seed}: return {run['return']:.1f} "
+                          f"(normalised {run['normalised']:.2f}), {run['env_steps']:,} env steps, "
+                          f"{run['wall_seconds']:.0f} s", flush=True)  # fmt: skip
     return 0
 
 
