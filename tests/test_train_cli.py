@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 import torch
 import yaml
+from helpers import minari_store
 
 from rlgen.cli import main
 from rlgen.data import load_dataset, write_d4rl
-from rlgen.rollout.generate import make_dataset
 
 FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.eval_every=30",
         "train.eval_episodes=2", "train.checkpoint_every=30", "agent.hidden=[32]"]  # fmt: skip
@@ -21,9 +21,7 @@ FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.ev
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-medium", steps=2000, out=root, progress=False)
-    return root
+    return minari_store(tmp_path_factory, {"invertedpendulum-medium": 2000})
 
 
 def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
@@ -288,3 +286,4 @@ def test_resume_refuses_fewer_steps_than_reached_and_keeps_the_config(run, capsy
     assert main(["train", "--resume", str(run), "--set", "train.steps=10", "--no-progress"]) == 2
     assert "is already at step 20; train.steps=10 would not train further" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == config
+
