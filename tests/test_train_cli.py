@@ -287,3 +287,24 @@ def test_resume_refuses_fewer_steps_than_reached_and_keeps_the_config(run, capsy
     assert "is already at step 20; train.steps=10 would not train further" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == config
 
+
+def test_a_run_of_an_older_rlgen_evaluates_and_resumes_or_says_which_key_changed(run, capsys) -> None:
+    config = run / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    head = raw["agent"].pop("head")
+    raw["agent"] |= {"head": head.pop("type"), "head_options": head}  # as rlgen wrote it before typed head configs
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    raw["agent"]["lr_decay_steps"] = 1000
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["train", "--resume", str(run), "--set", "train.steps=30", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"rlgen train: error: {config}: this run was made by an older rlgen: agent.lr_decay_steps=1000 is gone "
+        "(IQL's policy lr decays over train.steps now); the run can be evaluated (rlgen eval) but not resumed as it "
+        "was configured"
+    )
+    raw["agent"]["lr_decay_steps"] = 20  # the run's train.steps: today's schedule
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["train", "--resume", str(run), "--set", "train.steps=30", "--no-progress"]) == 0
+    assert yaml.safe_load(config.read_text())["agent"]["head"]["type"] == "dlml"  # rewritten in today's spelling
