@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -24,7 +25,15 @@ import torch
 from helpers import random_episodes
 
 from rlgen.cli import main
-from rlgen.data import Episodes, list_local_datasets, load_dataset, write_d4rl, write_minari
+from rlgen.data import (
+    DatasetError,
+    Episodes,
+    list_local_datasets,
+    load_dataset,
+    read_minari_hdf5,
+    write_d4rl,
+    write_minari,
+)
 from rlgen.data.atomic import atomic_path
 from rlgen.data.cache import cache_dir
 from rlgen.data.minari_io import minari_root
@@ -162,12 +171,32 @@ def test_malformed_minari_metadata_is_one_line_naming_file_and_key(minari_datase
     assert str(file.parent) in line  # the file (or its data folder) is named
 
 
-def test_minari_infos_stored_as_a_dataset(minari_dataset, capsys) -> None:
-    with h5py.File(minari_dataset / "data" / "main_data.hdf5", "a") as f:
-        del f["episode_1/infos"]
-        f["episode_1/infos"] = np.zeros(3)
+def _replace(f: h5py.File, key: str, node: object) -> None:
+    if key in f:
+        del f[key]
+    f[key] = node
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: _replace(f, "episode_1/infos", np.zeros(3)), "key 'episode_1/infos' is a dataset; expected a group"),
+        (lambda f: _replace(f, "episode_0/infos", np.float64(1)), "key 'episode_0/infos' is a dataset; expected a"),
+        (lambda f: _replace(f, "episode_1/infos", h5py.SoftLink("/nowhere")),
+         "key 'episode_1/infos' is a link to nothing; expected a group of info arrays"),
+        (lambda f: _replace(f, "episode_0/infos", np.dtype("f8")), "key 'episode_0/infos' is a named datatype"),
+        (lambda f: _replace(f, "episode_1/infos/x", h5py.SoftLink("/nowhere")),
+         "key 'episode_1/infos/x' is a link to nothing; expected an info array or a group of them"),
+    ],
+)  # fmt: skip
+def test_minari_infos_that_are_not_a_group_of_arrays_are_named(minari_dataset, capsys, edit, message) -> None:
+    file = minari_dataset / "data" / "main_data.hdf5"
+    with h5py.File(file, "a") as f:
+        edit(f)
+    with pytest.raises(DatasetError, match=re.escape(f"{file}: {message}")):
+        read_minari_hdf5(minari_dataset)
     assert main(["data", "info", str(minari_dataset)]) == 2
-    assert "main_data.hdf5: key 'episode_1/infos' is a dataset; expected a group" in error_line(capsys)
+    assert f"{file}: {message}" in error_line(capsys)
 
 
 @pytest.mark.parametrize(
