@@ -59,6 +59,13 @@ def _hermetic_locations(tmp_path_factory, _session_cache, monkeypatch) -> None:
 
 
 @pytest.fixture
+def in_store(store: Path, monkeypatch) -> Path:
+    """The test module's ``store`` fixture (a Minari store folder), set as MINARI_DATASETS_PATH for one test."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
+    return store
+
+
+@pytest.fixture
 def check_resume() -> Callable[[str, str], None]:
     """``check_resume(recipe, dataset)`` trains a small run 30 steps, drops its last checkpoint as a kill would and
     resumes it: weights, optimisers, RNG and metrics must equal the uninterrupted run's, and the run must load as

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import minari_store
 
 from rlgen.algos import BC, BCConfig
 from rlgen.data import DatasetError, load_dataset
 from rlgen.heads import HEAD_CONFIGS, head_config
 from rlgen.rollout import evaluate
-from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
 from rlgen.train import RunDir, list_checkpoints
@@ -24,16 +24,7 @@ FAST = ["train.batch_size=64", "train.log_every=50", "train.eval_episodes=3", "a
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A Minari store holding small invertedpendulum-expert and cartpole-random datasets."""
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-expert", steps=4000, out=root, progress=False)
-    make_dataset("cartpole-random", steps=500, out=root, progress=False)
-    return root
-
-
-@pytest.fixture
-def in_store(store, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
-    return store
+    return minari_store(tmp_path_factory, {"invertedpendulum-expert": 4000, "cartpole-random": 500})
 
 
 def test_short_bc_run_beats_a_random_policy(in_store) -> None:

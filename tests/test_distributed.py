@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import random_episodes
 
 from rlgen.algos import BC, BCConfig
 from rlgen.data import Episodes, Transitions, transitions
@@ -27,20 +28,6 @@ from rlgen.train.parallel import Replicas
 
 BATCH, STEPS = 16, 6
 CONFIG = TrainConfig(steps=STEPS, batch_size=BATCH, log_every=2, checkpoint_every=3, eval_every=0)
-
-
-def episodes(n: int = 200) -> Episodes:
-    rng = np.random.default_rng(0)
-    ends = np.array([n // 2, n])
-    return Episodes(
-        observations=rng.normal(size=(n, 4)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, 1)).astype(np.float32),
-        rewards=rng.normal(size=n).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.isin(np.arange(n), ends - 1),
-        episode_ends=ends,
-        final_observations=rng.normal(size=(2, 4)).astype(np.float32),
-    )
 
 
 class FixedOrder:
@@ -91,7 +78,7 @@ def worker(rank: int, world_size: int, port: int, root: Path) -> None:
         replicas = TorchReplicas(torch.device("cpu"))
         writes = record_writes_under(root) if rank else []
 
-        data = episodes()
+        data = random_episodes(200, obs_dim=4, act_dim=1)
         # the same global batches as the single process of the test
         agent = bc_agent(data)
         fit(agent, FixedOrder(transitions(data), rank, world_size), CONFIG, RunDir(root / "fixed"), progress=False,
@@ -127,7 +114,7 @@ def two_processes(tmp_path_factory) -> Path:
 
 
 def test_two_processes_at_batch_b_match_one_process_at_batch_b(two_processes, tmp_path) -> None:
-    data = episodes()
+    data = random_episodes(200, obs_dim=4, act_dim=1)
     agent = bc_agent(data)
     run = tmp_path / "one"
     run.mkdir()
@@ -174,7 +161,7 @@ def test_agents_that_cannot_be_distributed_are_refused_before_anything_runs(tmp_
 
 
 def test_a_global_batch_must_split_evenly() -> None:
-    data = episodes()
+    data = random_episodes(200, obs_dim=4, act_dim=1)
     agent = bc_agent(data)
     config = TrainConfig(steps=1, batch_size=15)
     with pytest.raises(ValueError, match="train.batch_size=15 is the global batch of 2 processes"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -21,9 +22,18 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import random_episodes
 
 from rlgen.cli import main
-from rlgen.data import Episodes, list_local_datasets, load_dataset, write_d4rl, write_minari
+from rlgen.data import (
+    DatasetError,
+    Episodes,
+    list_local_datasets,
+    load_dataset,
+    read_minari_hdf5,
+    write_d4rl,
+    write_minari,
+)
 from rlgen.data.atomic import atomic_path
 from rlgen.data.cache import cache_dir
 from rlgen.data.minari_io import minari_root
@@ -32,21 +42,6 @@ from rlgen.tasks import load_task
 from rlgen.train import RunDir, TrainConfig, list_checkpoints, load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def small_episodes(n: int = 40, **metadata) -> Episodes:
-    rng = np.random.default_rng(0)
-    ends = np.array([n // 2, n])
-    return Episodes(
-        observations=rng.normal(size=(n, 3)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, 2)).astype(np.float32),
-        rewards=rng.normal(size=n).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.isin(np.arange(n), ends - 1),
-        episode_ends=ends,
-        final_observations=rng.normal(size=(2, 3)).astype(np.float32),
-        metadata=metadata,
-    )
 
 
 def error_line(capsys) -> str:
@@ -142,7 +137,7 @@ def test_closed_pipe_exits_quietly(tmp_path) -> None:
 
 @pytest.fixture
 def minari_dataset() -> Path:
-    return write_minari(small_episodes(), "test/t/ok-v0")
+    return write_minari(random_episodes(), "test/t/ok-v0")
 
 
 def edit_metadata(folder: Path, edit) -> Path:
@@ -176,12 +171,32 @@ def test_malformed_minari_metadata_is_one_line_naming_file_and_key(minari_datase
     assert str(file.parent) in line  # the file (or its data folder) is named
 
 
-def test_minari_infos_stored_as_a_dataset(minari_dataset, capsys) -> None:
-    with h5py.File(minari_dataset / "data" / "main_data.hdf5", "a") as f:
-        del f["episode_1/infos"]
-        f["episode_1/infos"] = np.zeros(3)
+def _replace(f: h5py.File, key: str, node: object) -> None:
+    if key in f:
+        del f[key]
+    f[key] = node
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: _replace(f, "episode_1/infos", np.zeros(3)), "key 'episode_1/infos' is a dataset; expected a group"),
+        (lambda f: _replace(f, "episode_0/infos", np.float64(1)), "key 'episode_0/infos' is a dataset; expected a"),
+        (lambda f: _replace(f, "episode_1/infos", h5py.SoftLink("/nowhere")),
+         "key 'episode_1/infos' is a link to nothing; expected a group of info arrays"),
+        (lambda f: _replace(f, "episode_0/infos", np.dtype("f8")), "key 'episode_0/infos' is a named datatype"),
+        (lambda f: _replace(f, "episode_1/infos/x", h5py.SoftLink("/nowhere")),
+         "key 'episode_1/infos/x' is a link to nothing; expected an info array or a group of them"),
+    ],
+)  # fmt: skip
+def test_minari_infos_that_are_not_a_group_of_arrays_are_named(minari_dataset, capsys, edit, message) -> None:
+    file = minari_dataset / "data" / "main_data.hdf5"
+    with h5py.File(file, "a") as f:
+        edit(f)
+    with pytest.raises(DatasetError, match=re.escape(f"{file}: {message}")):
+        read_minari_hdf5(minari_dataset)
     assert main(["data", "info", str(minari_dataset)]) == 2
-    assert "main_data.hdf5: key 'episode_1/infos' is a dataset; expected a group" in error_line(capsys)
+    assert f"{file}: {message}" in error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +210,7 @@ def test_minari_infos_stored_as_a_dataset(minari_dataset, capsys) -> None:
     ],
 )  # fmt: skip
 def test_malformed_d4rl_file(tmp_path, capsys, edit, message) -> None:
-    path = write_d4rl(small_episodes(), tmp_path / "x.hdf5")
+    path = write_d4rl(random_episodes(), tmp_path / "x.hdf5")
     with h5py.File(path, "a") as f:
         edit(f)
     assert main(["data", "info", str(path)]) == 2
@@ -218,7 +233,7 @@ def test_zero_step_dataset_is_an_error_at_load(tmp_path, capsys) -> None:
 
 
 def test_task_name_from_metadata_must_be_plain(tmp_path, capsys) -> None:
-    path = write_d4rl(small_episodes(task="../../evilenv"), tmp_path / "x.hdf5")
+    path = write_d4rl(random_episodes(task="../../evilenv"), tmp_path / "x.hdf5")
     assert main(["data", "info", str(path)]) == 2
     assert "task name '../../evilenv' is not a plain name (no path separators or '..'); valid tasks: " in error_line(
         capsys
@@ -231,27 +246,9 @@ def test_task_name_from_metadata_must_be_plain(tmp_path, capsys) -> None:
 # ------------------------------------------------------------------------------------------ failed writes
 
 
-def test_minari_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
-    # Before the fix this ended in a segmentation fault inside h5py's close, leaving the staging folder.
-    store = tmp_path / "store"
-    result = run_limited(
-        f"""
-        import sys
-        from rlgen.cli import main
-        sys.exit(main(["data", "make", "invertedpendulum-random-3k", "--out", {str(store)!r}]))
-        """,
-        limit=60_000,
-        cwd=tmp_path,
-    )
-    assert result.returncode == 1, result.stderr[-2000:]
-    target = store / "rlgen" / "invertedpendulum" / "random-3k-v0"
-    assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {target}")
-    assert "Traceback" not in result.stderr
-    assert not target.exists() and hidden_files(store) == []
-
-
-def test_d4rl_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
-    out = tmp_path / "d4rl" / "x.hdf5"
+def check_data_make_on_a_full_disk(out: Path, target: Path, cwd: Path) -> None:
+    """``rlgen data make invertedpendulum-random-3k --out OUT`` with files capped at 60 kB must exit 1 with the
+    one-line error ``no space left on TARGET``."""
     result = run_limited(
         f"""
         import sys
@@ -259,11 +256,24 @@ def test_d4rl_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
         sys.exit(main(["data", "make", "invertedpendulum-random-3k", "--out", {str(out)!r}]))
         """,
         limit=60_000,
-        cwd=tmp_path,
+        cwd=cwd,
     )
     assert result.returncode == 1, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {out}")
+    assert result.stderr.strip().splitlines()[-1].startswith(f"rlgen data: error: no space left on {target}")
     assert "Traceback" not in result.stderr
+
+
+def test_minari_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
+    # Before the fix this ended in a segmentation fault inside h5py's close, leaving the staging folder.
+    store = tmp_path / "store"
+    target = store / "rlgen" / "invertedpendulum" / "random-3k-v0"
+    check_data_make_on_a_full_disk(store, target, tmp_path)
+    assert not target.exists() and hidden_files(store) == []
+
+
+def test_d4rl_write_to_a_full_disk_is_a_clean_error(tmp_path) -> None:
+    out = tmp_path / "d4rl" / "x.hdf5"
+    check_data_make_on_a_full_disk(out, out, tmp_path)
     assert list(out.parent.iterdir()) == []
 
 
@@ -330,13 +340,13 @@ def test_staging_of_a_killed_write_is_removed_by_the_next_write(tmp_path) -> Non
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert len(hidden_files(tmp_path)) == 1  # the killed write's
-    write_d4rl(small_episodes(), target, force=True)
+    write_d4rl(random_episodes(), target, force=True)
     assert hidden_files(tmp_path) == []
     assert load_dataset(target).num_steps == 40
 
 
 def test_force_over_a_symlinked_dataset_folder_keeps_what_it_points_to(tmp_path, capsys) -> None:
-    real = write_minari(small_episodes(), "keep/t/real-v0", root=tmp_path / "elsewhere")
+    real = write_minari(random_episodes(), "keep/t/real-v0", root=tmp_path / "elsewhere")
     link = minari_root() / "rlgen" / "cartpole" / "random-50-v0"
     link.parent.mkdir(parents=True)
     link.symlink_to(real, target_is_directory=True)

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import minari_store
 from torch import nn
 
 from rlgen.algos.gail import (
@@ -32,7 +33,6 @@ from rlgen.config import ConfigError
 from rlgen.data import Episodes, load_dataset
 from rlgen.heads import box_kl, make_head
 from rlgen.rollout import evaluate
-from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
 from rlgen.train import load_checkpoint
@@ -232,15 +232,7 @@ def test_running_moments_match_the_moments_of_all_rows() -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A Minari store holding a small invertedpendulum-expert dataset (4 episodes of 1000 steps)."""
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-expert", steps=4000, out=root, progress=False)
-    return root
-
-
-@pytest.fixture
-def in_store(store, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
-    return store
+    return minari_store(tmp_path_factory, {"invertedpendulum-expert": 4000})
 
 
 def test_behaviour_cloning_stops_early_and_keeps_its_best_weights(store) -> None:

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import minari_store
 
 from rlgen.algos import IQL, IQLConfig
 from rlgen.algos.critics import TwinQ, frozen_copy, polyak_update
@@ -19,7 +20,6 @@ from rlgen.data import DatasetError, Episodes, load_dataset, transitions, write_
 from rlgen.heads import HEAD_CONFIGS, head_config
 from rlgen.rollout import make_env
 from rlgen.rollout.behavior import BehaviorPolicy
-from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, load_recipe, start_run
 from rlgen.tasks import load_task
 
@@ -27,17 +27,9 @@ from rlgen.tasks import load_task
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A Minari store with small invertedpendulum random (varied returns) and expert (all return 1000) sets."""
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-random", steps=600, out=root, progress=False)
-    make_dataset("invertedpendulum-expert", steps=2000, out=root, progress=False)
-    make_dataset("cartpole-random", steps=300, out=root, progress=False)
-    return root
-
-
-@pytest.fixture
-def in_store(store, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
-    return store
+    return minari_store(
+        tmp_path_factory, {"invertedpendulum-random": 600, "invertedpendulum-expert": 2000, "cartpole-random": 300}
+    )
 
 
 def empirical_expectile(x: np.ndarray, tau: float) -> float:

@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from helpers import minari_store
 
 from rlgen.data import DatasetRef, load_dataset, resolve_dataset, store, write_d4rl, write_npz
-from rlgen.rollout.generate import make_dataset
 
 
 @pytest.fixture(scope="module")
 def minari(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("cartpole-random", steps=50, num_envs=2, out=root, progress=False)
-    return root
+    return minari_store(tmp_path_factory, {"cartpole-random": 50}, num_envs=2)
 
 
 @pytest.fixture(autouse=True)

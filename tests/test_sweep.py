@@ -9,10 +9,10 @@ import socket
 
 import pytest
 import yaml
+from helpers import minari_store
 
 from rlgen.cli import main
 from rlgen.commands.sweep import add_parser, grid_from_args
-from rlgen.rollout.generate import make_dataset
 from rlgen.scale import Grid, plan_sweep, summarise
 from rlgen.scale.sweep import RunRecord
 
@@ -24,9 +24,7 @@ TINY = ["train.steps=4", "train.batch_size=16", "train.log_every=2", "train.eval
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-medium", steps=300, out=root, progress=False)
-    return root
+    return minari_store(tmp_path_factory, {"invertedpendulum-medium": 300})
 
 
 def _sweep(out, *extra: str) -> list[str]:

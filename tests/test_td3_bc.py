@@ -8,27 +8,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import minari_store
 
 from rlgen.algos import TD3BC, TD3BCConfig
 from rlgen.algos.td3_bc import actor_loss
 from rlgen.data import load_dataset, transitions
-from rlgen.rollout.generate import make_dataset
 from rlgen.runs import start_run
 from rlgen.tasks import load_task
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-random", steps=600, out=root, progress=False)
-    make_dataset("cartpole-random", steps=300, out=root, progress=False)
-    return root
-
-
-@pytest.fixture
-def in_store(store, monkeypatch):
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
-    return store
+    return minari_store(tmp_path_factory, {"invertedpendulum-random": 600, "cartpole-random": 300})
 
 
 @pytest.fixture

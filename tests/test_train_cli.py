@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 import torch
 import yaml
+from helpers import minari_store
 
 from rlgen.cli import main
 from rlgen.data import load_dataset, write_d4rl
-from rlgen.rollout.generate import make_dataset
 
 FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.eval_every=30",
         "train.eval_episodes=2", "train.checkpoint_every=30", "agent.hidden=[32]"]  # fmt: skip
@@ -21,9 +21,7 @@ FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.ev
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-medium", steps=2000, out=root, progress=False)
-    return root
+    return minari_store(tmp_path_factory, {"invertedpendulum-medium": 2000})
 
 
 def test_train_eval_plot(store, tmp_path, monkeypatch, capsys) -> None:
@@ -288,3 +286,25 @@ def test_resume_refuses_fewer_steps_than_reached_and_keeps_the_config(run, capsy
     assert main(["train", "--resume", str(run), "--set", "train.steps=10", "--no-progress"]) == 2
     assert "is already at step 20; train.steps=10 would not train further" in capsys.readouterr().err
     assert (run / "config.yaml").read_text() == config
+
+
+def test_a_run_of_an_older_rlgen_evaluates_and_resumes_or_says_which_key_changed(run, capsys) -> None:
+    config = run / "config.yaml"
+    raw = yaml.safe_load(config.read_text())
+    head = raw["agent"].pop("head")
+    raw["agent"] |= {"head": head.pop("type"), "head_options": head}  # as rlgen wrote it before typed head configs
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["eval", str(run), "--episodes", "1", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    raw["agent"]["lr_decay_steps"] = 1000
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["train", "--resume", str(run), "--set", "train.steps=30", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"rlgen train: error: {config}: this run was made by an older rlgen: agent.lr_decay_steps=1000 is gone "
+        "(IQL's policy lr decays over train.steps now); the run can be evaluated (rlgen eval) but not resumed as it "
+        "was configured"
+    )
+    raw["agent"]["lr_decay_steps"] = 20  # the run's train.steps: today's schedule
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert main(["train", "--resume", str(run), "--set", "train.steps=30", "--no-progress"]) == 0
+    assert yaml.safe_load(config.read_text())["agent"]["head"]["type"] == "dlml"  # rewritten in today's spelling

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import minari_store
 
 from rlgen.algos.tt.agent import TT, TTPolicy, learning_rate_factor
 from rlgen.config import ConfigError
-from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, load_recipe, start_run
 from rlgen.tasks import load_task
 
@@ -23,9 +23,7 @@ TINY = ["train.batch_size=16", "train.log_every=10", "train.eval_episodes=2", "t
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("minari")
-    make_dataset("invertedpendulum-expert", steps=1500, out=root, progress=False)
-    return root
+    return minari_store(tmp_path_factory, {"invertedpendulum-expert": 1500})
 
 
 @pytest.mark.parametrize("name", ["tt-uniform", "tt-quantile", "tt-adacat"])

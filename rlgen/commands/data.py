@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from rlgen.commands.help import datasets_text
+from rlgen.commands.help import add_command, datasets_text
 
 if TYPE_CHECKING:
     from rlgen.data import DatasetLocation
@@ -22,10 +22,7 @@ if TYPE_CHECKING:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     datasets = datasets_text()
-    parser = subparsers.add_parser(
-        "data", help="make, list and inspect datasets", description=__doc__, epilog=datasets,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = add_command(subparsers, "data", "make, list and inspect datasets", __doc__, datasets)
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     make = sub.add_parser(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlgen.commands.help import datasets_text
+from rlgen.commands.help import add_command, datasets_text
 from rlgen.commands.plot import plot_runs
 
 if TYPE_CHECKING:
@@ -86,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
-        help="make the default dataset, train BC with DLML and Gaussian heads, print normalised scores",
-        description=__doc__,
-        epilog=datasets_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "make the default dataset, train BC with DLML and Gaussian heads, print normalised scores",
+        __doc__,
+        datasets_text(),
     )
     parser.add_argument("--dataset", default=DEFAULT_DATASET,
                         help=f"<task>-<level>[-<size>] (default: {DEFAULT_DATASET})")  # fmt: skip

@@ -14,16 +14,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rlgen.commands.help import add_command
 from rlgen.commands.run_options import int_at_least
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "eval",
-        help="evaluate a trained run and write results.json",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "eval", "evaluate a trained run and write results.json", __doc__)
     parser.add_argument("run_dir", help="a run directory written by rlgen train, imitate or generative train")
     parser.add_argument("--checkpoint", default="last", metavar="best|last|PATH",
                         help="last (the run's newest checkpoint, default), best (its best evaluation during "

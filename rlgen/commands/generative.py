@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
+from rlgen.commands.help import add_command
 from rlgen.commands.run_options import add_run_options, print_run_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "generative",
-        help="train PixelCNN / WaveNet models whose conditionals are rlgen heads",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "generative", "train PixelCNN / WaveNet models whose conditionals are rlgen heads", __doc__
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     train = actions.add_parser("train", help="train a generative recipe (image, audio) or resume a run")

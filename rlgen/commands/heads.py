@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rlgen.commands.help import add_command
+
 if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
@@ -115,12 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "heads",
-        help="fit every head to a bimodal toy target and plot the densities",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "heads", "fit every head to a bimodal toy target and plot the densities", __doc__)
     parser.add_argument("--heads", nargs="+", metavar="HEAD",
                         help="heads to fit, e.g. gaussian dlml (default: every registered head)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=1500, help="gradient steps per head (default: 1500)")

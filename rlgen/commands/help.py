@@ -1,10 +1,21 @@
-"""What the help texts list: the agents and datasets by name, read from the recipe folders by rlgen.catalog."""
+"""The help texts: each sub-command's parser (its docstring printed as written) and the agents and datasets it lists
+by name, read from the recipe folders by rlgen.catalog."""
 
 from __future__ import annotations
 
+import argparse
 import textwrap
 
 from rlgen.catalog import agent_names, task_levels
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, summary: str, doc: str | None, epilog: str | None = None
+) -> argparse.ArgumentParser:
+    """Add the sub-command ``rlgen NAME`` and return its parser: ``summary`` in rlgen's list of commands, the
+    module docstring ``doc`` above its options and ``epilog`` below them, both printed as written."""
+    return subparsers.add_parser(name, help=summary, description=doc, epilog=epilog,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
 
 
 def agents_text() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
+from rlgen.commands.help import add_command
 from rlgen.commands.run_options import add_run_options, print_run_summary
 
 #: imitation method -> the agent recipe that implements it
@@ -18,11 +19,8 @@ METHODS = {"gail": "gail-trpo"}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "imitate",
-        help="imitate a task's expert from a few demonstrations (GAIL), or resume such a run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "imitate", "imitate a task's expert from a few demonstrations (GAIL), or resume such a run", __doc__
     )
     parser.add_argument("method", nargs="?", choices=sorted(METHODS), help="imitation method")
     parser.add_argument("task", nargs="?", help="task name (see 'rlgen data list'); demonstrations come from "

@@ -9,17 +9,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rlgen.commands.help import add_command
+
 if TYPE_CHECKING:
     from rlgen.train import RunDir
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "plot",
-        help="plot learning curves of runs to a PNG",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "plot", "plot learning curves of runs to a PNG", __doc__)
     parser.add_argument("run_dirs", nargs="+", help="run directories written by rlgen train")
     parser.add_argument("--out", type=Path, help="PNG path (default: <first run>/curves.png, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")

@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rlgen.commands.help import agents_text, datasets_text
+from rlgen.commands.help import add_command, agents_text, datasets_text
 from rlgen.commands.plot import plot_runs
 from rlgen.commands.run_options import int_at_least
 
@@ -27,12 +27,12 @@ CURVES = "curves.png"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "sweep",
-        help="train agents x datasets x seeds on Ray and summarise the scores",
-        description=__doc__,
-        epilog=f"{agents_text()}\n{datasets_text()}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train agents x datasets x seeds on Ray and summarise the scores",
+        __doc__,
+        f"{agents_text()}\n{datasets_text()}",
     )
     parser.add_argument("grid", nargs="?", type=Path, help="a grid file (YAML); the flags below replace its fields")
     parser.add_argument("--agents", nargs="+", help="agent recipes (names in agents/ or .yaml paths)")

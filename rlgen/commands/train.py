@@ -13,17 +13,17 @@ from __future__ import annotations
 import argparse
 from functools import partial
 
-from rlgen.commands.help import agents_text, datasets_text
+from rlgen.commands.help import add_command, agents_text, datasets_text
 from rlgen.commands.run_options import add_run_options, print_run_summary
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "train",
-        help="train an agent recipe on a dataset, or resume a run",
-        description=__doc__,
-        epilog=f"{agents_text()}\n{datasets_text()}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "train an agent recipe on a dataset, or resume a run",
+        __doc__,
+        f"{agents_text()}\n{datasets_text()}",
     )
     parser.add_argument("agent", nargs="?", help="agent recipe: a name in agents/ (bc-dlml, ...) or a .yaml path")
     parser.add_argument("target", nargs="?", help="dataset (<task>-<level>, Minari id or path) or task name "

@@ -57,12 +57,23 @@ def read_minari_hdf5(dataset: str | os.PathLike[str]) -> Episodes:
 def _read_infos(group: h5py.Group, file: object, prefix: str = "") -> dict[str, np.ndarray]:
     """Flattened infos, decoded as ``minari`` decodes them (raw ``dataset[()]`` values)."""
     out: dict[str, np.ndarray] = {}
-    for key, node in group.items():
+    for key in group:
+        node = group.get(key)  # None for a link to nothing, where items() would raise h5py's KeyError
         if isinstance(node, h5py.Group):
             out.update(_read_infos(node, file, f"{prefix}{key}/"))
-        else:
+        elif isinstance(node, h5py.Dataset):
             out[f"{prefix}{key}"] = read_dataset(group, key, f"{file} (group {group.name})", "an info array")
+        else:
+            raise DatasetError(f"{file}: key '{group.name.lstrip('/')}/{key}' is {_kind(node)}; expected an info "
+                               "array or a group of them")  # fmt: skip
     return out
+
+
+def _kind(node: object) -> str:
+    """What an HDF5 object ``h5py.Group.get`` returned is, for an error message."""
+    if node is None:
+        return "a link to nothing"
+    return {h5py.Dataset: "a dataset", h5py.Datatype: "a named datatype"}.get(type(node), type(node).__name__)
 
 
 @dataclass(frozen=True)
@@ -139,7 +150,8 @@ class _EpisodeReader:
             return {}
         infos = h5py.Group(episode.group).get("infos")
         if not isinstance(infos, h5py.Group):
-            raise DatasetError(f"{self.file}: key 'episode_{j}/infos' is a dataset; expected a group of info arrays")
+            raise DatasetError(f"{self.file}: key 'episode_{j}/infos' is {_kind(infos)}; expected a group of info "
+                               "arrays")  # fmt: skip
         return _read_infos(infos, self.file) if len(infos) else {}  # minari writes empty ones too
 
     def _read(self, j: int, key: bytes, ds: h5d.DatasetID, out: np.ndarray) -> None:

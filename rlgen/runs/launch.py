@@ -30,7 +30,8 @@ from rlgen.data.cache import cache_dir
 from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
 from rlgen.rollout import EvalResult, evaluate
-from rlgen.runs.recipes import ALGOS, ENVIRONMENT_KEYS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
+from rlgen.runs.recipes import ALGOS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
+from rlgen.runs.upgrade import upgrade_config
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train.agent import Agent, BatchSampler, Learner, resolve_device
 from rlgen.train.checkpoint import (
@@ -72,9 +73,11 @@ class RunConfig:
         return {"recipe": self.recipe.name, **(data if acts(self.recipe.agent_class) else {}), **self.recipe.to_dict()}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], where: str) -> RunConfig:
-        raw = _upgrade(raw)
+    def from_dict(cls, raw: dict[str, Any], where: str, training: bool = True) -> RunConfig:
+        """The config in ``raw`` (read from ``where``), upgraded from older rlgen versions' spelling (see
+        :func:`~rlgen.runs.upgrade.upgrade_config`; ``training``: the run is to be trained further)."""
         try:
+            raw = upgrade_config(raw, training)
             recipe = recipe_from_dict(str(raw["recipe"]), {k: raw.get(k) for k in RECIPE_KEYS})
             if not acts(recipe.agent_class):
                 return cls(recipe)
@@ -83,18 +86,6 @@ class RunConfig:
             raise ConfigError(f"{where}: missing key {error.args[0]!r}") from error
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from error
-
-
-def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
-    """A generative run's config as written before every recipe spelled ``algo`` / ``agent`` (it had ``kind`` /
-    ``model`` and, earlier, environment keys in ``train``) in today's spelling; any other config unchanged."""
-    if "kind" not in raw or "algo" in raw:
-        return raw
-    train = raw.get("train")
-    if isinstance(train, dict):
-        train = {k: v for k, v in train.items() if k not in ENVIRONMENT_KEYS}
-    rest = {k: v for k, v in raw.items() if k not in ("kind", "model", "train")}
-    return {**rest, "algo": raw["kind"], "train": train, "agent": raw.get("model")}
 
 
 # ------------------------------------------------------------------------------------------------ start, resume
@@ -442,7 +433,7 @@ def load_agent(
         best evaluation during training) or a checkpoint file.
     """
     run = RunDir.open(run_dir)
-    config = RunConfig.from_dict(run.read_config(), str(run.config_path))
+    config = RunConfig.from_dict(run.read_config(), str(run.config_path), training=False)
     torch_device = resolve_device(device)
     path, state = _read_checkpoint(run, checkpoint)
     subject = _load(config, data)[0] if not acts(config.recipe.agent_class) else load_task(str(config.task))
