@@ -365,6 +365,9 @@ def _run_on_ray(
             check_address(address)
             ray.init(address=address, **quiet)
         else:
+            # Ray runs its workers at nice 15 by default: the runs of a local sweep are this machine's main work,
+            # and would otherwise get only what any other process leaves over
+            os.environ.setdefault("RAY_worker_niceness", "0")
             # _node_ip_address: a local instance listens on this machine only
             ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
                      **quiet)  # fmt: skip
