@@ -22,6 +22,8 @@ training (``behavior:`` with the shipped policy files and their measured returns
                                       # its time from it)
     training: {...}                   # PPO settings, read only by scripts/train_behavior.py
     behavior: {random, expert, medium, replay}   # generated: policy files and measured returns
+    second_expert: {algo, seed, expert}   # generated (scripts/train_behavior.py --second-expert): the expert of
+                                      # a PPO run with another seed, for the second-expert / two-experts levels
 
 With ``reference: {source: measured}`` the reference scores are the measured random return and the measured
 (deterministic) expert return recorded in the generated ``behavior`` block.
@@ -49,9 +51,11 @@ from rlgen.catalog import TASK_FILE, list_tasks, tasks_root
 from rlgen.config import build
 from rlgen.heads.config import did_you_mean
 
-KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert")
+KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "second-expert", "two-experts")
 #: the size of ``<task>-<level>`` in steps: D4RL's (medium-expert is 1M medium + 1M expert), 1M for other levels
 LEVEL_STEPS = {"medium-expert": 2_000_000}
+#: the levels that need the ``second_expert`` block
+SECOND_EXPERT_LEVELS = ("second-expert", "two-experts")
 DEFAULT_LEVEL_STEPS = 1_000_000
 _SIZE = re.compile(r"^([1-9][0-9]*)([km]?)$")
 _SIZE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
@@ -125,6 +129,8 @@ class TaskSpec:
     medium: PolicyRecord | None = None
     # Snapshots from the start of training up to and including ``medium``, in training order (medium-replay).
     replay: tuple[PolicyRecord, ...] = ()
+    # The expert of a second PPO run (another seed): the other behaviour of the two-experts level.
+    second_expert: PolicyRecord | None = None
     # Measured speed of `rlgen data make` (None if not measured): its time estimate.
     generation_steps_per_second: float | None = None
 
@@ -157,12 +163,15 @@ class TaskSpec:
             records: tuple[PolicyRecord | None, ...] = self.replay
         elif level == "medium-expert":
             records = (self.medium, self.expert)
+        elif level == "two-experts":
+            records = (self.expert, self.second_expert)
         else:
-            records = (self.medium if level == "medium" else self.expert,)
+            records = ({"medium": self.medium, "second-expert": self.second_expert}.get(level, self.expert),)
         if not records or any(r is None for r in records):
+            second = " --second-expert --seed N" if self.expert is not None and level in SECOND_EXPERT_LEVELS else ""
             raise TaskFileError(
                 f"{self.task_dir / TASK_FILE}: no trained behaviour policy for level {level!r}; "
-                f"run `python scripts/train_behavior.py {self.name}` first"
+                f"run `python scripts/train_behavior.py {self.name}{second}` first"
             )
         return tuple(r for r in records if r is not None)
 
@@ -288,6 +297,15 @@ class _Behavior:
 
 
 @dataclass(frozen=True)
+class _SecondExpert:
+    """The ``second_expert`` block that ``scripts/train_behavior.py --second-expert`` generates."""
+
+    expert: _PolicyEntry
+    algo: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class _Reference:
     source: Literal["d4rl", "measured"]
     min_score: float | None = None
@@ -328,6 +346,7 @@ class _TaskFile:
     datasets: _Datasets = field(default_factory=_Datasets)
     training: dict[str, Any] = field(default_factory=dict)
     behavior: _Behavior | None = None
+    second_expert: _SecondExpert | None = None
 
     def __post_init__(self) -> None:
         for name in ("name", "env_id"):
@@ -386,6 +405,14 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
             replay = tuple(_policy_record(path, p, f"behavior.replay[{i}]") for i, p in enumerate(behavior.replay))
             if replay[-1].path != medium.path:
                 raise ValueError(f"behavior.replay must end with the medium policy {medium.path.name}")
+        second_expert = None
+        if file.second_expert is not None:
+            if behavior is None:
+                raise ValueError("second_expert needs the behavior block (the first expert) before it")
+            if file.second_expert.seed == behavior.seed:
+                raise ValueError(f"second_expert.seed {file.second_expert.seed} is behavior.seed: the second "
+                                 "expert comes from a PPO run with another seed")  # fmt: skip
+            second_expert = _policy_record(path, file.second_expert.expert, "second_expert.expert")
         ref_min, ref_max = _reference_scores(file, random_return, expert, allow_untrained)
     except (OSError, yaml.YAMLError) as e:
         raise TaskFileError(f"{path}: cannot read task file: {e}") from e
@@ -412,6 +439,7 @@ def load_task_file(path: Path, allow_untrained: bool = False) -> TaskSpec:
         expert=expert,
         medium=medium,
         replay=replay,
+        second_expert=second_expert,
         generation_steps_per_second=file.datasets.steps_per_second,
     )
 

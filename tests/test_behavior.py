@@ -277,3 +277,20 @@ def test_trainer_resumes_and_ships_expert_medium_and_replay(
 
     script.main([*run, "--finalize"])  # re-selecting rewrites the generated block, never duplicates it
     assert (recipes / "cartpole" / "task.yaml").read_text().count(script.GENERATED_MARK) == 1
+
+    # A second expert: another seed in its own run folder, shipped beside the first; the behavior block stays.
+    with pytest.raises(SystemExit, match="another seed"):
+        script.main(["cartpole", "--second-expert", "--seed", "0"])
+    behavior = yaml.safe_load((recipes / "cartpole" / "task.yaml").read_text())["behavior"]
+    second_run = ["cartpole", "--second-expert", "--seed", "1", "--run-dir", str(tmp_path / "run1"),
+                  "--final-episodes", "3"]  # fmt: skip
+    script.main([*second_run, "--total-steps", "1024"])
+    spec = load_task("cartpole")
+    assert spec.second_expert is not None and spec.second_expert.train_steps == 1024
+    assert spec.second_expert.path.parent == recipes / "cartpole" / "policies" / script.SECOND_EXPERT_DIR
+    assert spec.second_expert.stochastic == ReturnStats(102.4, 0.0, 3, script.FINAL_SEED)
+    assert BehaviorPolicy.load(spec.second_expert.path).info["train_steps"] == 1024
+    assert yaml.safe_load((recipes / "cartpole" / "task.yaml").read_text())["behavior"] == behavior
+    assert sorted(p.name for p in (recipes / "cartpole" / "policies").glob("*.npz")) == shipped
+    script.main([*run, "--finalize"])  # re-selecting the first expert keeps the second
+    assert load_task("cartpole").second_expert == spec.second_expert

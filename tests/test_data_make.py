@@ -13,7 +13,7 @@ import pytest
 from rlgen.cli import main
 from rlgen.data import DatasetLocation, Episodes, load_dataset, locate, read_d4rl, resolve_dataset, transitions
 from rlgen.rollout.generate import generate, make_dataset
-from rlgen.tasks import load_task, parse_sized_dataset_name, sized_dataset_name
+from rlgen.tasks import dataset_steps, load_task, parse_sized_dataset_name, sized_dataset_name
 
 
 @pytest.fixture(autouse=True)
@@ -80,6 +80,20 @@ def test_medium_expert_is_medium_then_expert(cartpole):
     both = Episodes.concatenate([medium, expert], metadata=mixed.metadata)
     assert mixed.identical(both)
     assert len(mixed.metadata["policy_files"]) == 2
+
+
+def test_two_experts_is_half_each_expert():
+    hopper = load_task("hopper")
+    mixed = generate(hopper, "two-experts", steps=600, seed=2, num_envs=2, progress=False)
+    first = generate(hopper, "expert", steps=300, seed=2, num_envs=2, progress=False)
+    second = generate(hopper, "second-expert", steps=300, seed=2, num_envs=2, progress=False)
+    assert mixed.identical(Episodes.concatenate([first, second], metadata=mixed.metadata))
+    assert mixed.num_steps == 600 and first.num_steps == second.num_steps == 300
+    files = [str(r.path.relative_to(hopper.task_dir)) for r in (hopper.expert, hopper.second_expert)]
+    assert mixed.metadata["policy_files"] == files and files[0] != files[1]
+    assert second.metadata["policy_files"] == files[1:]
+    assert not np.allclose(first.actions[:50], second.actions[:50])  # the second half is another policy's
+    assert dataset_steps("hopper-two-experts") == 1_000_000 and dataset_steps("hopper-two-experts-200k") == 200_000
 
 
 def test_medium_replay_rolls_out_every_snapshot(cartpole):

@@ -11,6 +11,7 @@ import yaml
 from rlgen.tasks import (
     ENVS_DIR_VAR,
     KNOWN_LEVELS,
+    SECOND_EXPERT_LEVELS,
     TaskFileError,
     list_tasks,
     load_task,
@@ -57,8 +58,9 @@ def test_shipped_recipes_load() -> None:
     for name in SHIPPED:
         spec = load_task(name, allow_untrained=True)
         assert spec.name == name and spec.task_dir == tasks_root() / name
-        assert set(spec.levels) == set(KNOWN_LEVELS)
+        assert set(KNOWN_LEVELS) - set(SECOND_EXPERT_LEVELS) <= set(spec.levels) <= set(KNOWN_LEVELS)
         # (tests/test_envs.py checks every declared space against the real environment)
+    assert set(load_task("hopper").levels) == set(KNOWN_LEVELS)  # the one task with a second expert so far
 
 
 def test_shipped_action_bounds() -> None:
@@ -125,6 +127,8 @@ def test_parse_dataset_name() -> None:
     with pytest.raises(ValueError, match="not <task>-<level>.*walker2d"):
         parse_dataset_name("ant-medium")
     assert parse_dataset_name("hopper-medium-replay-200k")[1] == "medium-replay"  # a size names no other level
+    assert parse_dataset_name("hopper-two-experts-200k")[1] == "two-experts"
+    assert parse_dataset_name("hopper-second-expert")[1] == "second-expert"
 
 
 def test_task_files_record_their_generation_speed() -> None:
@@ -197,6 +201,24 @@ def test_behavior_block_is_checked(recipes: Path) -> None:
     write_recipe(recipes, {**MINIMAL, "behavior": behavior})
     with pytest.raises(ValueError, match="no level 'expert'"):  # MINIMAL only offers 'random'
         load_task("toy").policies_for_level("expert")
+
+    assert spec.second_expert is None
+    with pytest.raises(TaskFileError, match="no trained behaviour policy for level 'two-experts'.*--second-expert"):
+        spec.policies_for_level("two-experts")
+    (folder / "c.npz").write_bytes(b"")
+    second = {"algo": "ppo", "seed": 1, "expert": record("c.npz")}
+    write_recipe(recipes, {**MINIMAL, "levels": levels, "behavior": behavior, "second_expert": second})
+    spec = load_task("toy")
+    assert spec.second_expert is not None and spec.second_expert.path == folder / "c.npz"
+    assert spec.policies_for_level("two-experts") == (spec.expert, spec.second_expert)
+    assert spec.policies_for_level("second-expert") == (spec.second_expert,)
+    assert spec.level_steps("two-experts") == 1_000_000
+    write_recipe(recipes, {**MINIMAL, "behavior": behavior, "second_expert": {**second, "seed": 0}})
+    with pytest.raises(TaskFileError, match="second_expert.seed 0 is behavior.seed"):
+        load_task("toy")
+    write_recipe(recipes, {**MINIMAL, "second_expert": second})
+    with pytest.raises(TaskFileError, match="second_expert needs the behavior block"):
+        load_task("toy")
 
     write_recipe(recipes, {**MINIMAL, "behavior": {**behavior, "replay": [record("b.npz")]}})
     with pytest.raises(TaskFileError, match="must end with the medium policy a.npz"):

@@ -11,6 +11,11 @@ Levels, as in D4RL:
 * ``medium-expert``: ``medium`` then ``expert``, half the steps each; each half is exactly the dataset that
   ``make <task>-medium`` / ``<task>-expert`` with half the steps and the same seed produces.
 
+Two more levels, not D4RL's, for imitation from a mixture of behaviours:
+
+* ``second-expert``: the recipe's second expert (the expert of a PPO run with another seed), stochastic actions;
+* ``two-experts``: ``expert`` then ``second-expert``, half the steps each, built as ``medium-expert`` is.
+
 Rollouts batch policy inference over a gymnasium vector env in SAME_STEP autoreset mode: the step that ends
 an episode returns the true last observation in ``info["final_obs"]``, so no transition crosses an episode
 boundary. Time-limit truncation is recorded as a timeout, termination as a terminal. Episodes are kept in the
@@ -48,6 +53,8 @@ from rlgen.tasks import PolicyRecord, TaskSpec, parse_sized_dataset_name, sized_
 FORMATS = ("minari", "d4rl")
 D4RL_SUFFIXES = (".hdf5", ".h5")  # what `locate` reads back as a D4RL file (a ".npz" name reads as rlgen's npz)
 FILE_SUFFIXES = (*D4RL_SUFFIXES, ".npz")
+#: levels made of two other levels, half the steps each, in this order
+MIXTURES = {"medium-expert": ("medium", "expert"), "two-experts": ("expert", "second-expert")}
 
 
 @dataclass(frozen=True)
@@ -164,10 +171,10 @@ def generate(
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     records = task.policies_for_level(level)  # validates the level; raises if a policy is not trained
-    if level == "medium-expert":
+    if level in MIXTURES:
         half = steps // 2
         parts = [generate(task, part, steps=n, seed=seed, num_envs=num_envs, progress=progress)
-                 for part, n in (("medium", half), ("expert", steps - half))]  # fmt: skip
+                 for part, n in zip(MIXTURES[level], (half, steps - half), strict=True)]  # fmt: skip
     elif level == "medium-replay":
         if steps < len(records):
             raise ValueError(f"medium-replay needs at least one step per snapshot ({len(records)}), got {steps}")

@@ -1,0 +1,272 @@
+"""Benchmark: behaviour cloning with each head on demonstrations mixed from two different experts.
+
+The data: ``hopper-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half from its second
+expert (PPO seed 1), both sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). Two
+gaits give two different actions for similar states, so the action distribution given the state is bimodal where
+the gaits differ. As a control every head also learns from each expert's data alone at the same size
+(``hopper-expert-200k``, ``hopper-second-expert-200k``). The disagreement that makes the mixture bimodal is
+measured first: on the states of each expert's data, the mean absolute difference between the two experts'
+deterministic actions, beside each expert's own sampling noise (its mean ``|a - mean|``).
+
+Every run is a cell of one rlgen sweep (:mod:`rlgen.scale.sweep`; run folders under ``--runs``, finished ones
+skipped, interrupted ones resumed), run one after another in this process (one core), seed-major. Recipes
+``agents/bc-<head>.yaml`` with MLP 256-256, batch 256, ``--steps`` gradient steps, scored at the end on
+``--eval-episodes`` deterministic episodes (seeds 100000+i) as the D4RL normalised return.
+
+    python scripts/bench_two_experts.py --seeds 0 1 2 --steps 10000
+
+Datasets are generated into ``--data-dir`` (a D4RL and a Minari store of its own) if missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_notes import with_notes
+
+from rlgen.data import load_dataset
+from rlgen.data.store import D4RL_DIR_VAR
+from rlgen.rollout.behavior import BehaviorPolicy
+from rlgen.rollout.generate import make_dataset
+from rlgen.scale.sweep import Grid, RunRecord, plan_sweep, run_sweep, summarise
+from rlgen.tasks import load_task
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = "hopper"
+HIDDEN, BATCH = (256, 256), 256
+EVAL_SEED = 100_000
+MIXED = "two-experts"
+SINGLES = ("expert", "second-expert")
+HEADS = ("gaussian", "dlml", "adacat")
+
+
+def dataset_names(size: str) -> dict[str, str]:
+    """Level -> dataset name at ``size`` (``200k``)."""
+    return {level: f"{TASK}-{level}-{size}" for level in (MIXED, *SINGLES)}
+
+
+def ensure_datasets(names: dict[str, str], data_dir: Path) -> None:
+    """Point the dataset stores at ``data_dir`` and make the datasets missing there (D4RL HDF5, seed 0)."""
+    os.environ[D4RL_DIR_VAR] = str(data_dir / "d4rl")
+    os.environ["MINARI_DATASETS_PATH"] = str(data_dir / "minari")  # none there: only this script's files are found
+    for name in names.values():
+        path = data_dir / "d4rl" / f"{name}.hdf5"
+        if not path.exists():
+            make_dataset(name, seed=0, fmt="d4rl", progress=False)
+            print(f"made {name} into {path}", flush=True)
+
+
+def rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 3) for v in values]
+
+
+def disagreement(names: dict[str, str]) -> dict:
+    """How far apart the two experts act: on the states of each expert's data, the mean |a1 - a2| of their
+    deterministic actions, each expert's own noise (mean |a - its deterministic action| in its data), and the
+    share of states and action dimensions where the two deterministic actions differ by more than that noise."""
+    task = load_task(TASK)
+    assert task.expert is not None and task.second_expert is not None
+    records = (task.expert, task.second_expert)
+    policies = {level: BehaviorPolicy.load(r.path) for level, r in zip(SINGLES, records, strict=True)}
+    rng = np.random.default_rng(0)
+    out: dict = {"behaviour_noise_std": {k: rounded(np.exp(p.log_std)) for k, p in policies.items()}}
+    for level in SINGLES:
+        data = load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
+        det = {k: policies[k].act(data.observations, rng, deterministic=True) for k in SINGLES}
+        noise = float(np.abs(data.actions - det[level]).mean())
+        gap = np.abs(det["expert"] - det["second-expert"])
+        out[f"on {level} states"] = {
+            "mean_abs_a1_minus_a2": float(gap.mean()),
+            "mean_abs_a1_minus_a2_per_dim": rounded(gap.mean(0)),
+            "own_noise_mean_abs": noise,
+            "share_beyond_noise": float((gap > noise).mean()),
+            "episodes": int(data.num_episodes),
+            "mean_episode_return": float(data.episode_returns()[:-1].mean()),  # the last one is cut by the size
+        }
+    return out
+
+
+def separability(names: dict[str, str], steps: int = 3000, early: int = 20) -> dict:
+    """How well the state alone tells which expert acts: held-out accuracy of an MLP 256-256 classifier (Adam,
+    ``steps`` batches of 512, 20% of the states of both experts' data held out), over all held-out states and over
+    those in the first ``early`` steps of their episode (where both gaits start from the same states)."""
+    task = load_task(TASK)
+    parts = [load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
+             for level in SINGLES]  # fmt: skip
+    obs = np.concatenate([d.observations for d in parts])
+    label = np.concatenate([np.full(d.num_steps, k, dtype=np.float32) for k, d in enumerate(parts)])
+    in_episode = np.concatenate([np.arange(d.num_steps) - d.episode_starts[d.episode_index()] for d in parts])
+    x = torch.as_tensor((obs - obs.mean(0)) / (obs.std(0) + 1e-3), dtype=torch.float32)
+    y = torch.as_tensor(label)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    test, train = order[: len(x) // 5], order[len(x) // 5 :]
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                              torch.nn.ReLU(), torch.nn.Linear(256, 1))  # fmt: skip
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(steps):
+        batch = torch.as_tensor(rng.choice(train, 512))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch]).squeeze(-1), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        correct = ((net(x[test]).squeeze(-1) > 0).float() == y[test]).numpy()
+    first = in_episode[test] < early
+    return {"held_out_accuracy": float(correct.mean()), f"accuracy_first_{early}_steps": float(correct[first].mean()),
+            "accuracy_later_steps": float(correct[~first].mean()), "held_out_states": int(len(test))}  # fmt: skip
+
+
+def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]:
+    """Every head on the mixed data and ``--control-heads`` on each expert's alone, seed-major; one record each."""
+    common = [f"train.steps={args.steps}", f"train.batch_size={BATCH}", f"train.eval_every={args.steps}",
+              f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
+              f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]"]  # fmt: skip
+    grids = [
+        Grid([f"bc-{h}" for h in args.heads], [names[MIXED]], args.seeds, common),
+        Grid([f"bc-{h}" for h in args.control_heads], [names[s] for s in SINGLES], args.seeds, common),
+    ]
+    cells = [cell for grid in grids for cell in plan_sweep(grid, args.runs)]
+    cells.sort(key=lambda c: (c.seed, c.dataset != names[MIXED], c.dataset, c.agent))
+    return run_sweep(cells, sequential=True, device="cpu")
+
+
+def verdict(rows: list[dict], dataset: str) -> list[str]:
+    """For each expressive head on ``dataset``: its score minus the Gaussian's, and whether that exceeds twice
+    the standard error of the difference."""
+    by_agent = {r["agent"]: r for r in rows if r["dataset"] == dataset and r["score_mean"] is not None}
+    base = by_agent.get("bc-gaussian")
+    lines = []
+    for agent, row in by_agent.items():
+        if base is None or agent == "bc-gaussian":
+            continue
+        diff = row["score_mean"] - base["score_mean"]
+        se = float(np.hypot(row["score_se"], base["score_se"]))
+        beyond = "beyond noise (|diff| > 2 s.e.)" if abs(diff) > 2 * se else "within noise (|diff| <= 2 s.e.)"
+        lines.append(f"- {dataset}: {agent} - bc-gaussian = {diff:+.1f} ± {se:.1f} (s.e.), {beyond}")
+    return lines
+
+
+def report(results: dict) -> str:
+    s, dis = results["settings"], results["disagreement"]
+    lines = [
+        "# Imitation from two experts: BC heads on a bimodal mixture (hopper)",
+        "",
+        f"Machine: {results['machine']}. Generated by `scripts/bench_two_experts.py` from `two_experts.json`.  ",
+        f"Command: `{results['command']}`  ",
+        f"{s['steps']:,} gradient steps per run, batch {s['batch_size']}, MLP {tuple(s['hidden'])}, recipes "
+        f"`agents/bc-<head>.yaml` (deterministic action: the head's mode for DLML / AdaCat, tanh of the mean for "
+        f"the Gaussian); score = D4RL normalised return of {s['eval_episodes']} deterministic episodes (seeds "
+        f"{s['eval_seed']}+i) at the end, mean ± s.e. over training seeds. One rlgen sweep, run sequentially.",
+        "",
+        "## The data",
+        "",
+        f"`{s['datasets'][MIXED]}`: the first half of the steps from hopper's expert (PPO seed 0, "
+        f"{results['experts']['expert']}), the second half from its second expert (PPO seed 1, "
+        f"{results['experts']['second-expert']}), both sampling their stochastic actions; each half is exactly "
+        f"`hopper-expert-100k` / `hopper-second-expert-100k` (`rlgen data make`, seed 0). Controls: each expert "
+        "alone at the same size.",
+        "",
+        "How different the experts act (deterministic actions of both on the same states; noise = an expert's "
+        "mean |sampled - deterministic action| in its own data; behaviour noise std per dimension "
+        f"{dis['behaviour_noise_std']}):",
+        "",
+        "| states of | mean abs(a1 - a2) | per dimension | expert's own noise | share of (state, dim) beyond it | "
+        "episodes | mean episode return |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for level in SINGLES:
+        d = dis[f"on {level} states"]
+        lines.append(f"| {level} | {d['mean_abs_a1_minus_a2']:.3f} | {d['mean_abs_a1_minus_a2_per_dim']} | "
+                     f"{d['own_noise_mean_abs']:.3f} | {d['share_beyond_noise']:.2f} | {d['episodes']} | "
+                     f"{d['mean_episode_return']:.0f} |")  # fmt: skip
+    sep = results["separability"]
+    lines += [
+        "",
+        f"Which expert acts is almost always readable from the state: a classifier (MLP 256-256) tells the two "
+        f"experts' states apart with held-out accuracy {sep['held_out_accuracy']:.3f} "
+        f"({sep['accuracy_first_20_steps']:.3f} in the first 20 steps of an episode, where both start from the "
+        f"same states; {sep['accuracy_later_steps']:.3f} later). So the mixture is bimodal across states but "
+        "hardly given the state: the gaits visit different states, where a state-conditioned Gaussian can follow "
+        "each expert in its own region.",
+    ]
+    lines += ["", "## Scores", "", "| dataset | agent | normalised score | seeds | scores | train s (all seeds) |",
+              "| --- | --- | ---: | ---: | --- | ---: |"]  # fmt: skip
+    for row in results["rows"]:
+        score = "-" if row["score_mean"] is None else f"{row['score_mean']:.1f} ± {row['score_se']:.1f}"
+        scores = ", ".join(f"{x:.1f}" for x in row["scores"])
+        wall = "-" if row["wall_s"] is None else f"{row['wall_s']:.0f}"
+        lines.append(f"| {row['dataset']} | {row['agent']} | {score} | {len(row['scores'])} | {scores} | {wall} |")
+    lines += ["", "Expressive heads against the Gaussian on the same data:", ""]
+    for dataset in s["datasets"].values():
+        lines += verdict(results["rows"], dataset)
+    failed = [r for r in results["runs"] if r["status"] == "failed"]
+    if failed:
+        lines += ["", "Failed runs:", ""] + [f"- `{r['path']}`: {r['error']}" for r in failed]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=10_000, help="gradient steps per run (default: 10000)")
+    parser.add_argument("--size", default="200k", help="dataset size (default: 200k)")
+    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS, help="heads on the mixed data")
+    parser.add_argument("--control-heads", nargs="+", default=list(HEADS), choices=HEADS,
+                        help="heads on each expert's data alone")  # fmt: skip
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "two-experts-data")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-two-experts", help="sweep folder")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    names = dataset_names(args.size)
+    ensure_datasets(names, args.data_dir)
+    task = load_task(TASK)
+    assert task.expert is not None and task.second_expert is not None
+    experts = {"expert": task.expert, "second-expert": task.second_expert}
+    results = {
+        "command": "python scripts/bench_two_experts.py " + " ".join(sys.argv[1:]),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} (1 thread), "
+        f"Python {platform.python_version()}",
+        "date": time.strftime("%F %T"),
+        "settings": {
+            "steps": args.steps,
+            "batch_size": BATCH,
+            "hidden": list(HIDDEN),
+            "eval_episodes": args.eval_episodes,
+            "eval_seed": EVAL_SEED,
+            "seeds": args.seeds,
+            "datasets": names,
+        },  # fmt: skip
+        "experts": {
+            level: f"{r.path.name}, {r.train_steps:,} PPO steps, stochastic return {r.stochastic.mean:.0f} ± "
+            f"{r.stochastic.std:.0f}, deterministic {r.deterministic.mean:.0f} ({r.stochastic.episodes} episodes)"
+            for level, r in experts.items()
+        },
+        "disagreement": disagreement(names),
+        "separability": separability(names),
+    }
+    print(json.dumps({k: results[k] for k in ("disagreement", "separability")}, indent=1), flush=True)
+    records = run_grid(names, args)
+    results.update(runs=[asdict(r) for r in records], rows=summarise(records))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "two_experts.json").write_text(json.dumps(results, indent=1) + "\n")
+    md = args.out / "two_experts.md"
+    md.write_text(with_notes(md, report(results)))
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
