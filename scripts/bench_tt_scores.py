@@ -8,7 +8,7 @@ with the budget below, evaluated once after the last step (``rlgen.rollout.evalu
 ``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray, ``--workers`` runs at once, one CPU each; run folders
 ``--runs/<agent>/<dataset>/default/seed<seed>``, with the sweep's ``summary.md``), then each is merged into the JSON
 under a file lock and the Markdown rewritten. A killed invocation keeps its finished runs: started again, the
-sweep skips them (their times are lost: NaN in the table) and resumes interrupted ones, so the benchmark can be run
+sweep skips them (their times are kept in each run folder) and resumes interrupted ones, so the benchmark can be run
 piece by piece, and several processes may share one table:
 
     python scripts/bench_tt_scores.py --datasets hopper-medium --seeds 0 1 2

@@ -66,6 +66,12 @@ def test_sweep_runs_summarises_and_skips_finished_runs(store, tmp_path, monkeypa
     assert again["runs"][0]["update_s"] == summary["runs"][0]["update_s"]
     assert 0 < summary["runs"][0]["update_s"] < summary["runs"][0]["wall_s"]  # training without evaluation
 
+    # a sweep killed before writing its summary: the times live in each run folder too
+    (out / "summary.json").unlink()
+    assert main(_sweep(out, "--sequential")) == 0
+    last = json.loads((out / "summary.json").read_text())
+    assert [r["wall_s"] for r in last["runs"]] == [r["wall_s"] for r in again["runs"]]
+
 
 def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(store))
@@ -74,8 +80,11 @@ def test_a_longer_sweep_resumes_its_runs(store, tmp_path, monkeypatch, capsys) -
             "--device", "cpu", "--sequential", "--set", *TINY]  # fmt: skip
     assert main(argv) == 0
     assert "eval/score" not in capsys.readouterr().out  # one line per run, not the run's own evaluation lines
+    first = json.loads((out / "summary.json").read_text())["runs"][0]
     assert main([*argv, "train.steps=6"]) == 0
     assert "[1/1] resumed bc-gaussian on invertedpendulum-medium seed 0" in capsys.readouterr().out
+    resumed = json.loads((out / "summary.json").read_text())["runs"][0]
+    assert resumed["wall_s"] > first["wall_s"] and resumed["update_s"] > first["update_s"]  # both invocations'
     # a changed config is not mixed into the same folder
     assert main([*argv, "train.batch_size=8"]) == 2
     assert "holds a run with train.batch_size=16, but this sweep asks for 8" in capsys.readouterr().err

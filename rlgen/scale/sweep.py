@@ -51,6 +51,9 @@ from rlgen.train.run_dir import write_text_atomic
 GRID_KEYS = ("agents", "datasets", "seeds", "set", "variants", "out")
 DEFAULT_VARIANT = "default"
 SUMMARY_JSON, SUMMARY_MD = "summary.json", "summary.md"
+_TIMES = ("wall_s", "update_s")  # a run's seconds, summed over the invocations that trained it
+#: in each run folder: the seconds the sweeps spent on that run, over every invocation that trained it
+RUN_TIMES = "sweep_times.json"
 #: the thread policy of every run: one thread, as each run holds one CPU
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 _FOLDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$")
@@ -279,13 +282,29 @@ def run_cell(cell: Cell, device: str = "auto") -> RunRecord:
 
 def _train(cell: Cell, device: str, tick: float) -> RunRecord:
     """Start ``cell``'s run, or resume it if its folder holds one; ``tick`` is when the task began."""
+    earlier = _stored_times(cell.path)
     if (cell.path / "config.yaml").is_file():
         _, result = resume_run(cell.path, [f"train.steps={cell.recipe.train.steps}"], device, progress=False)
     else:
         _, result = start_run(cell.recipe, cell.ref, run_dir=cell.path, device=device, progress=False)
+    times = {"wall_s": time.perf_counter() - tick, "update_s": result.update_seconds}
+    if result.start_step:  # resumed: add what earlier invocations spent on this run
+        times = {key: earlier.get(key, 0.0) + seconds for key, seconds in times.items()}
+    # kept with the run, so a sweep killed before writing its summary still knows them when run again
+    write_text_atomic(cell.path / RUN_TIMES, json.dumps(times) + "\n")
     status = "resumed" if result.start_step else "trained"
-    return cell.record(status, step=result.step, score=_last_score(cell.path), wall_s=time.perf_counter() - tick,
-                       update_s=result.update_seconds)  # fmt: skip
+    return cell.record(status, step=result.step, score=_last_score(cell.path), **times)
+
+
+def _stored_times(path: Path) -> dict[str, float]:
+    """The seconds recorded in run folder ``path`` by earlier sweeps (none if it has no readable record)."""
+    try:
+        stored = json.loads((path / RUN_TIMES).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(stored, dict):
+        return {}
+    return {key: float(stored[key]) for key in _TIMES if isinstance(stored.get(key), int | float)}
 
 
 def _last_score(path: Path) -> float | None:
@@ -321,7 +340,8 @@ def run_sweep(
     for index, cell in enumerate(cells):
         if cell.finished:
             step = list_checkpoints(cell.path / "checkpoints")[-1][0]
-            records[index] = cell.record("finished", step=step, score=_last_score(cell.path))
+            records[index] = cell.record("finished", step=step, score=_last_score(cell.path),
+                                         **_stored_times(cell.path))  # fmt: skip
         else:
             todo.append(index)
     if len(todo) < len(cells):
@@ -445,17 +465,15 @@ def summarise(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
 
 def write_summary(out: str | os.PathLike[str], records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     """Write ``<out>/summary.json`` (``rows`` from :func:`summarise` and ``runs``, one record per run) and
-    ``<out>/summary.md``; returns the rows. A run skipped or resumed now keeps the training time an earlier
-    invocation recorded in ``summary.json``."""
+    ``<out>/summary.md``; returns the rows. A skipped run whose folder holds no times (made by an older rlgen)
+    keeps those an earlier invocation recorded in ``summary.json``."""
     out = Path(out)
     earlier = {run["path"]: run for run in _read_runs(out / SUMMARY_JSON)}
     merged = []
     for record in records:
-        before = earlier.get(record.path, {})
-        if record.status == "finished":
+        if record.status == "finished" and record.wall_s is None:  # a run folder without its times (older rlgen)
+            before = earlier.get(record.path, {})
             record = replace(record, **{key: before.get(key) for key in _TIMES})
-        elif record.status == "resumed":
-            record = replace(record, **{key: _added(before.get(key), getattr(record, key)) for key in _TIMES})
         merged.append(record)
     rows = summarise(merged)
     out.mkdir(parents=True, exist_ok=True)
@@ -463,13 +481,6 @@ def write_summary(out: str | os.PathLike[str], records: Sequence[RunRecord]) -> 
     write_text_atomic(out / SUMMARY_JSON, text)
     write_text_atomic(out / SUMMARY_MD, _markdown(rows, merged))
     return rows
-
-
-_TIMES = ("wall_s", "update_s")  # a run's seconds, summed over the invocations that trained it
-
-
-def _added(earlier: float | None, now: float | None) -> float | None:
-    return now if earlier is None else earlier + (now or 0.0)
 
 
 def _read_runs(path: Path) -> list[dict[str, Any]]:
