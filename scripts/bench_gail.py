@@ -20,7 +20,8 @@ the table lists them per row. The GAIL runs go first, as one ``rlgen sweep`` (:m
 ``--workers`` runs at once, one CPU each; run folders ``--runs/gail-trpo/<task>-expert/<method>-n<N>-i<iterations>/
 seed<s>``, with the sweep's ``summary.md``); then the BC runs, in this process. Results go to
 ``benchmarks/gail.{json,md}`` after the sweep and after every BC run. A GAIL run finished by an earlier invocation
-is skipped by the sweep (its times kept in its run folder), one killed mid-way resumed; runs with other ``--set`` overrides need another ``--runs``. ``--merge`` keeps the runs already in
+is skipped by the sweep (its times kept in its run folder), one killed mid-way resumed; runs with other ``--set``
+overrides need another ``--runs``. ``--merge`` keeps the runs already in
 the JSON and skips any (task, method, N, seed, iterations, overrides) measured before, so a later session can
 extend the table::
 
