@@ -48,7 +48,7 @@ from bench_notes import with_notes
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.rollout import evaluate
 from rlgen.runs import load_recipe, load_training_data
-from rlgen.scale.sweep import Cell, Grid, RunRecord, plan_sweep, run_sweep, write_summary
+from rlgen.scale.sweep import Cell, Grid, RunRecord, last_evaluation, plan_sweep, run_sweep, write_summary
 from rlgen.tasks import TaskSpec, load_task
 from rlgen.train import seed_everything
 from rlgen.train.run_dir import write_text_atomic
@@ -97,8 +97,8 @@ def gail_results(args: argparse.Namespace, done: set[tuple]) -> dict[tuple, dict
     write_summary(args.runs, records)
     results = {}
     for record in (record for record in records if record.status != "failed"):
-        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
-        # a run an earlier, killed invocation finished comes back without its times
+        final = last_evaluation(record.path)
+        # a run trained by an older rlgen has no recorded times
         wall_s = float("nan") if record.wall_s is None else record.wall_s
         update_s = float("nan") if record.update_s is None else record.update_s
         results[key_of(record)] = {"return": final["return_mean"], "env_steps": record.step, "wall_seconds": wall_s,

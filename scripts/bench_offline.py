@@ -40,7 +40,7 @@ from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_recipe
 from rlgen.runs.launch import load_training_data
-from rlgen.scale.sweep import Grid, plan_sweep, run_sweep, write_summary
+from rlgen.scale.sweep import Grid, last_evaluation, plan_sweep, run_sweep, write_summary
 from rlgen.tasks import TaskSpec, parse_dataset_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def rlgen_rows(agents: list[str], paths: dict[str, Path], seeds: list[int], resu
         if record.status == "failed":
             print(f"FAILED {record.path}: {record.error}", flush=True)
             continue
-        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
+        final = last_evaluation(record.path)
         ms = 1e3 * record.update_s / record.step if record.update_s is not None and record.step else float("nan")
         rows.append({"dataset": dataset_of[record.dataset], "agent": agent_of[record.agent], "seed": record.seed,
                      "score": final["score_mean"], "return": final["return_mean"], "train_ms_per_step": ms,

@@ -47,7 +47,7 @@ from rlgen.data import locate
 from rlgen.rollout import evaluate
 from rlgen.rollout.generate import make_dataset
 from rlgen.runs import load_agent, load_recipe
-from rlgen.scale.sweep import Grid, plan_sweep, run_sweep, write_summary
+from rlgen.scale.sweep import Grid, last_evaluation, plan_sweep, run_sweep, write_summary
 from rlgen.train.run_dir import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,8 +81,8 @@ def train_cases(done: set[tuple[str, str, int]], args: argparse.Namespace) -> li
     write_summary(args.runs, records)
     cases = []
     for record in (record for record in records if record.status != "failed"):
-        final = json.loads(sorted((Path(record.path) / "evals").glob("step_*.json"))[-1].read_text())
-        # a run an earlier, killed invocation finished comes back without its times
+        final = last_evaluation(record.path)
+        # a run trained by an older rlgen has no recorded times
         update_s = float("nan") if record.update_s is None else record.update_s
         wall_s = float("nan") if record.wall_s is None else record.wall_s
         cases.append({"dataset": record.dataset, "agent": record.agent, "seed": record.seed,

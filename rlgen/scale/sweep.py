@@ -307,10 +307,16 @@ def _stored_times(path: Path) -> dict[str, float]:
     return {key: float(stored[key]) for key in _TIMES if isinstance(stored.get(key), int | float)}
 
 
+def last_evaluation(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The newest evaluation (``evals/step_*.json``: ``score_mean``, ``return_mean``, ...) in run folder ``path``,
+    or ``None`` if it has none."""
+    evals = sorted((Path(path) / "evals").glob("step_*.json"))
+    return json.loads(evals[-1].read_text()) if evals else None
+
+
 def _last_score(path: Path) -> float | None:
-    """The normalised score of the newest evaluation in run folder ``path``."""
-    evals = sorted((path / "evals").glob("step_*.json"))
-    return float(json.loads(evals[-1].read_text())["score_mean"]) if evals else None
+    evaluation = last_evaluation(path)
+    return None if evaluation is None else float(evaluation["score_mean"])
 
 
 def _one_line(error: BaseException) -> str:
