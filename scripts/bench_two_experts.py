@@ -1,12 +1,13 @@
 """Benchmark: behaviour cloning with each head on demonstrations mixed from two different experts.
 
-The data: ``hopper-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half from its second
-expert (PPO seed 1), both sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). Two
-gaits give two different actions for similar states, so the action distribution given the state is bimodal where
-the gaits differ. As a control every head also learns from each expert's data alone at the same size
-(``hopper-expert-200k``, ``hopper-second-expert-200k``). The disagreement that makes the mixture bimodal is
-measured first: on the states of each expert's data, the mean absolute difference between the two experts'
-deterministic actions, beside each expert's own sampling noise (its mean ``|a - mean|``).
+The data: ``<task>-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half from its second
+expert (PPO seed 1), both sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). On
+``hopper`` two gaits give two different actions for similar states; on ``detour`` one expert passes the wall on
+the right and the other on the left, from the same start states. As a control every head also learns from each
+expert's data alone at the same size (``<task>-expert-200k``, ``<task>-second-expert-200k``).
+The disagreement that makes the mixture bimodal is measured first: on the states of each expert's data, the mean
+absolute difference between the two experts' deterministic actions, beside each expert's own sampling noise (its
+mean ``|a - mean|``).
 
 Every run is a cell of one rlgen sweep (:mod:`rlgen.scale.sweep`; run folders under ``--runs``, finished ones
 skipped, interrupted ones resumed), run one after another in this process (one core), seed-major. Recipes
@@ -14,6 +15,7 @@ skipped, interrupted ones resumed), run one after another in this process (one c
 ``--eval-episodes`` deterministic episodes (seeds 100000+i) as the D4RL normalised return.
 
     python scripts/bench_two_experts.py --seeds 0 1 2 --steps 10000
+    python scripts/bench_two_experts.py --task detour --steps 5000 --set agent.action=peak   # -> two_experts_detour.md
 
 Datasets are generated into ``--data-dir`` (a D4RL and a Minari store of its own) if missing.
 """
@@ -41,7 +43,6 @@ from rlgen.scale.sweep import Grid, RunRecord, plan_sweep, run_sweep, summarise
 from rlgen.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-TASK = "hopper"
 HIDDEN, BATCH = (256, 256), 256
 EVAL_SEED = 100_000
 MIXED = "two-experts"
@@ -49,9 +50,9 @@ SINGLES = ("expert", "second-expert")
 HEADS = ("gaussian", "dlml", "adacat")
 
 
-def dataset_names(size: str) -> dict[str, str]:
-    """Level -> dataset name at ``size`` (``200k``)."""
-    return {level: f"{TASK}-{level}-{size}" for level in (MIXED, *SINGLES)}
+def dataset_names(task: str, size: str) -> dict[str, str]:
+    """Level -> dataset name of ``task`` at ``size`` (``200k``)."""
+    return {level: f"{task}-{level}-{size}" for level in (MIXED, *SINGLES)}
 
 
 def ensure_datasets(names: dict[str, str], data_dir: Path) -> None:
@@ -69,11 +70,11 @@ def rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in values]
 
 
-def disagreement(names: dict[str, str]) -> dict:
+def disagreement(task_name: str, names: dict[str, str]) -> dict:
     """How far apart the two experts act: on the states of each expert's data, the mean |a1 - a2| of their
     deterministic actions, each expert's own noise (mean |a - its deterministic action| in its data), and the
     share of states and action dimensions where the two deterministic actions differ by more than that noise."""
-    task = load_task(TASK)
+    task = load_task(task_name)
     assert task.expert is not None and task.second_expert is not None
     records = (task.expert, task.second_expert)
     policies = {level: BehaviorPolicy.load(r.path) for level, r in zip(SINGLES, records, strict=True)}
@@ -95,11 +96,11 @@ def disagreement(names: dict[str, str]) -> dict:
     return out
 
 
-def separability(names: dict[str, str], steps: int = 3000, early: int = 20) -> dict:
+def separability(task_name: str, names: dict[str, str], steps: int = 3000, early: int = 20) -> dict:
     """How well the state alone tells which expert acts: held-out accuracy of an MLP 256-256 classifier (Adam,
     ``steps`` batches of 512, 20% of the states of both experts' data held out), over all held-out states and over
     those in the first ``early`` steps of their episode (where both gaits start from the same states)."""
-    task = load_task(TASK)
+    task = load_task(task_name)
     parts = [load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
              for level in SINGLES]  # fmt: skip
     obs = np.concatenate([d.observations for d in parts])
@@ -131,7 +132,8 @@ def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]
     """Every head on the mixed data and ``--control-heads`` on each expert's alone, seed-major; one record each."""
     common = [f"train.steps={args.steps}", f"train.batch_size={BATCH}", f"train.eval_every={args.steps}",
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
-              f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]"]  # fmt: skip
+              f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]",
+              *args.set]  # fmt: skip
     grids = [
         Grid([f"bc-{h}" for h in args.heads], [names[MIXED]], args.seeds, common),
         Grid([f"bc-{h}" for h in args.control_heads], [names[s] for s in SINGLES], args.seeds, common),
@@ -160,21 +162,23 @@ def verdict(rows: list[dict], dataset: str) -> list[str]:
 def report(results: dict) -> str:
     s, dis = results["settings"], results["disagreement"]
     lines = [
-        "# Imitation from two experts: BC heads on a bimodal mixture (hopper)",
+        f"# Imitation from two experts: BC heads on a bimodal mixture ({s['task']})",
         "",
-        f"Machine: {results['machine']}. Generated by `scripts/bench_two_experts.py` from `two_experts.json`.  ",
+        f"Machine: {results['machine']}. Generated by `scripts/bench_two_experts.py` from `{s['stem']}.json`.  ",
         f"Command: `{results['command']}`  ",
         f"{s['steps']:,} gradient steps per run, batch {s['batch_size']}, MLP {tuple(s['hidden'])}, recipes "
-        f"`agents/bc-<head>.yaml` (deterministic action: the head's mode for DLML / AdaCat, tanh of the mean for "
-        f"the Gaussian); score = D4RL normalised return of {s['eval_episodes']} deterministic episodes (seeds "
+        f"`agents/bc-<head>.yaml` with {' '.join(s['overrides']) or 'no overrides'} (deterministic action: "
+        f"{s['action']} for DLML / AdaCat, tanh of the mean for the Gaussian); "
+        f"score = D4RL normalised return of {s['eval_episodes']} deterministic episodes (seeds "
         f"{s['eval_seed']}+i) at the end, mean ± s.e. over training seeds. One rlgen sweep, run sequentially.",
         "",
         "## The data",
         "",
-        f"`{s['datasets'][MIXED]}`: the first half of the steps from hopper's expert (PPO seed 0, "
+        f"`{s['datasets'][MIXED]}`: the first half of the steps from {s['task']}'s expert (PPO seed 0, "
         f"{results['experts']['expert']}), the second half from its second expert (PPO seed 1, "
         f"{results['experts']['second-expert']}), both sampling their stochastic actions; each half is exactly "
-        f"`hopper-expert-100k` / `hopper-second-expert-100k` (`rlgen data make`, seed 0). Controls: each expert "
+        f"`{s['task']}-expert` / `{s['task']}-second-expert` at half the size (`rlgen data make`, seed 0). Controls: "
+        "each expert "
         "alone at the same size.",
         "",
         "How different the experts act (deterministic actions of both on the same states; noise = an expert's "
@@ -197,8 +201,8 @@ def report(results: dict) -> str:
         f"experts' states apart with held-out accuracy {sep['held_out_accuracy']:.3f} "
         f"({sep['accuracy_first_20_steps']:.3f} in the first 20 steps of an episode, where both start from the "
         f"same states; {sep['accuracy_later_steps']:.3f} later). So the mixture is bimodal across states but "
-        "hardly given the state: the gaits visit different states, where a state-conditioned Gaussian can follow "
-        "each expert in its own region.",
+        "hardly given the state: the experts visit different states, where a state-conditioned Gaussian can "
+        "follow each expert in its own region.",
     ]
     lines += ["", "## Scores", "", "| dataset | agent | normalised score | seeds | scores | train s (all seeds) |",
               "| --- | --- | ---: | ---: | --- | ---: |"]  # fmt: skip
@@ -218,6 +222,7 @@ def report(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="hopper", help="a task with a second expert: hopper or detour")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=10_000, help="gradient steps per run (default: 10000)")
     parser.add_argument("--size", default="200k", help="dataset size (default: 200k)")
@@ -225,14 +230,17 @@ def main() -> int:
     parser.add_argument("--control-heads", nargs="+", default=list(HEADS), choices=HEADS,
                         help="heads on each expert's data alone")  # fmt: skip
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides for every run, e.g. agent.action=peak")  # fmt: skip
     parser.add_argument("--data-dir", type=Path, default=ROOT / "runs" / "two-experts-data")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-two-experts", help="sweep folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    names = dataset_names(args.size)
+    names = dataset_names(args.task, args.size)
+    stem = "two_experts" if args.task == "hopper" else f"two_experts_{args.task}"
     ensure_datasets(names, args.data_dir)
-    task = load_task(TASK)
+    task = load_task(args.task)
     assert task.expert is not None and task.second_expert is not None
     experts = {"expert": task.expert, "second-expert": task.second_expert}
     results = {
@@ -241,6 +249,10 @@ def main() -> int:
         f"Python {platform.python_version()}",
         "date": time.strftime("%F %T"),
         "settings": {
+            "task": args.task,
+            "stem": stem,
+            "overrides": args.set,
+            "action": next((o.split("=", 1)[1] for o in args.set if o.startswith("agent.action=")), "mode"),
             "steps": args.steps,
             "batch_size": BATCH,
             "hidden": list(HIDDEN),
@@ -254,15 +266,15 @@ def main() -> int:
             f"{r.stochastic.std:.0f}, deterministic {r.deterministic.mean:.0f} ({r.stochastic.episodes} episodes)"
             for level, r in experts.items()
         },
-        "disagreement": disagreement(names),
-        "separability": separability(names),
+        "disagreement": disagreement(args.task, names),
+        "separability": separability(args.task, names),
     }
     print(json.dumps({k: results[k] for k in ("disagreement", "separability")}, indent=1), flush=True)
     records = run_grid(names, args)
     results.update(runs=[asdict(r) for r in records], rows=summarise(records))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "two_experts.json").write_text(json.dumps(results, indent=1) + "\n")
-    md = args.out / "two_experts.md"
+    (args.out / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
+    md = args.out / f"{stem}.md"
     md.write_text(with_notes(md, report(results)))
     print(report(results))
     return 0

@@ -305,6 +305,36 @@ def test_dlml_mode_is_the_most_probable_level() -> None:
     assert torch.equal(dist.log_prob_per_dim(dist.mode()), levels.max(-1).values)
 
 
+def test_peak_ignores_a_clipped_tail_at_a_bound_but_keeps_a_mode_there() -> None:
+    # A behaviour around 0.25 whose samples were clipped at 1 now and then: the edge level holds its tail (3%, more
+    # than any inner level), so the mode is the bound; the peak is the main mode.
+    clipped = dlml_on_unit_box([3.0, 0.0], [0.25, 1.2], [0.4, 0.05])
+    assert clipped.mode().item() == 1.0
+    assert clipped.peak().item() == pytest.approx(0.25, abs=0.05)
+    # A behaviour that acts at the bound most of the time keeps its peak there.
+    saturated = dlml_on_unit_box([0.0, 2.0], [0.0, 1.5], [0.3, 0.05])
+    assert saturated.peak().item() == pytest.approx(1.0, abs=0.02)
+    # Two behaviours: the heavier one, not their average.
+    bimodal = dlml_on_unit_box([1.0, 0.0], [-0.6, 0.5], [0.05, 0.05])
+    assert bimodal.peak().item() == pytest.approx(-0.6, abs=0.02)
+
+
+def test_peak_of_binned_heads_is_the_centre_of_mass_of_the_heaviest_window() -> None:
+    # One thin, dense bin (highest density, 10% of the mass) against a wide bin holding 60%.
+    edges = torch.tensor([0.0, 0.001, 0.4, 0.8, 1.0])
+    masses = torch.tensor([[[0.1, 0.2, 0.6, 0.1]]])
+    dist = PiecewiseUniform(masses.log(), edges, (edges[1:] - edges[:-1]).log(), LOW, HIGH)
+    assert dist.mode().item() == pytest.approx(-2.0 + 5 * 0.0005, abs=1e-4)  # the thin bin's centre
+    assert 0.4 <= dist.to_unit(dist.peak()).item() <= 0.8
+    centres, cell_masses = dist.cell_masses()
+    assert cell_masses.sum().item() == pytest.approx(1.0, abs=1e-5) and centres.shape[-1] == cell_masses.shape[-1]
+    # A Gaussian has one peak: its mode.
+    gaussian = random_gaussian(squash=True)
+    assert torch.equal(gaussian.peak(), gaussian.mode())
+    with pytest.raises(ValueError, match="peak width"):
+        dist.peak(width=0.0)
+
+
 def test_top_p_keeps_only_the_most_probable_bins() -> None:
     masses = torch.tensor([[[0.5, 0.05, 0.3, 0.15]]])
     dist = PiecewiseUniform(masses.log(), torch.linspace(0, 1, 5), torch.full((4,), 0.25).log(), LOW, HIGH)

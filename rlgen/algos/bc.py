@@ -17,14 +17,13 @@ mean``) would average them, possibly into an action no behaviour policy takes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rlgen.data import Episodes, Statistics, Transitions
-from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig
+from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig, PointAction
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -52,7 +51,7 @@ class BCConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    action: Literal["mode", "mean"] = "mode"
+    action: PointAction = "mode"
     normalize_observations: bool = True
 
 
@@ -126,7 +125,7 @@ class BC(Agent):
             if not deterministic:
                 actions = dist.sample()
             else:
-                actions = dist.mode() if self.config.action == "mode" else dist.mean
+                actions = dist.point(self.config.action)
         finally:
             self.policy.train(was_training)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from rlgen.algos.critics import ObservationNormalizer, TwinQ, frozen_copy, polyak_update, require_continuous
 from rlgen.config import ConfigError, require_at_least, require_positive
 from rlgen.data import Episodes, Transitions
-from rlgen.heads import BoxDistribution, GaussianHeadConfig, HeadConfig
+from rlgen.heads import BoxDistribution, GaussianHeadConfig, HeadConfig, PointAction
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -73,7 +73,7 @@ class IQLConfig:
     beta: float = 3.0
     max_weight: float = 100.0
     reward_scale: float = 1000.0
-    action: Literal["mode", "mean"] = "mode"
+    action: PointAction = "mode"
     normalize_observations: bool = True
 
     def __post_init__(self) -> None:
@@ -247,7 +247,7 @@ class IQL(Agent):
         if not deterministic:
             actions = dist.sample()
         else:
-            actions = dist.mode() if self.config.action == "mode" else dist.mean
+            actions = dist.point(self.config.action)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
 

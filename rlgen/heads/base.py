@@ -56,6 +56,13 @@ def as_bounds(low: BoundLike, high: BoundLike, dim: int) -> tuple[Tensor, Tensor
     return low_t.clone(), high_t.clone()
 
 
+#: the deterministic actions every head offers (:meth:`BoxDistribution.point`)
+PointAction = Literal["mode", "mean", "peak"]
+POINT_ACTIONS: tuple[str, ...] = ("mode", "mean", "peak")
+#: the window of :meth:`BoxDistribution.peak`, as a fraction of the box
+PEAK_WIDTH = 0.1
+
+
 class BoxDistribution(ABC):
     """A factorised distribution over targets in ``[low, high]^D``.
 
@@ -146,6 +153,42 @@ class BoxDistribution(ABC):
     @abstractmethod
     def mean(self) -> Tensor:
         """The expected target, shape ``(..., D)``."""
+
+    def cell_masses(self) -> tuple[Tensor, Tensor]:
+        """The distribution on a grid of M equal cells of the unit interval: the cells' centres (broadcastable
+        to the masses) and masses, shape ``(..., D, M)``; what :meth:`peak` scans."""
+        raise NotImplementedError(f"{type(self).__name__} has no cell masses")
+
+    def peak(self, width: float = PEAK_WIDTH) -> Tensor:
+        """Per dimension, the centre of mass of the most probable window spanning ``width`` of the box, shape
+        ``(..., D)``: a mode at that resolution.
+
+        Unlike :meth:`mode` (the densest bin or most probable level), a thin bin or an edge level that holds
+        the clipped tail of a behaviour (actions saturated at a bound now and then) does not win against a
+        whole window of the main mode; an action that sits at a bound for most of the mass still does.
+        """
+        if not 0.0 < width <= 1.0:
+            raise ValueError(f"peak width must be in (0, 1] (a fraction of the box), got {width}")
+        centres, masses = self.cell_masses()
+        cells = masses.shape[-1]
+        span = min(cells, max(1, round(width * cells)))
+        zero = torch.zeros_like(masses[..., :1])
+        mass_sum = torch.cat([zero, masses.cumsum(-1)], -1)
+        moment_sum = torch.cat([zero, (masses * centres).cumsum(-1)], -1)
+        start = (mass_sum[..., span:] - mass_sum[..., :-span]).argmax(-1, keepdim=True)
+        mass = mass_sum.gather(-1, start + span) - mass_sum.gather(-1, start)
+        moment = moment_sum.gather(-1, start + span) - moment_sum.gather(-1, start)
+        return self.from_unit((moment / mass.clamp(min=1e-30)).squeeze(-1).clamp(0.0, 1.0))
+
+    def point(self, kind: PointAction) -> Tensor:
+        """The deterministic action ``kind``: :meth:`mode`, :attr:`mean` or :meth:`peak`."""
+        if kind == "mode":
+            return self.mode()
+        if kind == "mean":
+            return self.mean
+        if kind == "peak":
+            return self.peak()
+        raise ValueError(f"unknown deterministic action {kind!r}; choose one of {', '.join(POINT_ACTIONS)}")
 
     def entropy(self) -> Tensor:
         """Entropy of the joint distribution, shape ``(...)`` (sum of per-dimension entropies)."""

@@ -155,6 +155,10 @@ class DiscretizedLogisticMixture(BoxDistribution):
     def _level_to_target(self, index: Tensor) -> Tensor:
         return self.from_unit(index.float() / (self.num_classes - 1))
 
+    def cell_masses(self) -> tuple[Tensor, Tensor]:
+        """The C levels are the cells: their unit-interval values and masses."""
+        return torch.linspace(0.0, 1.0, self.num_classes, device=self.logits.device), self.level_log_probs().exp()
+
     @property
     def mean(self) -> Tensor:
         probs = self.level_log_probs().exp()

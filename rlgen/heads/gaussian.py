@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rlgen.heads.base import BoundLike, BoxDistribution, Head, check_sampling_controls
+from rlgen.heads.base import PEAK_WIDTH, BoundLike, BoxDistribution, Head, check_sampling_controls
 
 if TYPE_CHECKING:
     from rlgen.heads.config import GaussianHeadConfig
@@ -110,6 +110,10 @@ class DiagGaussian(BoxDistribution):
     def mode(self) -> Tensor:
         """The mean of the latent Gaussian, squashed: the usual deterministic action of tanh policies."""
         return self.from_centered(torch.tanh(self.loc) if self.squash else self.loc)
+
+    def peak(self, width: float = PEAK_WIDTH) -> Tensor:
+        """The mode: a Gaussian has one peak at every resolution."""
+        return self.mode()
 
     def _hermite_expectation(self, fn) -> Tensor:
         """``E_z[fn(z)]`` for the latent Gaussian by Gauss-Hermite quadrature."""

@@ -195,6 +195,13 @@ class PiecewiseUniform(BoxDistribution):
         index = (self.log_masses - self.log_widths).argmax(-1)
         return self.bin_center(index)
 
+    def cell_masses(self, cells: int = 256) -> tuple[Tensor, Tensor]:
+        """Masses of ``cells`` equal cells of the unit interval (differences of the CDF at their edges)."""
+        grid = torch.linspace(0.0, 1.0, cells + 1, device=self.log_masses.device)
+        u = grid.view(-1, *([1] * (self.log_masses.dim() - 1))).expand(cells + 1, *self.log_masses.shape[:-1])
+        cdf = self.cdf(self.from_unit(u)).movedim(0, -1)
+        return 0.5 * (grid[1:] + grid[:-1]), (cdf[..., 1:] - cdf[..., :-1]).clamp(min=0.0)
+
     def bin_center(self, index: Tensor) -> Tensor:
         return self.from_unit(self._take(self.edges[..., :-1], index) + 0.5 * self._take(self.widths, index))
 

@@ -19,6 +19,12 @@ import numpy as np
 
 from rlgen.tasks import TASK_FILE, TaskFileError, TaskSpec
 
+#: environments rlgen itself defines, registered with gymnasium on import: id -> entry point
+RLGEN_ENVS = {"rlgen/Detour-v0": "rlgen.rollout.detour:DetourEnv"}
+for _env_id, _entry_point in RLGEN_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(id=_env_id, entry_point=_entry_point)
+
 
 class MujocoWarning(UserWarning):
     """A warning MuJoCo's C library raised (e.g. a deprecated attribute in a model's XML)."""
