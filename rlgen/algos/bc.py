@@ -10,6 +10,11 @@ Deterministic action (``action: mode`` in every shipped recipe):
 * ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
 * ``dlml``: the most probable of its discrete levels.
 
+``action: peak`` instead takes, per dimension, the centre of mass of the most probable window spanning a tenth of
+the box (:meth:`rlgen.heads.BoxDistribution.peak`; the Gaussian's mode). Where the behaviour's actions were
+clipped at a bound now and then, the edge level or a thin edge bin holds that tail and can be the mode, so the
+mode acts at the bound; the peak stays on the behaviour's main mode (``benchmarks/two_experts_detour.md``).
+
 For the multimodal heads the mode keeps the agent on one of the behaviour's modes, where the mean (``action:
 mean``) would average them, possibly into an action no behaviour policy takes.
 """
@@ -39,7 +44,7 @@ class BCConfig:
     :param head: the head's config: ``{type: dlml, num_mixtures: 10}``, or a type name (``gaussian``, ``uniform``,
         ``quantile``, ``adacat``, ``dlml``) for its defaults.
     :param hidden: widths of the MLP body.
-    :param action: deterministic action: the head distribution's ``mode`` or ``mean``.
+    :param action: deterministic action: the head distribution's ``mode``, ``mean`` or ``peak``.
     :param grad_clip: clip the gradient norm to this value (``null``: no clipping).
     """
 

@@ -21,6 +21,11 @@ Deterministic action (``action: mode`` in every shipped recipe):
 * ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
 * ``dlml``: the most probable of its discrete levels.
 
+``action: peak`` instead takes, per dimension, the centre of mass of the most probable window spanning a tenth of
+the box (:meth:`rlgen.heads.BoxDistribution.peak`; the Gaussian's mode). Where the behaviour's actions were
+clipped at a bound now and then, the edge level or a thin edge bin holds that tail and can be the mode, so the
+mode acts at the bound; the peak stays on the behaviour's main mode (``benchmarks/two_experts_detour.md``).
+
 The mode keeps a multimodal policy on one of the data's modes, where the mean would average them.
 """
 
@@ -60,7 +65,7 @@ class IQLConfig:
     :param beta: inverse temperature of the advantage weights (0: behaviour cloning).
     :param max_weight: advantage weights are clipped at this value.
     :param reward_scale: rewards are multiplied by ``reward_scale / (max - min episode return)``.
-    :param action: deterministic action: the policy distribution's ``mode`` or ``mean``.
+    :param action: deterministic action: the policy distribution's ``mode``, ``mean`` or ``peak``.
     :param normalize_observations: standardise observations with the dataset's mean and std.
     """
 
