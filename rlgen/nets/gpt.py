@@ -171,7 +171,8 @@ class CausalSelfAttention(nn.Module):
         elif self.training and self.dropout > 0 and x.device.type == "cpu":
             y = attend_with_dropout(q, k, v, mask, self.dropout)
         else:  # elsewhere the fused kernels drop attention weights without materialising them
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
