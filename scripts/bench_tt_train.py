@@ -2,10 +2,11 @@
 
 The model is the README's CPU-sized TT (quantile conditionals, 100 bins, Hopper's 11 + 3 dimensions, segments of
 8 transitions, 2 layers, 4 heads, width 64, dropout 0.1) at batch 64, trained with TT's AdamW and gradient
-clipping on one torch thread. The previous path, restored by :func:`previous_path` for the rounds that time it:
-attention dropout inside ``F.scaled_dot_product_attention`` (on a CPU: materialised weights and ``bernoulli_``),
-``nn.Dropout`` elsewhere, (both: the loss as one head call per dimension). The two are timed in alternating rounds,
-and the machine's load is recorded, so a change of load weighs on both.
+clipping on one torch thread. The previous path, restored by :func:`previous_path` and :func:`make_training` for
+the rounds that time it, is the original code path: attention dropout inside ``F.scaled_dot_product_attention`` (on a
+CPU: materialised weights and ``bernoulli_``), ``nn.Dropout`` elsewhere, the MLP as three modules, the loss as one
+head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's load is
+recorded, so a change of load weighs on both.
 
     python scripts/bench_tt_train.py            # writes benchmarks/tt_train.json and .md
 """
@@ -57,7 +58,7 @@ def previous_loss(model: TrajectoryModel, rows: Tensor, mask: Tensor, weights: T
 
 @contextmanager
 def previous_path() -> Iterator[None]:
-    """Train with the previous attention dropout, dropout modules and loss."""
+    """Train with the previous attention dropout, dropout modules, MLP and loss."""
 
     def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float) -> Tensor:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -65,9 +66,13 @@ def previous_path() -> Iterator[None]:
     def dropout(module: gpt.Dropout, x: Tensor) -> Tensor:
         return F.dropout(x, module.p, module.training)
 
+    def mlp(module: gpt.MLP, x: Tensor) -> Tensor:
+        return module.dropout(module.proj(F.gelu(module.fc(x))))
+
     with (
         mock.patch.object(gpt, "attend_with_dropout", attend),
         mock.patch.object(gpt.Dropout, "forward", dropout),
+        mock.patch.object(gpt.MLP, "forward", mlp),
         mock.patch.object(TrajectoryModel, "loss", previous_loss),
     ):
         yield
@@ -140,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         f"torch thread; shared with other jobs, load average {min(loads):.1f} - {max(loads):.1f} over the run "
         "(provisional).  ",
         "Quantile conditionals, 100 bins, Hopper dimensions, segments of 8 transitions, 2 layers, 4 heads, width "
-        "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path: attention dropout inside "
-        "F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a bernoulli_ mask) and "
-        "nn.Dropout (bernoulli_); current: causal attention in query blocks that skip the masked keys after each "
-        "block, weights dropped by a torch.rand mask, the same kind of mask for the other dropouts. "
+        "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path (the original code): "
+        "attention dropout inside F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a "
+        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, one head call per dimension, unfused "
+        "AdamW. Current: causal attention in cache-sized tiles (one head, a block of queries and only the keys up "
+        "to its last) with a written-out backward, the MLP in tiles of rows likewise, dropout masks from raw PCG64 "
+        "words seeded by torch's generator, all dimensions' conditionals from one batched product, fused AdamW. "
         f"{args.rounds} alternating rounds of {args.steps} steps each; CPU seconds are the steadier measure.",
         "",
         "| path | s / step (wall) | steps / s (wall) | CPU s / step |",
