@@ -2,10 +2,11 @@
 
 The model is the README's CPU-sized TT (quantile conditionals, 100 bins, Hopper's 11 + 3 dimensions, segments of
 8 transitions, 2 layers, 4 heads, width 64, dropout 0.1) at batch 64, trained with TT's AdamW and gradient
-clipping on one torch thread. The previous path, restored by :func:`previous_path` for the rounds that time it:
-attention dropout inside ``F.scaled_dot_product_attention`` (on a CPU: materialised weights and ``bernoulli_``),
-``nn.Dropout`` elsewhere, (both: the loss as one head call per dimension). The two are timed in alternating rounds,
-and the machine's load is recorded, so a change of load weighs on both.
+clipping on one torch thread. The previous path, restored by :func:`previous_path` and :func:`make_training` for
+the rounds that time it, is the original code path: attention dropout inside ``F.scaled_dot_product_attention`` (on a
+CPU: materialised weights and ``bernoulli_``), ``nn.Dropout`` elsewhere, the MLP as three modules, the loss as one
+head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's load is
+recorded, so a change of load weighs on both.
 
     python scripts/bench_tt_train.py            # writes benchmarks/tt_train.json and .md
 """
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.tt import TrajectoryModel, TransitionLayout, TTModelConfig
+from rlgen.algos.tt.agent import TTConfig, tt_optimizer
 from rlgen.heads import head_config
 from rlgen.nets import gpt
 from rlgen.nets.gpt import decay_groups
@@ -38,9 +40,25 @@ from rlgen.train.run_dir import write_text_atomic
 HOPPER = TransitionLayout(obs_dim=11, act_dim=3)
 
 
+def previous_loss(model: TrajectoryModel, rows: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """The previous ``TrajectoryModel.loss``: one head call per dimension."""
+    B, L, D = rows.shape
+    rows = model.clamp(rows)
+    hidden = model.features(rows.flatten(1)[:, :-1])
+    hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
+    nll = torch.stack([-head.training_log_prob(head(hidden[:, :, d]), rows[:, :, d : d + 1])
+                       for d, head in enumerate(model.heads)], -1)  # fmt: skip
+    token_mask = mask[:, :, None].expand(B, L, D).clone()
+    token_mask[:, 0, 0] = False
+    token_mask = token_mask.to(nll.dtype)
+    count = token_mask.sum().clamp(min=1.0)
+    per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
+    return (nll * token_mask * weights).sum() / count, per_dim.detach()
+
+
 @contextmanager
 def previous_path() -> Iterator[None]:
-    """Train with the previous attention dropout and dropout modules."""
+    """Train with the previous attention dropout, dropout modules, MLP and loss."""
 
     def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float) -> Tensor:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -48,17 +66,29 @@ def previous_path() -> Iterator[None]:
     def dropout(module: gpt.Dropout, x: Tensor) -> Tensor:
         return F.dropout(x, module.p, module.training)
 
-    with mock.patch.object(gpt, "attend_with_dropout", attend), mock.patch.object(gpt.Dropout, "forward", dropout):
+    def mlp(module: gpt.MLP, x: Tensor) -> Tensor:
+        return module.dropout(module.proj(F.gelu(module.fc(x))))
+
+    with (
+        mock.patch.object(gpt, "attend_with_dropout", attend),
+        mock.patch.object(gpt.Dropout, "forward", dropout),
+        mock.patch.object(gpt.MLP, "forward", mlp),
+        mock.patch.object(TrajectoryModel, "loss", previous_loss),
+    ):
         yield
 
 
-def make_training(seed: int = 0) -> tuple[TrajectoryModel, torch.optim.Optimizer, Tensor, Tensor, Tensor]:
+def make_training(previous: bool, seed: int = 0) -> tuple[TrajectoryModel, torch.optim.AdamW, Tensor, Tensor, Tensor]:
+    """Model, optimiser (the previous path's unfused AdamW, or TT's), a batch of rows, its mask and TT's weights."""
     torch.manual_seed(seed)
     data = np.random.default_rng(seed).normal(size=(20_000, HOPPER.dim)).astype(np.float32)
     config = TTModelConfig(head_config("quantile", num_bins=100), sequence_length=8, n_layer=2, n_head=4, n_embd=64)
     model = TrajectoryModel(config, HOPPER, data.min(0), data.max(0))
     model.fit_bins(data)
-    optimizer = torch.optim.AdamW(decay_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95))
+    if previous:
+        optimizer = torch.optim.AdamW(decay_groups(model, 0.1), lr=6e-4, betas=(0.9, 0.95))
+    else:
+        optimizer = tt_optimizer(model, TTConfig())
     rows = torch.as_tensor(data[: 64 * 8].reshape(64, 8, HOPPER.dim))
     return model, optimizer, rows, torch.ones(64, 8, dtype=torch.bool), torch.as_tensor(HOPPER.weights(1, 5, 1, 1))
 
@@ -84,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # rlgen train's default (train.threads)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    previous, current = make_training(), make_training()
+    previous, current = make_training(previous=True), make_training(previous=False)
     with previous_path():
         train_steps(previous, 2)  # warm-up
     train_steps(current, 2)
@@ -115,10 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         f"torch thread; shared with other jobs, load average {min(loads):.1f} - {max(loads):.1f} over the run "
         "(provisional).  ",
         "Quantile conditionals, 100 bins, Hopper dimensions, segments of 8 transitions, 2 layers, 4 heads, width "
-        "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path: attention dropout inside "
-        "F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a bernoulli_ mask) and "
-        "nn.Dropout (bernoulli_); current: causal attention in query blocks that skip the masked keys after each "
-        "block, weights dropped by a torch.rand mask, the same kind of mask for the other dropouts. "
+        "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path (the original code): "
+        "attention dropout inside F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a "
+        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, one head call per dimension, unfused "
+        "AdamW. Current: causal attention in cache-sized tiles (one head, a block of queries and only the keys up "
+        "to its last) with a written-out backward, the MLP in tiles of rows likewise, dropout masks from raw PCG64 "
+        "words seeded by torch's generator, all dimensions' conditionals from one batched product, fused AdamW. "
         f"{args.rounds} alternating rounds of {args.steps} steps each; CPU seconds are the steadier measure.",
         "",
         "| path | s / step (wall) | steps / s (wall) | CPU s / step |",

@@ -1,5 +1,6 @@
 """The causal transformer trunk: the KV cache reproduces full forward passes, outputs are causal, and the training
-path's attention and dropout compute what F.scaled_dot_product_attention and nn.Dropout do."""
+path's tiled attention, dropout and MLP compute what F.scaled_dot_product_attention, nn.Dropout and the plain MLP
+do."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rlgen.nets.gpt import GPT, Dropout, GPTConfig, attend_with_dropout, attention_mask, decay_groups
+from rlgen.nets import gpt
+from rlgen.nets.gpt import GPT, MLP, Dropout, GPTConfig, attend_with_dropout, attention_mask, decay_groups, keep_mask
 
 
 @pytest.fixture
@@ -128,7 +130,11 @@ def test_weight_decay_applies_to_linear_weights_only(model: GPT) -> None:
 
 @pytest.mark.parametrize("blocks", [1, 3, 4, 7])
 @pytest.mark.parametrize("past", [0, 5])
-def test_blocked_attention_without_dropout_equals_sdpa_values_and_gradients(blocks: int, past: int) -> None:
+@pytest.mark.parametrize("tile", [2**18, 40])  # one tile per head and block, or also several tiles of rows
+def test_blocked_attention_without_dropout_equals_sdpa_values_and_gradients(
+    blocks: int, past: int, tile: int, monkeypatch
+) -> None:
+    monkeypatch.setattr(gpt, "TILE", tile)
     torch.manual_seed(0)
     B, H, T, hd = 3, 2, 13, 8
     q = torch.randn(B, H, T, hd, dtype=torch.float64, requires_grad=True)
@@ -143,6 +149,47 @@ def test_blocked_attention_without_dropout_equals_sdpa_values_and_gradients(bloc
     grads = torch.autograd.grad(ours, (q, k, v), upstream)
     expected = torch.autograd.grad(reference, (q, k, v), upstream)
     for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("tile", [2**18, 40])
+def test_attention_dropout_gradients_match_finite_differences(tile: int, monkeypatch) -> None:
+    monkeypatch.setattr(gpt, "TILE", tile)
+
+    def fixed_mask(like: torch.Tensor, p: float) -> torch.Tensor:  # the same mask at every call: differentiable
+        generator = torch.Generator().manual_seed(like.numel())
+        return (torch.rand(like.shape, generator=generator, dtype=like.dtype) >= p).to(like.dtype)
+
+    monkeypatch.setattr(gpt, "keep_mask", fixed_mask)
+    torch.manual_seed(0)
+    B, H, T, past, hd = 3, 2, 9, 2, 4
+    q = torch.randn(B, H, T, hd, dtype=torch.float64, requires_grad=True)
+    k, v = (torch.randn(B, H, past + T, hd, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    mask = attention_mask(torch.rand(B, past + T) > 0.2, T)
+    assert torch.autograd.gradcheck(lambda q, k, v: attend_with_dropout(q, k, v, mask, 0.3, 3), (q, k, v))
+
+
+def test_dropout_masks_follow_torch_rng_state() -> None:
+    like = torch.empty(1000)
+    state = torch.get_rng_state()
+    first = keep_mask(like, 0.1)
+    torch.set_rng_state(state)
+    assert torch.equal(keep_mask(like, 0.1), first)
+    assert not torch.equal(keep_mask(like, 0.1), first)
+    assert torch.equal(keep_mask(like, 0.0), torch.ones(1000))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_tiled_mlp_equals_the_plain_mlp_values_and_gradients(bias: bool, monkeypatch) -> None:
+    monkeypatch.setattr(gpt, "TILE", 3 * 4 * 16)  # tiles of 3 rows: 14 tokens make 5, the last one partial
+    torch.manual_seed(0)
+    mlp = MLP(GPTConfig(block_size=8, n_embd=16, dropout=0.0, bias=bias)).double()
+    x = torch.randn(2, 7, 16, dtype=torch.float64, requires_grad=True)
+    ours, reference = mlp(x), mlp.proj(F.gelu(mlp.fc(x)))
+    torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+    upstream, inputs = torch.randn_like(ours), (x, *mlp.parameters())
+    grads = torch.autograd.grad(ours, inputs, upstream)
+    for got, want in zip(grads, torch.autograd.grad(reference, inputs, upstream), strict=True):
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -41,11 +42,19 @@ class AdaCatHead(BinnedHead):
         self.width_grad_scale = config.width_grad_scale
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
+        return self._distribution(params, self.low, self.high)
+
+    @classmethod
+    def joint_distribution(cls, heads: Sequence[BinnedHead], params: Tensor) -> PiecewiseUniform:
+        low, high = (torch.cat([getattr(head, name) for head in heads]) for name in ("low", "high"))
+        return heads[0]._distribution(params, low, high)
+
+    def _distribution(self, params: Tensor, low: Tensor, high: Tensor) -> PiecewiseUniform:
         width_logits, mass_logits = params.split(self.num_bins, dim=-1)
         if self.width_grad_scale != 1.0:
             frozen = width_logits.detach()
             width_logits = frozen + self.width_grad_scale * (width_logits - frozen)
-        return PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, self.low, self.high)
+        return PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, low, high)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -86,9 +88,20 @@ class BinnedHead(Head):
             self.spread_init()
 
     def training_log_prob(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
+        return self.training_log_prob_per_dim(dist, target).sum(-1)
+
+    def training_log_prob_per_dim(self, dist: PiecewiseUniform, target: Tensor) -> Tensor:
+        """:meth:`training_log_prob` of each dimension, shape ``(..., D)``."""
         if self.bandwidth > 0:
-            return dist.smoothed_log_prob(target, self.bandwidth, self.kernel)
-        return dist.log_prob(target)
+            return dist.smoothed_log_prob_per_dim(target, self.bandwidth, self.kernel)
+        return dist.log_prob_per_dim(target)
+
+    @classmethod
+    @abstractmethod
+    def joint_distribution(cls, heads: Sequence[BinnedHead], params: Tensor) -> PiecewiseUniform:
+        """The distributions of ``heads`` (all of this class, with one config) side by side as one over all their
+        dimensions, from ``params (..., sum of their dims, params_per_dim)``: the same numbers as each head's
+        distribution of its slice, in one set of operations."""
 
     def unit_targets(self, targets: Tensor) -> Tensor:
         """``targets`` (``(N, D)``, inside the box) on the unit interval, checked for :meth:`fit_bins`."""
@@ -112,6 +125,11 @@ class FixedBinsHead(BinnedHead):
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
         return PiecewiseUniform.from_logits(params, self.edges, self.low, self.high)
+
+    @classmethod
+    def joint_distribution(cls, heads: Sequence[BinnedHead], params: Tensor) -> PiecewiseUniform:
+        edges, low, high = (torch.cat([getattr(head, name) for head in heads]) for name in ("edges", "low", "high"))
+        return PiecewiseUniform.from_logits(params, edges, low, high)
 
 
 class UniformCategoricalHead(FixedBinsHead):

@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,11 @@ class CausalSelfAttention(nn.Module):
             shared = cache.prefix(layer)
         if shared is not None:
             y = attend_with_shared_prefix(q, *shared, k, v, mask)
-        elif self.training and self.dropout > 0:
+        elif self.training and self.dropout > 0 and x.device.type == "cpu":
             y = attend_with_dropout(q, k, v, mask, self.dropout)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:  # elsewhere the fused kernels drop attention weights without materialising them
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
@@ -179,24 +182,94 @@ def attend_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float,
 
     On a CPU that call materialises all ``T x T`` weights anyway; here the queries go in ``blocks`` blocks, each
     with only the keys up to its last query (the ones after are masked: they would only add zeros), which skips
-    most of the masked half of the weights and of their random numbers."""
-    T, past = q.shape[-2], k.shape[-2] - q.shape[-2]
-    q, v = q * q.shape[-1] ** -0.5, v * (1.0 / (1.0 - p))
-    outputs = []
-    for start in range(0, T, -(-T // blocks)):
-        end = min(T, start - (-T // blocks))
-        keys = past + end
-        weights = q[:, :, start:end] @ k[:, :, :keys].transpose(-1, -2)
-        weights = weights.masked_fill_(~mask[:, :, start:end, :keys], -math.inf).softmax(-1)
-        drop = torch.rand_like(weights) < p
-        outputs.append(weights.masked_fill(drop, 0.0) @ v[:, :, :keys])
-    return torch.cat(outputs, 2)
+    most of the masked half of the weights and of their random numbers. Each head and block (and group of rows,
+    for large batches) is one tile, small enough to stay in a core's cache while its weights are masked,
+    normalised and dropped; the mask is added as ``0 / -inf`` and dropped weights are multiplied by 0 (on a CPU
+    both are far cheaper than ``masked_fill``)."""
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, -math.inf)
+    size = -(-q.shape[-2] // blocks)
+    rows = max(1, TILE // (size * k.shape[-2]))
+    return _TiledAttention.apply(q, k, v, bias, p, size, rows)
+
+
+#: elements of the largest intermediate per tile of the training kernels on a CPU (the attention weights of
+#: :func:`attend_with_dropout`, the MLP's hidden units): few enough that a tile's intermediates stay in a core's
+#: cache between the operations on them.
+TILE = 2**18
+
+
+def _tiles(q: Tensor, k: Tensor, size: int, rows: int) -> list[tuple[slice, int, slice, slice]]:
+    """(rows, head, queries, keys) of each tile: ``rows`` sequences by one head by ``size`` queries, with the keys
+    up to its last query."""
+    (B, H, T, _), past = q.shape, k.shape[-2] - q.shape[-2]
+    return [(slice(b, b + rows), h, slice(start, min(T, start + size)), slice(0, past + min(T, start + size)))
+            for b in range(0, B, rows) for h in range(H) for start in range(0, T, size)]  # fmt: skip
+
+
+def _head_major(like: Tensor, last: int) -> Tensor:
+    """A ``(B, H, T, last)`` tensor stored as ``(B, T, H, last)``: what the heads' outputs (and the gradients of the
+    query, key and value projections) are read as next, without a copy."""
+    B, H, T, _ = like.shape
+    return like.new_empty(B, T, H, last).transpose(1, 2)
+
+
+class _TiledAttention(torch.autograd.Function):
+    """:func:`attend_with_dropout` with a written-out backward: tiles read ``q, k, v`` where they lie (the strided
+    views of one projection) and write the outputs and gradients in place, with no copies or per-tile buffers."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, p: float, size: int, rows: int) -> Tensor:
+        scale, out, saved = q.shape[-1] ** -0.5, _head_major(q, v.shape[-1]), []
+        for b, h, qs, ks in _tiles(q, k, size, rows):
+            tile_bias = bias[b if bias.shape[0] > 1 else slice(None), 0, qs, ks]
+            weights = torch.baddbmm(tile_bias, q[b, h, qs], k[b, h, ks].transpose(1, 2), alpha=scale).softmax(-1)
+            keep = keep_mask(weights, p)
+            out[b, h, qs] = torch.bmm(weights * keep, v[b, h, ks]).mul_(1.0 / (1.0 - p))
+            saved += [weights, keep]
+        ctx.save_for_backward(q, k, v, *saved)
+        ctx.p, ctx.size, ctx.rows = p, size, rows
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        q, k, v, *saved = ctx.saved_tensors
+        scale = q.shape[-1] ** -0.5
+        dq, dk, dv = (_head_major(t, t.shape[-1]) for t in (q, k, v))
+        tiles = zip(saved[::2], saved[1::2], _tiles(q, k, ctx.size, ctx.rows), strict=True)
+        # Last block first: it reaches every key, so it writes dk and dv, which the earlier blocks then add to.
+        for weights, keep, (b, h, qs, ks) in reversed(list(tiles)):
+            g = grad[b, h, qs] * (1.0 / (1.0 - ctx.p))
+            d_kept = torch.bmm(g, v[b, h, ks].transpose(1, 2)).mul_(keep)
+            d_scores = torch._softmax_backward_data(d_kept, weights, -1, weights.dtype)
+            dq[b, h, qs] = torch.bmm(d_scores, k[b, h, ks]).mul_(scale)
+            if ks.stop == k.shape[-2]:
+                dv[b, h, ks] = torch.bmm((weights * keep).transpose(1, 2), g)
+                dk[b, h, ks] = torch.bmm(d_scores.transpose(1, 2), q[b, h, qs]).mul_(scale)
+            else:
+                dv[b, h, ks] += torch.bmm((weights * keep).transpose(1, 2), g)
+                dk[b, h, ks].add_(torch.bmm(d_scores.transpose(1, 2), q[b, h, qs]), alpha=scale)
+        return dq, dk, dv, None, None, None, None
+
+
+def keep_mask(like: Tensor, p: float) -> Tensor:
+    """1 with probability ``1 - p``, else 0, shaped and typed like ``like``.
+
+    On a CPU the draws are raw 32-bit words of numpy's PCG64, seeded from torch's generator (so ``torch.manual_seed``
+    and torch's saved RNG state fix them): torch's CPU generator is several times slower per number, and a word
+    compared with a threshold gives the probability to ``2**-32`` (``torch.rand`` to ``2**-24``)."""
+    if like.device.type != "cpu":
+        return (torch.rand_like(like) >= p).to(like.dtype)
+    count = like.numel()
+    words = np.random.PCG64(int(torch.randint(2**63 - 1, ()))).random_raw((count + 1) // 2).view(np.int32)
+    # A word uniform on [-2**31, 2**31) is below the threshold with probability round(p * 2**32) / 2**32.
+    threshold = min(round(p * 2**32), 2**32 - 1) - 2**31
+    return torch.ge(torch.from_numpy(words[:count]).view(like.shape), threshold, out=torch.empty_like(like))
 
 
 def dropout_mask(like: Tensor, p: float) -> Tensor:
-    """``1 / (1 - p)`` with probability ``1 - p``, else 0, shaped like ``like``. Drawn by ``torch.rand``: on a CPU,
-    the ``bernoulli_`` behind ``nn.Dropout`` is several times slower."""
-    return torch.rand_like(like).ge_(p).mul_(1.0 / (1.0 - p))
+    """``1 / (1 - p)`` with probability ``1 - p``, else 0, shaped like ``like`` (see :func:`keep_mask`)."""
+    return keep_mask(like, p).mul_(1.0 / (1.0 - p))
 
 
 class Dropout(nn.Module):
@@ -247,7 +320,43 @@ class MLP(nn.Module):
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.dropout(self.proj(F.gelu(self.fc(x))))
+        if x.device.type != "cpu" or not torch.is_grad_enabled():
+            return self.dropout(self.proj(F.gelu(self.fc(x))))
+        rows = max(1, TILE // self.fc.out_features)
+        fc, proj = self.fc, self.proj
+        y = _TiledMLP.apply(x.reshape(-1, x.shape[-1]), fc.weight, fc.bias, proj.weight, proj.bias, rows)
+        return self.dropout(y.view(*x.shape[:-1], -1))
+
+
+class _TiledMLP(torch.autograd.Function):
+    """``proj(gelu(fc(x)))`` for ``x (N, C)``, ``rows`` rows at a time, with a written-out backward: each tile's
+    hidden units stay in a core's cache from one matrix product to the next instead of going to memory and back
+    (:data:`TILE`)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int) -> Tensor:
+        out, hidden = x.new_empty(x.shape[0], w2.shape[0]), []
+        for start in range(0, x.shape[0], rows):
+            hidden.append(F.linear(x[start : start + rows], w1, b1))
+            out[start : start + rows] = F.linear(F.gelu(hidden[-1]), w2, b2)
+        ctx.save_for_backward(x, w1, w2, *hidden)
+        ctx.rows, ctx.biases = rows, (b1 is not None, b2 is not None)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x, w1, w2, *hidden = ctx.saved_tensors
+        dx, dw1, dw2, db1 = torch.empty_like(x), torch.zeros_like(w1), torch.zeros_like(w2), w1.new_zeros(len(w1))
+        for h, start in zip(hidden, range(0, x.shape[0], ctx.rows), strict=True):
+            g = grad[start : start + ctx.rows]
+            dw2.addmm_(g.t(), F.gelu(h))
+            dh = torch.ops.aten.gelu_backward(g @ w2, h)
+            dw1.addmm_(dh.t(), x[start : start + ctx.rows])
+            db1 += dh.sum(0)
+            dx[start : start + ctx.rows] = dh @ w1
+        db2 = grad.sum(0) if ctx.biases[1] else None
+        return dx, dw1, db1 if ctx.biases[0] else None, dw2, db2, None
 
 
 class Block(nn.Module):

@@ -76,6 +76,11 @@ def learning_rate_factor(step: int, warmup_steps: int, decay_steps: int) -> floa
     return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
+def tt_optimizer(model: nn.Module, config: TTConfig) -> torch.optim.AdamW:
+    """TT's AdamW over ``model``'s parameters (weight decay on linear weights only), one fused kernel for all."""
+    return torch.optim.AdamW(decay_groups(model, config.weight_decay), lr=config.lr, betas=config.betas, fused=True)
+
+
 class TT(Agent):
     """Trajectory Transformer (see the module docstring)."""
 
@@ -92,8 +97,7 @@ class TT(Agent):
         self.weights = torch.as_tensor(
             self.layout.weights(config.observation_weight, config.action_weight, config.reward_weight,
                                 config.value_weight), device=device)  # fmt: skip
-        self.optimizer = torch.optim.AdamW(decay_groups(self.model, config.weight_decay), lr=config.lr,
-                                           betas=config.betas)  # fmt: skip
+        self.optimizer = tt_optimizer(self.model, config)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: learning_rate_factor(step, config.warmup_steps, config.decay_steps)
         )

@@ -37,7 +37,6 @@ from rlgen.config import ConfigError
 from rlgen.heads import (
     AdaCatHead,
     AdaCatHeadConfig,
-    BinnedHead,
     BinnedHeadConfig,
     HeadConfig,
     PiecewiseUniform,
@@ -189,6 +188,14 @@ class TrajectoryModel(nn.Module):
         """The conditional of dimension ``dim`` given the features ``(..., C)`` of the token before it."""
         return self.heads[dim](features)
 
+    def joint_distribution(self, features: Tensor) -> PiecewiseUniform:
+        """The conditionals of all D dimensions side by side, dimension ``d``'s given ``features[..., d, :]``
+        (``features (..., D, C)``): each head's distribution of its features, computed in one set of operations."""
+        weight = torch.stack([head.proj.weight for head in self.heads])  # (D, P, C)
+        bias = torch.stack([head.proj.bias for head in self.heads])
+        params = torch.einsum("...dc,dpc->...dp", features, weight) + bias
+        return type(self.heads[0]).joint_distribution(self.heads, params)
+
     # ----- training ------------------------------------------------------------------------------------------
     def loss(self, rows: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
         """Weighted mean NLL over real tokens and the per-dimension mean NLL ``(D,)``.
@@ -201,15 +208,10 @@ class TrajectoryModel(nn.Module):
         hidden = self.features(rows.flatten(1)[:, :-1])
         # Slot the features of token i - 1 under token i: (B, L, D, C), the first slot has none.
         hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
-        nll = torch.stack([_nll(head, hidden[:, :, d], rows[:, :, d : d + 1]) for d, head in enumerate(self.heads)], -1)
+        nll = -self.heads[0].training_log_prob_per_dim(self.joint_distribution(hidden), rows)  # (B, L, D)
         token_mask = mask[:, :, None].expand(B, L, D).clone()
         token_mask[:, 0, 0] = False
         token_mask = token_mask.to(nll.dtype)
         count = token_mask.sum().clamp(min=1.0)
         per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
         return (nll * token_mask * weights).sum() / count, per_dim.detach()
-
-
-def _nll(head: BinnedHead, features: Tensor, target: Tensor) -> Tensor:
-    """``(B, L)`` negative log-likelihood of ``target (B, L, 1)``, target-smoothed where the head says so."""
-    return -head.training_log_prob(head(features), target)
