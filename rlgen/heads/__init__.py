@@ -26,6 +26,7 @@ from rlgen.heads.config import (
     UniformHeadConfig,
     head_config,
     register_head,
+    trust_region_head_config,
 )
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
@@ -75,6 +76,7 @@ __all__ = [
     "box_kl",
     "head_config",
     "register_head",
+    "trust_region_head_config",
     "make_head",
     "nucleus_filter",
     "unit_quantile_edges",
