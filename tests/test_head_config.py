@@ -22,7 +22,6 @@ from rlgen.heads import (
     UniformHeadConfig,
     head_config,
     make_head,
-    trust_region_head_config,
 )
 from rlgen.runs import load_recipe
 
@@ -31,7 +30,7 @@ DEFAULT_REPRS = {
     "gaussian": "squash=True, state_dependent_std=True, env_units=False",
     "uniform": "num_bins=100, bandwidth=0.0, kernel=uniform",
     "quantile": "num_bins=100, bandwidth=0.0, kernel=uniform",
-    "adacat": "num_bins=50, bandwidth=0.001, kernel=uniform, width_grad_scale=1.0, logit_scale=1.0",
+    "adacat": "num_bins=50, bandwidth=0.001, kernel=uniform, width_grad_scale=1.0",
     "dlml": "num_mixtures=10, num_classes=256",
 }
 # One config per head with every option away from its default.
@@ -39,9 +38,7 @@ CHANGED = [
     GaussianHeadConfig(squash=False, state_dependent_std=False, init_log_std=-0.5, env_units=True),
     UniformHeadConfig(num_bins=7, bandwidth=0.01, kernel="gaussian", init="spread"),
     QuantileHeadConfig(num_bins=9, bandwidth=0.02, init="torch"),
-    AdaCatHeadConfig(
-        num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread", logit_scale=2.0
-    ),
+    AdaCatHeadConfig(num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread"),
     DLMLHeadConfig(num_mixtures=3, num_classes=64, init="spread"),
 ]
 
@@ -98,7 +95,7 @@ def test_a_misspelt_option_or_type_fails_at_parse_time_listing_the_valid_ones() 
         load_recipe("bc-dlml").with_overrides(["agent.head.num_mixtures=many"])
     with pytest.raises(ConfigError, match="agent.head must be a type name or a mapping with a type key"):
         build(BCConfig, {"head": {"num_bins": 3}}, "agent")
-    valid = "num_bins, bandwidth, kernel, init, width_grad_scale, logit_scale"
+    valid = "num_bins, bandwidth, kernel, init, width_grad_scale"
     with pytest.raises(ValueError, match=rf"unknown option 'num_bin' \(did you mean 'num_bins'\?\) for the 'adacat' "
                                          rf"head; valid options: {valid}"):  # fmt: skip
         head_config("adacat", num_bin=3)
@@ -109,8 +106,7 @@ def test_a_misspelt_option_or_type_fails_at_parse_time_listing_the_valid_ones() 
 @pytest.mark.parametrize(
     ("options", "field_name"),
     [({"num_bins": 1}, "num_bins"), ({"bandwidth": -1.0}, "bandwidth"), ({"kernel": "box"}, "kernel"),
-     ({"width_grad_scale": 1.5}, "width_grad_scale"), ({"init": "zeros"}, "init"),
-     ({"logit_scale": 0.0}, "logit_scale")],
+     ({"width_grad_scale": 1.5}, "width_grad_scale"), ({"init": "zeros"}, "init")],
 )  # fmt: skip
 def test_range_checks_name_the_option(options: dict, field_name: str) -> None:
     with pytest.raises(ValueError, match=field_name):
@@ -146,28 +142,3 @@ def test_trajectory_transformer_refuses_a_non_binned_head_at_parse_time() -> Non
         recipe.with_overrides(["agent.model.head=gaussian"])
     assert recipe.agent.model.head == AdaCatHeadConfig(num_bins=50, bandwidth=1e-3, width_grad_scale=0.1)
     assert load_recipe("tt-uniform").agent.model.bins == load_recipe("tt-quantile").agent.model.bins == 100
-
-
-@pytest.mark.parametrize("init", ["torch", "spread"])
-def test_adacat_logit_scale_reparameterises_without_changing_the_initial_or_fitted_head(init: str) -> None:
-    features = torch.randn(5, 4)
-    targets = torch.rand(200, 2) * 2 - 1
-    heads = []
-    for scale in (None, 6.0):
-        torch.manual_seed(0)
-        heads.append(AdaCatHeadConfig(num_bins=8, init=init, logit_scale=scale).create(4, 2, -1.0, 1.0))
-    plain, scaled = heads
-    assert (plain.logit_scale, scaled.logit_scale) == (1.0, 6.0)
-    for fitted in (False, True):
-        if fitted:
-            plain.fit_bins(targets)
-            scaled.fit_bins(targets)
-        torch.testing.assert_close(scaled(features).log_masses, plain(features).log_masses)
-        torch.testing.assert_close(scaled(features).edges, plain(features).edges)
-
-
-def test_trust_region_config_scales_only_an_auto_adacat_logit_scale() -> None:
-    assert trust_region_head_config(AdaCatHeadConfig(num_bins=16)).logit_scale == 4.0
-    assert trust_region_head_config(AdaCatHeadConfig(logit_scale=1.0)).logit_scale == 1.0
-    for config in (DLMLHeadConfig(), GaussianHeadConfig(), UniformHeadConfig()):
-        assert trust_region_head_config(config) == config

@@ -51,15 +51,6 @@ def test_head_options_and_bounds_come_through_policy_kwargs() -> None:
     assert kept.proj.bias.abs().max() == 0  # SB3's ortho init only
 
 
-def test_an_adacat_policy_scales_its_logits_for_trust_region_steps_and_starts_uniform() -> None:
-    model = TRPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, policy_kwargs={"head": AdaCatHeadConfig(num_bins=16)})
-    head = model.policy.action_net
-    assert head.logit_scale == 4.0 and model.policy.head.logit_scale is None  # resolved at build, saved as given
-    dist = model.policy.get_distribution(torch.zeros(3, *model.observation_space.shape)).distribution.box
-    torch.testing.assert_close(dist.masses, torch.full_like(dist.masses, 1 / 16), atol=1e-3, rtol=0)
-    torch.testing.assert_close(dist.widths, torch.full_like(dist.widths, 1 / 16), atol=1e-3, rtol=0)
-
-
 def test_a_fresh_dlml_policy_acts_inside_the_box_not_on_its_bounds() -> None:
     model = PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64, seed=0)
     observations = np.random.default_rng(0).normal(size=(256, *model.observation_space.shape)).astype(np.float32)

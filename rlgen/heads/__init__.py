@@ -26,7 +26,6 @@ from rlgen.heads.config import (
     UniformHeadConfig,
     head_config,
     register_head,
-    trust_region_head_config,
 )
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
@@ -76,7 +75,6 @@ __all__ = [
     "box_kl",
     "head_config",
     "register_head",
-    "trust_region_head_config",
     "make_head",
     "nucleus_filter",
     "unit_quantile_edges",

@@ -33,32 +33,14 @@ class AdaCatHead(BinnedHead):
     Its options are those of :class:`~rlgen.heads.config.AdaCatHeadConfig`. ``width_grad_scale`` multiplies the
     gradient reaching the width logits (their values are unchanged): every sample pulls its own bin narrower, a
     push that does not fade as the sample nears an edge (AdaCat sec. 3.2); below 1 this noise no longer swamps
-    the features a shared network learns for the masses. ``logit_scale`` multiplies both sets of logits
-    (see :func:`~rlgen.heads.config.trust_region_head_config`).
+    the features a shared network learns for the masses.
     """
 
     def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: AdaCatHeadConfig):
-        # Set before the base class initialises the output layer, which spread_init rescales.
-        self.logit_scale = 1.0 if config.logit_scale is None else config.logit_scale
         super().__init__(in_features, dim, low, high, config, params_per_bin=2)
         self.width_grad_scale = config.width_grad_scale
-        if config.init != "spread":
-            self._unscale_outputs()
-
-    def _unscale_outputs(self) -> None:
-        """Divide the output layer by ``logit_scale``: the scale reparameterises, the initial head is unchanged."""
-        if self.logit_scale != 1.0:
-            with torch.no_grad():
-                self.proj.weight.div_(self.logit_scale)
-                self.proj.bias.div_(self.logit_scale)
-
-    def spread_init(self, scale: float = 1.0) -> None:
-        super().spread_init(scale)
-        self._unscale_outputs()
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
-        if self.logit_scale != 1.0:
-            params = self.logit_scale * params
         width_logits, mass_logits = params.split(self.num_bins, dim=-1)
         if self.width_grad_scale != 1.0:
             frozen = width_logits.detach()
@@ -66,7 +48,7 @@ class AdaCatHead(BinnedHead):
         return PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, self.low, self.high)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}, logit_scale={self.logit_scale}"
+        return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}"
 
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:
@@ -77,5 +59,5 @@ class AdaCatHead(BinnedHead):
         bias = self.proj.bias.view(self.dim, 2 * self.num_bins)
         for d in range(self.dim):
             widths, masses = unit_marginal_bins(unit[:, d], self.num_bins, max(self.bandwidth, MIN_POINT_WIDTH))
-            bias[d, : self.num_bins] = widths.log() / self.logit_scale
-            bias[d, self.num_bins :] = masses.log() / self.logit_scale
+            bias[d, : self.num_bins] = widths.log()
+            bias[d, self.num_bins :] = masses.log()

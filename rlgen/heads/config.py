@@ -127,37 +127,18 @@ class AdaCatHeadConfig(BinnedHeadConfig):
     :param num_bins: bins k per dimension (half the fixed-bin heads' 100: the output layer has 2k per dimension).
     :param bandwidth: target-smoothing width; without smoothing the bins collapse.
     :param width_grad_scale: multiplies the gradient reaching the width logits, in [0, 1] (1: the plain gradient).
-    :param logit_scale: multiplies the output layer's width and mass logits; ``null`` (auto) is 1, except for
-        policies stepped in a trust region (the ``rlgen.sb3`` policies, GAIL), which take
-        :func:`trust_region_head_config`'s ``sqrt(num_bins)``.
     """
 
     type: Literal["adacat"] = "adacat"
     num_bins: int = 50
     bandwidth: float = 1e-3
     width_grad_scale: float = 1.0
-    logit_scale: float | None = None
     head_class: ClassVar[builtins.type[Head]] = AdaCatHead
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.width_grad_scale <= 1.0:
             raise ValueError(f"width_grad_scale must be in [0, 1], got {self.width_grad_scale}")
-        if self.logit_scale is not None and not self.logit_scale > 0:
-            raise ValueError(f"logit_scale must be > 0 or null, got {self.logit_scale}")
-
-
-def trust_region_head_config(config: HeadConfig) -> HeadConfig:
-    """``config`` with an AdaCat head's auto ``logit_scale`` set to ``sqrt(num_bins)``, for a policy that TRPO
-    steps (other configs unchanged).
-
-    A softmax over k bins gives each logit a Fisher information of about 1/k, so in a damped natural-gradient
-    step (``F + damping I``, with damping tuned for Gaussian policies) the damping would dominate and the step
-    reach only part of its KL bound; scaling the logits by ``sqrt(k)`` brings their Fisher information to about 1.
-    """
-    if isinstance(config, AdaCatHeadConfig) and config.logit_scale is None:
-        return config.replace(logit_scale=config.num_bins**0.5)
-    return config
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,6 @@ from rlgen.heads import (
     Head,
     HeadConfig,
     head_config,
-    trust_region_head_config,
 )
 from rlgen.heads.kl import box_kl
 
@@ -55,11 +54,10 @@ COSTLY_ENTROPY_HEADS: tuple[str, ...] = ("dlml",)
 def policy_head_config(config: HeadConfig) -> HeadConfig:
     """``config`` with ``init: auto`` resolved to ``spread``: a policy gradient starts from a policy that
     explores the whole box, centred, as SB3's Gaussian does (``nn.Linear``'s random init instead starts DLML
-    components wide, most of their mass on the clipped edges); an AdaCat head's auto ``logit_scale`` resolved
-    for trust-region steps (:func:`~rlgen.heads.config.trust_region_head_config`)."""
+    components wide, most of their mass on the clipped edges)."""
     if isinstance(config, DLMLHeadConfig | BinnedHeadConfig) and config.init == "auto":
-        config = config.replace(init="spread")
-    return trust_region_head_config(config)
+        return config.replace(init="spread")
+    return config
 
 
 def starts_spread(config: HeadConfig) -> bool:

@@ -47,7 +47,7 @@ from rlgen.algos.networks import ValueNet, to_env_actions
 from rlgen.algos.online import OnlineAgent
 from rlgen.config import ConfigError
 from rlgen.data import Episodes
-from rlgen.heads import GaussianHeadConfig, HeadConfig, trust_region_head_config
+from rlgen.heads import GaussianHeadConfig, HeadConfig
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import BatchSampler
@@ -60,8 +60,7 @@ class GAILConfig:
     :param trajectories: expert trajectories imitated.
     :param pairs_per_trajectory: state-action pairs kept per trajectory; ``null`` keeps all.
     :param demo_seed: seeds which trajectories and pairs are picked.
-    :param head: the policy's head config (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step
-        (an AdaCat head's auto ``logit_scale`` becomes :func:`~rlgen.heads.trust_region_head_config`'s).
+    :param head: the policy's head config (``gaussian``, ``dlml``, ``adacat``, ...); its exact KL bounds the TRPO step.
     :param hidden: widths of the policy, value and discriminator MLPs.
     :param num_envs: environments stepped together.
     :param n_steps: steps per environment in each iteration's rollout.
@@ -124,7 +123,7 @@ class GAIL(OnlineAgent):
             raise ValueError(f"GAIL's policy heads model continuous actions; task {task.name!r} is discrete")
         self.config, self.task, self.device = config, task, device
         self.low, self.high = task.action_bounds()
-        body = BCConfig(head=trust_region_head_config(config.head), hidden=config.hidden, activation=config.activation)
+        body = BCConfig(head=config.head, hidden=config.hidden, activation=config.activation)
         self.policy = BCPolicy(body, task.obs_dim, self.low, self.high).to(device)
         self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
         self.discriminator = Discriminator(task.obs_dim + task.act_dim, config.hidden, config.activation).to(device)
