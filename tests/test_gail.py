@@ -92,6 +92,23 @@ def test_trpo_step_stays_within_the_kl_bound_and_improves_the_surrogate(head: st
     assert gain == pytest.approx(result.improvement, rel=1e-3) and gain > 0
 
 
+@pytest.mark.parametrize("head", ["gaussian", "adacat"])
+def test_a_trpo_step_on_a_spread_policy_takes_its_full_step_near_the_kl_bound(head: str) -> None:
+    # An SB3-sized policy (64 tanh features) starting spread, 32 AdaCat bins: the conjugate gradient solves the
+    # damped Fisher system and the full natural step is accepted at a good share of the bound, not a sliver of it.
+    torch.manual_seed(0)
+    options = {"num_bins": 32} if head == "adacat" else {}
+    policy = nn.Sequential(nn.Linear(3, 64), nn.Tanh(), make_head(head, 64, 1, -1.0, 1.0, **options))
+    policy[2].spread_init()
+    obs = torch.randn(1024, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        actions = policy(obs).sample()
+    advantages = actions[:, 0] * obs[:, 0]
+    result = trpo_step(policy, obs, actions, (advantages - advantages.mean()) / advantages.std(), TRPOSettings())
+    assert result.step_fraction == 1.0 and 0.5 * 0.01 < result.kl <= 0.01, result
+    assert result.improvement == pytest.approx(result.expected_improvement, rel=0.2)
+
+
 def test_trpo_step_moves_the_mean_towards_advantageous_actions() -> None:
     policy = _ToyPolicy("gaussian")
     obs, actions, advantages = _toy_batch(policy, n=1024)

@@ -10,9 +10,8 @@ Maximise the surrogate ``L(theta) = mean(pi_theta(a|s) / pi_old(a|s) * A)`` subj
 4. backtrack ``theta_old + beta * ratio^k * x`` until the exact KL is within ``max_kl`` and the surrogate has
    improved; if no fraction qualifies the parameters stay at ``theta_old``.
 
-The KL is the exact one of the head family (:func:`rlgen.heads.box_kl`), so the same step serves Gaussian,
-DLML and AdaCat policies. Step 3 assumes the KL is locally quadratic; where it is not (AdaCat's KL changes
-by O(e) when a bin edge moves by ``e``), the quadratic model underestimates it and step 4 shrinks the step.
+The KL is the head family's (:func:`rlgen.heads.box_kl`: exact, or for AdaCat's predicted edges the KL of the
+quantised actions, smooth in the edges), so the same step serves Gaussian, DLML and AdaCat policies.
 """
 
 from __future__ import annotations
