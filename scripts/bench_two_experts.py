@@ -1,13 +1,13 @@
-"""Benchmark: behaviour cloning with each head on demonstrations mixed from two different experts.
+"""Benchmark: behaviour cloning with each head on data mixed from two behaviour policies, and on each one's alone.
 
-The data: ``<task>-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half from its second
-expert (PPO seed 1), both sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). On
-``hopper`` two gaits give two different actions for similar states; on ``detour`` one expert passes the wall on
-the right and the other on the left, from the same start states. As a control every head also learns from each
-expert's data alone at the same size (``<task>-expert-200k``, ``<task>-second-expert-200k``).
-The disagreement that makes the mixture bimodal is measured first: on the states of each expert's data, the mean
-absolute difference between the two experts' deterministic actions, beside each expert's own sampling noise (its
-mean ``|a - mean|``).
+The data (``--mixture``): ``<task>-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half
+from its second expert (PPO seed 1), or ``<task>-medium-expert-200k``, half from its medium and half from its
+expert policy; all sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). On ``hopper``
+two gaits give two different actions for similar states; on ``detour`` one expert passes the wall on the right and
+the other on the left, from the same start states. As a control every head also learns from each part's data
+alone at the same size (e.g. ``<task>-expert-200k``, ``<task>-second-expert-200k``). The disagreement that makes the
+mixture bimodal is measured first: on the states of each part's data, the mean absolute difference between the two
+policies' deterministic actions, beside each one's own sampling noise (its mean ``|a - mean|``).
 
 Every run is a cell of one rlgen sweep (:mod:`rlgen.scale.sweep`; run folders under ``--runs``, finished ones
 skipped, interrupted ones resumed), run one after another in this process (one core), seed-major. Recipes
@@ -16,6 +16,7 @@ skipped, interrupted ones resumed), run one after another in this process (one c
 
     python scripts/bench_two_experts.py --seeds 0 1 2 --steps 10000
     python scripts/bench_two_experts.py --task detour --steps 5000 --set agent.action=peak   # -> two_experts_detour.md
+    python scripts/bench_two_experts.py --task walker2d --mixture medium-expert     # -> medium_expert_walker2d.md
 
 Datasets are generated into ``--data-dir`` (a D4RL and a Minari store of its own) if missing.
 """
@@ -38,21 +39,19 @@ from bench_notes import with_notes
 from rlgen.data import load_dataset
 from rlgen.data.store import D4RL_DIR_VAR
 from rlgen.rollout.behavior import BehaviorPolicy
-from rlgen.rollout.generate import make_dataset
+from rlgen.rollout.generate import MIXTURES, make_dataset
 from rlgen.scale.sweep import Grid, RunRecord, plan_sweep, run_sweep, summarise
 from rlgen.tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN, BATCH = (256, 256), 256
 EVAL_SEED = 100_000
-MIXED = "two-experts"
-SINGLES = ("expert", "second-expert")
 HEADS = ("gaussian", "dlml", "adacat")
 
 
-def dataset_names(task: str, size: str) -> dict[str, str]:
-    """Level -> dataset name of ``task`` at ``size`` (``200k``)."""
-    return {level: f"{task}-{level}-{size}" for level in (MIXED, *SINGLES)}
+def dataset_names(task: str, mixture: str, size: str) -> dict[str, str]:
+    """Level -> dataset name of ``task`` at ``size`` (``200k``), for ``mixture`` and its two parts."""
+    return {level: f"{task}-{level}-{size}" for level in (mixture, *MIXTURES[mixture])}
 
 
 def ensure_datasets(names: dict[str, str], data_dir: Path) -> None:
@@ -70,21 +69,19 @@ def rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), 3) for v in values]
 
 
-def disagreement(task_name: str, names: dict[str, str]) -> dict:
-    """How far apart the two experts act: on the states of each expert's data, the mean |a1 - a2| of their
-    deterministic actions, each expert's own noise (mean |a - its deterministic action| in its data), and the
+def disagreement(task_name: str, parts: tuple[str, str], names: dict[str, str]) -> dict:
+    """How far apart the two behaviour policies act: on the states of each one's data, the mean |a1 - a2| of their
+    deterministic actions, each one's own noise (mean |a - its deterministic action| in its data), and the
     share of states and action dimensions where the two deterministic actions differ by more than that noise."""
     task = load_task(task_name)
-    assert task.expert is not None and task.second_expert is not None
-    records = (task.expert, task.second_expert)
-    policies = {level: BehaviorPolicy.load(r.path) for level, r in zip(SINGLES, records, strict=True)}
+    policies = {level: BehaviorPolicy.load(task.policies_for_level(level)[0].path) for level in parts}
     rng = np.random.default_rng(0)
     out: dict = {"behaviour_noise_std": {k: rounded(np.exp(p.log_std)) for k, p in policies.items()}}
-    for level in SINGLES:
+    for level in parts:
         data = load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
-        det = {k: policies[k].act(data.observations, rng, deterministic=True) for k in SINGLES}
+        det = {k: policies[k].act(data.observations, rng, deterministic=True) for k in parts}
         noise = float(np.abs(data.actions - det[level]).mean())
-        gap = np.abs(det["expert"] - det["second-expert"])
+        gap = np.abs(det[parts[0]] - det[parts[1]])
         out[f"on {level} states"] = {
             "mean_abs_a1_minus_a2": float(gap.mean()),
             "mean_abs_a1_minus_a2_per_dim": rounded(gap.mean(0)),
@@ -96,13 +93,15 @@ def disagreement(task_name: str, names: dict[str, str]) -> dict:
     return out
 
 
-def separability(task_name: str, names: dict[str, str], steps: int = 3000, early: int = 20) -> dict:
+def separability(
+    task_name: str, parts: tuple[str, str], names: dict[str, str], steps: int = 3000, early: int = 20
+) -> dict:
     """How well the state alone tells which expert acts: held-out accuracy of an MLP 256-256 classifier (Adam,
-    ``steps`` batches of 512, 20% of the states of both experts' data held out), over all held-out states and over
+    ``steps`` batches of 512, 20% of the states of both policies' data held out), over all held-out states and over
     those in the first ``early`` steps of their episode (where both gaits start from the same states)."""
     task = load_task(task_name)
     parts = [load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
-             for level in SINGLES]  # fmt: skip
+             for level in parts]  # fmt: skip
     obs = np.concatenate([d.observations for d in parts])
     label = np.concatenate([np.full(d.num_steps, k, dtype=np.float32) for k, d in enumerate(parts)])
     in_episode = np.concatenate([np.arange(d.num_steps) - d.episode_starts[d.episode_index()] for d in parts])
@@ -135,11 +134,11 @@ def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]
               f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]",
               *args.set]  # fmt: skip
     grids = [
-        Grid([f"bc-{h}" for h in args.heads], [names[MIXED]], args.seeds, common),
-        Grid([f"bc-{h}" for h in args.control_heads], [names[s] for s in SINGLES], args.seeds, common),
+        Grid([f"bc-{h}" for h in args.heads], [names[args.mixture]], args.seeds, common),
+        Grid([f"bc-{h}" for h in args.control_heads], [names[s] for s in MIXTURES[args.mixture]], args.seeds, common),
     ]
     cells = [cell for grid in grids for cell in plan_sweep(grid, args.runs)]
-    cells.sort(key=lambda c: (c.seed, c.dataset != names[MIXED], c.dataset, c.agent))
+    cells.sort(key=lambda c: (c.seed, c.dataset != names[args.mixture], c.dataset, c.agent))
     return run_sweep(cells, sequential=True, device="cpu")
 
 
@@ -161,8 +160,10 @@ def verdict(rows: list[dict], dataset: str) -> list[str]:
 
 def report(results: dict) -> str:
     s, dis = results["settings"], results["disagreement"]
+    mixture = s["mixture"]
+    first, second = MIXTURES[mixture]
     lines = [
-        f"# Imitation from two experts: BC heads on a bimodal mixture ({s['task']})",
+        f"# BC heads on a mixture of two behaviours: {s['task']} {mixture}",
         "",
         f"Machine: {results['machine']}. Generated by `scripts/bench_two_experts.py` from `{s['stem']}.json`.  ",
         f"Command: `{results['command']}`  ",
@@ -174,22 +175,21 @@ def report(results: dict) -> str:
         "",
         "## The data",
         "",
-        f"`{s['datasets'][MIXED]}`: the first half of the steps from {s['task']}'s expert (PPO seed 0, "
-        f"{results['experts']['expert']}), the second half from its second expert (PPO seed 1, "
-        f"{results['experts']['second-expert']}), both sampling their stochastic actions; each half is exactly "
-        f"`{s['task']}-expert` / `{s['task']}-second-expert` at half the size (`rlgen data make`, seed 0). Controls: "
-        "each expert "
-        "alone at the same size.",
+        f"`{s['datasets'][mixture]}`: the first half of the steps from {s['task']}'s {first} policy "
+        f"({results['experts'][first]}), the second half from its {second} policy ({results['experts'][second]}), "
+        f"both sampling their stochastic actions; each half is exactly `{s['task']}-{first}` / "
+        f"`{s['task']}-{second}` at half the size (`rlgen data make`, seed 0). Controls: each policy's data alone "
+        "at the same size.",
         "",
-        "How different the experts act (deterministic actions of both on the same states; noise = an expert's "
+        "How different the two policies act (deterministic actions of both on the same states; noise = a policy's "
         "mean |sampled - deterministic action| in its own data; behaviour noise std per dimension "
         f"{dis['behaviour_noise_std']}):",
         "",
-        "| states of | mean abs(a1 - a2) | per dimension | expert's own noise | share of (state, dim) beyond it | "
+        "| states of | mean abs(a1 - a2) | per dimension | policy's own noise | share of (state, dim) beyond it | "
         "episodes | mean episode return |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    for level in SINGLES:
+    for level in (first, second):
         d = dis[f"on {level} states"]
         lines.append(f"| {level} | {d['mean_abs_a1_minus_a2']:.3f} | {d['mean_abs_a1_minus_a2_per_dim']} | "
                      f"{d['own_noise_mean_abs']:.3f} | {d['share_beyond_noise']:.2f} | {d['episodes']} | "
@@ -197,12 +197,11 @@ def report(results: dict) -> str:
     sep = results["separability"]
     lines += [
         "",
-        f"Which expert acts is almost always readable from the state: a classifier (MLP 256-256) tells the two "
-        f"experts' states apart with held-out accuracy {sep['held_out_accuracy']:.3f} "
+        f"How well the state alone tells which policy acts: a classifier (MLP 256-256) tells the two policies' "
+        f"states apart with held-out accuracy {sep['held_out_accuracy']:.3f} "
         f"({sep['accuracy_first_20_steps']:.3f} in the first 20 steps of an episode, where both start from the "
-        f"same states; {sep['accuracy_later_steps']:.3f} later). So the mixture is bimodal across states but "
-        "hardly given the state: the experts visit different states, where a state-conditioned Gaussian can "
-        "follow each expert in its own region.",
+        f"same states; {sep['accuracy_later_steps']:.3f} later). Near 1, the mixture is bimodal across states "
+        "more than given a state: a state-conditioned Gaussian can follow each policy in its own region.",
     ]
     lines += ["", "## Scores", "", "| dataset | agent | normalised score | seeds | scores | train s (all seeds) |",
               "| --- | --- | ---: | ---: | --- | ---: |"]  # fmt: skip
@@ -222,7 +221,9 @@ def report(results: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="hopper", help="a task with a second expert: hopper or detour")
+    parser.add_argument("--task", default="hopper", help="hopper, detour (two-experts) or any task (medium-expert)")
+    parser.add_argument("--mixture", default="two-experts", choices=sorted(MIXTURES),
+                        help="the mixed level; its two parts are the controls (default: two-experts)")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=10_000, help="gradient steps per run (default: 10000)")
     parser.add_argument("--size", default="200k", help="dataset size (default: 200k)")
@@ -237,12 +238,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    names = dataset_names(args.task, args.size)
-    stem = "two_experts" if args.task == "hopper" else f"two_experts_{args.task}"
+    names = dataset_names(args.task, args.mixture, args.size)
+    parts = MIXTURES[args.mixture]
+    stem = "two_experts" if (args.task, args.mixture) == ("hopper", "two-experts") else f"{args.mixture}_{args.task}"
+    stem = stem.replace("-", "_")
     ensure_datasets(names, args.data_dir)
     task = load_task(args.task)
-    assert task.expert is not None and task.second_expert is not None
-    experts = {"expert": task.expert, "second-expert": task.second_expert}
+    experts = {level: task.policies_for_level(level)[0] for level in parts}
     results = {
         "command": "python scripts/bench_two_experts.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} (1 thread), "
@@ -250,6 +252,7 @@ def main() -> int:
         "date": time.strftime("%F %T"),
         "settings": {
             "task": args.task,
+            "mixture": args.mixture,
             "stem": stem,
             "overrides": args.set,
             "action": next((o.split("=", 1)[1] for o in args.set if o.startswith("agent.action=")), "mode"),
@@ -266,8 +269,8 @@ def main() -> int:
             f"{r.stochastic.std:.0f}, deterministic {r.deterministic.mean:.0f} ({r.stochastic.episodes} episodes)"
             for level, r in experts.items()
         },
-        "disagreement": disagreement(args.task, names),
-        "separability": separability(args.task, names),
+        "disagreement": disagreement(args.task, parts, names),
+        "separability": separability(args.task, parts, names),
     }
     print(json.dumps({k: results[k] for k in ("disagreement", "separability")}, indent=1), flush=True)
     records = run_grid(names, args)
