@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from rlgen.algos.tt import TrajectoryModel, TransitionLayout, TTModelConfig
 from rlgen.algos.tt.agent import TTConfig, tt_optimizer
+from rlgen.algos.tt.model import masked_token_loss
 from rlgen.heads import head_config
 from rlgen.nets import gpt
 from rlgen.nets.gpt import decay_groups
@@ -48,12 +49,7 @@ def previous_loss(model: TrajectoryModel, rows: Tensor, mask: Tensor, weights: T
     hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
     nll = torch.stack([-head.training_log_prob(head(hidden[:, :, d]), rows[:, :, d : d + 1])
                        for d, head in enumerate(model.heads)], -1)  # fmt: skip
-    token_mask = mask[:, :, None].expand(B, L, D).clone()
-    token_mask[:, 0, 0] = False
-    token_mask = token_mask.to(nll.dtype)
-    count = token_mask.sum().clamp(min=1.0)
-    per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
-    return (nll * token_mask * weights).sum() / count, per_dim.detach()
+    return masked_token_loss(nll, mask, weights)
 
 
 @contextmanager

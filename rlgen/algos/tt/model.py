@@ -209,9 +209,16 @@ class TrajectoryModel(nn.Module):
         # Slot the features of token i - 1 under token i: (B, L, D, C), the first slot has none.
         hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
         nll = -self.heads[0].training_log_prob_per_dim(self.joint_distribution(hidden), rows)  # (B, L, D)
-        token_mask = mask[:, :, None].expand(B, L, D).clone()
-        token_mask[:, 0, 0] = False
-        token_mask = token_mask.to(nll.dtype)
-        count = token_mask.sum().clamp(min=1.0)
-        per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
-        return (nll * token_mask * weights).sum() / count, per_dim.detach()
+        return masked_token_loss(nll, mask, weights)
+
+
+def masked_token_loss(nll: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """The weighted mean of per-token losses ``nll`` ``(B, L, D)`` over the real transitions ``mask`` ``(B, L)``
+    (the first token of a sequence has no context and is skipped), and each dimension's unweighted mean."""
+    B, L, D = nll.shape
+    token_mask = mask[:, :, None].expand(B, L, D).clone()
+    token_mask[:, 0, 0] = False
+    token_mask = token_mask.to(nll.dtype)
+    count = token_mask.sum().clamp(min=1.0)
+    per_dim = (nll * token_mask).sum((0, 1)) / token_mask.sum((0, 1)).clamp(min=1.0)
+    return (nll * token_mask * weights).sum() / count, per_dim.detach()
