@@ -7,6 +7,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -14,6 +15,7 @@ from helpers import minari_store
 
 from rlgen.cli import main
 from rlgen.data import load_dataset, write_d4rl
+from rlgen.runs import act_with, load_agent
 
 FAST = ["train.steps=60", "train.batch_size=32", "train.log_every=20", "train.eval_every=30",
         "train.eval_episodes=2", "train.checkpoint_every=30", "agent.hidden=[32]"]  # fmt: skip
@@ -265,6 +267,21 @@ def test_eval_replaces_the_runs_own_results_json(run, capsys) -> None:
     assert main([*argv, "--seed", "0"]) == 0
     assert main([*argv, "--seed", "5"]) == 0  # no --force needed for the default RUN/results.json
     assert json.loads((run / "results.json").read_text())["seed"] == 5
+
+
+def test_eval_acts_with_the_deterministic_action_asked_for(run, tmp_path, capsys) -> None:
+    out = tmp_path / "peak.json"
+    assert main(["eval", str(run), "--action", "peak", "--episodes", "1", "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["step"] == 20
+    assert main(["eval", str(run), "--action", "median", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown deterministic action 'median'; choose one of mode, mean, peak" in err and "Traceback" not in err
+    agent = load_agent(run, device="cpu")[0]
+    obs = torch.randn(5, 4).numpy()
+    act_with(agent, "peak")
+    with torch.no_grad():
+        peak = agent.policy(torch.as_tensor(obs)).peak().numpy()
+    np.testing.assert_allclose(agent.act(obs), peak, atol=1e-6)
 
 
 def test_resume_sets_an_unreadable_newest_checkpoint_aside(run, capsys) -> None:

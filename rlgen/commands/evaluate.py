@@ -7,6 +7,7 @@ rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, t
 rlgen eval RUN --episodes 50 --video                             # and an mp4 of one episode (render extra)
 rlgen eval RUN --checkpoint best --out best.json                 # the best evaluation during training
 rlgen eval RUN --checkpoint RUN/checkpoints/step_00010000.pt --out step10k.json
+rlgen eval RUN --action peak --out peak.json                     # a BC / IQL agent acting with another action
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "worker process of its own (default: train.eval_async)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
+    parser.add_argument("--action", metavar="mode|mean|peak", help="the deterministic action of a BC or IQL agent "
+                        "(default: its recipe's agent.action)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rlgen.data.atomic import check_writable
     from rlgen.rollout import record_video
-    from rlgen.runs import acts, evaluate_agent, load_agent
+    from rlgen.runs import act_with, acts, evaluate_agent, load_agent
     from rlgen.train import Agent, RunDir
 
     run_path = RunDir(args.run_dir).path
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video and not acts(config.recipe.agent_class):
         raise ValueError(f"--video records an episode in a task; {run_path} is a generative run (its samples are "
                          f"in the run folder)")  # fmt: skip
+    if args.action is not None:
+        act_with(agent, args.action)
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
     result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs,

@@ -12,6 +12,7 @@ shells around it.
 
 from rlgen.runs.launch import (
     RunConfig,
+    act_with,
     check_dataset_task,
     default_run_dir,
     evaluate_agent,
@@ -37,6 +38,7 @@ __all__ = [
     "ALGOS",
     "Recipe",
     "RunConfig",
+    "act_with",
     "acts",
     "agents_root",
     "check_dataset_task",

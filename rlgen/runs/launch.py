@@ -29,6 +29,7 @@ from rlgen.data import DEFAULT_LEVEL, DatasetRef, Episodes, check_action_space, 
 from rlgen.data.cache import cache_dir
 from rlgen.data.spaces import task_spaces
 from rlgen.generative import HeldOutResult, LevelAgent, LevelData
+from rlgen.heads import POINT_ACTIONS
 from rlgen.rollout import EvalResult, evaluate
 from rlgen.runs.recipes import ALGOS, RECIPE_KEYS, Recipe, acts, load_recipe, recipe_from_dict
 from rlgen.runs.upgrade import upgrade_config
@@ -332,6 +333,17 @@ def evaluate_agent(
         raise ValueError(f"{', '.join(given)} set(s) evaluation episodes in an environment; {type(agent).__name__} "
                          f"is scored by held-out bits/dim")  # fmt: skip
     return agent.evaluate(subject, step)  # type: ignore[attr-defined]
+
+
+def act_with(agent: Learner, action: str) -> None:
+    """Make ``agent`` act with the deterministic action ``action`` (``mode``, ``mean`` or ``peak``: see
+    :meth:`rlgen.heads.BoxDistribution.point`) instead of its recipe's ``agent.action``; for agents that have one."""
+    if action not in POINT_ACTIONS:
+        raise ValueError(f"unknown deterministic action {action!r}; choose one of {', '.join(POINT_ACTIONS)}")
+    config = getattr(agent, "config", None)
+    if not hasattr(config, "action"):
+        raise ValueError(f"{type(agent).__name__} has no choice of deterministic action (BC and IQL agents do)")
+    agent.config = replace(config, action=action)  # type: ignore[attr-defined]
 
 
 def _fit(
