@@ -6,7 +6,7 @@ distribution over the action box of the task's environment.
 
 Deterministic action (``action: mode`` in every shipped recipe):
 
-* ``gaussian`` (tanh-squashed): the mode, ``tanh(mu)`` mapped into the box, the usual choice for tanh policies;
+* ``gaussian``: the mean, clipped to the box (``tanh(mu)`` mapped into the box for a squashed one);
 * ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
 * ``dlml``: the most probable of its discrete levels.
 
