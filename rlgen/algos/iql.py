@@ -17,7 +17,7 @@ the dataset's mean and std for every network (buffers in the checkpoint, as is t
 
 Deterministic action (``action: mode`` in every shipped recipe):
 
-* ``gaussian`` (tanh-squashed): ``tanh(mu)`` mapped into the box (mode and median of the squashed Gaussian);
+* ``gaussian``: the mean, clipped to the box (``tanh(mu)`` mapped into the box for a squashed one);
 * ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
 * ``dlml``: the most probable of its discrete levels.
 
@@ -54,9 +54,9 @@ class IQLConfig:
     """The ``agent:`` block of an IQL recipe; defaults are the paper's locomotion settings.
 
     :param head: the policy's head config: ``{type: dlml, num_mixtures: 10}``, or a type name (``gaussian``,
-        ``uniform``, ``quantile``, ``adacat``, ``dlml``) for that head's defaults. The default is a
-        tanh-squashed Gaussian with a state-independent std (the paper's Gaussian is not squashed: only its
-        mean passes through tanh).
+        ``uniform``, ``quantile``, ``adacat``, ``dlml``) for that head's defaults. The default is an
+        unsquashed Gaussian with a state-independent std, as the paper's, its actions clipped to the box (a
+        tanh-squashed one cannot fit behaviour actions that sit at the bounds).
     :param hidden: widths of the policy, Q and V MLPs.
     :param lr: Adam learning rate of Q, V and (at the start of its cosine) the policy.
     :param gamma: discount.
@@ -69,7 +69,7 @@ class IQLConfig:
     :param normalize_observations: standardise observations with the dataset's mean and std.
     """
 
-    head: HeadConfig = field(default_factory=lambda: GaussianHeadConfig(squash=True, state_dependent_std=False))
+    head: HeadConfig = field(default_factory=lambda: GaussianHeadConfig(squash=False, state_dependent_std=False))
     hidden: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
     gamma: float = 0.99
