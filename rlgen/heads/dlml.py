@@ -161,8 +161,7 @@ class DiscretizedLogisticMixture(BoxDistribution):
 
     @property
     def mean(self) -> Tensor:
-        probs = self.level_log_probs().exp()
-        levels = torch.linspace(0.0, 1.0, self.num_classes, device=probs.device)
+        levels, probs = self.cell_masses()
         return self.from_unit((probs * levels).sum(-1))
 
     def entropy_per_dim(self) -> Tensor:

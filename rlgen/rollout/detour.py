@@ -107,10 +107,12 @@ class DetourEnv(gym.Env):
         self.observation_space = gym.spaces.Box(-ARENA, ARENA, shape=(2,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._position = START.copy()
+        self._path_length = path_length(self._position)  # of the current position: each step's reward needs it
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self._position = START + self.np_random.uniform(-START_NOISE, START_NOISE, size=2)
+        self._path_length = path_length(self._position)
         return self._position.astype(np.float32), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -121,8 +123,9 @@ class DetourEnv(gym.Env):
         new = np.clip(old + move, -ARENA, ARENA)
         if segment_hits_wall(old, new):
             return old.astype(np.float32), CRASH_PENALTY, True, False, {"crashed": True}
-        self._position = new
-        reward = path_length(old) - path_length(new)
+        remaining = path_length(new)
+        reward = self._path_length - remaining
+        self._position, self._path_length = new, remaining
         reached = float(np.linalg.norm(new - GOAL)) < GOAL_RADIUS
         if reached:
             reward += GOAL_BONUS
