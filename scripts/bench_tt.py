@@ -286,13 +286,27 @@ def thread_policies(rounds: int) -> dict[str, float]:
     return times
 
 
+#: the highest 1-minute load average (2 cores) at which a row counts as measured on a quiet machine
+QUIET_LOAD = 1.5
+
+
+def machine_load(row: dict) -> str:
+    """``quiet`` when the load stayed at or below :data:`QUIET_LOAD` through the row's rounds, else ``loaded``."""
+    return "quiet" if max(row["load_averages"]) <= QUIET_LOAD else "loaded"
+
+
+def row_key(row: dict) -> tuple[str, str]:
+    return row["settings"], machine_load(row)
+
+
 def write_report(rows: list[dict], machine: dict, out: Path) -> None:
-    """Write the table; rows of settings not run this time are kept from an earlier run (with its command)."""
+    """Write the table; rows of settings (and machine load: quiet or loaded) not run this time are kept from an
+    earlier run (with its command)."""
     path = out.with_suffix(".json")
     earlier = json.loads(path.read_text())["rows"] if path.exists() else []
-    names = {r["settings"] for r in rows}
-    rows = [r for r in earlier if r["settings"] not in names and "official_s" in r] + rows
-    rows.sort(key=lambda r: list(SETTINGS).index(r["settings"]))
+    keys = {row_key(r) for r in rows}
+    rows = [r for r in earlier if row_key(r) not in keys and "official_s" in r] + rows
+    rows.sort(key=lambda r: (machine_load(r) != "quiet", list(SETTINGS).index(r["settings"])))
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
     lines = [
@@ -310,17 +324,22 @@ def write_report(rows: list[dict], machine: dict, out: Path) -> None:
         "transcribed released planner's token for token. The FLOP floor is the cached search's counted "
         "arithmetic (GPT trunk) at the best rate of one large matmul on this machine during the run.",
         "",
-        "| settings | beam | horizon | threads / OMP_WAIT_POLICY | load avg | released s | rlgen s | speedup "
-        "(CPU) | N envs: rlgen s per env | speedup per env | rlgen GFLOP | FLOP floor s | same search |",
-        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"A row is quiet when the load average stayed at or below {QUIET_LOAD} through it. 'rlgen / floor': how "
+        "many times the FLOP floor rlgen's planner takes.",
+        "",
+        "| settings | machine | beam | horizon | threads / OMP_WAIT_POLICY | load avg | released s | rlgen s | "
+        "speedup (CPU) | N envs: rlgen s per env | speedup per env | rlgen GFLOP | FLOP floor s | rlgen / floor | "
+        "same search |",
+        "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['settings']} | {r['beam_width']} | {r['horizon']} | {r['torch_threads']} / "
+            f"| {r['settings']} | {machine_load(r)} | {r['beam_width']} | {r['horizon']} | {r['torch_threads']} / "
             f"{r['OMP_WAIT_POLICY'] or 'unset'} | {min(r['load_averages']):.1f} - {max(r['load_averages']):.1f} | "
             f"{r['official_s']:.2f} / {r['official_cpu_s']:.2f} | {r['rlgen_s']:.3f} / {r['rlgen_cpu_s']:.3f} | "
             f"**{r['speedup']:.1f}x** ({r['speedup_cpu']:.1f}x) | N={r['envs']}: {r['rlgen_envs_s_per_env']:.3f} | "
             f"**{r['speedup_envs']:.1f}x** | {r['rlgen_gflop']:.1f} | {r['flop_floor_s']:.3f} | "
+            f"{r['rlgen_cpu_s'] / r['flop_floor_s']:.1f}x | "
             f"{r['same_search_greedy_float64']} |"
         )
     threads_path = out.with_name(out.name + "_threads.json")

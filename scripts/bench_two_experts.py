@@ -228,8 +228,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10_000, help="gradient steps per run (default: 10000)")
     parser.add_argument("--size", default="200k", help="dataset size (default: 200k)")
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS, help="heads on the mixed data")
-    parser.add_argument("--control-heads", nargs="+", default=list(HEADS), choices=HEADS,
-                        help="heads on each expert's data alone")  # fmt: skip
+    parser.add_argument("--control-heads", nargs="*", default=list(HEADS), choices=HEADS,
+                        help="heads on each expert's data alone (none: no controls)")  # fmt: skip
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides for every run, e.g. agent.action=peak")  # fmt: skip
