@@ -61,7 +61,7 @@ def budget_grid(args: argparse.Namespace) -> Grid:
     steps = args.steps
     common = [f"train.steps={steps}", f"train.batch_size={args.batch_size}", f"train.eval_every={steps}",
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_envs={args.eval_episodes}",
-              f"train.eval_seed={EVAL_SEED}", f"train.checkpoint_every={steps}"]  # fmt: skip
+              f"train.eval_seed={EVAL_SEED}", f"train.checkpoint_every={steps}", *args.set]  # fmt: skip
     layers, width = args.tt_size
     tt = [f"agent.model.n_layer={layers}", f"agent.model.n_embd={width}",
           f"agent.model.sequence_length={args.sequence_length}", f"agent.warmup_steps={max(1, steps // 10)}",
@@ -129,7 +129,8 @@ def write_report(cases: list[dict], meta: dict, out: Path) -> None:
         "TT-AdaCat as its recipe: bins start at the data's marginal, piecewise-linear inputs, width logits' "
         "gradient x 0.1. "
         f"{b['eval_episodes']} evaluation episodes per seed (reset seeds {EVAL_SEED}+i); score = D4RL "
-        "normalised, mean ± s.e. over seeds.",
+        "normalised, mean ± s.e. over seeds."
+        + (f" Overrides for every case: `{' '.join(b['overrides'])}`." if b.get("overrides") else ""),
         "",
         "| dataset | agent | seeds | normalised score | per seed | mean episode length | train s / step | "
         "setup + eval s |",
@@ -197,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tt-size", type=int, nargs=2, default=[2, 64], metavar=("LAYERS", "WIDTH"))
     parser.add_argument("--sequence-length", type=int, default=8, help="TT training segment (>= 2 + 5 planned)")
     parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="recipe overrides for every case (part of the budget: write them to another --out), "
+                        "e.g. agent.model.head.bandwidth=0.002")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "tt_scores")
     parser.add_argument("--runs", type=Path, help="run folders (default: runs/bench_tt_scores/<name of --out>)")
     parser.add_argument("--workers", type=int, default=os.cpu_count(),
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     budget = {"steps": args.steps, "batch_size": args.batch_size, "tt_layers": args.tt_size[0],
               "tt_width": args.tt_size[1], "sequence_length": args.sequence_length,
-              "eval_episodes": args.eval_episodes}  # fmt: skip
+              "eval_episodes": args.eval_episodes, **({"overrides": args.set} if args.set else {})}  # fmt: skip
     command = "python scripts/bench_tt_scores.py " + " ".join(argv if argv is not None else sys.argv[1:])
     machine = f"{platform.machine()}, 2-core CPU shared with other jobs, torch {torch.__version__} (1 thread)"
     table = Table(args.out, budget, command, machine)
