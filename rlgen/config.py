@@ -50,6 +50,14 @@ def require_positive(config: Any, where: str, *names: str) -> None:
             raise ConfigError(f"{_join(where, name)} must be > 0, got {value}")
 
 
+def require_fraction(config: Any, where: str, *names: str) -> None:
+    """Raise ``ConfigError`` naming ``<where>.<name>`` for the first field of ``config`` outside ``(0, 1]``."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"{_join(where, name)} must be in (0, 1], got {value}")
+
+
 def build(cls: type[T], raw: Mapping[str, Any] | None, where: str = "") -> T:
     """An instance of dataclass ``cls`` from a mapping; missing keys take the defaults.
 

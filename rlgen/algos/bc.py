@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rlgen.config import require_fraction
 from rlgen.data import Episodes, Statistics, Transitions
-from rlgen.heads import BoxDistribution, DLMLHeadConfig, HeadConfig, PointAction
+from rlgen.heads import PEAK_WIDTH, BoxDistribution, DLMLHeadConfig, HeadConfig, PointAction
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -45,6 +46,7 @@ class BCConfig:
         ``quantile``, ``adacat``, ``dlml``) for its defaults.
     :param hidden: widths of the MLP body.
     :param action: deterministic action: the head distribution's ``mode``, ``mean`` or ``peak``.
+    :param peak_width: the window of ``action: peak``, as a fraction of the box.
     :param grad_clip: clip the gradient norm to this value (``null``: no clipping).
     """
 
@@ -57,7 +59,11 @@ class BCConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = None
     action: PointAction = "mode"
+    peak_width: float = PEAK_WIDTH
     normalize_observations: bool = True
+
+    def __post_init__(self) -> None:
+        require_fraction(self, "agent", "peak_width")
 
 
 class BCPolicy(nn.Module):
@@ -130,7 +136,7 @@ class BC(Agent):
             if not deterministic:
                 actions = dist.sample()
             else:
-                actions = dist.point(self.config.action)
+                actions = dist.point(self.config.action, self.config.peak_width)
         finally:
             self.policy.train(was_training)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.

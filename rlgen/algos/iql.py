@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rlgen.algos.critics import ObservationNormalizer, TwinQ, frozen_copy, polyak_update, require_continuous
-from rlgen.config import ConfigError, require_at_least, require_positive
+from rlgen.config import ConfigError, require_at_least, require_fraction, require_positive
 from rlgen.data import Episodes, Transitions
-from rlgen.heads import BoxDistribution, GaussianHeadConfig, HeadConfig, PointAction
+from rlgen.heads import PEAK_WIDTH, BoxDistribution, GaussianHeadConfig, HeadConfig, PointAction
 from rlgen.nets import MLP
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
@@ -66,6 +66,7 @@ class IQLConfig:
     :param max_weight: advantage weights are clipped at this value.
     :param reward_scale: rewards are multiplied by ``reward_scale / (max - min episode return)``.
     :param action: deterministic action: the policy distribution's ``mode``, ``mean`` or ``peak``.
+    :param peak_width: the window of ``action: peak``, as a fraction of the box.
     :param normalize_observations: standardise observations with the dataset's mean and std.
     """
 
@@ -79,10 +80,12 @@ class IQLConfig:
     max_weight: float = 100.0
     reward_scale: float = 1000.0
     action: PointAction = "mode"
+    peak_width: float = PEAK_WIDTH
     normalize_observations: bool = True
 
     def __post_init__(self) -> None:
         require_positive(self, "agent", "lr", "max_weight", "reward_scale")
+        require_fraction(self, "agent", "peak_width")
         require_at_least(self, "agent", 0.0, "beta")
         if not 0.0 < self.expectile < 1.0:
             raise ConfigError(f"agent.expectile must be in (0, 1), got {self.expectile}")
@@ -252,7 +255,7 @@ class IQL(Agent):
         if not deterministic:
             actions = dist.sample()
         else:
-            actions = dist.point(self.config.action)
+            actions = dist.point(self.config.action, self.config.peak_width)
         # An unsquashed Gaussian's samples may leave the box; the env expects actions inside it.
         return np.clip(actions.cpu().numpy(), self.act_low, self.act_high)
 

@@ -38,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--action", metavar="mode|mean|peak", help="the deterministic action of a BC or IQL agent "
                         "(default: its recipe's agent.action)")  # fmt: skip
+    parser.add_argument("--peak-width", type=float, metavar="FRACTION", help="the window of --action peak, as a "
+                        "fraction of the action box (default: its recipe's agent.peak_width)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -57,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.video and not acts(config.recipe.agent_class):
         raise ValueError(f"--video records an episode in a task; {run_path} is a generative run (its samples are "
                          f"in the run folder)")  # fmt: skip
-    if args.action is not None:
-        act_with(agent, args.action)
+    if args.action is not None or args.peak_width is not None:
+        act_with(agent, args.action, args.peak_width)
     check_writable(out, force)  # before evaluating, so a taken --out costs no episodes
     train = config.recipe.train
     result = evaluate_agent(agent, subject, train, step, args.episodes, args.seed, args.envs, args.async_envs,

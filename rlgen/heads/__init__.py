@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from rlgen.heads.adacat import AdaCatHead
-from rlgen.heads.base import POINT_ACTIONS, BoundLike, BoxDistribution, Head, PointAction, nucleus_filter
+from rlgen.heads.base import PEAK_WIDTH, POINT_ACTIONS, BoundLike, BoxDistribution, Head, PointAction, nucleus_filter
 from rlgen.heads.binned import BinnedHead, QuantileCategoricalHead, UniformCategoricalHead, unit_quantile_edges
 from rlgen.heads.config import (
     HEAD_CONFIGS,
@@ -51,6 +51,7 @@ def make_head(
 
 __all__ = [
     "HEAD_CONFIGS",
+    "PEAK_WIDTH",
     "POINT_ACTIONS",
     "PointAction",
     "AdaCatHead",

@@ -180,14 +180,15 @@ class BoxDistribution(ABC):
         moment = moment_sum.gather(-1, start + span) - moment_sum.gather(-1, start)
         return self.from_unit((moment / mass.clamp(min=1e-30)).squeeze(-1).clamp(0.0, 1.0))
 
-    def point(self, kind: PointAction) -> Tensor:
-        """The deterministic action ``kind``: :meth:`mode`, :attr:`mean` or :meth:`peak`."""
+    def point(self, kind: PointAction, peak_width: float = PEAK_WIDTH) -> Tensor:
+        """The deterministic action ``kind``: :meth:`mode`, :attr:`mean` or :meth:`peak` over windows spanning
+        ``peak_width`` of the box."""
         if kind == "mode":
             return self.mode()
         if kind == "mean":
             return self.mean
         if kind == "peak":
-            return self.peak()
+            return self.peak(peak_width)
         raise ValueError(f"unknown deterministic action {kind!r}; choose one of {', '.join(POINT_ACTIONS)}")
 
     def entropy(self) -> Tensor:

@@ -335,15 +335,17 @@ def evaluate_agent(
     return agent.evaluate(subject, step)  # type: ignore[attr-defined]
 
 
-def act_with(agent: Learner, action: str) -> None:
+def act_with(agent: Learner, action: str | None = None, peak_width: float | None = None) -> None:
     """Make ``agent`` act with the deterministic action ``action`` (``mode``, ``mean`` or ``peak``: see
-    :meth:`rlgen.heads.BoxDistribution.point`) instead of its recipe's ``agent.action``; for agents that have one."""
-    if action not in POINT_ACTIONS:
+    :meth:`rlgen.heads.BoxDistribution.point`) and the peak's window ``peak_width`` instead of its recipe's
+    ``agent.action`` / ``agent.peak_width`` (``None``: keep the recipe's); for agents that have one."""
+    if action is not None and action not in POINT_ACTIONS:
         raise ValueError(f"unknown deterministic action {action!r}; choose one of {', '.join(POINT_ACTIONS)}")
     config = getattr(agent, "config", None)
     if not hasattr(config, "action"):
         raise ValueError(f"{type(agent).__name__} has no choice of deterministic action (BC and IQL agents do)")
-    agent.config = replace(config, action=action)  # type: ignore[attr-defined]
+    changes = {k: v for k, v in (("action", action), ("peak_width", peak_width)) if v is not None}
+    agent.config = replace(config, **changes)  # type: ignore[attr-defined]
 
 
 def _fit(
