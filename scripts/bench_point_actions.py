@@ -51,7 +51,8 @@ def evaluate_run(run_dir: Path, actions: list[str], episodes: int) -> dict:
         result = evaluate_agent(agent, subject, config.recipe.train, step, episodes, progress=False)
         scores[spec] = result.score_mean
         print(f"{run_dir}: {spec} {result.score_mean:.1f} ± {result.score_se:.1f}", flush=True)
-    return {"run_dir": str(run_dir), "agent": config.recipe.name, "dataset": config.dataset,
+    dataset = Path(config.dataset).stem if config.dataset.endswith(".hdf5") else config.dataset  # a file's name
+    return {"run_dir": str(run_dir), "agent": config.recipe.name, "dataset": dataset,
             "seed": config.recipe.train.seed, "step": step, "episodes": episodes, "scores": scores}  # fmt: skip
 
 

@@ -281,7 +281,14 @@ def test_eval_acts_with_the_deterministic_action_asked_for(run, tmp_path, capsys
     act_with(agent, "peak")
     with torch.no_grad():
         peak = agent.policy(torch.as_tensor(obs)).peak().numpy()
+        wide = agent.policy(torch.as_tensor(obs)).peak(0.5).numpy()
     np.testing.assert_allclose(agent.act(obs), peak, atol=1e-6)
+    assert not np.allclose(peak, wide, atol=1e-3)  # so the next check tells the widths apart
+    act_with(agent, peak_width=0.5)
+    np.testing.assert_allclose(agent.act(obs), wide, atol=1e-6)
+    assert main(["eval", str(run), "--action", "peak", "--peak-width", "1.5", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "agent.peak_width must be in (0, 1], got 1.5" in err and "Traceback" not in err
 
 
 def test_resume_sets_an_unreadable_newest_checkpoint_aside(run, capsys) -> None:

@@ -4,19 +4,13 @@ The policy is ``head(MLP((s - mean) / std))``: observations are standardised wit
 (kept as buffers, so checkpoints carry them), an MLP body makes features and any rlgen head turns them into a
 distribution over the action box of the task's environment.
 
-Deterministic action (``action: mode`` in every shipped recipe):
-
-* ``gaussian``: the mean, clipped to the box (``tanh(mu)`` mapped into the box for a squashed one);
-* ``uniform`` / ``quantile`` / ``adacat``: the centre of the bin with the highest density;
-* ``dlml``: the most probable of its discrete levels.
-
-``action: peak`` instead takes, per dimension, the centre of mass of the most probable window spanning a tenth of
-the box (:meth:`rlgen.heads.BoxDistribution.peak`; the Gaussian's mode). Where the behaviour's actions were
-clipped at a bound now and then, the edge level or a thin edge bin holds that tail and can be the mode, so the
-mode acts at the bound; the peak stays on the behaviour's main mode (``benchmarks/two_experts_detour.md``).
-
-For the multimodal heads the mode keeps the agent on one of the behaviour's modes, where the mean (``action:
-mean``) would average them, possibly into an action no behaviour policy takes.
+Deterministic action (``action``, :meth:`rlgen.heads.BoxDistribution.point`): ``peak`` by default, the
+centre of mass of the most probable window spanning ``peak_width`` of the box per dimension (the Gaussian's mean,
+clipped to the box); ``mode`` (the densest bin or most probable level) or ``mean`` on request. The shipped DLML
+and AdaCat recipes act with peaks of 0.1 and 0.3 of the box. The mode fails where behaviour actions were clipped
+at a bound now and then: the edge level or a thin edge bin holds that tail and wins, so the agent acts at the
+bound (``benchmarks/point_actions.md`` compares the three on the same checkpoints). Unlike the mean, a peak
+stays on one of the behaviour's modes where the action distribution is multimodal.
 """
 
 from __future__ import annotations
@@ -58,7 +52,7 @@ class BCConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float | None = None
-    action: PointAction = "mode"
+    action: PointAction = "peak"
     peak_width: float = PEAK_WIDTH
     normalize_observations: bool = True
 
