@@ -428,11 +428,13 @@ def test_a_terminated_step_bootstraps_from_the_absorbing_value_and_a_truncated_o
     continued[1, 0] = False
     with torch.no_grad():
         r_abs = -torch.log(torch.sigmoid(agent.discriminator(torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]]))))
-        for gail in (agent, plain):
+        v_abs = float(r_abs) / (1 - GAMMA)
+        for gail, offset, terminated in ((agent, v_abs, v_abs), (plain, 0.0, 0.0)):
+            # V(s'): the network's output, which with absorbing states learns V - V_abs
+            expected = gail.value(gail.normalise(batch.next_observations)) + offset
+            torch.testing.assert_close(gail.state_values(batch.next_observations), expected)
             next_values = gail.next_values(batch)
-            expected = gail.value(gail.normalise(batch.next_observations))
             torch.testing.assert_close(next_values[continued], expected[continued])  # the truncated [2, 1] too
-            terminated = float(r_abs) / (1 - GAMMA) if gail is agent else 0.0
             assert float(next_values[1, 0]) == pytest.approx(terminated, rel=1e-5)
 
 
@@ -453,12 +455,12 @@ def detour_store(tmp_path_factory):
 
 def test_a_gail_run_with_absorbing_states_resumes_bit_for_bit(detour_store, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(detour_store))
-    start_run("gail-trpo", "detour-expert", _fast(4), run_dir=tmp_path / "whole", device="cpu", progress=False)
-    half, _ = start_run("gail-trpo", "detour-expert", _fast(2), run_dir=tmp_path / "half", device="cpu",
+    start_run("gail-trpo", "detour-expert", _fast(6), run_dir=tmp_path / "whole", device="cpu", progress=False)
+    half, _ = start_run("gail-trpo", "detour-expert", _fast(3), run_dir=tmp_path / "half", device="cpu",
                         progress=False)  # fmt: skip
-    resume_run(half.path, ["train.steps=128"], device="cpu", progress=False)
-    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "step_00000128.pt")["agent"]
-    b = load_checkpoint(half.checkpoints / "step_00000128.pt")["agent"]
+    resume_run(half.path, ["train.steps=192"], device="cpu", progress=False)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "step_00000192.pt")["agent"]
+    b = load_checkpoint(half.checkpoints / "step_00000192.pt")["agent"]
     for key, value in a["discriminator"].items():
         torch.testing.assert_close(value, b["discriminator"][key], rtol=0, atol=0, msg=key)
     metrics = (tmp_path / "whole" / "metrics.jsonl").read_text()
@@ -481,3 +483,21 @@ def test_gail_beats_a_random_policy_clearly(in_store, tmp_path) -> None:
     assert result.last_scalars["progress/env_steps"] == 30 * 2048
     assert result.last_scalars["eval/return"] > max(500.0, 20 * random_policy.return_mean), (
         result.last_scalars["eval/return"], random_policy.return_mean)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_absorbing_states_let_gail_reach_the_goal_on_detour(tmp_path_factory, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(minari_store(tmp_path_factory, {"detour-expert": 3000}, num_envs=2)))
+    task = load_task("detour")
+    success = {}
+    for absorbing in ("true", "false"):
+        overrides = ["train.steps=153600", "train.eval_every=0", "train.log_every=15360", "agent.bc_warm_start=true",
+                     "agent.disc_steps=10", f"agent.absorbing={absorbing}"]  # fmt: skip
+        run, _ = start_run("gail-trpo", "detour-expert", overrides, run_dir=tmp_path / absorbing, device="cpu",
+                           progress=False)  # fmt: skip
+        agent, *_ = load_agent(run.path, device="cpu")
+        with torch.no_grad():
+            returns = np.array(evaluate(agent.act, task, 50, 100_000).returns)
+        success[absorbing] = float(np.mean(returns > 3.0))  # only the goal's bonus lifts a return above 3
+    # 150 iterations: with absorbing states the policy goes round the wall; without, it hovers short of the goal
+    assert success["true"] >= 0.8 and success["false"] <= 0.2, success

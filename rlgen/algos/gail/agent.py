@@ -237,14 +237,23 @@ class GAIL(OnlineAgent):
         inputs = absorbing_inputs(1, self.discriminator.body.in_features, self.policy.obs_mean)
         return imitation_reward(self.discriminator(inputs))[0]
 
+    def absorbing_value(self) -> Tensor:
+        """``V_abs = r_abs / (1 - gamma)``: the value of the absorbing state, which earns ``r_abs`` forever."""
+        return self.absorbing_reward() / (1.0 - self.config.gamma)
+
+    def state_values(self, observations: Tensor) -> Tensor:
+        """``V(s)``: the value network's output, plus ``V_abs`` with absorbing states. The network then learns
+        ``V - V_abs``, which stays put when a discriminator step moves ``r_abs`` (and with it every value by up to
+        ``1 / (1 - gamma)`` times as much), and is near 0 while the rewards are all near ``r_abs``."""
+        values = self.value(self.normalise(observations))
+        return values + self.absorbing_value() if self.absorbing else values
+
     def next_values(self, batch: Rollout) -> Tensor:
         """The value each step bootstraps from in GAE, shaped like ``batch.rewards``: ``V(s')`` after a step that
-        continues or was truncated; after a true termination 0, or with absorbing states ``r_abs / (1 - gamma)``."""
-        next_values = self.value(self.normalise(batch.next_observations))
+        continues or was truncated; after a true termination 0, or with absorbing states ``V_abs``."""
         if not self.absorbing:
-            return next_values * (1.0 - batch.terminals)
-        absorbing_value = self.absorbing_reward() / (1.0 - self.config.gamma)
-        return torch.where(batch.terminals.bool(), absorbing_value, next_values)
+            return self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
+        return torch.where(batch.terminals.bool(), self.absorbing_value(), self.state_values(batch.next_observations))
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -285,7 +294,7 @@ class GAIL(OnlineAgent):
             imitation = rewards.mean()
             if c.entropy_weight > 0:
                 rewards = rewards - c.entropy_weight * self.policy(obs).log_prob(raw)
-            values = self.value(self.normalise(batch.observations))
+            values = self.state_values(batch.observations)
             next_values = self.next_values(batch)
             advantages = gae(rewards.view_as(batch.rewards), values, next_values, batch.dones, c.gamma,
                              c.gae_lambda)  # fmt: skip
@@ -294,7 +303,9 @@ class GAIL(OnlineAgent):
             if advantages.numel() > 1:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         step = trpo_step(self.policy, obs, raw, advantages, c.trpo)
-        value_loss = self._fit_value(self.normalise(obs), returns)
+        with torch.no_grad():  # the network's target: V - V_abs with absorbing states (state_values)
+            targets = returns - self.absorbing_value() if self.absorbing else returns
+        value_loss = self._fit_value(self.normalise(obs), targets)
         with torch.no_grad():
             entropy = self.policy(obs).entropy().mean()
         self.moments.update(obs.cpu().numpy())
