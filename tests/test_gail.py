@@ -27,9 +27,10 @@ from rlgen.algos.gail import (
     subsample_demonstrations,
     trpo_step,
 )
+from rlgen.algos.gail.agent import EpisodeRollout
 from rlgen.algos.gail.moments import RunningMoments
 from rlgen.cli import main
-from rlgen.config import ConfigError
+from rlgen.config import ConfigError, apply_overrides
 from rlgen.data import Episodes, load_dataset
 from rlgen.heads import box_kl, make_head
 from rlgen.rollout import evaluate
@@ -341,6 +342,134 @@ def test_gail_refuses_what_it_cannot_imitate() -> None:
         GAILConfig(n_steps=0)
 
 
+# ------------------------------------------------------------------------------------------------ absorbing states
+
+GAMMA = 0.99
+
+
+def _ended_episodes() -> Episodes:
+    """Three 2-D episodes of 5, 8 and 4 steps: the first and the last terminate, the middle one is truncated."""
+    ends = np.cumsum([5, 8, 4])
+    steps = np.arange(ends[-1])
+    rng = np.random.default_rng(0)
+    return Episodes(observations=rng.uniform(-1, 1, (ends[-1], 2)).astype(np.float32),
+                    actions=rng.uniform(-1, 1, (ends[-1], 2)).astype(np.float32),
+                    rewards=np.zeros(ends[-1], np.float32), terminals=np.isin(steps, ends[[0, 2]] - 1),
+                    timeouts=steps == ends[1] - 1, episode_ends=ends)  # fmt: skip
+
+
+def _detour_gail(absorbing: bool | str, **options) -> GAIL:
+    """GAIL on detour imitating 2 pairs of each of :func:`_ended_episodes`."""
+    config = GAILConfig(trajectories=3, pairs_per_trajectory=2, hidden=(8,), num_envs=2, gamma=GAMMA,
+                        absorbing=absorbing, **options)  # fmt: skip
+    return GAIL.create(config, load_task("detour"), _ended_episodes(), torch.device("cpu"))
+
+
+def _rollout() -> EpisodeRollout:
+    """3 steps x 2 envs: env 0's episode terminates at step 1, its 7th step; env 1's is truncated at step 2."""
+    gen = torch.Generator().manual_seed(0)
+    terminals, dones = torch.zeros(3, 2), torch.zeros(3, 2)
+    terminals[1, 0] = dones[1, 0] = dones[2, 1] = 1.0
+    return EpisodeRollout(torch.rand(3, 2, 2, generator=gen), torch.rand(3, 2, 2, generator=gen) * 2 - 1,
+                          torch.zeros(3, 2), torch.rand(3, 2, 2, generator=gen), terminals, dones,
+                          torch.tensor([[6, 98], [7, 99], [1, 100]]))  # fmt: skip
+
+
+def test_demonstrations_record_how_their_trajectories_ended() -> None:
+    demos = subsample_demonstrations(_ended_episodes(), 3, 2, np.random.default_rng(0))
+    assert demos.episodes.tolist() == [0, 0, 1, 1, 2, 2]
+    assert demos.trajectory_lengths.tolist() == [5, 5, 8, 8, 4, 4]
+    assert demos.terminated.tolist() == [True, True, False, False, True, True]
+    assert demos[2:4].terminated.tolist() == [False, False] and demos[2:4].trajectory_lengths.tolist() == [8, 8]
+    bare = Demonstrations(demos.observations, demos.actions, demos.episodes)  # endings unknown: none terminated
+    assert bare.trajectory_lengths.tolist() == [2] * 6 and not bare.terminated.any()
+
+
+def test_absorbing_states_follow_gail_config_and_task() -> None:
+    assert _detour_gail("auto").absorbing and not _detour_gail(False).absorbing
+    cpu = torch.device("cpu")
+    assert not GAIL.create(GAILConfig(hidden=(8,), num_envs=1), load_task("invertedpendulum"), None, cpu).absorbing
+    assert GAIL.create(GAILConfig(hidden=(8,), num_envs=1, absorbing=True), load_task("invertedpendulum"), None,
+                       cpu).discriminator.body.in_features == 4 + 1 + 1  # fmt: skip
+    assert _detour_gail("auto").discriminator.body.in_features == 2 + 2 + 1
+    with pytest.raises(ConfigError, match="agent.absorbing needs agent.gamma < 1"):
+        GAIL.create(GAILConfig(gamma=1.0), load_task("detour"), None, cpu)
+    with pytest.raises(ConfigError, match="agent.absorbing must be auto, true or false"):
+        GAILConfig(absorbing=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="agent.absorbing must be one of"):
+        apply_overrides(GAILConfig(), ["absorbing=sometimes"], "agent")
+    assert apply_overrides(GAILConfig(), ["absorbing=false"], "agent").absorbing is False
+
+
+def test_absorbing_samples_follow_the_terminations_of_both_sides() -> None:
+    agent, plain = _detour_gail(True), _detour_gail(False)
+    policy, policy_weights, expert, expert_weights = agent.discriminator_inputs(_rollout())
+    plain_policy, no_weights, plain_expert, no_expert_weights = plain.discriminator_inputs(_rollout())
+    assert no_weights is None and no_expert_weights is None
+    absorbing = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    # the real pairs: the same features as without absorbing states, then an indicator of 0
+    torch.testing.assert_close(policy[:6], torch.cat([plain_policy, torch.zeros(6, 1)], 1))
+    torch.testing.assert_close(expert[:6], torch.cat([plain_expert, torch.zeros(6, 1)], 1))
+    # one absorbing sample per termination: env 0's at step 1; the expert's first and last trajectories
+    torch.testing.assert_close(policy[6:], absorbing)
+    torch.testing.assert_close(expert[6:], absorbing.expand(2, 5))
+
+    def weight(samples: int, length: int) -> float:
+        return samples * GAMMA**length / (1 - GAMMA**length)
+
+    torch.testing.assert_close(policy_weights, torch.tensor([1.0] * 6 + [weight(7, 7)]))
+    torch.testing.assert_close(expert_weights, torch.tensor([1.0] * 6 + [weight(2, 5), weight(2, 4)]))
+
+
+def test_a_terminated_step_bootstraps_from_the_absorbing_value_and_a_truncated_one_from_its_next_state() -> None:
+    batch = _rollout()
+    agent, plain = _detour_gail(True), _detour_gail(False)
+    continued = torch.ones(3, 2, dtype=torch.bool)
+    continued[1, 0] = False
+    with torch.no_grad():
+        r_abs = -torch.log(torch.sigmoid(agent.discriminator(torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]]))))
+        v_abs = float(r_abs) / (1 - GAMMA)
+        for gail, offset, terminated in ((agent, v_abs, v_abs), (plain, 0.0, 0.0)):
+            # V(s'): the network's output, which with absorbing states learns V - V_abs
+            expected = gail.value(gail.normalise(batch.next_observations)) + offset
+            torch.testing.assert_close(gail.state_values(batch.next_observations), expected)
+            next_values = gail.next_values(batch)
+            torch.testing.assert_close(next_values[continued], expected[continued])  # the truncated [2, 1] too
+            assert float(next_values[1, 0]) == pytest.approx(terminated, rel=1e-5)
+
+
+def test_rollouts_count_the_steps_of_each_episode() -> None:
+    agent = _detour_gail(True, n_steps=120)
+    batch = agent.sample(0, np.random.default_rng(0))
+    steps, dones = batch.episode_steps, batch.dones.bool()
+    assert dones.any() and torch.all(steps[0] == 1)
+    torch.testing.assert_close(steps[1:], torch.where(dones[:-1], 1, steps[:-1] + 1))
+    assert steps.max() <= load_task("detour").max_episode_steps
+
+
+@pytest.fixture(scope="module")
+def detour_store(tmp_path_factory):
+    """A Minari store holding a small detour-expert dataset (about 20 episodes that reach the goal)."""
+    return minari_store(tmp_path_factory, {"detour-expert": 600}, num_envs=2)
+
+
+def test_a_gail_run_with_absorbing_states_resumes_bit_for_bit(detour_store, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(detour_store))
+    start_run("gail-trpo", "detour-expert", _fast(6), run_dir=tmp_path / "whole", device="cpu", progress=False)
+    half, _ = start_run("gail-trpo", "detour-expert", _fast(3), run_dir=tmp_path / "half", device="cpu",
+                        progress=False)  # fmt: skip
+    resume_run(half.path, ["train.steps=192"], device="cpu", progress=False)
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "step_00000192.pt")["agent"]
+    b = load_checkpoint(half.checkpoints / "step_00000192.pt")["agent"]
+    for key, value in a["discriminator"].items():
+        torch.testing.assert_close(value, b["discriminator"][key], rtol=0, atol=0, msg=key)
+    metrics = (tmp_path / "whole" / "metrics.jsonl").read_text()
+    assert metrics == (half.path / "metrics.jsonl").read_text() and "train/absorbing_reward" in metrics
+    agent, *_ = load_agent(half.path, device="cpu")
+    assert isinstance(agent, GAIL) and agent.absorbing and agent.demos is not None
+    assert agent.demos.terminated.any()  # the expert reaches the goal (a trajectory cut by the data's end does not)
+
+
 @pytest.mark.slow
 def test_gail_beats_a_random_policy_clearly(in_store, tmp_path) -> None:
     task = load_task("invertedpendulum")
@@ -354,3 +483,21 @@ def test_gail_beats_a_random_policy_clearly(in_store, tmp_path) -> None:
     assert result.last_scalars["progress/env_steps"] == 30 * 2048
     assert result.last_scalars["eval/return"] > max(500.0, 20 * random_policy.return_mean), (
         result.last_scalars["eval/return"], random_policy.return_mean)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_absorbing_states_let_gail_reach_the_goal_on_detour(tmp_path_factory, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(minari_store(tmp_path_factory, {"detour-expert": 3000}, num_envs=2)))
+    task = load_task("detour")
+    success = {}
+    for absorbing in ("true", "false"):
+        overrides = ["train.steps=153600", "train.eval_every=0", "train.log_every=15360", "agent.bc_warm_start=true",
+                     "agent.disc_steps=10", f"agent.absorbing={absorbing}"]  # fmt: skip
+        run, _ = start_run("gail-trpo", "detour-expert", overrides, run_dir=tmp_path / absorbing, device="cpu",
+                           progress=False)  # fmt: skip
+        agent, *_ = load_agent(run.path, device="cpu")
+        with torch.no_grad():
+            returns = np.array(evaluate(agent.act, task, 50, 100_000).returns)
+        success[absorbing] = float(np.mean(returns > 3.0))  # only the goal's bonus lifts a return above 3
+    # 150 iterations: with absorbing states the policy goes round the wall; without, it hovers short of the goal
+    assert success["true"] >= 0.8 and success["false"] <= 0.2, success

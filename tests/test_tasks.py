@@ -136,6 +136,11 @@ def test_task_files_record_their_generation_speed() -> None:
     assert [load_task(t).level_steps("medium-expert") for t in ("hopper", "cartpole")] == [2_000_000, 2_000_000]
 
 
+def test_termination_says_whether_episodes_end_at_a_goal() -> None:
+    assert load_task("detour").termination == "goal"
+    assert {load_task(t, allow_untrained=True).termination for t in SHIPPED} == {"failure"}  # the default
+
+
 def test_unknown_task_lists_valid_names() -> None:
     with pytest.raises(KeyError, match="hopper"):
         load_task("antmaze")
@@ -170,6 +175,7 @@ def test_tasks_root_from_environment(recipes: Path, monkeypatch: pytest.MonkeyPa
         ({"colour": "red"}, "unknown key(s) colour"),
         ({"datasets": {"steps_per_second": 0}}, "datasets: steps_per_second must be > 0, got 0"),
         ({"datasets": {"steps": {"medium": 5}}}, "unknown key(s) datasets.steps"),
+        ({"termination": "success"}, "termination must be one of ['failure', 'goal'], got 'success'"),
     ],
 )
 def test_recipe_validation_names_file_and_field(recipes: Path, change: dict, message: str) -> None:

@@ -102,6 +102,11 @@ class VectorCollector:
             self._reset(dones, rng)
         return Transition(obs, np.asarray(actions), rewards.astype(np.float32), next_obs, terminals, truncations)
 
+    @property
+    def episode_steps(self) -> np.ndarray:
+        """Steps taken so far in each env's current episode, ``(num_envs,)`` int64 (0 right after a reset)."""
+        return np.array([len(actions) for actions in self.actions], dtype=np.int64)
+
     def restart(self, rng: np.random.Generator) -> None:
         """Abandon the episodes in progress and reset every env (on-policy agents that need whole episodes)."""
         self._reset(np.ones(self.num_envs, dtype=bool), rng)

@@ -9,7 +9,8 @@ One trainer step is one iteration of Algorithm 2.1:
    negated cost ``log D``; the second is the causal-entropy regulariser ``lambda H(pi)``: its gradient is the
    policy gradient of the per-step reward ``-log pi(a|s)`` (the score term ``E[grad log pi]`` vanishes), so it
    enters as a reward, exactly, rather than as a per-state entropy bonus;
-4. advantages by GAE(gamma, lambda_gae) with a learned value ``V(s)``, standardised over the batch;
+4. advantages by GAE(gamma, lambda_gae) with a learned value ``V(s)``, standardised over the batch; a terminated
+   step bootstraps from 0, or with absorbing states from ``V_abs = -log D(s_a) / (1 - gamma)``;
 5. a TRPO step on the policy (:mod:`~rlgen.algos.gail.trpo`: conjugate gradient on the Fisher-vector product
    of the exact head KL, backtracking line search within ``max_kl``);
 6. ``value_epochs`` epochs of Adam regression of ``V`` on the GAE returns;
@@ -17,7 +18,9 @@ One trainer step is one iteration of Algorithm 2.1:
    step scores actions under the normalisation they were sampled with). It starts from the demonstrations'
    states, which is also what a BC warm start is fitted under; the policy's own states then move it.
 
-Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`).
+Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`). On tasks whose episodes
+end at a goal the discriminator also learns the reward of an absorbing state that follows every true termination
+(:mod:`~rlgen.algos.gail.absorbing`; ``absorbing: auto`` turns it on from the task file's ``termination: goal``).
 
 The generator is a compact TRPO on :class:`~rlgen.algos.online.OnlineAgent`: the seeded
 :class:`~rlgen.rollout.collector.VectorCollector` steps the environments, so a checkpoint holds everything and a
@@ -28,7 +31,7 @@ KL (:func:`rlgen.heads.box_kl`) bounds the step.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import torch
@@ -38,6 +41,13 @@ from torch import Tensor
 from rlgen.algos.actor_critic import Rollout
 from rlgen.algos.bc import STD_FLOOR, BCConfig, BCPolicy
 from rlgen.algos.estimators import gae
+from rlgen.algos.gail.absorbing import (
+    absorbing_inputs,
+    absorbing_weights,
+    append_absorbing,
+    resolve_absorbing,
+    with_indicator,
+)
 from rlgen.algos.gail.clone import CloneSettings, behaviour_clone
 from rlgen.algos.gail.demos import Demonstrations, subsample_demonstrations
 from rlgen.algos.gail.discriminator import Discriminator, discriminator_step, imitation_reward
@@ -74,6 +84,8 @@ class GAILConfig:
     :param disc_steps: discriminator steps per iteration (Algorithm 2.1: one).
     :param bc_warm_start: clone the demonstrations before the first rollout.
     :param bc: the cloning protocol used for the warm start.
+    :param absorbing: absorbing states after true terminations (:mod:`~rlgen.algos.gail.absorbing`): ``true``,
+        ``false``, or ``auto``: on for tasks whose episodes end at a goal (``termination: goal`` in task.yaml).
     """
 
     trajectories: int = 4
@@ -95,6 +107,7 @@ class GAILConfig:
     disc_steps: int = 1
     bc_warm_start: bool = False
     bc: CloneSettings = field(default_factory=CloneSettings)
+    absorbing: Literal["auto", True, False] = "auto"
 
     def __post_init__(self) -> None:
         for name in ("trajectories", "num_envs", "n_steps", "value_epochs", "value_batch_size", "disc_steps"):
@@ -107,6 +120,16 @@ class GAILConfig:
                               f"and {self.gae_lambda}")  # fmt: skip
         if self.entropy_weight < 0:
             raise ConfigError(f"agent.entropy_weight must be >= 0, got {self.entropy_weight}")
+        if not (self.absorbing == "auto" or isinstance(self.absorbing, bool)):  # Literal admits 1 and 0 as well
+            raise ConfigError(f"agent.absorbing must be auto, true or false, got {self.absorbing!r}")
+
+
+@dataclass
+class EpisodeRollout(Rollout):
+    """A :class:`~rlgen.algos.actor_critic.Rollout` that also holds ``episode_steps``, ``(n_steps, num_envs)``:
+    the steps each episode has taken up to and including each step (its length where it ended)."""
+
+    episode_steps: Tensor
 
 
 class GAIL(OnlineAgent):
@@ -123,10 +146,15 @@ class GAIL(OnlineAgent):
             raise ValueError(f"GAIL's policy heads model continuous actions; task {task.name!r} is discrete")
         self.config, self.task, self.device = config, task, device
         self.low, self.high = task.action_bounds()
+        self.absorbing = resolve_absorbing(config.absorbing, task)
+        if self.absorbing and config.gamma >= 1.0:
+            raise ConfigError(f"agent.absorbing needs agent.gamma < 1 (the absorbing state's value r / (1 - gamma) "
+                              f"is infinite at 1), got gamma {config.gamma} on task {task.name!r}")  # fmt: skip
         body = BCConfig(head=config.head, hidden=config.hidden, activation=config.activation)
         self.policy = BCPolicy(body, task.obs_dim, self.low, self.high).to(device)
         self.value = ValueNet(task.obs_dim, config.hidden, config.activation).to(device)
-        self.discriminator = Discriminator(task.obs_dim + task.act_dim, config.hidden, config.activation).to(device)
+        disc_features = task.obs_dim + task.act_dim + int(self.absorbing)  # + the absorbing indicator
+        self.discriminator = Discriminator(disc_features, config.hidden, config.activation).to(device)
         self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
         self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.disc_lr)
         self.collector = VectorCollector(task, config.num_envs)
@@ -151,7 +179,8 @@ class GAIL(OnlineAgent):
             raise ValueError(f"demonstrations with observations {demos.observations.shape[1:]} and actions "
                              f"{demos.actions.shape[1:]} do not fit task {self.task.name!r} (observations "
                              f"({self.task.obs_dim},), actions ({self.task.act_dim},))")  # fmt: skip
-        self.demos = Demonstrations(demos.observations, np.clip(demos.actions, self.low, self.high), demos.episodes)
+        self.demos = Demonstrations(demos.observations, np.clip(demos.actions, self.low, self.high), demos.episodes,
+                                    demos.trajectory_lengths, demos.terminated)  # fmt: skip
         self.moments = RunningMoments(self.task.obs_dim)
         self.moments.update(self.demos.observations)
         self._sync_normaliser()
@@ -175,9 +204,56 @@ class GAIL(OnlineAgent):
         return (observations - self.policy.obs_mean) / self.policy.obs_scale
 
     def pair_features(self, observations: Tensor, actions: Tensor) -> Tensor:
-        """The discriminator's input: standardised state and the action mapped from its box to ``[-1, 1]``."""
+        """The discriminator's input: standardised state and the action mapped from its box to ``[-1, 1]`` (and
+        with absorbing states, their indicator: 0)."""
         low, high = self.tensor(self.low), self.tensor(self.high)
-        return torch.cat([self.normalise(observations), 2.0 * (actions - low) / (high - low) - 1.0], -1)
+        features = torch.cat([self.normalise(observations), 2.0 * (actions - low) / (high - low) - 1.0], -1)
+        return with_indicator(features) if self.absorbing else features
+
+    def discriminator_inputs(self, batch: EpisodeRollout) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+        """``(policy_inputs, policy_weights, expert_inputs, expert_weights)`` of a discriminator step: the
+        rollout's pairs, then the expert's. Without absorbing states the weights are ``None`` (each pair counts
+        once); with them each side's real pairs are followed by one absorbing sample per true termination, the
+        rollout's and the demonstrated trajectories', weighted as :mod:`~rlgen.algos.gail.absorbing` says."""
+        assert self.demos is not None
+        raw = batch.raw_actions.flatten(0, 1)
+        env_actions = torch.minimum(torch.maximum(raw, self.tensor(self.low)), self.tensor(self.high))
+        policy_inputs = self.pair_features(batch.observations.flatten(0, 1), env_actions)
+        expert_inputs = self.pair_features(self.tensor(self.demos.observations), self.tensor(self.demos.actions))
+        if not self.absorbing:
+            return policy_inputs, None, expert_inputs, None
+        gamma = self.config.gamma
+        ended = batch.episode_steps[batch.terminals.bool()]  # a rollout samples every step: n = T
+        policy_inputs, policy_weights = append_absorbing(policy_inputs, absorbing_weights(ended, ended, gamma))
+        _, first, pairs = np.unique(self.demos.episodes, return_index=True, return_counts=True)
+        terminated = self.demos.terminated[first]
+        lengths = torch.as_tensor(self.demos.trajectory_lengths[first][terminated])
+        weights = absorbing_weights(lengths, torch.as_tensor(pairs[terminated]), gamma)
+        expert_inputs, expert_weights = append_absorbing(expert_inputs, weights)
+        return policy_inputs, policy_weights, expert_inputs, expert_weights
+
+    def absorbing_reward(self) -> Tensor:
+        """``r_abs = -log D(s_a)``, the reward of the absorbing state under the current discriminator (a scalar)."""
+        inputs = absorbing_inputs(1, self.discriminator.body.in_features, self.policy.obs_mean)
+        return imitation_reward(self.discriminator(inputs))[0]
+
+    def absorbing_value(self) -> Tensor:
+        """``V_abs = r_abs / (1 - gamma)``: the value of the absorbing state, which earns ``r_abs`` forever."""
+        return self.absorbing_reward() / (1.0 - self.config.gamma)
+
+    def state_values(self, observations: Tensor) -> Tensor:
+        """``V(s)``: the value network's output, plus ``V_abs`` with absorbing states. The network then learns
+        ``V - V_abs``, which stays put when a discriminator step moves ``r_abs`` (and with it every value by up to
+        ``1 / (1 - gamma)`` times as much), and is near 0 while the rewards are all near ``r_abs``."""
+        values = self.value(self.normalise(observations))
+        return values + self.absorbing_value() if self.absorbing else values
+
+    def next_values(self, batch: Rollout) -> Tensor:
+        """The value each step bootstraps from in GAE, shaped like ``batch.rewards``: ``V(s')`` after a step that
+        continues or was truncated; after a true termination 0, or with absorbing states ``V_abs``."""
+        if not self.absorbing:
+            return self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
+        return torch.where(batch.terminals.bool(), self.absorbing_value(), self.state_values(batch.next_observations))
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -190,36 +266,36 @@ class GAIL(OnlineAgent):
             result = behaviour_clone(self.policy, self.demos, self.config.bc, rng)
             self._warm_start_scalars = {"bc_epochs": float(result.best_epoch),
                                         "bc_validation_nll": result.validation_loss}  # fmt: skip
-        raws, steps = [], []
+        raws, steps, episode_steps = [], [], []
         for _ in range(self.config.n_steps):
             with torch.no_grad():
                 raw = self.policy(self.tensor(self.collector.current(rng))).sample()
             raws.append(raw)
+            episode_steps.append(self.collector.episode_steps + 1)
             steps.append(self.collector.step(to_env_actions(self.task, raw, self.low, self.high), rng))
 
         def stacked(name: str) -> Tensor:
             return self.tensor(np.stack([getattr(step, name) for step in steps]))
 
-        return Rollout(stacked("observations"), torch.stack(raws), stacked("rewards"),
-                       stacked("next_observations"), stacked("terminals"), stacked("dones"))  # fmt: skip
+        return EpisodeRollout(stacked("observations"), torch.stack(raws), stacked("rewards"),
+                              stacked("next_observations"), stacked("terminals"), stacked("dones"),
+                              torch.as_tensor(np.stack(episode_steps), device=self.device))  # fmt: skip
 
-    def update(self, batch: Rollout) -> dict[str, Tensor | float]:
+    def update(self, batch: EpisodeRollout) -> dict[str, Tensor | float]:
         """Discriminator, rewards, GAE, TRPO and value steps on one rollout (module docstring)."""
-        assert self.demos is not None
         c = self.config
         obs, raw = batch.observations.flatten(0, 1), batch.raw_actions.flatten(0, 1)
-        env_actions = torch.minimum(torch.maximum(raw, self.tensor(self.low)), self.tensor(self.high))
-        policy_inputs = self.pair_features(obs, env_actions)
-        expert_inputs = self.pair_features(self.tensor(self.demos.observations), self.tensor(self.demos.actions))
+        policy_inputs, policy_weights, expert_inputs, expert_weights = self.discriminator_inputs(batch)
         for _ in range(c.disc_steps):
-            disc = discriminator_step(self.discriminator, self.disc_optimizer, policy_inputs, expert_inputs)
+            disc = discriminator_step(self.discriminator, self.disc_optimizer, policy_inputs, expert_inputs,
+                                      policy_weights, expert_weights)  # fmt: skip
         with torch.no_grad():
-            rewards = imitation_reward(self.discriminator(policy_inputs))
+            rewards = imitation_reward(self.discriminator(policy_inputs[: len(obs)]))  # the pairs, not s_a
             imitation = rewards.mean()
             if c.entropy_weight > 0:
                 rewards = rewards - c.entropy_weight * self.policy(obs).log_prob(raw)
-            values = self.value(self.normalise(batch.observations))
-            next_values = self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
+            values = self.state_values(batch.observations)
+            next_values = self.next_values(batch)
             advantages = gae(rewards.view_as(batch.rewards), values, next_values, batch.dones, c.gamma,
                              c.gae_lambda)  # fmt: skip
             returns = (advantages + values).flatten()
@@ -227,7 +303,9 @@ class GAIL(OnlineAgent):
             if advantages.numel() > 1:
                 advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         step = trpo_step(self.policy, obs, raw, advantages, c.trpo)
-        value_loss = self._fit_value(self.normalise(obs), returns)
+        with torch.no_grad():  # the network's target: V - V_abs with absorbing states (state_values)
+            targets = returns - self.absorbing_value() if self.absorbing else returns
+        value_loss = self._fit_value(self.normalise(obs), targets)
         with torch.no_grad():
             entropy = self.policy(obs).entropy().mean()
         self.moments.update(obs.cpu().numpy())
@@ -239,6 +317,9 @@ class GAIL(OnlineAgent):
             "surrogate_gain": step.improvement, "step_fraction": step.step_fraction, "entropy": entropy,
             "value_loss": value_loss,
         }  # fmt: skip
+        if self.absorbing:
+            with torch.no_grad():
+                scalars["absorbing_reward"] = self.absorbing_reward()
         if self.collector.finished:
             scalars["episode_return"] = self.collector.recent_return()
         scalars.update(self._warm_start_scalars)
@@ -272,7 +353,9 @@ class GAIL(OnlineAgent):
     def state_dict(self) -> dict[str, Any]:
         demos = None if self.demos is None else {
             "observations": torch.as_tensor(self.demos.observations), "actions": torch.as_tensor(self.demos.actions),
-            "episodes": torch.as_tensor(self.demos.episodes)}  # fmt: skip
+            "episodes": torch.as_tensor(self.demos.episodes),
+            "trajectory_lengths": torch.as_tensor(self.demos.trajectory_lengths),
+            "terminated": torch.as_tensor(self.demos.terminated)}  # fmt: skip
         return {**super().state_dict(), "iterations": self.iterations, "demos": demos}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -280,5 +363,7 @@ class GAIL(OnlineAgent):
         self.iterations = int(state["iterations"])
         demos = state["demos"]
         if demos is not None:
+            # checkpoints from before absorbing states hold no endings: Demonstrations' defaults fill them in
+            endings = [demos[k].numpy() if k in demos else None for k in ("trajectory_lengths", "terminated")]
             self.demos = Demonstrations(demos["observations"].numpy(), demos["actions"].numpy(),
-                                        demos["episodes"].numpy())  # fmt: skip
+                                        demos["episodes"].numpy(), *endings)  # fmt: skip

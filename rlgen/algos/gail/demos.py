@@ -16,21 +16,35 @@ from rlgen.data import Episodes
 
 @dataclass(frozen=True)
 class Demonstrations:
-    """Expert state-action pairs, one row each.
+    """Expert state-action pairs, one row each, and how each pair's trajectory ended.
 
     :param observations: ``(M, obs_dim)`` float32.
     :param actions: ``(M, act_dim)`` float32.
     :param episodes: ``(M,)`` index, in the source dataset, of the episode each pair came from.
+    :param trajectory_lengths: ``(M,)`` steps in the source episode of each pair; default: its number of pairs
+        here (every step kept).
+    :param terminated: ``(M,)`` whether that episode ended by a true termination (not a time limit); default:
+        none did.
     """
 
     observations: np.ndarray
     actions: np.ndarray
     episodes: np.ndarray
+    trajectory_lengths: np.ndarray = None  # type: ignore[assignment]  # None: filled in on construction
+    terminated: np.ndarray = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        if not (len(self.observations) == len(self.actions) == len(self.episodes)):
-            raise ValueError(f"demonstrations need one row per pair, got {len(self.observations)} observations, "
-                             f"{len(self.actions)} actions and {len(self.episodes)} episode indices")  # fmt: skip
+        if self.trajectory_lengths is None:
+            _, owner, counts = np.unique(self.episodes, return_inverse=True, return_counts=True)
+            object.__setattr__(self, "trajectory_lengths", counts[owner.reshape(-1)].astype(np.int64))
+        if self.terminated is None:
+            object.__setattr__(self, "terminated", np.zeros(len(self.episodes), dtype=bool))
+        rows = [len(getattr(self, name)) for name in ("observations", "actions", "episodes", "trajectory_lengths",
+                                                       "terminated")]  # fmt: skip
+        if len(set(rows)) != 1:
+            raise ValueError(f"demonstrations need one row per pair, got {rows[0]} observations, {rows[1]} actions, "
+                             f"{rows[2]} episode indices, {rows[3]} trajectory lengths and {rows[4]} termination "
+                             "flags")  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -40,7 +54,8 @@ class Demonstrations:
         return len(np.unique(self.episodes))
 
     def __getitem__(self, index: np.ndarray | slice) -> Demonstrations:
-        return Demonstrations(self.observations[index], self.actions[index], self.episodes[index])
+        return Demonstrations(self.observations[index], self.actions[index], self.episodes[index],
+                              self.trajectory_lengths[index], self.terminated[index])  # fmt: skip
 
 
 def subsample_demonstrations(episodes: Episodes, trajectories: int, pairs_per_trajectory: int | None,
@@ -71,6 +86,9 @@ def subsample_demonstrations(episodes: Episodes, trajectories: int, pairs_per_tr
         rows.append(start + offsets)
         owners.append(np.full(len(offsets), episode, dtype=np.int64))
     index = np.concatenate(rows)
+    owner = np.concatenate(owners)
+    last_steps = episodes.episode_starts[owner] + episodes.episode_lengths[owner] - 1
     return Demonstrations(episodes.observations[index].astype(np.float32),
-                          episodes.actions[index].reshape(len(index), -1).astype(np.float32),
-                          np.concatenate(owners))  # fmt: skip
+                          episodes.actions[index].reshape(len(index), -1).astype(np.float32), owner,
+                          episodes.episode_lengths[owner].astype(np.int64),
+                          episodes.terminals[last_steps].astype(bool))  # fmt: skip

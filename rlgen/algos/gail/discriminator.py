@@ -9,7 +9,8 @@ The policy minimises the cost ``c(s, a) = log D(s, a)``. rlgen's policy step max
 ``r(s, a) = -log D(s, a) = softplus(-f_w(s, a))``: exactly the negated cost, not a reshaped variant. The reward
 is positive, so on tasks that end when the agent falls (Hopper, InvertedPendulum) every step survived earns
 something, like the expert, who does not fall; the other common form, ``log(1 - D)``, is negative and would
-instead reward ending episodes early.
+instead reward ending episodes early. Where episodes end by succeeding (reaching a goal), neither is right: there
+the agent adds absorbing states (:mod:`~rlgen.algos.gail.absorbing`), whose learned reward prices ending.
 """
 
 from __future__ import annotations
@@ -40,16 +41,22 @@ class Discriminator(nn.Module):
 class DiscriminatorStats:
     """Loss and accuracy of one step, measured before it (so the policy pairs are ones D has not trained on yet):
     ``policy_accuracy`` is the share of policy pairs with ``D > 1/2``, ``expert_accuracy`` the share of expert
-    pairs with ``D < 1/2``."""
+    pairs with ``D < 1/2`` (shares by weight, where inputs are weighted)."""
 
     loss: Tensor
     policy_accuracy: Tensor
     expert_accuracy: Tensor
 
 
-def discriminator_loss(policy_logits: Tensor, expert_logits: Tensor) -> Tensor:
-    """``-(mean log D(policy) + mean log(1 - D(expert)))``, the negated objective of eq. 2.26."""
-    return F.softplus(-policy_logits).mean() + F.softplus(expert_logits).mean()
+def _mean(values: Tensor, weights: Tensor | None) -> Tensor:
+    return values.mean() if weights is None else (values * weights).sum() / weights.sum()
+
+
+def discriminator_loss(policy_logits: Tensor, expert_logits: Tensor, policy_weights: Tensor | None = None,
+                       expert_weights: Tensor | None = None) -> Tensor:  # fmt: skip
+    """``-(mean log D(policy) + mean log(1 - D(expert)))``, the negated objective of eq. 2.26; with weights, each
+    mean is weighted (e.g. absorbing states by their occupancy, :mod:`~rlgen.algos.gail.absorbing`)."""
+    return _mean(F.softplus(-policy_logits), policy_weights) + _mean(F.softplus(expert_logits), expert_weights)
 
 
 def imitation_reward(logits: Tensor) -> Tensor:
@@ -58,15 +65,22 @@ def imitation_reward(logits: Tensor) -> Tensor:
 
 
 def discriminator_step(discriminator: Discriminator, optimizer: torch.optim.Optimizer, policy_inputs: Tensor,
-                       expert_inputs: Tensor) -> DiscriminatorStats:  # fmt: skip
-    """One optimiser step separating ``policy_inputs`` (label 1) from ``expert_inputs`` (label 0)."""
+                       expert_inputs: Tensor, policy_weights: Tensor | None = None,
+                       expert_weights: Tensor | None = None) -> DiscriminatorStats:  # fmt: skip
+    """One optimiser step separating ``policy_inputs`` (label 1) from ``expert_inputs`` (label 0), each row
+    weighing 1 or its entry of the optional ``(n,)`` weights."""
     if policy_inputs.shape[1:] != expert_inputs.shape[1:]:
         raise ValueError(f"policy and expert inputs must have the same features, got shapes "
                          f"{tuple(policy_inputs.shape)} and {tuple(expert_inputs.shape)}")  # fmt: skip
+    for name, inputs, weights in (("policy", policy_inputs, policy_weights), ("expert", expert_inputs,
+                                                                              expert_weights)):  # fmt: skip
+        if weights is not None and weights.shape != inputs.shape[:1]:
+            raise ValueError(f"{name} weights must have one entry per input row ({len(inputs)}), got shape "
+                             f"{tuple(weights.shape)}")  # fmt: skip
     policy_logits, expert_logits = discriminator(policy_inputs), discriminator(expert_inputs)
-    loss = discriminator_loss(policy_logits, expert_logits)
+    loss = discriminator_loss(policy_logits, expert_logits, policy_weights, expert_weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
-    return DiscriminatorStats(loss.detach(), (policy_logits.detach() > 0).float().mean(),
-                              (expert_logits.detach() < 0).float().mean())  # fmt: skip
+    return DiscriminatorStats(loss.detach(), _mean((policy_logits.detach() > 0).float(), policy_weights),
+                              _mean((expert_logits.detach() < 0).float(), expert_weights))  # fmt: skip
