@@ -69,6 +69,13 @@ def dataset_path(data_dir: Path, name: str, steps: int) -> Path:
     return path
 
 
+def point_action(recipe: str) -> str | None:
+    """The deterministic action ``recipe`` evaluates with (``mode``, ``mean``, ``peak:<width>``), if it has a choice."""
+    agent = load_recipe(recipe).agent
+    action = getattr(agent, "action", None)
+    return f"peak:{agent.peak_width:g}" if action == "peak" else action
+
+
 def rlgen_rows(agents: list[str], paths: dict[str, Path], seeds: list[int], results: dict,
                args: argparse.Namespace) -> list[dict]:  # fmt: skip
     """Train the rlgen runs of ``agents`` x ``paths`` x ``seeds`` that ``results`` lacks as one sweep (Ray, one CPU
@@ -98,7 +105,7 @@ def rlgen_rows(agents: list[str], paths: dict[str, Path], seeds: list[int], resu
         rows.append({"dataset": dataset_of[record.dataset], "agent": agent_of[record.agent], "seed": record.seed,
                      "score": final["score_mean"], "return": final["return_mean"], "train_ms_per_step": ms,
                      "load": load, "minutes": (record.wall_s or float("nan")) / 60,
-                     "date": time.strftime("%F %T")})  # fmt: skip
+                     "date": time.strftime("%F %T"), "action": point_action(record.agent)})  # fmt: skip
     return rows
 
 
@@ -203,8 +210,9 @@ def report(results: dict) -> str:
     ]
     for dataset in dict.fromkeys(r["dataset"] for r in results["runs"]):
         timing = results["timing"].get(dataset, {})
-        lines += [f"## {dataset}", "", "| agent | normalised score | seeds | ms / step | vs d3rlpy | load |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        lines += [f"## {dataset}", "",
+                  "| agent | normalised score | seeds | action | ms / step | vs d3rlpy | load |",
+                  "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]  # fmt: skip
         for agent in AGENTS:
             runs = [r for r in results["runs"] if r["dataset"] == dataset and r["agent"] == agent]
             if not runs:
@@ -216,7 +224,8 @@ def report(results: dict) -> str:
             ratio = f"{timing[agent] / timing[base]:.2f}x" if base in timing and agent in timing else ""
             loads = ", ".join(f"{r['load']:.1f}" for r in runs)
             se_text = f" ± {se:.1f}" if len(runs) > 1 else ""
-            lines.append(f"| {agent} | {score:.1f}{se_text} | {len(runs)} | {ms} | {ratio} | {loads} |")
+            action = ", ".join(dict.fromkeys(r["action"] for r in runs if r.get("action")))
+            lines.append(f"| {agent} | {score:.1f}{se_text} | {len(runs)} | {action} | {ms} | {ratio} | {loads} |")
         lines.append("")
     return "\n".join(lines)
 
