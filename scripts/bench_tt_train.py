@@ -52,12 +52,23 @@ def previous_loss(model: TrajectoryModel, rows: Tensor, mask: Tensor, weights: T
     return masked_token_loss(nll, mask, weights)
 
 
+def previous_embed(model: TrajectoryModel, values: Tensor, dims: Tensor) -> Tensor:
+    """The previous ``TrajectoryModel.embed`` of tokens: each value's bin found by comparing it with every edge."""
+    values = model.clamp(values, dims)
+    unit = (values - model.low[dims]) / (model.high[dims] - model.low[dims])
+    edges = torch.cat([head.edges for head in model.heads])
+    return model.token_embedding(dims * model.config.bins + (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1))
+
+
 @contextmanager
 def previous_path() -> Iterator[None]:
     """Train with the previous attention dropout, dropout modules, MLP and loss."""
 
-    def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    def attention(module: gpt.CausalSelfAttention, x: Tensor, mask: Tensor, *args) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, module.n_head, -1).transpose(1, 2) for t in module.qkv(x).split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=module.dropout)
+        return module.resid_dropout(module.proj(y.transpose(1, 2).reshape(B, T, C)))
 
     def dropout(module: gpt.Dropout, x: Tensor) -> Tensor:
         return F.dropout(x, module.p, module.training)
@@ -66,10 +77,11 @@ def previous_path() -> Iterator[None]:
         return module.dropout(module.proj(F.gelu(module.fc(x))))
 
     with (
-        mock.patch.object(gpt, "attend_with_dropout", attend),
+        mock.patch.object(gpt.CausalSelfAttention, "forward", attention),
         mock.patch.object(gpt.Dropout, "forward", dropout),
         mock.patch.object(gpt.MLP, "forward", mlp),
         mock.patch.object(TrajectoryModel, "loss", previous_loss),
+        mock.patch.object(TrajectoryModel, "embed", previous_embed),
     ):
         yield
 
