@@ -3,10 +3,11 @@
 The model is the README's CPU-sized TT (quantile conditionals, 100 bins, Hopper's 11 + 3 dimensions, segments of
 8 transitions, 2 layers, 4 heads, width 64, dropout 0.1) at batch 64, trained with TT's AdamW and gradient
 clipping on one torch thread. The previous path, restored by :func:`previous_path` and :func:`make_training` for
-the rounds that time it, is the original code path: attention dropout inside ``F.scaled_dot_product_attention`` (on a
-CPU: materialised weights and ``bernoulli_``), ``nn.Dropout`` elsewhere, the MLP as three modules, the loss as one
-head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's load is
-recorded, so a change of load weighs on both.
+the rounds that time it, is the original code path: the attention's projections split into queries, keys and values,
+attention dropout inside ``F.scaled_dot_product_attention`` (on a CPU: materialised weights and ``bernoulli_``),
+``nn.Dropout`` elsewhere, the MLP as three modules, tokens' bins found by comparing each value with every edge, the
+loss as one head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's
+load is recorded, so a change of load weighs on both.
 
     python scripts/bench_tt_train.py            # writes benchmarks/tt_train.json and .md
 """
@@ -155,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         "Quantile conditionals, 100 bins, Hopper dimensions, segments of 8 transitions, 2 layers, 4 heads, width "
         "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path (the original code): "
         "attention dropout inside F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a "
-        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, one head call per dimension, unfused "
-        "AdamW. Current: causal attention in cache-sized tiles (one head, a block of queries and only the keys up "
-        "to its last) with a written-out backward, the MLP in tiles of rows likewise, dropout masks from raw PCG64 "
-        "words seeded by torch's generator, all dimensions' conditionals from one batched product, fused AdamW. "
+        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, each token's bin by comparison with "
+        "every edge, one head call per dimension, unfused AdamW. Current: causal attention in cache-sized tiles (one "
+        "head, a block of queries and only the keys up to its last) read from the packed projections, with a "
+        "written-out backward into one gradient buffer, the MLP in tiles of rows likewise, dropout masks from raw "
+        "PCG64 words seeded by torch's generator, bins by binary search, all dimensions' logits from one batched "
+        "product and their log-masses picked by a cross-entropy, fused AdamW. "
         f"{args.rounds} alternating rounds of {args.steps} steps each; CPU seconds are the steadier measure.",
         "",
         "| path | s / step (wall) | steps / s (wall) | CPU s / step |",

@@ -159,11 +159,11 @@ def test_blocked_attention_without_dropout_equals_sdpa_values_and_gradients(
 def test_attention_dropout_gradients_match_finite_differences(tile: int, monkeypatch) -> None:
     monkeypatch.setattr(gpt, "TILE", tile)
 
-    def fixed_mask(like: torch.Tensor, p: float) -> torch.Tensor:  # the same mask at every call: differentiable
-        generator = torch.Generator().manual_seed(like.numel())
-        return (torch.rand(like.shape, generator=generator, dtype=like.dtype) >= p).to(like.dtype)
+    def fixed_mask(shape: torch.Size, p: float) -> torch.Tensor:  # the same mask at every call: differentiable
+        generator = torch.Generator().manual_seed(shape.numel())
+        return (torch.rand(shape, generator=generator) >= p).to(torch.uint8)
 
-    monkeypatch.setattr(gpt, "keep_mask", fixed_mask)
+    monkeypatch.setattr(gpt, "keep_bits", fixed_mask)
     torch.manual_seed(0)
     B, H, T, hd = 3, 2, 9, 4
     qkv = torch.randn(B, T, 3 * H * hd, dtype=torch.float64, requires_grad=True)
@@ -179,6 +179,16 @@ def test_dropout_masks_follow_torch_rng_state() -> None:
     assert torch.equal(keep_mask(like, 0.1), first)
     assert not torch.equal(keep_mask(like, 0.1), first)
     assert torch.equal(keep_mask(like, 0.0), torch.ones(1000))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.9])
+def test_dropout_masks_drop_exactly_p(p: float) -> None:
+    # 0.1 and 0.9 fall inside a 1/256 step of the words' top bits: without the tie-breaking bits the rate is off by
+    # at least 1.6e-3, ten standard deviations of this estimate.
+    torch.manual_seed(0)
+    mask = keep_mask(torch.empty(4_000_000, dtype=torch.float64), p)
+    assert mask.dtype == torch.float64 and set(mask.unique().tolist()) == {0.0, 1.0}
+    assert abs(1 - mask.mean().item() - p) < 6e-4
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -213,8 +213,8 @@ class _TiledAttention(torch.autograd.Function):
     the packed projections and write the output and the projections' gradient in place, with no copies or per-tile
     buffers.
 
-    The backward needs no dropout mask: with weights ``w``, kept weights ``w * keep`` and ``G`` the gradient of the
-    kept weights, the softmax's input gets ``w * keep * G - w * sum(w * keep * G)``."""
+    Each tile keeps its weights ``w`` and its dropout mask as bytes for the backward, where with the gradient ``G`` of
+    the kept weights ``w * keep`` the softmax's input gets ``w * keep * G - w * sum(w * keep * G)``."""
 
     @staticmethod
     def forward(ctx, qkv: Tensor, bias: Tensor, n_head: int, p: float, size: int, rows: int) -> Tensor:
@@ -224,9 +224,10 @@ class _TiledAttention(torch.autograd.Function):
         for b, h, qs, ks in _tiles(B, n_head, T, size, rows):
             tile_bias = bias[b if bias.shape[0] > 1 else slice(None), 0, qs, ks]
             weights = torch.baddbmm(tile_bias, q[b, qs, h], k[b, ks, h].transpose(1, 2), alpha=scale).softmax(-1)
-            kept = weights * keep_mask(weights, p)
+            keep = keep_bits(weights.shape, p)
+            kept = weights * keep.to(weights.dtype)
             out[b, qs, h] = torch.bmm(kept, v[b, ks, h]).mul_(1.0 / (1.0 - p))
-            saved += [weights, kept]
+            saved += [weights, keep]  # the weights' own size, and a byte per weight: little to write and read back
         ctx.save_for_backward(qkv, *saved)
         ctx.n_head, ctx.p, ctx.size, ctx.rows = n_head, p, size, rows
         return out.view(B, T, -1)
@@ -244,8 +245,8 @@ class _TiledAttention(torch.autograd.Function):
         dq, dk, dv = d_qkv.view(B, T, 3, ctx.n_head, -1).unbind(2)
         tiles = zip(saved[::2], saved[1::2], _tiles(B, ctx.n_head, T, ctx.size, ctx.rows), strict=True)
         # Last block first: it reaches every key, so it writes dk and dv, which the earlier blocks then add to.
-        for weights, kept, (b, h, qs, ks) in reversed(list(tiles)):
-            g = grad[b, qs, h]
+        for weights, keep, (b, h, qs, ks) in reversed(list(tiles)):
+            g, kept = grad[b, qs, h], weights * keep.to(weights.dtype)
             kept_grad = torch.bmm(g, v[b, ks, h].transpose(1, 2)).mul_(kept)  # w * keep * G, up to keep_scale
             d_scores = torch.addcmul(kept_grad, weights, kept_grad.sum(-1, keepdim=True), value=-1.0)
             dq[b, qs, h] = torch.bmm(d_scores, k[b, ks, h]).mul_(scale)
@@ -259,18 +260,28 @@ class _TiledAttention(torch.autograd.Function):
 
 
 def keep_mask(like: Tensor, p: float) -> Tensor:
-    """1 with probability ``1 - p``, else 0, shaped and typed like ``like``.
-
-    On a CPU the draws are raw 32-bit words of numpy's PCG64, seeded from torch's generator (so ``torch.manual_seed``
-    and torch's saved RNG state fix them): torch's CPU generator is several times slower per number, and a word
-    compared with a threshold gives the probability to ``2**-32`` (``torch.rand`` to ``2**-24``)."""
+    """1 with probability ``1 - p``, else 0, shaped and typed like ``like`` (on a CPU: :func:`keep_bits`)."""
     if like.device.type != "cpu":
         return (torch.rand_like(like) >= p).to(like.dtype)
-    count = like.numel()
-    words = np.random.PCG64(int(torch.randint(2**63 - 1, ()))).random_raw((count + 1) // 2).view(np.int32)
-    # A word uniform on [-2**31, 2**31) is below the threshold with probability round(p * 2**32) / 2**32.
-    threshold = min(round(p * 2**32), 2**32 - 1) - 2**31
-    return torch.ge(torch.from_numpy(words[:count]).view(like.shape), threshold, out=torch.empty_like(like))
+    return keep_bits(like.shape, p).to(like.dtype)
+
+
+def keep_bits(shape: torch.Size, p: float) -> Tensor:
+    """A uint8 CPU tensor of ``shape``, 1 with probability ``1 - p``, else 0.
+
+    Each element is kept when a uniform 32-bit word is at least ``round(p * 2**32)`` (so ``p`` holds to ``2**-32``;
+    ``torch.rand`` gives ``2**-24``), with the words drawn lazily from numpy's PCG64 seeded from torch's generator (so
+    ``torch.manual_seed`` and torch's saved RNG state fix them; torch's CPU generator is several times slower per
+    number): every element draws the word's top 8 bits, and only the elements whose top bits equal the threshold's
+    (1 in 256) draw the other 24, which decide them."""
+    count = math.prod(shape)
+    generator = np.random.PCG64(int(torch.randint(2**63 - 1, ())))
+    top = generator.random_raw(-(-count // 8)).view(np.uint8)[:count]
+    high, low = divmod(min(round(p * 2**32), 2**32 - 1), 2**24)
+    keep = top > high
+    ties = np.flatnonzero(top == high)
+    keep[ties] = (generator.random_raw(ties.size) & (2**24 - 1)) >= low
+    return torch.from_numpy(keep.view(np.uint8)).view(shape)
 
 
 def dropout_mask(like: Tensor, p: float) -> Tensor:
