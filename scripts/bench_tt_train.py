@@ -3,10 +3,11 @@
 The model is the README's CPU-sized TT (quantile conditionals, 100 bins, Hopper's 11 + 3 dimensions, segments of
 8 transitions, 2 layers, 4 heads, width 64, dropout 0.1) at batch 64, trained with TT's AdamW and gradient
 clipping on one torch thread. The previous path, restored by :func:`previous_path` and :func:`make_training` for
-the rounds that time it, is the original code path: attention dropout inside ``F.scaled_dot_product_attention`` (on a
-CPU: materialised weights and ``bernoulli_``), ``nn.Dropout`` elsewhere, the MLP as three modules, the loss as one
-head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's load is
-recorded, so a change of load weighs on both.
+the rounds that time it, is the original code path: the attention's projections split into queries, keys and values,
+attention dropout inside ``F.scaled_dot_product_attention`` (on a CPU: materialised weights and ``bernoulli_``),
+``nn.Dropout`` elsewhere, the MLP as three modules, tokens' bins found by comparing each value with every edge, the
+loss as one head call per dimension and an unfused AdamW. The two are timed in alternating rounds, and the machine's
+load is recorded, so a change of load weighs on both.
 
     python scripts/bench_tt_train.py            # writes benchmarks/tt_train.json and .md
 """
@@ -52,12 +53,23 @@ def previous_loss(model: TrajectoryModel, rows: Tensor, mask: Tensor, weights: T
     return masked_token_loss(nll, mask, weights)
 
 
+def previous_embed(model: TrajectoryModel, values: Tensor, dims: Tensor) -> Tensor:
+    """The previous ``TrajectoryModel.embed`` of tokens: each value's bin found by comparing it with every edge."""
+    values = model.clamp(values, dims)
+    unit = (values - model.low[dims]) / (model.high[dims] - model.low[dims])
+    edges = torch.cat([head.edges for head in model.heads])
+    return model.token_embedding(dims * model.config.bins + (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1))
+
+
 @contextmanager
 def previous_path() -> Iterator[None]:
     """Train with the previous attention dropout, dropout modules, MLP and loss."""
 
-    def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float) -> Tensor:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    def attention(module: gpt.CausalSelfAttention, x: Tensor, mask: Tensor, *args) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, module.n_head, -1).transpose(1, 2) for t in module.qkv(x).split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=module.dropout)
+        return module.resid_dropout(module.proj(y.transpose(1, 2).reshape(B, T, C)))
 
     def dropout(module: gpt.Dropout, x: Tensor) -> Tensor:
         return F.dropout(x, module.p, module.training)
@@ -66,10 +78,11 @@ def previous_path() -> Iterator[None]:
         return module.dropout(module.proj(F.gelu(module.fc(x))))
 
     with (
-        mock.patch.object(gpt, "attend_with_dropout", attend),
+        mock.patch.object(gpt.CausalSelfAttention, "forward", attention),
         mock.patch.object(gpt.Dropout, "forward", dropout),
         mock.patch.object(gpt.MLP, "forward", mlp),
         mock.patch.object(TrajectoryModel, "loss", previous_loss),
+        mock.patch.object(TrajectoryModel, "embed", previous_embed),
     ):
         yield
 
@@ -143,10 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         "Quantile conditionals, 100 bins, Hopper dimensions, segments of 8 transitions, 2 layers, 4 heads, width "
         "64, dropout 0.1; TT's update (loss, backward, clip 1.0, AdamW). Previous path (the original code): "
         "attention dropout inside F.scaled_dot_product_attention (on a CPU: all T x T weights materialised, a "
-        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, one head call per dimension, unfused "
-        "AdamW. Current: causal attention in cache-sized tiles (one head, a block of queries and only the keys up "
-        "to its last) with a written-out backward, the MLP in tiles of rows likewise, dropout masks from raw PCG64 "
-        "words seeded by torch's generator, all dimensions' conditionals from one batched product, fused AdamW. "
+        "bernoulli_ mask), nn.Dropout (bernoulli_), the MLP as three modules, each token's bin by comparison with "
+        "every edge, one head call per dimension, unfused AdamW. Current: causal attention in cache-sized tiles (one "
+        "head, a block of queries and only the keys up to its last) read from the packed projections, with a "
+        "written-out backward into one gradient buffer, the MLP in tiles of rows likewise, dropout masks from raw "
+        "PCG64 words seeded by torch's generator, bins by binary search, all dimensions' logits from one batched "
+        "product and their log-masses picked by a cross-entropy, fused AdamW. "
         f"{args.rounds} alternating rounds of {args.steps} steps each; CPU seconds are the steadier measure.",
         "",
         "| path | s / step (wall) | steps / s (wall) | CPU s / step |",

@@ -158,8 +158,10 @@ class CausalSelfAttention(nn.Module):
         """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key. ``last_only``: keys and
         values of every token, but the output ``(B, 1, C)`` of the last query only."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        qkv = self.qkv(x)
+        if self.training and self.dropout > 0 and x.device.type == "cpu" and cache is None and not last_only:
+            return self.resid_dropout(self.proj(attend_with_dropout(qkv, mask, self.n_head, self.dropout)))
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in qkv.split(C, dim=2))
         if last_only:
             q, mask, T = q[:, :, -1:], mask[:, :, -1:], 1
         shared = None
@@ -168,17 +170,17 @@ class CausalSelfAttention(nn.Module):
             shared = cache.prefix(layer)
         if shared is not None:
             y = attend_with_shared_prefix(q, *shared, k, v, mask)
-        elif self.training and self.dropout > 0 and x.device.type == "cpu":
-            y = attend_with_dropout(q, k, v, mask, self.dropout)
         else:  # elsewhere the fused kernels drop attention weights without materialising them
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.resid_dropout(self.proj(y.transpose(1, 2).reshape(B, T, C)))
 
 
-def attend_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float, blocks: int = 4) -> Tensor:
-    """``F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p)``'s maths for a causal ``mask``: every
-    attention weight is zeroed with probability ``p`` and the others scaled by ``1 / (1 - p)``.
+def attend_with_dropout(qkv: Tensor, mask: Tensor, n_head: int, p: float, blocks: int = 4) -> Tensor:
+    """Causal self-attention of the packed projections ``qkv`` ``(B, T, 3C)`` (queries, keys and values side by side,
+    each ``n_head`` heads wide) under ``mask`` (bool ``(B or 1, 1, T, T)``, causal), with every attention weight zeroed
+    with probability ``p`` and the others scaled by ``1 / (1 - p)``: ``F.scaled_dot_product_attention(q, k, v, mask,
+    dropout_p=p)``'s maths, returned as ``(B, T, C)`` with the heads side by side.
 
     On a CPU that call materialises all ``T x T`` weights anyway; here the queries go in ``blocks`` blocks, each
     with only the keys up to its last query (the ones after are masked: they would only add zeros), which skips
@@ -186,10 +188,11 @@ def attend_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float,
     for large batches) is one tile, small enough to stay in a core's cache while its weights are masked,
     normalised and dropped; the mask is added as ``0 / -inf`` and dropped weights are multiplied by 0 (on a CPU
     both are far cheaper than ``masked_fill``)."""
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, -math.inf)
-    size = -(-q.shape[-2] // blocks)
-    rows = max(1, TILE // (size * k.shape[-2]))
-    return _TiledAttention.apply(q, k, v, bias, p, size, rows)
+    bias = torch.zeros(mask.shape, dtype=qkv.dtype, device=qkv.device).masked_fill_(~mask, -math.inf)
+    T = qkv.shape[1]
+    size = -(-T // blocks)
+    rows = max(1, TILE // (size * T))
+    return _TiledAttention.apply(qkv, bias, n_head, p, size, rows)
 
 
 #: elements of the largest intermediate per tile of the training kernels on a CPU (the attention weights of
@@ -198,73 +201,87 @@ def attend_with_dropout(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, p: float,
 TILE = 2**18
 
 
-def _tiles(q: Tensor, k: Tensor, size: int, rows: int) -> list[tuple[slice, int, slice, slice]]:
+def _tiles(batch: int, heads: int, length: int, size: int, rows: int) -> list[tuple[slice, int, slice, slice]]:
     """(rows, head, queries, keys) of each tile: ``rows`` sequences by one head by ``size`` queries, with the keys
     up to its last query."""
-    (B, H, T, _), past = q.shape, k.shape[-2] - q.shape[-2]
-    return [(slice(b, b + rows), h, slice(start, min(T, start + size)), slice(0, past + min(T, start + size)))
-            for b in range(0, B, rows) for h in range(H) for start in range(0, T, size)]  # fmt: skip
-
-
-def _head_major(like: Tensor, last: int) -> Tensor:
-    """A ``(B, H, T, last)`` tensor stored as ``(B, T, H, last)``: what the heads' outputs (and the gradients of the
-    query, key and value projections) are read as next, without a copy."""
-    B, H, T, _ = like.shape
-    return like.new_empty(B, T, H, last).transpose(1, 2)
+    return [(slice(b, b + rows), h, slice(start, min(length, start + size)), slice(0, min(length, start + size)))
+            for b in range(0, batch, rows) for h in range(heads) for start in range(0, length, size)]  # fmt: skip
 
 
 class _TiledAttention(torch.autograd.Function):
-    """:func:`attend_with_dropout` with a written-out backward: tiles read ``q, k, v`` where they lie (the strided
-    views of one projection) and write the outputs and gradients in place, with no copies or per-tile buffers."""
+    """:func:`attend_with_dropout` with a written-out backward: tiles read queries, keys and values where they lie in
+    the packed projections and write the output and the projections' gradient in place, with no copies or per-tile
+    buffers.
+
+    Each tile keeps its weights ``w`` and its dropout mask as bytes for the backward, where with the gradient ``G`` of
+    the kept weights ``w * keep`` the softmax's input gets ``w * keep * G - w * sum(w * keep * G)``."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, p: float, size: int, rows: int) -> Tensor:
-        scale, out, saved = q.shape[-1] ** -0.5, _head_major(q, v.shape[-1]), []
-        for b, h, qs, ks in _tiles(q, k, size, rows):
+    def forward(ctx, qkv: Tensor, bias: Tensor, n_head: int, p: float, size: int, rows: int) -> Tensor:
+        B, T, _ = qkv.shape
+        q, k, v = qkv.view(B, T, 3, n_head, -1).unbind(2)  # (B, T, H, hd) each
+        scale, out, saved = q.shape[-1] ** -0.5, q.new_empty(q.shape), []
+        for b, h, qs, ks in _tiles(B, n_head, T, size, rows):
             tile_bias = bias[b if bias.shape[0] > 1 else slice(None), 0, qs, ks]
-            weights = torch.baddbmm(tile_bias, q[b, h, qs], k[b, h, ks].transpose(1, 2), alpha=scale).softmax(-1)
-            keep = keep_mask(weights, p)
-            out[b, h, qs] = torch.bmm(weights * keep, v[b, h, ks]).mul_(1.0 / (1.0 - p))
-            saved += [weights, keep]
-        ctx.save_for_backward(q, k, v, *saved)
-        ctx.p, ctx.size, ctx.rows = p, size, rows
-        return out
+            weights = torch.baddbmm(tile_bias, q[b, qs, h], k[b, ks, h].transpose(1, 2), alpha=scale).softmax(-1)
+            keep = keep_bits(weights.shape, p)
+            kept = weights * keep.to(weights.dtype)
+            out[b, qs, h] = torch.bmm(kept, v[b, ks, h]).mul_(1.0 / (1.0 - p))
+            saved += [weights, keep]  # the weights' own size, and a byte per weight: little to write and read back
+        ctx.save_for_backward(qkv, *saved)
+        ctx.n_head, ctx.p, ctx.size, ctx.rows = n_head, p, size, rows
+        return out.view(B, T, -1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        q, k, v, *saved = ctx.saved_tensors
-        scale = q.shape[-1] ** -0.5
-        dq, dk, dv = (_head_major(t, t.shape[-1]) for t in (q, k, v))
-        tiles = zip(saved[::2], saved[1::2], _tiles(q, k, ctx.size, ctx.rows), strict=True)
+        qkv, *saved = ctx.saved_tensors
+        B, T, _ = qkv.shape
+        q, k, v = qkv.view(B, T, 3, ctx.n_head, -1).unbind(2)
+        keep_scale = 1.0 / (1.0 - ctx.p)
+        scale = q.shape[-1] ** -0.5 * keep_scale
+        grad = grad.reshape(q.shape)
+        d_qkv = torch.empty_like(qkv)
+        dq, dk, dv = d_qkv.view(B, T, 3, ctx.n_head, -1).unbind(2)
+        tiles = zip(saved[::2], saved[1::2], _tiles(B, ctx.n_head, T, ctx.size, ctx.rows), strict=True)
         # Last block first: it reaches every key, so it writes dk and dv, which the earlier blocks then add to.
         for weights, keep, (b, h, qs, ks) in reversed(list(tiles)):
-            g = grad[b, h, qs] * (1.0 / (1.0 - ctx.p))
-            d_kept = torch.bmm(g, v[b, h, ks].transpose(1, 2)).mul_(keep)
-            d_scores = torch._softmax_backward_data(d_kept, weights, -1, weights.dtype)
-            dq[b, h, qs] = torch.bmm(d_scores, k[b, h, ks]).mul_(scale)
-            if ks.stop == k.shape[-2]:
-                dv[b, h, ks] = torch.bmm((weights * keep).transpose(1, 2), g)
-                dk[b, h, ks] = torch.bmm(d_scores.transpose(1, 2), q[b, h, qs]).mul_(scale)
+            g, kept = grad[b, qs, h], weights * keep.to(weights.dtype)
+            kept_grad = torch.bmm(g, v[b, ks, h].transpose(1, 2)).mul_(kept)  # w * keep * G, up to keep_scale
+            d_scores = torch.addcmul(kept_grad, weights, kept_grad.sum(-1, keepdim=True), value=-1.0)
+            dq[b, qs, h] = torch.bmm(d_scores, k[b, ks, h]).mul_(scale)
+            if ks.stop == T:
+                dv[b, ks, h] = torch.bmm(kept.transpose(1, 2), g).mul_(keep_scale)
+                dk[b, ks, h] = torch.bmm(d_scores.transpose(1, 2), q[b, qs, h]).mul_(scale)
             else:
-                dv[b, h, ks] += torch.bmm((weights * keep).transpose(1, 2), g)
-                dk[b, h, ks].add_(torch.bmm(d_scores.transpose(1, 2), q[b, h, qs]), alpha=scale)
-        return dq, dk, dv, None, None, None, None
+                dv[b, ks, h].add_(torch.bmm(kept.transpose(1, 2), g), alpha=keep_scale)
+                dk[b, ks, h].add_(torch.bmm(d_scores.transpose(1, 2), q[b, qs, h]), alpha=scale)
+        return d_qkv, None, None, None, None, None
 
 
 def keep_mask(like: Tensor, p: float) -> Tensor:
-    """1 with probability ``1 - p``, else 0, shaped and typed like ``like``.
-
-    On a CPU the draws are raw 32-bit words of numpy's PCG64, seeded from torch's generator (so ``torch.manual_seed``
-    and torch's saved RNG state fix them): torch's CPU generator is several times slower per number, and a word
-    compared with a threshold gives the probability to ``2**-32`` (``torch.rand`` to ``2**-24``)."""
+    """1 with probability ``1 - p``, else 0, shaped and typed like ``like`` (on a CPU: :func:`keep_bits`)."""
     if like.device.type != "cpu":
         return (torch.rand_like(like) >= p).to(like.dtype)
-    count = like.numel()
-    words = np.random.PCG64(int(torch.randint(2**63 - 1, ()))).random_raw((count + 1) // 2).view(np.int32)
-    # A word uniform on [-2**31, 2**31) is below the threshold with probability round(p * 2**32) / 2**32.
-    threshold = min(round(p * 2**32), 2**32 - 1) - 2**31
-    return torch.ge(torch.from_numpy(words[:count]).view(like.shape), threshold, out=torch.empty_like(like))
+    return keep_bits(like.shape, p).to(like.dtype)
+
+
+def keep_bits(shape: torch.Size, p: float) -> Tensor:
+    """A uint8 CPU tensor of ``shape``, 1 with probability ``1 - p``, else 0.
+
+    Each element is kept when a uniform 32-bit word is at least ``round(p * 2**32)`` (so ``p`` holds to ``2**-32``;
+    ``torch.rand`` gives ``2**-24``), with the words drawn lazily from numpy's PCG64 seeded from torch's generator (so
+    ``torch.manual_seed`` and torch's saved RNG state fix them; torch's CPU generator is several times slower per
+    number): every element draws the word's top 8 bits, and only the elements whose top bits equal the threshold's
+    (1 in 256) draw the other 24, which decide them."""
+    count = math.prod(shape)
+    generator = np.random.PCG64(int(torch.randint(2**63 - 1, ())))
+    top = generator.random_raw(-(-count // 8)).view(np.uint8)[:count]
+    high, low = divmod(min(round(p * 2**32), 2**32 - 1), 2**24)
+    keep = top > high
+    ties = np.flatnonzero(top == high)
+    keep[ties] = (generator.random_raw(ties.size) & (2**24 - 1)) >= low
+    return torch.from_numpy(keep.view(np.uint8)).view(shape)
 
 
 def dropout_mask(like: Tensor, p: float) -> Tensor:
@@ -331,32 +348,42 @@ class MLP(nn.Module):
 class _TiledMLP(torch.autograd.Function):
     """``proj(gelu(fc(x)))`` for ``x (N, C)``, ``rows`` rows at a time, with a written-out backward: each tile's
     hidden units stay in a core's cache from one matrix product to the next instead of going to memory and back
-    (:data:`TILE`)."""
+    (:data:`TILE`); the products write straight into the output and input gradient."""
 
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int) -> Tensor:
-        out, hidden = x.new_empty(x.shape[0], w2.shape[0]), []
+        out, hidden, active = x.new_empty(x.shape[0], w2.shape[0]), [], []
         for start in range(0, x.shape[0], rows):
             hidden.append(F.linear(x[start : start + rows], w1, b1))
-            out[start : start + rows] = F.linear(F.gelu(hidden[-1]), w2, b2)
-        ctx.save_for_backward(x, w1, w2, *hidden)
+            active.append(F.gelu(hidden[-1]))
+            _linear_into(out[start : start + rows], active[-1], w2, b2)
+        ctx.save_for_backward(x, w1, w2, *hidden, *active)
         ctx.rows, ctx.biases = rows, (b1 is not None, b2 is not None)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
-        x, w1, w2, *hidden = ctx.saved_tensors
+        x, w1, w2, *units = ctx.saved_tensors
+        hidden, active = units[: len(units) // 2], units[len(units) // 2 :]
         dx, dw1, dw2, db1 = torch.empty_like(x), torch.zeros_like(w1), torch.zeros_like(w2), w1.new_zeros(len(w1))
-        for h, start in zip(hidden, range(0, x.shape[0], ctx.rows), strict=True):
+        for h, a, start in zip(hidden, active, range(0, x.shape[0], ctx.rows), strict=True):
             g = grad[start : start + ctx.rows]
-            dw2.addmm_(g.t(), F.gelu(h))
+            dw2.addmm_(g.t(), a)
             dh = torch.ops.aten.gelu_backward(g @ w2, h)
             dw1.addmm_(dh.t(), x[start : start + ctx.rows])
             db1 += dh.sum(0)
-            dx[start : start + ctx.rows] = dh @ w1
+            torch.mm(dh, w1, out=dx[start : start + ctx.rows])
         db2 = grad.sum(0) if ctx.biases[1] else None
         return dx, dw1, db1 if ctx.biases[0] else None, dw2, db2, None
+
+
+def _linear_into(out: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """``out[:] = F.linear(x, weight, bias)`` without an intermediate (``out`` contiguous)."""
+    if bias is None:
+        torch.mm(x, weight.t(), out=out)
+    else:
+        torch.addmm(bias, x, weight.t(), out=out)
 
 
 class Block(nn.Module):

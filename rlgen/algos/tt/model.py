@@ -140,8 +140,8 @@ class TrajectoryModel(nn.Module):
         values = self.clamp(values, dims)
         unit = (values - self.low[dims]) / (self.high[dims] - self.low[dims])
         if not self.continuous_inputs:
-            edges = torch.cat([head.edges for head in self.heads])  # (D, N + 1) on the unit interval
-            token = (unit.unsqueeze(-1) >= edges[dims, 1:-1]).sum(-1)  # the bin holding the value (as bin_index)
+            inner = torch.cat([head.edges[:, 1:-1] for head in self.heads])[dims]  # (T, N - 1) on the unit interval
+            token = torch.searchsorted(inner, unit.T.contiguous(), right=True).T  # the value's bin, as bin_index
             return self.token_embedding(dims * self.config.bins + token)
         if self.config.input_embedding == "linear":
             return self.value_embedding(unit.unsqueeze(-1).to(self.value_embedding.weight)) + self.dim_embedding(dims)
@@ -208,8 +208,28 @@ class TrajectoryModel(nn.Module):
         hidden = self.features(rows.flatten(1)[:, :-1])
         # Slot the features of token i - 1 under token i: (B, L, D, C), the first slot has none.
         hidden = torch.cat([hidden.new_zeros(B, 1, hidden.shape[-1]), hidden], 1).view(B, L, D, -1)
-        nll = -self.heads[0].training_log_prob_per_dim(self.joint_distribution(hidden), rows)  # (B, L, D)
+        if self.continuous_inputs or self.heads[0].bandwidth > 0:
+            nll = -self.heads[0].training_log_prob_per_dim(self.joint_distribution(hidden), rows)  # (B, L, D)
+        else:
+            nll = self._token_nll(hidden, rows)
         return masked_token_loss(nll, mask, weights)
+
+    def _token_nll(self, features: Tensor, targets: Tensor) -> Tensor:
+        """``-joint_distribution(features).log_prob_per_dim(targets)`` ``(B, L, D)`` for token conditionals (fixed bins,
+        no smoothing), computed dimension by dimension: one product per dimension straight into its logits, the bins
+        by binary search, each token's log-mass picked from a cross-entropy. ``targets`` lie in their boxes."""
+        B, L, D, C = features.shape
+        weight = torch.stack([head.proj.weight for head in self.heads])  # (D, N, C)
+        bias = torch.stack([head.proj.bias for head in self.heads])
+        edges, low, high = (torch.cat([getattr(h, name) for h in self.heads]) for name in ("edges", "low", "high"))
+        by_dim = features.permute(2, 0, 1, 3).reshape(D, B * L, C)
+        logits = torch.baddbmm(bias[:, None], by_dim, weight.transpose(1, 2))  # (D, B * L, N)
+        unit = ((targets - low) / (high - low)).reshape(B * L, D).T.contiguous()
+        index = torch.searchsorted(edges[:, 1:-1].contiguous(), unit, right=True)  # PiecewiseUniform.bin_index
+        log_widths = torch.log(edges[:, 1:] - edges[:, :-1]).gather(-1, index)
+        neg_log_mass = F.cross_entropy(logits.flatten(0, 1), index.flatten(), reduction="none").view(D, B * L)
+        nll = neg_log_mass + log_widths + torch.log(high - low)[:, None]
+        return nll.view(D, B, L).permute(1, 2, 0)
 
 
 def masked_token_loss(nll: Tensor, mask: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
