@@ -32,7 +32,7 @@ from rlgen.algos.gail.moments import RunningMoments
 from rlgen.cli import main
 from rlgen.config import ConfigError, apply_overrides
 from rlgen.data import Episodes, load_dataset
-from rlgen.heads import box_kl, make_head
+from rlgen.heads import box_kl, head_config, make_head
 from rlgen.rollout import evaluate
 from rlgen.runs import load_agent, resume_run, start_run
 from rlgen.tasks import load_task
@@ -501,3 +501,17 @@ def test_absorbing_states_let_gail_reach_the_goal_on_detour(tmp_path_factory, tm
         success[absorbing] = float(np.mean(returns > 3.0))  # only the goal's bonus lifts a return above 3
     # 150 iterations: with absorbing states the policy goes round the wall; without, it hovers short of the goal
     assert success["true"] >= 0.8 and success["false"] <= 0.2, success
+
+
+@pytest.mark.parametrize("action", ["peak", "mode", "mean"])
+def test_gail_acts_with_its_configured_deterministic_action(action: str) -> None:
+    agent = _detour_gail(False, head=head_config("dlml"), action=action, peak_width=0.3)
+    obs = np.random.default_rng(0).uniform(-1, 1, (16, 2)).astype(np.float32)
+    with torch.no_grad():
+        dist = agent.policy(torch.as_tensor(obs))
+        points = {kind: dist.point(kind, 0.3).clamp(-1.0, 1.0).numpy() for kind in ("peak", "mode", "mean")}
+    acted = agent.act(obs)
+    np.testing.assert_allclose(acted, points[action], atol=1e-6)
+    assert all(not np.allclose(acted, points[other], atol=1e-3) for other in points if other != action)
+    with pytest.raises(ConfigError, match="agent.peak_width must be in"):
+        GAILConfig(peak_width=0.0)

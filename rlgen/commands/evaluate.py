@@ -7,7 +7,7 @@ rlgen eval runs/bc-dlml/hopper-medium/seed0-...                 # 10 episodes, t
 rlgen eval RUN --episodes 50 --video                             # and an mp4 of one episode (render extra)
 rlgen eval RUN --checkpoint best --out best.json                 # the best evaluation during training
 rlgen eval RUN --checkpoint RUN/checkpoints/step_00010000.pt --out step10k.json
-rlgen eval RUN --action peak --out peak.json                     # a BC / IQL agent acting with another action
+rlgen eval RUN --action mode --out mode.json                     # a BC / IQL / GAIL agent acting with another action
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "worker process of its own (default: train.eval_async)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results JSON (default: RUN_DIR/results.json, replaced if there)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
-    parser.add_argument("--action", metavar="mode|mean|peak", help="the deterministic action of a BC or IQL agent "
-                        "(default: its recipe's agent.action)")  # fmt: skip
+    parser.add_argument("--action", metavar="mode|mean|peak", help="the deterministic action of a BC, IQL or GAIL "
+                        "agent (default: its recipe's agent.action)")  # fmt: skip
     parser.add_argument("--peak-width", type=float, metavar="FRACTION", help="the window of --action peak, as a "
                         "fraction of the action box (default: its recipe's agent.peak_width)")  # fmt: skip
     parser.add_argument("--video", action="store_true", help="also write RUN_DIR/episode.mp4 of one episode")

@@ -343,7 +343,7 @@ def act_with(agent: Learner, action: str | None = None, peak_width: float | None
         raise ValueError(f"unknown deterministic action {action!r}; choose one of {', '.join(POINT_ACTIONS)}")
     config = getattr(agent, "config", None)
     if not hasattr(config, "action"):
-        raise ValueError(f"{type(agent).__name__} has no choice of deterministic action (BC and IQL agents do)")
+        raise ValueError(f"{type(agent).__name__} has no choice of deterministic action (BC, IQL and GAIL agents do)")
     changes = {k: v for k, v in (("action", action), ("peak_width", peak_width)) if v is not None}
     agent.config = replace(config, **changes)  # type: ignore[attr-defined]
 

@@ -55,9 +55,9 @@ from rlgen.algos.gail.moments import RunningMoments
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
 from rlgen.algos.networks import ValueNet, to_env_actions
 from rlgen.algos.online import OnlineAgent
-from rlgen.config import ConfigError
+from rlgen.config import ConfigError, require_fraction
 from rlgen.data import Episodes
-from rlgen.heads import GaussianHeadConfig, HeadConfig
+from rlgen.heads import PEAK_WIDTH, GaussianHeadConfig, HeadConfig, PointAction
 from rlgen.rollout.collector import VectorCollector
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import BatchSampler
@@ -86,6 +86,9 @@ class GAILConfig:
     :param bc: the cloning protocol used for the warm start.
     :param absorbing: absorbing states after true terminations (:mod:`~rlgen.algos.gail.absorbing`): ``true``,
         ``false``, or ``auto``: on for tasks whose episodes end at a goal (``termination: goal`` in task.yaml).
+    :param action: the deterministic action the policy evaluates with: its head's ``peak``, ``mode`` or ``mean``
+        (:meth:`rlgen.heads.BoxDistribution.point`; a Gaussian's are all its mean, clipped).
+    :param peak_width: the window of ``action: peak``, as a fraction of the box.
     """
 
     trajectories: int = 4
@@ -108,8 +111,11 @@ class GAILConfig:
     bc_warm_start: bool = False
     bc: CloneSettings = field(default_factory=CloneSettings)
     absorbing: Literal["auto", True, False] = "auto"
+    action: PointAction = "peak"
+    peak_width: float = PEAK_WIDTH
 
     def __post_init__(self) -> None:
+        require_fraction(self, "agent", "peak_width")
         for name in ("trajectories", "num_envs", "n_steps", "value_epochs", "value_batch_size", "disc_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"agent.{name} must be >= 1, got {getattr(self, name)}")
@@ -344,9 +350,10 @@ class GAIL(OnlineAgent):
 
     @torch.no_grad()
     def act(self, observations: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        """The head's mode (``deterministic``) or a sample, clipped into the action box."""
+        """The configured deterministic action (``deterministic``) or a sample, clipped into the action box."""
         dist = self.policy(self.tensor(observations))
-        return to_env_actions(self.task, dist.mode() if deterministic else dist.sample(), self.low, self.high)
+        actions = dist.point(self.config.action, self.config.peak_width) if deterministic else dist.sample()
+        return to_env_actions(self.task, actions, self.low, self.high)
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
