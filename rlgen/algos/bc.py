@@ -4,13 +4,8 @@ The policy is ``head(MLP((s - mean) / std))``: observations are standardised wit
 (kept as buffers, so checkpoints carry them), an MLP body makes features and any rlgen head turns them into a
 distribution over the action box of the task's environment.
 
-Deterministic action (``action``, :meth:`rlgen.heads.BoxDistribution.point`): ``peak`` by default, the
-centre of mass of the most probable window spanning ``peak_width`` of the box per dimension (the Gaussian's mean,
-clipped to the box); ``mode`` (the densest bin or most probable level) or ``mean`` on request. The shipped DLML
-and AdaCat recipes act with peaks of 0.1 and 0.3 of the box. The mode fails where behaviour actions were clipped
-at a bound now and then: the edge level or a thin edge bin holds that tail and wins, so the agent acts at the
-bound (``benchmarks/point_actions.md`` compares the three on the same checkpoints). Unlike the mean, a peak
-stays on one of the behaviour's modes where the action distribution is multimodal.
+Deterministic action: ``action`` (``peak`` by default, ``mode`` or ``mean``) with ``peak_width``; what each is
+and when the mode fails: :meth:`rlgen.heads.BoxDistribution.point`.
 """
 
 from __future__ import annotations

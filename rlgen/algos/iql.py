@@ -15,13 +15,8 @@ rate follows a cosine from ``lr`` to 0 over the run's ``train.steps``, which the
 :meth:`IQL.set_total_steps` (without it the policy's rate stays at ``lr``). Observations are standardised with
 the dataset's mean and std for every network (buffers in the checkpoint, as is the reward scale).
 
-Deterministic action (``action``, :meth:`rlgen.heads.BoxDistribution.point`): ``peak`` by default, the
-centre of mass of the most probable window spanning ``peak_width`` of the box per dimension (the Gaussian's mean,
-clipped to the box); ``mode`` (the densest bin or most probable level) or ``mean`` on request. The shipped DLML
-and AdaCat recipes act with peaks of 0.1 and 0.3 of the box. The mode fails where behaviour actions were clipped
-at a bound now and then: the edge level or a thin edge bin holds that tail and wins, so the agent acts at the
-bound (``benchmarks/point_actions.md`` compares the three on the same checkpoints). Unlike the mean, a peak
-stays on one of the behaviour's modes where the action distribution is multimodal.
+Deterministic action: ``action`` (``peak`` by default, ``mode`` or ``mean``) with ``peak_width``; what each is
+and when the mode fails: :meth:`rlgen.heads.BoxDistribution.point`.
 """
 
 from __future__ import annotations

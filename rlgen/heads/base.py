@@ -182,7 +182,13 @@ class BoxDistribution(ABC):
 
     def point(self, kind: PointAction, peak_width: float = PEAK_WIDTH) -> Tensor:
         """The deterministic action ``kind``: :meth:`mode`, :attr:`mean` or :meth:`peak` over windows spanning
-        ``peak_width`` of the box."""
+        ``peak_width`` of the box (a Gaussian's are all its mean).
+
+        The mode (the densest bin or most probable level) fails where behaviour actions were clipped at a bound
+        now and then: the edge level or a thin edge bin holds that tail and wins, so the agent acts at the bound.
+        The mean can average two modes into an action no behaviour took. The peak does neither, which is why BC,
+        IQL and GAIL act with it by default (``benchmarks/point_actions.md`` compares the three).
+        """
         if kind == "mode":
             return self.mode()
         if kind == "mean":
