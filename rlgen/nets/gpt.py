@@ -66,40 +66,49 @@ class KVCache:
     A *shared prefix* keeps the positions cached so far once per group of rows instead of once per row:
     :meth:`share_prefix` makes every current row a group, and :meth:`repeat` tiles blocks of rows with every row's
     copies in its group, without copying anything. Attention then reads a shared position once per group, with a
-    matrix product over all the group's rows. A selection that keeps the rows grouped (the groups in order, equally
-    many rows each) copies only the rows' own positions; any other selection gives every row its own copy of its
-    group's positions, and the cache shares nothing from then on.
+    matrix product over all the group's rows, and every row's own positions from a buffer just long enough for the
+    positions after the prefix. A selection that keeps the rows grouped (the groups in order, equally many rows
+    each) copies only the rows' own positions; any other selection gives every row its own copy of its group's
+    positions, and the cache shares nothing from then on.
     """
 
     def __init__(self, config: GPTConfig, batch: int, capacity: int, device: torch.device, dtype: torch.dtype):
         if capacity > config.block_size:
             raise ValueError(f"cache capacity {capacity} exceeds the block size {config.block_size}")
         self.capacity, self.length, self.prefix_length = capacity, 0, 0
-        self._layout = (2 * config.n_layer, config.n_head, capacity, config.n_embd // config.n_head)
+        self._shape = (2 * config.n_layer, config.n_head, config.n_embd // config.n_head)
         self._device, self._dtype = device, dtype
-        self._rows = batch  # rows in the current buffers, before the pending selection
-        self._kv, self._visible = self._allocate(batch)
-        self._free: list[tuple[Tensor, Tensor]] = []  # spare buffers
+        self._free: list[tuple[Tensor, Tensor]] = []  # spare storage
         self._pending: Tensor | None = None
-        # The shared prefix: the buffers holding it (its first G rows and ``prefix_length`` positions), G, and the
+        # The shared prefix: its storage, keys and values (2 * n_layer, G, H, capacity, hd) of G groups, and the
         # rows' layout (G / stride, copies, stride): row (e, c, s) belongs to group e * stride + s.
         self._prefix: tuple[Tensor, Tensor] | None = None
-        self._groups, self._stride = 0, 1
+        self._prefix_kv, self._stride = torch.empty(0), 1
+        self._attach(self._allocate(batch), batch)
 
     def _allocate(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
-        ``l``'s keys at ``2l``, values at ``2l + 1``) and key visibility ``(rows, capacity)``."""
-        layers, heads, capacity, head_dim = self._layout
-        # Zeros: attention reads every position, masking those not filled, so none may start as NaN or inf.
-        kv = torch.zeros(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
-        return kv, torch.empty(rows, capacity, dtype=torch.bool, device=self._device)
+        """Flat storage for ``rows`` sequences' keys and values and their key visibility."""
+        layers, heads, head_dim = self._shape
+        # Zeros: attention reads whole buffers, masking what is not filled, so nothing may start as NaN or inf.
+        kv = torch.zeros(layers * rows * heads * self.capacity * head_dim, device=self._device, dtype=self._dtype)
+        return kv, torch.zeros(rows * self.capacity, dtype=torch.bool, device=self._device)
 
     def _take(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Spare buffers for at least ``rows`` sequences (allocated if none is large enough)."""
-        for i, buffers in enumerate(self._free):
-            if buffers[0].shape[1] >= rows:
+        """Spare storage for at least ``rows`` sequences (allocated if none is large enough)."""
+        for i, storage in enumerate(self._free):
+            if storage[1].numel() >= rows * self.capacity:
                 return self._free.pop(i)
         return self._allocate(rows)
+
+    def _attach(self, storage: tuple[Tensor, Tensor], rows: int) -> None:
+        """Hold the rows' own positions in ``storage``: keys and values ``(2 * n_layer, rows, H, capacity -
+        prefix_length, hd)`` (layer ``l``'s keys at ``2l``, values at ``2l + 1``; position ``j`` of the sequence at
+        ``j - prefix_length``) and visibility ``(rows, capacity)``."""
+        layers, heads, head_dim = self._shape
+        width = self.capacity - self.prefix_length
+        self._storage, self._rows = storage, rows
+        self._kv = storage[0][: layers * rows * heads * width * head_dim].view(layers, rows, heads, width, head_dim)
+        self._visible = storage[1][: rows * self.capacity].view(rows, self.capacity)
 
     @property
     def batch_size(self) -> int:
@@ -111,7 +120,7 @@ class KVCache:
         """``(B, capacity)`` bool, whether later tokens may attend to each cached position (shared prefix
         included: visibility is per row)."""
         self._settle()
-        return self._visible[: self._rows]
+        return self._visible
 
     def clear(self, rows: int | None = None) -> None:
         """Empty the cache (no shared prefix) for ``rows`` sequences (default: as many as now), keeping its storage
@@ -119,20 +128,21 @@ class KVCache:
         rows = self.batch_size if rows is None else rows
         self.length, self._pending = 0, None
         self._drop_prefix()
-        if rows > self._kv.shape[1]:
-            self._free.append((self._kv, self._visible))
-            self._kv, self._visible = self._take(rows)
-        self._rows = rows
+        storage = self._storage
+        if rows * self.capacity > storage[1].numel():
+            self._free.append(storage)
+            storage = self._take(rows)
+        self._attach(storage, rows)
 
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
         :meth:`select` makes from it (see the class docstring)."""
         if self._prefix is not None:
             raise RuntimeError("this cache already shares a prefix")
-        self._share(torch.arange(self.batch_size, device=self._device), copies=1, stride=1)
+        self._share(torch.arange(self.batch_size, device=self._device), stride=1)
 
     def repeat(self, copies: int, blocks: int) -> None:
-        """``select`` of every one of ``blocks`` equal blocks of consecutive rows ``copies`` times in a row (rows
+        """``select`` every one of ``blocks`` equal blocks of consecutive rows ``copies`` times in a row (rows
         ``(blocks, W)`` become ``(blocks, copies, W)``): without a shared prefix, the positions cached so far
         become one, shared by every row's copies, and nothing is copied."""
         width = self.batch_size // blocks
@@ -140,18 +150,16 @@ class KVCache:
         if self._prefix is not None or self.length == 0:
             self.select(index.flatten())
         else:
-            self._share(index.flatten(), copies, width)
+            self._share(index.flatten(), width)
 
-    def _share(self, index: Tensor, copies: int, stride: int) -> None:
-        """Make the current rows' positions the shared prefix, of rows ``index`` laid out by ``copies`` and
-        ``stride``."""
+    def _share(self, index: Tensor, stride: int) -> None:
+        """Make the current rows' positions the shared prefix of rows ``index`` laid out with ``stride``."""
         self._settle()
-        self._prefix, self._groups, self._stride = (self._kv, self._visible), self._rows, stride
+        self._prefix, self._prefix_kv, self._stride = self._storage, self._kv, stride
         self.prefix_length = self.length
-        self._kv, self._visible = self._take(len(index))
-        visible, rows = self._prefix[1][: self._rows, : self.length], len(index)
-        torch.index_select(visible, 0, index, out=self._visible[:rows, : self.length])
-        self._rows = rows
+        visible = self._visible[:, : self.length]
+        self._attach(self._take(len(index)), len(index))
+        torch.index_select(visible, 0, index, out=self._visible[:, : self.length])
 
     def _drop_prefix(self) -> None:
         if self._prefix is not None:
@@ -164,18 +172,17 @@ class KVCache:
         self._settle()
         if self._prefix is None:
             return None
-        kv = self._prefix[0][:, : self._groups]
-        return kv[2 * layer], kv[2 * layer + 1], self.prefix_length, self._stride
+        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1], self.prefix_length, self._stride
 
     def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's keys and
-        values ``(B, H, capacity, hd)``: its own from ``prefix_length`` to the new length, stale numbers elsewhere
-        (whole buffers: batched matrix products run several times faster on them than on slices)."""
+        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's own keys and
+        values ``(B, H, capacity - prefix_length, hd)`` (see :meth:`_attach`), with stale numbers after the new
+        length: whole buffers, which batched matrix products read several times faster than slices."""
         self._settle()
-        end = self.length + k.shape[2]
-        keys, values = self._kv[2 * layer, : self._rows], self._kv[2 * layer + 1, : self._rows]
-        keys[:, :, self.length : end] = k
-        values[:, :, self.length : end] = v
+        start = self.length - self.prefix_length
+        keys, values = self._kv[2 * layer], self._kv[2 * layer + 1]
+        keys[:, :, start : start + k.shape[2]] = k
+        values[:, :, start : start + k.shape[2]] = v
         return keys, values
 
     def select(self, index: Tensor) -> None:
@@ -183,27 +190,33 @@ class KVCache:
         self._pending = index if self._pending is None else self._pending[index]
 
     def _settle(self) -> None:
-        """Copy the rows of the pending selection into spare buffers, which become the cache's."""
+        """Copy the rows of the pending selection into spare storage, which becomes the cache's."""
         if self._pending is None:
             return
         index, self._pending = self._pending, None
         rows, start, end = index.shape[0], self.prefix_length, self.length
-        kv, visible = self._take(rows)
-        if self._prefix is not None:
-            G, stride = self._groups, self._stride
+        storage, kv, visible = self._storage, self._kv, self._visible
+        if self._prefix is None:
+            regrouped = None
+        else:
+            G, stride = self._prefix_kv.shape[1], self._stride
             row = torch.arange(self._rows, device=index.device)
             group = (row // (self._rows // G * stride) * stride + row % stride)[index]
-            if rows % G or not torch.equal(group, torch.arange(G, device=index.device).repeat_interleave(rows // G)):
-                # Regrouped: every row gets its own copy of its group's positions.
-                prefix_kv = self._prefix[0][:, :G, :, :start]
-                torch.index_select(prefix_kv, 1, group, out=kv[:, :rows, :, :start])
-                self._drop_prefix()
-            else:
-                self._stride = 1
-        torch.index_select(self._kv[:, : self._rows, :, start:end], 1, index, out=kv[:, :rows, :, start:end])
-        torch.index_select(self._visible[: self._rows, :end], 0, index, out=visible[:rows, :end])
-        self._free.append((self._kv, self._visible))
-        self._kv, self._visible, self._rows = kv, visible, rows
+            grouped = torch.arange(G, device=index.device).repeat_interleave(max(1, rows // G))
+            regrouped = None if rows % G == 0 and torch.equal(group, grouped) else group
+            self._stride = 1
+        if regrouped is not None:  # every row gets its own copy of its group's positions
+            prefix_kv = self._prefix_kv[:, :, :, :start]
+            self._drop_prefix()
+            self._attach(self._take(rows), rows)
+            torch.index_select(prefix_kv, 1, regrouped, out=self._kv[:, :, :, :start])
+            own = self._kv[:, :, :, start:end]
+        else:
+            self._attach(self._take(rows), rows)
+            own = self._kv[:, :, :, : end - start]
+        torch.index_select(kv[:, :, :, : end - start], 1, index, out=own)
+        torch.index_select(visible[:, :end], 0, index, out=self._visible[:, :end])
+        self._free.append(storage)
 
 
 class CausalSelfAttention(nn.Module):
@@ -353,20 +366,21 @@ def attend_cached(
     every row's own keys, as :class:`KVCache` holds them: the same numbers as ``F.scaled_dot_product_attention``
     over each row's full sequence.
 
-    :param k: ``(B, H, capacity, hd)`` every row's keys (``v`` alike): key ``j`` of the full sequence is at
-        position ``j``, in the shared prefix for ``j < P``; the other positions are ignored.
+    :param k: ``(B, H, S, hd)`` every row's own keys (``v`` alike): key ``P + j`` of the full sequence at ``j``
+        (key ``j`` without a shared prefix); positions from ``L - P`` on are ignored.
     :param mask: bool ``(B, 1, T, L)``, True where a query may attend to key ``j < L``.
-    :param shared: keys and values ``(G, H, capacity, hd)`` of the shared prefix, its length ``P`` and the rows'
-        stride ``s``: rows are laid out ``(G / s, B / G, s)`` and row ``(e, c, j)`` uses group ``e * s + j``'s.
+    :param shared: keys and values ``(G, H, capacity, hd)`` of the shared prefix (key ``j < P`` at ``j``, later
+        positions ignored), its length ``P`` and the rows' stride ``s``: rows are laid out ``(G / s, B / G, s)`` and
+        row ``(e, c, j)`` uses group ``e * s + j``'s.
     """
-    (B, H, T, hd), capacity, length = q.shape, k.shape[-2], mask.shape[-1]
+    (B, H, T, hd), length = q.shape, mask.shape[-1]
     own = q @ k.transpose(-1, -2)
     if shared is None:
-        keep = torch.zeros(B, 1, T, capacity, dtype=torch.bool, device=q.device)
+        keep = torch.zeros(B, 1, T, k.shape[-2], dtype=torch.bool, device=q.device)
         keep[..., :length] = mask
         return own.mul_(hd**-0.5).masked_fill_(~keep, -math.inf).softmax(-1) @ v
     prefix_k, prefix_v, P, stride = shared
-    G = prefix_k.shape[0]
+    G, _, capacity, _ = prefix_k.shape
     copies = B // G
 
     def by_group(x: Tensor) -> Tensor:  # (B, H, T, n) -> (G, H, copies * T, n): one matrix product per group
@@ -377,10 +391,10 @@ def attend_cached(
         x = x.view(G // stride, stride, H, copies, T, -1).permute(0, 3, 1, 2, 4, 5)
         return x.reshape(B, H, T, -1)
 
-    # Keys: the prefix's positions, then the row's own (its first P positions are not its own).
-    keep = torch.zeros(B, 1, T, 2 * capacity, dtype=torch.bool, device=q.device)
+    # Keys: the prefix's positions, then the row's own (sequence position P + j at j).
+    keep = torch.zeros(B, 1, T, capacity + k.shape[-2], dtype=torch.bool, device=q.device)
     keep[..., :P] = mask[..., :P]
-    keep[..., capacity + P : capacity + length] = mask[..., P:]
+    keep[..., capacity : capacity + length - P] = mask[..., P:]
     scores = torch.cat([by_row(by_group(q) @ prefix_k.transpose(-1, -2)), own], -1)
     weights = scores.mul_(hd**-0.5).masked_fill_(~keep, -math.inf).softmax(-1)
     return by_row(by_group(weights[..., :capacity]) @ prefix_v) + weights[..., capacity:].contiguous() @ v
