@@ -166,13 +166,25 @@ class KVCache:
             self._free.append(self._prefix)
         self._prefix, self.prefix_length = None, 0
 
-    def prefix(self, layer: int) -> tuple[Tensor, Tensor, int, int] | None:
+    def prefix(self, layer: int) -> tuple[Tensor, Tensor, int] | None:
         """The shared prefix of ``layer`` as :func:`attend_cached` takes it (keys and values ``(G, H, capacity,
-        hd)``, ``prefix_length`` and the rows' stride), or None without a shared prefix."""
+        hd)`` and the rows' stride), or None without a shared prefix."""
         self._settle()
         if self._prefix is None:
             return None
-        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1], self.prefix_length, self._stride
+        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1], self._stride
+
+    def key_bias(self, mask: Tensor) -> Tensor:
+        """``0 / -inf`` ``(B, 1, T, keys)`` from a bool ``mask (B, 1, T, L)`` over the sequence's first ``L`` keys
+        (True where a query may attend), laid out as :func:`attend_cached` reads this cache's keys: the shared
+        prefix's ``capacity`` positions, if any, then the rows' own."""
+        self._settle()
+        B, _, T, L = mask.shape
+        P, start = self.prefix_length, 0 if self._prefix is None else self.capacity
+        keep = torch.zeros(B, 1, T, start + self._kv.shape[-2], dtype=torch.bool, device=mask.device)
+        keep[..., :P] = mask[..., :P]
+        keep[..., start : start + L - P] = mask[..., P:]
+        return torch.zeros(keep.shape, dtype=self._dtype, device=mask.device).masked_fill_(~keep, -math.inf)
 
     def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's own keys and
@@ -231,8 +243,9 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
     ) -> Tensor:
-        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key. ``last_only``: keys and
-        values of every token, but the output ``(B, 1, C)`` of the last query only."""
+        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key (with a ``cache``: its
+        :meth:`KVCache.key_bias`). ``last_only``: keys and values of every token, but the output ``(B, 1, C)`` of the
+        last query only."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -360,26 +373,23 @@ class Dropout(nn.Module):
 
 
 def attend_cached(
-    q: Tensor, k: Tensor, v: Tensor, mask: Tensor, shared: tuple[Tensor, Tensor, int, int] | None = None
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor, shared: tuple[Tensor, Tensor, int] | None = None
 ) -> Tensor:
     """Softmax attention of queries ``q (B, H, T, hd)`` over a prefix shared by groups of rows, if any, followed by
     every row's own keys, as :class:`KVCache` holds them: the same numbers as ``F.scaled_dot_product_attention``
     over each row's full sequence.
 
-    :param k: ``(B, H, S, hd)`` every row's own keys (``v`` alike): key ``P + j`` of the full sequence at ``j``
-        (key ``j`` without a shared prefix); positions from ``L - P`` on are ignored.
-    :param mask: bool ``(B, 1, T, L)``, True where a query may attend to key ``j < L``.
-    :param shared: keys and values ``(G, H, capacity, hd)`` of the shared prefix (key ``j < P`` at ``j``, later
-        positions ignored), its length ``P`` and the rows' stride ``s``: rows are laid out ``(G / s, B / G, s)`` and
-        row ``(e, c, j)`` uses group ``e * s + j``'s.
+    :param k: ``(B, H, S, hd)`` every row's own keys (``v`` alike).
+    :param bias: ``(B, 1, T, keys)`` added to the scores: ``0`` where a query may attend, ``-inf`` elsewhere
+        (:meth:`KVCache.key_bias`); the keys are the shared prefix's ``capacity``, if any, then the ``S`` own.
+    :param shared: keys and values ``(G, H, capacity, hd)`` of the shared prefix and the rows' stride ``s``: rows
+        are laid out ``(G / s, B / G, s)`` and row ``(e, c, j)`` uses group ``e * s + j``'s.
     """
-    (B, H, T, hd), length = q.shape, mask.shape[-1]
+    (B, H, T, _), scale = q.shape, q.shape[-1] ** -0.5
     own = q @ k.transpose(-1, -2)
     if shared is None:
-        keep = torch.zeros(B, 1, T, k.shape[-2], dtype=torch.bool, device=q.device)
-        keep[..., :length] = mask
-        return own.mul_(hd**-0.5).masked_fill_(~keep, -math.inf).softmax(-1) @ v
-    prefix_k, prefix_v, P, stride = shared
+        return own.mul_(scale).add_(bias).softmax(-1) @ v
+    prefix_k, prefix_v, stride = shared
     G, _, capacity, _ = prefix_k.shape
     copies = B // G
 
@@ -391,12 +401,8 @@ def attend_cached(
         x = x.view(G // stride, stride, H, copies, T, -1).permute(0, 3, 1, 2, 4, 5)
         return x.reshape(B, H, T, -1)
 
-    # Keys: the prefix's positions, then the row's own (sequence position P + j at j).
-    keep = torch.zeros(B, 1, T, capacity + k.shape[-2], dtype=torch.bool, device=q.device)
-    keep[..., :P] = mask[..., :P]
-    keep[..., capacity : capacity + length - P] = mask[..., P:]
     scores = torch.cat([by_row(by_group(q) @ prefix_k.transpose(-1, -2)), own], -1)
-    weights = scores.mul_(hd**-0.5).masked_fill_(~keep, -math.inf).softmax(-1)
+    weights = scores.mul_(scale).add_(bias).softmax(-1)
     return by_row(by_group(weights[..., :capacity]) @ prefix_v) + weights[..., capacity:].contiguous() @ v
 
 
@@ -523,6 +529,8 @@ class GPT(nn.Module):
             cache.visible[:, past : past + T] = visible
             visible = cache.visible[:, : past + T]
         mask = attention_mask(visible.view(-1, visible.shape[-1]), T)  # one row, or one per sequence
+        if cache is not None:
+            mask = cache.key_bias(mask)
         x = self.drop(embeddings + self.wpe(positions))
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, cache, layer, last_only and layer == len(self.blocks) - 1)
