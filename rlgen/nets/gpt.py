@@ -84,21 +84,22 @@ class KVCache:
         # rows' layout (G / stride, copies, stride): row (e, c, s) belongs to group e * stride + s.
         self._prefix: tuple[Tensor, Tensor] | None = None
         self._prefix_kv, self._stride = torch.empty(0), 1
-        self._attach(self._allocate(batch), batch)
+        self._attach(self._take(batch), batch)
 
-    def _allocate(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Flat storage for ``rows`` sequences' keys and values and their key visibility."""
+    def _sizes(self, rows: int) -> tuple[int, int]:
+        """Elements of the keys and values and of the visibility of ``rows`` sequences' own positions."""
         layers, heads, head_dim = self._shape
-        # Zeros: attention reads whole buffers, masking what is not filled, so nothing may start as NaN or inf.
-        kv = torch.zeros(layers * rows * heads * self.capacity * head_dim, device=self._device, dtype=self._dtype)
-        return kv, torch.zeros(rows * self.capacity, dtype=torch.bool, device=self._device)
+        return layers * rows * heads * (self.capacity - self.prefix_length) * head_dim, rows * self.capacity
 
     def _take(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Spare storage for at least ``rows`` sequences (allocated if none is large enough)."""
-        for i, storage in enumerate(self._free):
-            if storage[1].numel() >= rows * self.capacity:
+        """Spare flat storage for ``rows`` sequences' own positions (allocated if none is large enough)."""
+        kv_size, visible_size = self._sizes(rows)
+        for i, (kv, visible) in enumerate(self._free):
+            if kv.numel() >= kv_size and visible.numel() >= visible_size:
                 return self._free.pop(i)
-        return self._allocate(rows)
+        # Zeros: attention reads whole buffers, masking what is not filled, so nothing may start as NaN or inf.
+        kv = torch.zeros(kv_size, device=self._device, dtype=self._dtype)
+        return kv, torch.zeros(visible_size, dtype=torch.bool, device=self._device)
 
     def _attach(self, storage: tuple[Tensor, Tensor], rows: int) -> None:
         """Hold the rows' own positions in ``storage``: keys and values ``(2 * n_layer, rows, H, capacity -
@@ -128,11 +129,8 @@ class KVCache:
         rows = self.batch_size if rows is None else rows
         self.length, self._pending = 0, None
         self._drop_prefix()
-        storage = self._storage
-        if rows * self.capacity > storage[1].numel():
-            self._free.append(storage)
-            storage = self._take(rows)
-        self._attach(storage, rows)
+        self._free.append(self._storage)
+        self._attach(self._take(rows), rows)
 
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
