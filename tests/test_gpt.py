@@ -100,10 +100,12 @@ def test_repeated_rows_share_their_positions_and_give_the_same_outputs_as_copies
     cache.repeat(3, blocks=2)  # rows (2 blocks, 2) -> (2, 3, 2), sharing positions 0 .. 5
     assert cache.batch_size == 12 and cache.prefix_length == 5
     rows = _select_and_decode(model, cache, torch.tensor([0, 1] * 3 + [2, 3] * 3), None, x, visible, stop=7)
-    rows = _select_and_decode(model, cache, rows, torch.tensor([0, 2, 1, 3, 6, 8, 9, 7]), x, visible, stop=9)  # grouped
-    assert cache.prefix(0) is not None
-    rows = _select_and_decode(model, cache, rows, torch.tensor([5, 0, 3]), x, visible, stop=11)  # regrouped
+    rows = _select_and_decode(model, cache, rows, torch.tensor([5, 0, 3]), x, visible, stop=9)  # regrouped
     assert cache.prefix(0) is None and cache.prefix_length == 0
+    cache.repeat(2, blocks=1)  # rows (1, 3) -> (1, 2, 3): row r in group r % 3
+    rows = _select_and_decode(model, cache, rows[[0, 1, 2, 0, 1, 2]], None, x, visible, stop=11)
+    rows = _select_and_decode(model, cache, rows, torch.tensor([3, 1, 5]), x, visible, stop=13)  # still grouped
+    assert cache.prefix(0) is not None and cache.prefix_length == 9
     cache.select(torch.tensor([2, 2]))
     cache.clear()  # a selection never settled is dropped with the rest
     assert cache.batch_size == 2 and cache.length == 0

@@ -216,10 +216,11 @@ class KVCache:
             regrouped = None if rows % G == 0 and torch.equal(group, grouped) else group
             self._stride = 1
         if regrouped is not None:  # every row gets its own copy of its group's positions
-            prefix_kv = self._prefix_kv[:, :, :, :start]
-            self._drop_prefix()
+            prefix, prefix_kv = self._prefix, self._prefix_kv[:, :, :, :start]
+            self._prefix, self.prefix_length = None, 0  # freed once copied
             self._attach(self._take(rows), rows)
             torch.index_select(prefix_kv, 1, regrouped, out=self._kv[:, :, :, :start])
+            self._free.append(prefix)
             own = self._kv[:, :, :, start:end]
         else:
             self._attach(self._take(rows), rows)

@@ -161,7 +161,7 @@ class CachedDecoder(Decoder):
     """Feeds only the new tokens through the GPT; the KV cache follows the rows and holds the current window.
     When the window moves (one transition at a time), positions change, so the window is recomputed into the
     emptied cache. Every environment's prefix is cached once and shared by all its candidates (they stay grouped
-    by environment) until then."""
+    by environment) until then; expanded candidates share their parent's cached positions."""
 
     def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int):
         super().__init__(model, prefix, pad, block)
