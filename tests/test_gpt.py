@@ -72,15 +72,43 @@ def test_a_shared_prefix_gives_the_same_outputs_as_per_row_copies(model: GPT) ->
     # Beam-like selections that keep the groups in order, equally many rows each: grow, reorder, shrink.
     for index, stop in ((torch.tensor([0, 0, 0, 1, 1, 1]), 7), (torch.tensor([2, 0, 1, 1, 5, 3, 4, 3]), 9),
                         (torch.tensor([3, 6]), 12)):  # fmt: skip
+        rows = _select_and_decode(model, cache, rows, index, x, visible, stop)
+    # Rows of one group moved into another's place get their own copies of its positions.
+    _select_and_decode(model, cache, rows, torch.tensor([1, 0, 1]), x, visible, stop=14)
+    assert cache.prefix(0) is None
+
+
+def _select_and_decode(model: GPT, cache: gpt.KVCache, rows: torch.Tensor, index: torch.Tensor | None,
+                       x: torch.Tensor, visible: torch.Tensor, stop: int) -> torch.Tensor:  # fmt: skip
+    """Select ``index`` (None: the cache has already reordered), decode up to ``stop`` and compare with full
+    forward passes of the selected rows; return the rows."""
+    if index is not None:
         cache.select(index)
         rows = rows[index]
-        start = cache.length
-        tail = model(x[rows, start:stop], key_visible=visible[start:stop], cache=cache)
-        full = model(x[rows, :stop], key_visible=visible[:stop])[:, start:]
-        torch.testing.assert_close(tail, full, rtol=1e-10, atol=1e-10)
-    # Rows of one group moved into another's place would read the wrong prefix: refused.
-    with pytest.raises(ValueError, match="grouped"):
-        cache.select(torch.tensor([1, 0]))
+    start = cache.length
+    tail = model(x[rows, start:stop], key_visible=visible[start:stop], cache=cache)
+    full = model(x[rows, :stop], key_visible=visible[:stop])[:, start:]
+    torch.testing.assert_close(tail, full, rtol=1e-10, atol=1e-10)
+    return rows
+
+
+@torch.inference_mode()
+def test_repeated_rows_share_their_positions_and_give_the_same_outputs_as_copies(model: GPT) -> None:
+    x, visible = _inputs(4, 14)
+    cache = model.new_cache(4, capacity=14)
+    model(x[:, :5], key_visible=visible[:5], cache=cache)
+    cache.repeat(3, blocks=2)  # rows (2 blocks, 2) -> (2, 3, 2), sharing positions 0 .. 5
+    assert cache.batch_size == 12 and cache.prefix_length == 5
+    rows = _select_and_decode(model, cache, torch.tensor([0, 1] * 3 + [2, 3] * 3), None, x, visible, stop=7)
+    rows = _select_and_decode(model, cache, rows, torch.tensor([5, 0, 3]), x, visible, stop=9)  # regrouped
+    assert cache.prefix(0) is None and cache.prefix_length == 0
+    cache.repeat(2, blocks=1)  # rows (1, 3) -> (1, 2, 3): row r in group r % 3
+    rows = _select_and_decode(model, cache, rows[[0, 1, 2, 0, 1, 2]], None, x, visible, stop=11)
+    rows = _select_and_decode(model, cache, rows, torch.tensor([3, 1, 5]), x, visible, stop=13)  # still grouped
+    assert cache.prefix(0) is not None and cache.prefix_length == 9
+    cache.select(torch.tensor([2, 2]))
+    cache.clear()  # a selection never settled is dropped with the rest
+    assert cache.batch_size == 2 and cache.length == 0
 
 
 def test_decoding_with_a_cache_needs_inference_mode(model: GPT) -> None:

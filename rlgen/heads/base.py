@@ -226,6 +226,9 @@ def nucleus_filter(log_probs: Tensor, top_p: float | None, rank: Tensor | None =
     """
     if top_p is None or top_p >= 1.0:
         return log_probs
+    if top_p <= 0.0:  # only the highest-ranked entry: no sort needed
+        first = (log_probs if rank is None else rank).argmax(-1, keepdim=True)
+        return torch.full_like(log_probs, -math.inf).scatter_(-1, first, log_probs.gather(-1, first))
     probs = torch.softmax(log_probs, dim=-1)
     order = (log_probs if rank is None else rank).argsort(dim=-1, descending=True)
     sorted_probs = probs.gather(-1, order)

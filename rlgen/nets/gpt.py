@@ -57,90 +57,177 @@ class GPTConfig:
 class KVCache:
     """Keys and values of every layer for ``batch`` sequences, preallocated for ``capacity`` positions.
 
-    All rows share one length (left-pad shorter prefixes). :meth:`select` reorders, drops or repeats rows,
-    which is what beam search does to its candidates, many times per plan: it copies only the filled
-    positions, all layers in one call, into a second preallocated buffer and swaps the two, so a beam search
-    stops allocating once both buffers have grown to its widest batch.
+    All rows share one length (left-pad shorter prefixes). :meth:`select` reorders, drops or repeats rows, which is
+    what beam search does to its candidates, many times per plan. It only records the new order: the rows are
+    copied when next read or written (never, if :meth:`clear` comes first), all selections since then composed
+    into one, all layers in one call, into a spare preallocated buffer; so a beam search stops allocating once the
+    buffers have grown to its widest batch.
 
-    Beam search also starts every candidate from the same prefix. After :meth:`share_prefix` the positions
-    cached so far are kept once per *group* (each row at that moment starts a group) instead of once per row:
-    ``select`` no longer copies them, and attention reads them once per group with a matrix product over all
-    the group's rows instead of once per row. Rows must then stay grouped: in group order, equally many each.
+    A *shared prefix* keeps the positions cached so far once per group of rows instead of once per row:
+    :meth:`share_prefix` makes every current row a group, and :meth:`repeat` tiles blocks of rows with every row's
+    copies in its group, without copying anything. Attention then reads a shared position once per group, with a
+    matrix product over all the group's rows, and every row's own positions from a buffer just long enough for the
+    positions after the prefix. A selection that keeps the rows grouped (the groups in order, equally many rows
+    each) copies only the rows' own positions; any other selection gives every row its own copy of its group's
+    positions, and the cache shares nothing from then on.
     """
 
     def __init__(self, config: GPTConfig, batch: int, capacity: int, device: torch.device, dtype: torch.dtype):
         if capacity > config.block_size:
             raise ValueError(f"cache capacity {capacity} exceeds the block size {config.block_size}")
-        self.capacity, self.length, self.batch_size = capacity, 0, batch
-        self.prefix_length = 0
-        self._layout = (2 * config.n_layer, config.n_head, capacity, config.n_embd // config.n_head)
+        self.capacity, self.length, self.prefix_length = capacity, 0, 0
+        self._shape = (2 * config.n_layer, config.n_head, config.n_embd // config.n_head)
         self._device, self._dtype = device, dtype
-        self._kv, self._visible = self._allocate(batch)
-        self._spare: tuple[Tensor, Tensor] | None = None
-        self._prefix_kv: Tensor | None = None
+        self._free: list[tuple[Tensor, Tensor]] = []  # spare storage
+        self._pending: Tensor | None = None
+        # The shared prefix: its storage, keys and values (2 * n_layer, G, H, capacity, hd) of G groups, and the
+        # rows' layout (G / stride, copies, stride): row (e, c, s) belongs to group e * stride + s.
+        self._prefix: tuple[Tensor, Tensor] | None = None
+        self._prefix_kv, self._stride = torch.empty(0), 1
+        self._attach(self._take(batch), batch)
 
-    def _allocate(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Storage for ``rows`` sequences: keys and values ``(2 * n_layer, rows, H, capacity, hd)`` (layer
-        ``l``'s keys at ``2l``, values at ``2l + 1``) and key visibility ``(rows, capacity)``."""
-        layers, heads, capacity, head_dim = self._layout
-        # Uninitialised: positions are written before they are read (``length`` marks the filled ones).
-        kv = torch.empty(layers, rows, heads, capacity, head_dim, device=self._device, dtype=self._dtype)
-        return kv, torch.empty(rows, capacity, dtype=torch.bool, device=self._device)
+    def _sizes(self, rows: int) -> tuple[int, int]:
+        """Elements of the keys and values and of the visibility of ``rows`` sequences' own positions."""
+        layers, heads, head_dim = self._shape
+        return layers * rows * heads * (self.capacity - self.prefix_length) * head_dim, rows * self.capacity
+
+    def _take(self, rows: int) -> tuple[Tensor, Tensor]:
+        """Spare flat storage for ``rows`` sequences' own positions (allocated if none is large enough)."""
+        kv_size, visible_size = self._sizes(rows)
+        for i, (kv, visible) in enumerate(self._free):
+            if kv.numel() >= kv_size and visible.numel() >= visible_size:
+                return self._free.pop(i)
+        # Zeros: attention reads whole buffers, masking what is not filled, so nothing may start as NaN or inf.
+        kv = torch.zeros(kv_size, device=self._device, dtype=self._dtype)
+        return kv, torch.zeros(visible_size, dtype=torch.bool, device=self._device)
+
+    def _attach(self, storage: tuple[Tensor, Tensor], rows: int) -> None:
+        """Hold the rows' own positions in ``storage``: keys and values ``(2 * n_layer, rows, H, capacity -
+        prefix_length, hd)`` (layer ``l``'s keys at ``2l``, values at ``2l + 1``; position ``j`` of the sequence at
+        ``j - prefix_length``) and visibility ``(rows, capacity)``."""
+        layers, heads, head_dim = self._shape
+        width = self.capacity - self.prefix_length
+        self._storage, self._rows = storage, rows
+        self._kv = storage[0][: layers * rows * heads * width * head_dim].view(layers, rows, heads, width, head_dim)
+        self._visible = storage[1][: rows * self.capacity].view(rows, self.capacity)
+
+    @property
+    def batch_size(self) -> int:
+        """Rows of the cache (after any pending selection)."""
+        return self._rows if self._pending is None else self._pending.shape[0]
 
     @property
     def visible(self) -> Tensor:
         """``(B, capacity)`` bool, whether later tokens may attend to each cached position (shared prefix
         included: visibility is per row)."""
-        return self._visible[: self.batch_size]
+        self._settle()
+        return self._visible
 
     def clear(self, rows: int | None = None) -> None:
         """Empty the cache (no shared prefix) for ``rows`` sequences (default: as many as now), keeping its storage
         where it is large enough."""
-        self.length = self.prefix_length = 0
-        self._prefix_kv = None
-        if rows is not None and rows > self._kv.shape[1]:
-            self._kv, self._visible = self._allocate(rows)
-        self.batch_size = rows if rows is not None else self.batch_size
+        rows = self.batch_size if rows is None else rows
+        self.length, self._pending = 0, None
+        self._drop_prefix()
+        self._free.append(self._storage)
+        self._attach(self._take(rows), rows)
 
     def share_prefix(self) -> None:
         """Keep the positions cached so far once per current row (a group), shared by the rows that
         :meth:`select` makes from it (see the class docstring)."""
-        if self._prefix_kv is not None:
+        if self._prefix is not None:
             raise RuntimeError("this cache already shares a prefix")
-        self._prefix_kv = self._kv[:, : self.batch_size, :, : self.length].clone()
-        self.prefix_length = self.length
+        self._share(torch.arange(self.batch_size, device=self._device), stride=1)
 
-    def prefix(self, layer: int) -> tuple[Tensor, Tensor] | None:
-        """Shared keys and values ``(G, H, prefix_length, hd)`` of ``layer``, or None without a shared prefix."""
-        if self._prefix_kv is None:
+    def repeat(self, copies: int, blocks: int) -> None:
+        """``select`` every one of ``blocks`` equal blocks of consecutive rows ``copies`` times in a row (rows
+        ``(blocks, W)`` become ``(blocks, copies, W)``): without a shared prefix, the positions cached so far
+        become one, shared by every row's copies, and nothing is copied."""
+        width = self.batch_size // blocks
+        index = torch.arange(blocks * width, device=self._device).view(blocks, 1, width).expand(-1, copies, -1)
+        if self._prefix is not None or self.length == 0:
+            self.select(index.flatten())
+        else:
+            self._share(index.flatten(), width)
+
+    def _share(self, index: Tensor, stride: int) -> None:
+        """Make the current rows' positions the shared prefix of rows ``index`` laid out with ``stride``."""
+        self._settle()
+        self._prefix, self._prefix_kv, self._stride = self._storage, self._kv, stride
+        self.prefix_length = self.length
+        visible = self._visible[:, : self.length]
+        self._attach(self._take(len(index)), len(index))
+        torch.index_select(visible, 0, index, out=self._visible[:, : self.length])
+
+    def _drop_prefix(self) -> None:
+        if self._prefix is not None:
+            self._free.append(self._prefix)
+        self._prefix, self.prefix_length = None, 0
+
+    def prefix(self, layer: int) -> tuple[Tensor, Tensor, int] | None:
+        """The shared prefix of ``layer`` as :func:`attend_cached` takes it (keys and values ``(G, H, capacity,
+        hd)`` and the rows' stride), or None without a shared prefix."""
+        self._settle()
+        if self._prefix is None:
             return None
-        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1]
+        return self._prefix_kv[2 * layer], self._prefix_kv[2 * layer + 1], self._stride
+
+    def key_bias(self, mask: Tensor) -> Tensor:
+        """``0 / -inf`` ``(B, 1, T, keys)`` from a bool ``mask (B, 1, T, L)`` over the sequence's first ``L`` keys
+        (True where a query may attend), laid out as :func:`attend_cached` reads this cache's keys: the shared
+        prefix's ``capacity`` positions, if any, then the rows' own."""
+        self._settle()
+        B, _, T, L = mask.shape
+        P, start = self.prefix_length, 0 if self._prefix is None else self.capacity
+        keep = torch.zeros(B, 1, T, start + self._kv.shape[-2], dtype=torch.bool, device=mask.device)
+        keep[..., :P] = mask[..., :P]
+        keep[..., start : start + L - P] = mask[..., P:]
+        return torch.zeros(keep.shape, dtype=self._dtype, device=mask.device).masked_fill_(~keep, -math.inf)
 
     def store(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's own
-        (positions after the shared prefix, if any)."""
-        end = self.length + k.shape[2]
-        keys, values = self._kv[2 * layer, : self.batch_size], self._kv[2 * layer + 1, : self.batch_size]
-        keys[:, :, self.length : end] = k
-        values[:, :, self.length : end] = v
-        return keys[:, :, self.prefix_length : end], values[:, :, self.prefix_length : end]
+        """Write the new tokens' ``k, v`` ``(B, H, T, hd)`` after the cached ones; return every row's own keys and
+        values ``(B, H, capacity - prefix_length, hd)`` (see :meth:`_attach`), with stale numbers after the new
+        length: whole buffers, which batched matrix products read several times faster than slices."""
+        self._settle()
+        start = self.length - self.prefix_length
+        keys, values = self._kv[2 * layer], self._kv[2 * layer + 1]
+        keys[:, :, start : start + k.shape[2]] = k
+        values[:, :, start : start + k.shape[2]] = v
+        return keys, values
 
     def select(self, index: Tensor) -> None:
         """Keep rows ``index`` (a 1-D long tensor; repeats allowed) in that order."""
+        self._pending = index if self._pending is None else self._pending[index]
+
+    def _settle(self) -> None:
+        """Copy the rows of the pending selection into spare storage, which becomes the cache's."""
+        if self._pending is None:
+            return
+        index, self._pending = self._pending, None
         rows, start, end = index.shape[0], self.prefix_length, self.length
-        if self._prefix_kv is not None:
-            groups = self._prefix_kv.shape[1]
-            expected = torch.arange(groups, device=index.device).repeat_interleave(max(1, rows // groups))
-            if rows % groups or not torch.equal(index // (self.batch_size // groups), expected):
-                raise ValueError(f"rows sharing a prefix must stay grouped: {groups} groups in order, equally many "
-                                 f"rows each, but index {index.tolist()} regroups {self.batch_size} rows")  # fmt: skip
-        if self._spare is None or self._spare[0].shape[1] < rows:
-            self._spare = self._allocate(max(rows, self._kv.shape[1]))
-        kv, visible = self._spare
-        torch.index_select(self._kv[:, : self.batch_size, :, start:end], 1, index, out=kv[:, :rows, :, start:end])
-        torch.index_select(self.visible[:, :end], 0, index, out=visible[:rows, :end])
-        self._spare, (self._kv, self._visible) = (self._kv, self._visible), (kv, visible)
-        self.batch_size = rows
+        storage, kv, visible = self._storage, self._kv, self._visible
+        if self._prefix is None:
+            regrouped = None
+        else:
+            G, stride = self._prefix_kv.shape[1], self._stride
+            row = torch.arange(self._rows, device=index.device)
+            group = (row // (self._rows // G * stride) * stride + row % stride)[index]
+            grouped = torch.arange(G, device=index.device).repeat_interleave(max(1, rows // G))
+            regrouped = None if rows % G == 0 and torch.equal(group, grouped) else group
+            self._stride = 1
+        if regrouped is not None:  # every row gets its own copy of its group's positions
+            prefix, prefix_kv = self._prefix, self._prefix_kv[:, :, :, :start]
+            self._prefix, self.prefix_length = None, 0  # freed once copied
+            self._attach(self._take(rows), rows)
+            torch.index_select(prefix_kv, 1, regrouped, out=self._kv[:, :, :, :start])
+            self._free.append(prefix)
+            own = self._kv[:, :, :, start:end]
+        else:
+            self._attach(self._take(rows), rows)
+            own = self._kv[:, :, :, : end - start]
+        torch.index_select(kv[:, :, :, : end - start], 1, index, out=own)
+        torch.index_select(visible[:, :end], 0, index, out=self._visible[:, :end])
+        self._free.append(storage)
 
 
 class CausalSelfAttention(nn.Module):
@@ -155,8 +242,9 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self, x: Tensor, mask: Tensor, cache: KVCache | None = None, layer: int = 0, last_only: bool = False
     ) -> Tensor:
-        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key. ``last_only``: keys and
-        values of every token, but the output ``(B, 1, C)`` of the last query only."""
+        """``mask``: bool ``(B or 1, 1, T, T_keys)``, True where a query may attend to a key (with a ``cache``: its
+        :meth:`KVCache.key_bias`). ``last_only``: keys and values of every token, but the output ``(B, 1, C)`` of the
+        last query only."""
         B, T, C = x.shape
         qkv = self.qkv(x)
         if self.training and self.dropout > 0 and x.device.type == "cpu" and cache is None and not last_only:
@@ -164,12 +252,9 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in qkv.split(C, dim=2))
         if last_only:
             q, mask, T = q[:, :, -1:], mask[:, :, -1:], 1
-        shared = None
         if cache is not None:
             k, v = cache.store(layer, k, v)
-            shared = cache.prefix(layer)
-        if shared is not None:
-            y = attend_with_shared_prefix(q, *shared, k, v, mask)
+            y = attend_cached(q, k, v, mask, cache.prefix(layer))
         else:  # elsewhere the fused kernels drop attention weights without materialising them
             p = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
@@ -303,30 +388,38 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
-def attend_with_shared_prefix(
-    q: Tensor, prefix_k: Tensor, prefix_v: Tensor, k: Tensor, v: Tensor, mask: Tensor
+def attend_cached(
+    q: Tensor, k: Tensor, v: Tensor, bias: Tensor, shared: tuple[Tensor, Tensor, int] | None = None
 ) -> Tensor:
-    """Softmax attention of queries ``q (B, H, T, hd)`` over a prefix shared by groups of rows followed by
-    every row's own keys: the same numbers as attending over each row's full sequence.
+    """Softmax attention of queries ``q (B, H, T, hd)`` over a prefix shared by groups of rows, if any, followed by
+    every row's own keys, as :class:`KVCache` holds them: the same numbers as ``F.scaled_dot_product_attention``
+    over each row's full sequence.
 
-    :param prefix_k: ``(G, H, P, hd)`` shared keys; rows ``g * B / G .. (g + 1) * B / G`` use group ``g``'s
-        (``prefix_v`` alike).
-    :param k: ``(B, H, S, hd)`` each row's own keys (``v`` alike); key ``j`` of the full sequence is prefix
-        position ``j`` for ``j < P``, own position ``j - P`` after.
-    :param mask: bool ``(B, 1, T, P + S)``, True where a query may attend to a key.
+    :param k: ``(B, H, S, hd)`` every row's own keys (``v`` alike).
+    :param bias: ``(B, 1, T, keys)`` added to the scores: ``0`` where a query may attend, ``-inf`` elsewhere
+        (:meth:`KVCache.key_bias`); the keys are the shared prefix's ``capacity``, if any, then the ``S`` own.
+    :param shared: keys and values ``(G, H, capacity, hd)`` of the shared prefix and the rows' stride ``s``: rows
+        are laid out ``(G / s, B / G, s)`` and row ``(e, c, j)`` uses group ``e * s + j``'s.
     """
-    (B, H, T, hd), (G, _, P, _) = q.shape, prefix_k.shape
-    R = B // G
+    (B, H, T, _), scale = q.shape, q.shape[-1] ** -0.5
+    own = q @ k.transpose(-1, -2)
+    if shared is None:
+        return own.mul_(scale).add_(bias).softmax(-1) @ v
+    prefix_k, prefix_v, stride = shared
+    G, _, capacity, _ = prefix_k.shape
+    copies = B // G
 
-    def by_group(x: Tensor) -> Tensor:  # (B, H, T, n) -> (G, H, R * T, n): one matrix product per group
-        return x.view(G, R, H, T, -1).transpose(1, 2).reshape(G, H, R * T, -1)
+    def by_group(x: Tensor) -> Tensor:  # (B, H, T, n) -> (G, H, copies * T, n): one matrix product per group
+        x = x.view(G // stride, copies, stride, H, T, -1).permute(0, 2, 3, 1, 4, 5)
+        return x.reshape(G, H, copies * T, -1)
 
     def by_row(x: Tensor) -> Tensor:  # the inverse
-        return x.view(G, H, R, T, -1).transpose(1, 2).reshape(B, H, T, -1)
+        x = x.view(G // stride, stride, H, copies, T, -1).permute(0, 3, 1, 2, 4, 5)
+        return x.reshape(B, H, T, -1)
 
-    scores = torch.cat([by_row(by_group(q) @ prefix_k.transpose(-1, -2)), q @ k.transpose(-1, -2)], -1)
-    weights = (scores * hd**-0.5).masked_fill(~mask, -math.inf).softmax(-1)
-    return by_row(by_group(weights[..., :P]) @ prefix_v) + weights[..., P:] @ v
+    scores = torch.cat([by_row(by_group(q) @ prefix_k.transpose(-1, -2)), own], -1)
+    weights = scores.mul_(scale).add_(bias).softmax(-1)
+    return by_row(by_group(weights[..., :capacity]) @ prefix_v) + weights[..., capacity:].contiguous() @ v
 
 
 class MLP(nn.Module):
@@ -462,6 +555,8 @@ class GPT(nn.Module):
             cache.visible[:, past : past + T] = visible
             visible = cache.visible[:, : past + T]
         mask = attention_mask(visible.view(-1, visible.shape[-1]), T)  # one row, or one per sequence
+        if cache is not None:
+            mask = cache.key_bias(mask)
         x = self.drop(embeddings + self.wpe(positions))
         for layer, block in enumerate(self.blocks):
             x = block(x, mask, cache, layer, last_only and layer == len(self.blocks) - 1)

@@ -148,12 +148,20 @@ class Decoder(ABC):
         if self._last is not None:
             self._last = self._last[index]
 
+    def expand(self, copies: int, envs: int) -> Tensor:
+        """Repeat every environment's block of rows ``copies`` times in a row (rows ``(envs, W)`` become
+        ``(envs, copies, W)``); return the index selected."""
+        width = self.values.shape[0] // envs
+        index = torch.arange(envs * width, device=self.values.device).view(envs, 1, width).expand(-1, copies, -1)
+        Decoder.select(self, index.flatten())  # the rows only: subclasses repeat their own state
+        return index.flatten()
+
 
 class CachedDecoder(Decoder):
     """Feeds only the new tokens through the GPT; the KV cache follows the rows and holds the current window.
     When the window moves (one transition at a time), positions change, so the window is recomputed into the
     emptied cache. Every environment's prefix is cached once and shared by all its candidates (they stay grouped
-    by environment) until then."""
+    by environment) until then; expanded candidates share their parent's cached positions."""
 
     def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int):
         super().__init__(model, prefix, pad, block)
@@ -187,6 +195,11 @@ class CachedDecoder(Decoder):
     def select(self, index: Tensor) -> None:
         super().select(index)
         self.cache.select(index)
+
+    def expand(self, copies: int, envs: int) -> Tensor:
+        index = super().expand(copies, envs)
+        self.cache.repeat(copies, envs)
+        return index
 
 
 class RecomputeDecoder(Decoder):
@@ -249,8 +262,7 @@ def beam_plan(
     discounts = config.discount ** torch.arange(H + 1, device=prefix.device, dtype=torch.float32)
     scores = rewards[:, 0]
     for t in range(H):
-        expand = (env[:, None] * W + torch.arange(W, device=env.device).repeat(n)).flatten()
-        decoder.select(expand)
+        expand = decoder.expand(n, E)
         rewards = rewards[expand]
         for d in range(layout.actions.start, layout.actions.stop):
             decoder.extend(decode(model.distribution(decoder.last, d), config.action_top_p))
