@@ -9,7 +9,7 @@ takes observation, reward and value tokens greedily (``k = 1``), scoring by the 
 Both planners run the same random-weight GPT (Hopper's 11 + 3 dimensions, 100 uniform bins, 4 layers, 4 heads,
 width 128) with n_expand 2, 4 context transitions (the window as well) and ``cdf_act = 0.6``, interleaved in one
 process, one planning call of each per round. Also timed: rlgen planning ``--envs`` environments in one call
-(time per environment step). The machine's load, torch threads and OpenMP settings are printed and recorded;
+(time per environment step). rlgen's calls plan in one KV cache, as an evaluation's policy does. The machine's load, torch threads and OpenMP settings are printed and recorded;
 the FLOP floor is the cached search's arithmetic (counted) at the rate this machine sustains on one large matmul.
 
     python scripts/bench_tt.py                       # writes benchmarks/tt_planning.json and .md
@@ -36,7 +36,7 @@ from bench_notes import with_notes
 from torch import Tensor
 
 from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTModelConfig, beam_plan, make_prefix
-from rlgen.algos.tt.planner import planning_threads
+from rlgen.algos.tt.planner import planning_cache, planning_threads
 from rlgen.heads import head_config
 from rlgen.train.run_dir import write_text_atomic
 
@@ -222,18 +222,19 @@ def bench_setting(name: str, model: TrajectoryModel, args: argparse.Namespace, c
     same = same_search_as_released(config)
     forward = OfficialForward(model)
     rng, generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
+    cache = planning_cache(model, config)  # as an evaluation's policy: one cache, its storage reused by every call
     with torch.no_grad():  # warm-up: first-call allocations
-        beam_plan(model, *prefixes(model, args.envs, rng), config, generator)
+        beam_plan(model, *prefixes(model, args.envs, rng), config, generator, cache)
     times: dict[str, list[tuple[float, float]]] = {"official": [], "rlgen": [], "rlgen_envs": []}
     loads, flops = [os.getloadavg()[0]], 0.0
     for _ in range(args.rounds):
         one, pad = prefixes(model, 1, rng)
         times["official"].append(timed(official_beam_plan, model, forward, tokens_of(model, one), config, generator))
         with FlopCounter(model) as counter:
-            times["rlgen"].append(timed(beam_plan, model, one, pad, config, generator))
+            times["rlgen"].append(timed(beam_plan, model, one, pad, config, generator, cache))
         flops = counter.flops
         many, many_pad = prefixes(model, args.envs, rng)
-        times["rlgen_envs"].append(timed(beam_plan, model, many, many_pad, config, generator))
+        times["rlgen_envs"].append(timed(beam_plan, model, many, many_pad, config, generator, cache))
         loads.append(os.getloadavg()[0])
     (official, official_cpu), (rlgen, rlgen_cpu), (batched, batched_cpu) = (
         np.mean(times[k], axis=0) for k in ("official", "rlgen", "rlgen_envs")

@@ -25,10 +25,12 @@ def _inputs(batch: int, length: int, width: int = 32) -> tuple[torch.Tensor, tor
     return x, visible
 
 
+@pytest.mark.parametrize("tile", [gpt.TILE, 2 * 4 * 5 * 30])  # small: 5-token passes attend in tiles of 2 rows
 @torch.inference_mode()
-def test_incremental_decoding_equals_a_full_forward_pass(model: GPT) -> None:
+def test_incremental_decoding_equals_a_full_forward_pass(model: GPT, tile: int, monkeypatch) -> None:
     x, visible = _inputs(3, 23)
     full = model(x, key_visible=visible)
+    monkeypatch.setattr(gpt, "TILE", tile)
     cache = model.new_cache(3, capacity=30)
     pieces, start = [], 0
     for size in (5, 1, 1, 4, 1, 7, 1, 3):  # a prefill, then one or several tokens at a time
@@ -227,6 +229,8 @@ def test_tiled_mlp_equals_the_plain_mlp_values_and_gradients(bias: bool, monkeyp
     x = torch.randn(2, 7, 16, dtype=torch.float64, requires_grad=True)
     ours, reference = mlp(x), mlp.proj(F.gelu(mlp.fc(x)))
     torch.testing.assert_close(ours, reference, rtol=1e-12, atol=1e-12)
+    with torch.inference_mode():
+        torch.testing.assert_close(mlp(x), reference.detach(), rtol=1e-12, atol=1e-12)
     upstream, inputs = torch.randn_like(ours), (x, *mlp.parameters())
     grads = torch.autograd.grad(ours, inputs, upstream)
     for got, want in zip(grads, torch.autograd.grad(reference, inputs, upstream), strict=True):

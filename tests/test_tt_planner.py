@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlgen.algos.tt import PlannerConfig, TrajectoryModel, TransitionLayout, TTModelConfig, beam_plan, make_prefix
-from rlgen.algos.tt.planner import Decoder, RecomputeDecoder
+from rlgen.algos.tt.planner import Decoder, RecomputeDecoder, planning_cache
 from rlgen.heads import head_config
 
 LAYOUT = TransitionLayout(obs_dim=3, act_dim=2)
@@ -122,6 +122,33 @@ def test_windowed_cached_planner_returns_the_windowed_recompute_plan(
     torch.testing.assert_close(cached.scores, full.scores, rtol=1e-9, atol=1e-9)
     other = beam_plan(model, prefix, pad, config, torch.Generator().manual_seed(4))
     assert not torch.allclose(other.transitions, cached.transitions)
+
+
+def test_a_cache_reused_call_after_call_gives_the_plans_of_new_caches() -> None:
+    """Calls of different batches, widths and prefix lengths in one cache: its storage is reused, never stale."""
+    model = _model("uniform")
+    config = PlannerConfig(horizon=5, beam_width=4, n_expand=2, context=3, action_top_p=0.9, window=3)
+    calls = [([ROWS[:5], ROWS[:0], ROWS[5:6]], 4), ([ROWS[7:9]], 6), ([ROWS[:1], ROWS[9:12]], 4),
+             ([ROWS[:5], ROWS[:0], ROWS[5:6]], 4)]  # fmt: skip
+    cache, storages = planning_cache(model, config), []
+    for contexts, width in calls:
+        prefix, pad = make_prefix(model, contexts, ROWS[20 : 20 + len(contexts), : LAYOUT.obs_dim], config.context)
+        setting = replace(config, beam_width=width)
+        new, reused = (beam_plan(model, prefix, pad, setting, torch.Generator().manual_seed(3), c)
+                       for c in (None, cache))  # fmt: skip
+        assert torch.equal(reused.transitions, new.transitions) and torch.equal(reused.scores, new.scores)
+        held = [cache._storage, *cache._free] + ([cache._prefix] if cache._prefix is not None else [])
+        storages.append({kv.data_ptr() for kv, _ in held})
+    assert storages[-1] == storages[-2]  # warm: the last call allocated nothing
+
+
+def test_planner_refuses_a_cache_of_another_window_or_dtype() -> None:
+    model = _model("uniform")
+    prefix, pad = _prefix(model)
+    config = PlannerConfig(horizon=2, beam_width=2, context=2, window=3)
+    for cache in (planning_cache(model, replace(config, window=4)), planning_cache(model.float(), config)):
+        with pytest.raises(ValueError, match="make it with planning_cache"):
+            beam_plan(model.double(), prefix, pad, config, cache=cache)
 
 
 def test_window_crops_each_row_as_the_released_planner_does() -> None:

@@ -92,11 +92,13 @@ class KVCache:
         return layers * rows * heads * (self.capacity - self.prefix_length) * head_dim, rows * self.capacity
 
     def _take(self, rows: int) -> tuple[Tensor, Tensor]:
-        """Spare flat storage for ``rows`` sequences' own positions (allocated if none is large enough)."""
+        """The smallest spare flat storage for ``rows`` sequences' own positions (allocated if none is large
+        enough): taking the smallest that fits keeps the larger ones for the larger batches of a beam search."""
         kv_size, visible_size = self._sizes(rows)
-        for i, (kv, visible) in enumerate(self._free):
-            if kv.numel() >= kv_size and visible.numel() >= visible_size:
-                return self._free.pop(i)
+        sizes = [kv.numel() if kv.numel() >= kv_size and visible.numel() >= visible_size else math.inf
+                 for kv, visible in self._free]  # fmt: skip
+        if sizes and min(sizes) < math.inf:
+            return self._free.pop(sizes.index(min(sizes)))
         # Zeros: attention reads whole buffers, masking what is not filled, so nothing may start as NaN or inf.
         kv = torch.zeros(kv_size, device=self._device, dtype=self._dtype)
         return kv, torch.zeros(visible_size, dtype=torch.bool, device=self._device)
@@ -110,6 +112,11 @@ class KVCache:
         self._storage, self._rows = storage, rows
         self._kv = storage[0][: layers * rows * heads * width * head_dim].view(layers, rows, heads, width, head_dim)
         self._visible = storage[1][: rows * self.capacity].view(rows, self.capacity)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Of the cached keys and values."""
+        return self._dtype
 
     @property
     def batch_size(self) -> int:
@@ -402,9 +409,15 @@ def attend_cached(
         are laid out ``(G / s, B / G, s)`` and row ``(e, c, j)`` uses group ``e * s + j``'s.
     """
     (B, H, T, _), scale = q.shape, q.shape[-1] ** -0.5
+    if shared is None:  # in tiles of rows whose weights stay in a core's cache (:data:`TILE`)
+        rows = max(1, TILE // (H * T * k.shape[-2]))
+        out = q.new_empty(B, H, T, v.shape[-1])
+        for r in range(0, B, rows):
+            tile = slice(r, r + rows)
+            weights = (q[tile] @ k[tile].transpose(-1, -2)).mul_(scale).add_(bias[tile]).softmax(-1)
+            torch.matmul(weights, v[tile], out=out[tile])
+        return out
     own = q @ k.transpose(-1, -2)
-    if shared is None:
-        return own.mul_(scale).add_(bias).softmax(-1) @ v
     prefix_k, prefix_v, stride = shared
     G, _, capacity, _ = prefix_k.shape
     copies = B // G
@@ -430,12 +443,31 @@ class MLP(nn.Module):
         self.dropout = Dropout(config.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or not torch.is_grad_enabled():
+        if x.device.type != "cpu":
             return self.dropout(self.proj(F.gelu(self.fc(x))))
         rows = max(1, TILE // self.fc.out_features)
-        fc, proj = self.fc, self.proj
-        y = _TiledMLP.apply(x.reshape(-1, x.shape[-1]), fc.weight, fc.bias, proj.weight, proj.bias, rows)
+        fc, proj, flat = self.fc, self.proj, x.reshape(-1, x.shape[-1])
+        if torch.is_grad_enabled():
+            y = _TiledMLP.apply(flat, fc.weight, fc.bias, proj.weight, proj.bias, rows)
+        else:
+            y = flat.new_empty(flat.shape[0], proj.out_features)
+            _mlp_tiles(y, flat, fc.weight, fc.bias, proj.weight, proj.bias, rows)
         return self.dropout(y.view(*x.shape[:-1], -1))
+
+
+def _mlp_tiles(
+    out: Tensor, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int
+) -> list[tuple[Tensor, Tensor]]:
+    """Write ``linear(gelu(linear(x, w1, b1)), w2, b2)`` into ``out``, ``rows`` rows of ``x (N, C)`` at a time (each
+    tile's hidden units stay in a core's cache from one matrix product to the next); return every tile's hidden
+    units before and after the GELU."""
+    units = []
+    for start in range(0, x.shape[0], rows):
+        hidden = F.linear(x[start : start + rows], w1, b1)
+        active = F.gelu(hidden)
+        _linear_into(out[start : start + rows], active, w2, b2)
+        units.append((hidden, active))
+    return units
 
 
 class _TiledMLP(torch.autograd.Function):
@@ -445,11 +477,8 @@ class _TiledMLP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int) -> Tensor:
-        out, hidden, active = x.new_empty(x.shape[0], w2.shape[0]), [], []
-        for start in range(0, x.shape[0], rows):
-            hidden.append(F.linear(x[start : start + rows], w1, b1))
-            active.append(F.gelu(hidden[-1]))
-            _linear_into(out[start : start + rows], active[-1], w2, b2)
+        out = x.new_empty(x.shape[0], w2.shape[0])
+        hidden, active = zip(*_mlp_tiles(out, x, w1, b1, w2, b2, rows), strict=True)
         ctx.save_for_backward(x, w1, w2, *hidden, *active)
         ctx.rows, ctx.biases = rows, (b1 is not None, b2 is not None)
         return out

@@ -3,7 +3,7 @@ planner: :mod:`.sequences` (transition rows), :mod:`.model` (GPT and per-dimensi
 (beam search)."""
 
 from rlgen.algos.tt.model import TrajectoryModel, TTModelConfig
-from rlgen.algos.tt.planner import Plan, PlannerConfig, beam_plan, make_prefix
+from rlgen.algos.tt.planner import Plan, PlannerConfig, beam_plan, make_prefix, planning_cache
 from rlgen.algos.tt.sequences import TransitionLayout, TransitionSequences, transition_rows
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "TransitionSequences",
     "beam_plan",
     "make_prefix",
+    "planning_cache",
     "transition_rows",
 ]

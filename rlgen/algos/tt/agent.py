@@ -21,11 +21,11 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rlgen.algos.tt.model import TrajectoryModel, TTModelConfig
-from rlgen.algos.tt.planner import Plan, PlannerConfig, beam_plan, make_prefix
+from rlgen.algos.tt.planner import Plan, PlannerConfig, beam_plan, make_prefix, planning_cache
 from rlgen.algos.tt.sequences import TransitionLayout, TransitionSequences
 from rlgen.config import ConfigError
 from rlgen.data import Episodes
-from rlgen.nets.gpt import decay_groups
+from rlgen.nets.gpt import KVCache, decay_groups
 from rlgen.tasks import TaskSpec
 from rlgen.train.agent import Agent
 
@@ -151,15 +151,21 @@ class TT(Agent):
 
     @torch.inference_mode()
     def plan(
-        self, observations: np.ndarray, contexts: list[np.ndarray], generator: torch.Generator | None = None
+        self,
+        observations: np.ndarray,
+        contexts: list[np.ndarray],
+        generator: torch.Generator | None = None,
+        cache: KVCache | None = None,
     ) -> Plan:
-        """Plan for every environment from its past transitions ``(c_e, D)`` and current observation."""
+        """Plan for every environment from its past transitions ``(c_e, D)`` and current observation (in ``cache``,
+        :func:`~rlgen.algos.tt.planner.planning_cache` of the planning model, to reuse its storage call after call).
+        """
         model = self.planning_model
         was_training = model.training
         model.eval()
         try:
             prefix, pad = make_prefix(model, contexts, observations, self.config.planner.context)
-            return beam_plan(model, prefix, pad, self.config.planner, generator)
+            return beam_plan(model, prefix, pad, self.config.planner, generator, cache)
         finally:
             model.train(was_training)
 
@@ -189,6 +195,7 @@ class TTPolicy:
 
     def __init__(self, agent: TT, generator: torch.Generator | None = None):
         self.agent, self.generator = agent, generator
+        self.cache = planning_cache(agent.planning_model, agent.config.planner)  # every call plans in its storage
         self.contexts: list[np.ndarray] = []
         self._pending: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -199,7 +206,7 @@ class TTPolicy:
         if len(observations) != len(self.contexts):
             raise ValueError(f"TTPolicy plans for {len(self.contexts)} environments, got {len(observations)} "
                              "observations")  # fmt: skip
-        actions = self.agent._to_env(self.agent.plan(observations, self.contexts, self.generator).actions)
+        actions = self.agent._to_env(self.agent.plan(observations, self.contexts, self.generator, self.cache).actions)
         self._pending = (observations, actions)
         return actions
 

@@ -42,6 +42,7 @@ from torch import Tensor
 from rlgen.algos.tt.model import TrajectoryModel
 from rlgen.heads import PiecewiseUniform
 from rlgen.heads.piecewise import BIN_RANKINGS, BinRanking
+from rlgen.nets.gpt import KVCache
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,11 @@ class CachedDecoder(Decoder):
     emptied cache. Every environment's prefix is cached once and shared by all its candidates (they stay grouped
     by environment) until then; expanded candidates share their parent's cached positions."""
 
-    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int):
+    def __init__(self, model: TrajectoryModel, prefix: Tensor, pad: Tensor, block: int, cache: KVCache | None = None):
+        """``cache``: one of capacity ``block`` to decode in (emptied first, its storage kept); default: a new one."""
         super().__init__(model, prefix, pad, block)
-        self.cache = model.gpt.new_cache(prefix.shape[0], block)
+        self.cache = model.gpt.new_cache(prefix.shape[0], block) if cache is None else cache
+        self.cache.clear(prefix.shape[0])
         self.first = 0  # the slot of the cache's first position
         self._last = self._features()  # the prefix, computed once per environment
         self.cache.share_prefix()
@@ -210,6 +213,23 @@ class RecomputeDecoder(Decoder):
         return self.model.features(self.values[:, first:], 0, pad, last_only=True)[:, 0]
 
 
+def planning_window(model: TrajectoryModel, config: PlannerConfig) -> int:
+    """Transitions every forward pass of the plan sees."""
+    window = config.window or model.config.sequence_length
+    if window > model.config.sequence_length:
+        raise ValueError(f"planner window of {window} transitions exceeds the {model.config.sequence_length} the "
+                         "model was trained on (agent.model.sequence_length)")  # fmt: skip
+    if window < 2 and config.horizon > 1:
+        raise ValueError("a planner window of 1 transition holds no whole transition to start the next one from; "
+                         f"use window >= 2 or horizon 1, got horizon {config.horizon}")  # fmt: skip
+    return window
+
+
+def planning_cache(model: TrajectoryModel, config: PlannerConfig) -> KVCache:
+    """An empty KV cache that :func:`beam_plan` can plan in with ``model`` and ``config``, call after call."""
+    return model.gpt.new_cache(1, planning_window(model, config) * model.layout.dim - 1)
+
+
 @contextmanager
 def planning_threads(threads: int = 1) -> Iterator[None]:
     """Run the body on ``threads`` torch threads, then restore the caller's number.
@@ -233,11 +253,15 @@ def beam_plan(
     pad: Tensor,
     config: PlannerConfig,
     generator: torch.Generator | None = None,
+    cache: KVCache | None = None,
 ) -> Plan:
     """Plan for ``E`` environments at once (see the module docstring), on one torch thread.
 
     :param prefix: ``(E, P)`` left-padded prefixes, each ending with the current observation.
     :param pad: ``(E,)`` padding tokens of each prefix (a multiple of D).
+    :param cache: plan in this KV cache (:func:`planning_cache`) instead of a new one, and keep its storage for
+        the next call: pass the same cache to every call of a rollout so no call allocates once they are warm
+        (unused with ``config.cached`` false).
     """
     layout, greedy = model.layout, 0.0  # top_p = 0 keeps only the first-ranked bin
     E, P, W, n, H = prefix.shape[0], prefix.shape[1], config.beam_width, config.n_expand, config.horizon
@@ -247,15 +271,15 @@ def beam_plan(
         """A value ``(B, 1)`` from a bin drawn among the highest-ranked ones holding ``top_p`` of the mass."""
         return dist.sample(top_p=top_p, midpoint=midpoint, generator=generator, rank_by=config.rank_bins)
 
-    window = config.window or model.config.sequence_length
-    if window > model.config.sequence_length:
-        raise ValueError(f"planner window of {window} transitions exceeds the {model.config.sequence_length} the "
-                         "model was trained on (agent.model.sequence_length)")  # fmt: skip
-    if window < 2 and H > 1:
-        raise ValueError("a planner window of 1 transition holds no whole transition to start the next one from; "
-                         f"use window >= 2 or horizon 1, got horizon {H}")  # fmt: skip
-    decoder_cls = CachedDecoder if config.cached else RecomputeDecoder
-    decoder = decoder_cls(model, prefix, pad, block=window * layout.dim - 1)
+    block = planning_window(model, config) * layout.dim - 1
+    dtype = model.gpt.wpe.weight.dtype
+    if cache is not None and (cache.capacity != block or cache.dtype != dtype):
+        raise ValueError(f"the planning cache holds {cache.capacity} positions of {cache.dtype}, this plan needs "
+                         f"{block} of {dtype}: make it with planning_cache(model, config)")  # fmt: skip
+    if config.cached:
+        decoder: Decoder = CachedDecoder(model, prefix, pad, block, cache)
+    else:
+        decoder = RecomputeDecoder(model, prefix, pad, block)
     env = torch.arange(E, device=prefix.device)
     decoder.select(env.repeat_interleave(W))  # E * W rows, environment-major
     rewards = torch.zeros(E * W, H + 1, device=prefix.device)
