@@ -9,8 +9,9 @@ takes observation, reward and value tokens greedily (``k = 1``), scoring by the 
 Both planners run the same random-weight GPT (Hopper's 11 + 3 dimensions, 100 uniform bins, 4 layers, 4 heads,
 width 128) with n_expand 2, 4 context transitions (the window as well) and ``cdf_act = 0.6``, interleaved in one
 process, one planning call of each per round. Also timed: rlgen planning ``--envs`` environments in one call
-(time per environment step). rlgen's calls plan in one KV cache, as an evaluation's policy does. The machine's load, torch threads and OpenMP settings are printed and recorded;
-the FLOP floor is the cached search's arithmetic (counted) at the rate this machine sustains on one large matmul.
+(time per environment step). rlgen's calls plan in one KV cache, as an evaluation's policy does. The machine's
+load, torch threads and OpenMP settings are printed and recorded; the FLOP floor is the cached search's arithmetic
+(counted) at the rate this machine sustains on one large matmul.
 
     python scripts/bench_tt.py                       # writes benchmarks/tt_planning.json and .md
     python scripts/bench_tt.py --settings beam32-h5 --rounds 2
