@@ -183,17 +183,27 @@ class CachedDecoder(Decoder):
         return self.model.features(self.values[:, done:], done - first, pad, self.cache, last_only=True)[:, 0]
 
     def _fill_shared(self, pad: Tensor) -> None:
-        """Cache the window but its last transition's action, reward and value once per distinct row: rows that
-        descend from the same candidate differ only there."""
+        """Cache the window but its last transition's action, reward and value, a transition at a time, each once
+        per distinct row up to its end: candidates descend from few ancestors, and rows that descend from the same
+        candidate differ only in the last action, reward and value."""
         lay = self.model.layout
-        tail = lay.dim - lay.obs_dim
-        head = self.values[:, self.first : self.values.shape[1] - tail]
+        head = self.values[:, self.first : self.values.shape[1] - (lay.dim - lay.obs_dim)]
         if head.shape[1] == 0:
             return
-        rows, inverse = torch.unique(torch.cat([head, pad[:, None].to(head)], 1), dim=0, return_inverse=True)
-        self.cache.clear(len(rows))
-        self.model.features(rows[:, :-1], 0, rows[:, -1].long(), self.cache, last_only=True)
-        self.cache.select(inverse)
+        keyed = torch.cat([pad[:, None].to(head), head], 1)
+        every_row = torch.arange(len(keyed), device=keyed.device)
+        parents, start = None, 0
+        for end in [*range(lay.dim, head.shape[1], lay.dim), head.shape[1]]:
+            rows, inverse = torch.unique(keyed[:, : 1 + end], dim=0, return_inverse=True)
+            if parents is None:
+                self.cache.clear(len(rows))
+            else:  # each distinct row continues the cached row of its start
+                self.cache.select(
+                    parents[torch.zeros_like(rows[:, 0], dtype=torch.long).scatter_(0, inverse, every_row)]
+                )
+            self.model.features(rows[:, 1 + start : 1 + end], start, rows[:, 0].long(), self.cache, last_only=True)
+            parents, start = inverse, end
+        self.cache.select(parents)
 
     def select(self, index: Tensor) -> None:
         super().select(index)
