@@ -197,10 +197,9 @@ class CachedDecoder(Decoder):
             rows, inverse = torch.unique(keyed[:, : 1 + end], dim=0, return_inverse=True)
             if parents is None:
                 self.cache.clear(len(rows))
-            else:  # each distinct row continues the cached row of its start
-                self.cache.select(
-                    parents[torch.zeros_like(rows[:, 0], dtype=torch.long).scatter_(0, inverse, every_row)]
-                )
+            else:  # each distinct row continues the cached row of its start (that of any row it stands for)
+                member = torch.empty(len(rows), dtype=torch.long, device=keyed.device).scatter_(0, inverse, every_row)
+                self.cache.select(parents[member])
             self.model.features(rows[:, 1 + start : 1 + end], start, rows[:, 0].long(), self.cache, last_only=True)
             parents, start = inverse, end
         self.cache.select(parents)
