@@ -451,22 +451,23 @@ class MLP(nn.Module):
             y = _TiledMLP.apply(flat, fc.weight, fc.bias, proj.weight, proj.bias, rows)
         else:
             y = flat.new_empty(flat.shape[0], proj.out_features)
-            _mlp_tiles(y, flat, fc.weight, fc.bias, proj.weight, proj.bias, rows)
+            _mlp_tiles(y, flat, fc.weight, fc.bias, proj.weight, proj.bias, rows, keep=False)
         return self.dropout(y.view(*x.shape[:-1], -1))
 
 
 def _mlp_tiles(
-    out: Tensor, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int
+    out: Tensor, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int, keep: bool
 ) -> list[tuple[Tensor, Tensor]]:
     """Write ``linear(gelu(linear(x, w1, b1)), w2, b2)`` into ``out``, ``rows`` rows of ``x (N, C)`` at a time (each
     tile's hidden units stay in a core's cache from one matrix product to the next); return every tile's hidden
-    units before and after the GELU."""
+    units before and after the GELU if ``keep`` (else none: each tile's memory is reused by the next)."""
     units = []
     for start in range(0, x.shape[0], rows):
         hidden = F.linear(x[start : start + rows], w1, b1)
         active = F.gelu(hidden)
         _linear_into(out[start : start + rows], active, w2, b2)
-        units.append((hidden, active))
+        if keep:
+            units.append((hidden, active))
     return units
 
 
@@ -478,7 +479,7 @@ class _TiledMLP(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, w1: Tensor, b1: Tensor | None, w2: Tensor, b2: Tensor | None, rows: int) -> Tensor:
         out = x.new_empty(x.shape[0], w2.shape[0])
-        hidden, active = zip(*_mlp_tiles(out, x, w1, b1, w2, b2, rows), strict=True)
+        hidden, active = zip(*_mlp_tiles(out, x, w1, b1, w2, b2, rows, keep=True), strict=True)
         ctx.save_for_backward(x, w1, w2, *hidden, *active)
         ctx.rows, ctx.biases = rows, (b1 is not None, b2 is not None)
         return out
