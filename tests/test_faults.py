@@ -478,6 +478,8 @@ def test_sigint_checkpoints_the_step_and_resume_is_bit_identical(hopper_file, tm
         import signal, sys, time
         from rlgen.algos.bc import BC
         from rlgen.cli import main
+        # a suite run as a background job inherits SIGINT ignored, which rlgen rightly leaves ignored: undo that
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         update, calls = BC.update, []
         def waiting_update(self, batch):
             calls.append(1)
