@@ -22,8 +22,8 @@ import platform
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
+from bench_bc import mean_se
 from bench_notes import with_notes
 
 from rlgen.runs import act_with, evaluate_agent, load_agent
@@ -54,12 +54,6 @@ def evaluate_run(run_dir: Path, actions: list[str], episodes: int) -> dict:
     dataset = Path(config.dataset).stem if config.dataset.endswith(".hdf5") else config.dataset  # a file's name
     return {"run_dir": str(run_dir), "agent": config.recipe.name, "dataset": dataset,
             "seed": config.recipe.train.seed, "step": step, "episodes": episodes, "scores": scores}  # fmt: skip
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return float(np.mean(values)), math.nan
-    return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
 def report(table: dict) -> str:

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from bench_bc import mean_se
 from bench_notes import with_notes
 
 from rlgen.data import locate
@@ -105,11 +106,6 @@ def reevaluate_case(case: dict, args: argparse.Namespace) -> dict:
     scalars = result.scalars()
     return {**case, "score": scalars["eval/score"], "return": scalars["eval/return"],
             "episode_length": scalars["eval/length"], "other_s": time.perf_counter() - start}  # fmt: skip
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
-    return statistics.fmean(values), se
 
 
 def write_report(cases: list[dict], meta: dict, out: Path) -> None:

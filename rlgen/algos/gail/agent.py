@@ -257,9 +257,10 @@ class GAIL(OnlineAgent):
     def next_values(self, batch: Rollout) -> Tensor:
         """The value each step bootstraps from in GAE, shaped like ``batch.rewards``: ``V(s')`` after a step that
         continues or was truncated; after a true termination 0, or with absorbing states ``V_abs``."""
+        after = self.state_values(batch.next_observations)
         if not self.absorbing:
-            return self.value(self.normalise(batch.next_observations)) * (1.0 - batch.terminals)
-        return torch.where(batch.terminals.bool(), self.absorbing_value(), self.state_values(batch.next_observations))
+            return after * (1.0 - batch.terminals)
+        return torch.where(batch.terminals.bool(), self.absorbing_value(), after)
 
     # ------------------------------------------------------------------------------------------ training
 
