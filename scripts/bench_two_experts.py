@@ -133,10 +133,8 @@ def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
               f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]",
               *args.set]  # fmt: skip
-    grids = [
-        Grid([f"bc-{h}" for h in args.heads], [names[args.mixture]], args.seeds, common),
-        Grid([f"bc-{h}" for h in args.control_heads], [names[s] for s in MIXTURES[args.mixture]], args.seeds, common),
-    ]
+    parts = [(args.heads, [names[args.mixture]]), (args.control_heads, [names[s] for s in MIXTURES[args.mixture]])]
+    grids = [Grid([f"bc-{h}" for h in heads], datasets, args.seeds, common) for heads, datasets in parts if heads]
     cells = [cell for grid in grids for cell in plan_sweep(grid, args.runs)]
     cells.sort(key=lambda c: (c.seed, c.dataset != names[args.mixture], c.dataset, c.agent))
     return run_sweep(cells, sequential=True, device="cpu")
