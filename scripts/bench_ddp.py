@@ -45,20 +45,6 @@ AGENTS = {
 }  # fmt: skip
 
 
-def synthetic_episodes(obs_dim: int, act_dim: int, n: int = 5_000, length: int = 1000) -> Episodes:
-    rng = np.random.default_rng(0)
-    ends = np.arange(length, n + 1, length)
-    return Episodes(
-        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
-        rewards=rng.normal(size=n).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.isin(np.arange(n), ends - 1),
-        episode_ends=ends,
-        final_observations=rng.normal(size=(len(ends), obs_dim)).astype(np.float32),
-    )
-
-
 def worker(rank: int, world_size: int, port: int, recipe_name: str, task_name: str, steps: int, out: Path) -> None:
     torch.set_num_threads(1)
     if world_size > 1:
@@ -67,7 +53,7 @@ def worker(rank: int, world_size: int, port: int, recipe_name: str, task_name: s
     try:
         replicas = TorchReplicas(torch.device("cpu")) if world_size > 1 else Replicas()
         recipe, task = load_recipe(recipe_name).with_overrides(AGENTS[recipe_name][1]), load_task(task_name)
-        data = synthetic_episodes(task.obs_dim, task.act_dim)
+        data = Episodes.random(5_000, task.obs_dim, task.act_dim, episode_length=1000)
         seed_everything(0)
         agent = recipe.agent_class.create(recipe.agent, task, data, torch.device("cpu"))  # type: ignore[attr-defined]
         sampler, rng = agent.sampler(data), np.random.default_rng(rank)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from rlgen.data import Episodes
@@ -13,20 +12,11 @@ from rlgen.rollout.generate import make_dataset
 
 
 def random_episodes(n: int = 40, obs_dim: int = 3, act_dim: int = 2, **metadata: Any) -> Episodes:
-    """Two episodes of ``n // 2`` and ``n - n // 2`` standard-normal steps with actions in ``[-1, 1]``, each ending in a
-    timeout, drawn from seed 0; ``metadata`` is stored with them."""
-    rng = np.random.default_rng(0)
-    ends = np.array([n // 2, n])
-    return Episodes(
-        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
-        actions=rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
-        rewards=rng.normal(size=n).astype(np.float32),
-        terminals=np.zeros(n, bool),
-        timeouts=np.isin(np.arange(n), ends - 1),
-        episode_ends=ends,
-        final_observations=rng.normal(size=(2, obs_dim)).astype(np.float32),
-        metadata=metadata,
-    )
+    """Two episodes of ``n // 2`` and ``n - n // 2`` random steps (:meth:`Episodes.random`, seed 0), each ending in a
+    timeout; ``metadata`` is stored with them."""
+    episodes = Episodes.random(n, obs_dim, act_dim, episode_length=n // 2, **metadata)
+    assert episodes.num_episodes == 2, "random_episodes needs an even n"
+    return episodes
 
 
 def minari_store(tmp_path_factory: pytest.TempPathFactory, steps: dict[str, int], **options: Any) -> Path:

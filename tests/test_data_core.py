@@ -379,3 +379,13 @@ def test_normalized_score_scale():
     np.testing.assert_allclose(normalized_score([-20.272305, 3234.3], -20.272305, 3234.3), [0.0, 100.0])
     with pytest.raises(ValueError):
         normalized_score(1.0, 5.0, 5.0)
+
+
+def test_random_episodes_cut_into_whole_episodes_with_the_remainder_last() -> None:
+    episodes = Episodes.random(2_500, obs_dim=4, act_dim=2, episode_length=1000, seed=3, task="x")
+    assert episodes.episode_lengths.tolist() == [1000, 1000, 500]
+    assert episodes.timeouts.sum() == 3 and not episodes.terminals.any()
+    assert np.abs(episodes.actions).max() <= 1.0 and episodes.metadata == {"task": "x"}
+    assert episodes.identical(Episodes.random(2_500, 4, 2, episode_length=1000, seed=3, task="x"))
+    with pytest.raises(ValueError, match="episode_length"):
+        Episodes.random(10, 4, 2, episode_length=0)

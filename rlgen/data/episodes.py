@@ -222,6 +222,32 @@ class Episodes:
         )
 
     @classmethod
+    def random(
+        cls, steps: int, obs_dim: int, act_dim: int, episode_length: int, seed: int = 0, **metadata: Any
+    ) -> Episodes:
+        """``steps`` standard-normal observations and rewards with uniform actions in ``[-1, 1]``, cut into
+        episodes of ``episode_length`` steps (the last keeps the remainder), each ending in a timeout; for smoke
+        tests and throughput benchmarks, where only the shapes matter. ``metadata`` is stored with them.
+
+        >>> Episodes.random(5_000, obs_dim=11, act_dim=3, episode_length=1000).num_episodes
+        5
+        """
+        if steps < 1 or episode_length < 1:
+            raise ValueError(f"Episodes.random needs steps and episode_length >= 1, got {steps} and {episode_length}")
+        rng = np.random.default_rng(seed)
+        ends = np.append(np.arange(episode_length, steps, episode_length), steps)
+        return cls(
+            observations=rng.normal(size=(steps, obs_dim)).astype(np.float32),
+            actions=rng.uniform(-1, 1, (steps, act_dim)).astype(np.float32),
+            rewards=rng.normal(size=steps).astype(np.float32),
+            terminals=np.zeros(steps, bool),
+            timeouts=np.isin(np.arange(steps), ends - 1),
+            episode_ends=ends,
+            final_observations=rng.normal(size=(len(ends), obs_dim)).astype(np.float32),
+            metadata=metadata,
+        )
+
+    @classmethod
     def concatenate(
         cls, parts: Sequence[Episodes], metadata: Mapping[str, Any] | None = None, source: str | None = None
     ) -> Episodes:
