@@ -40,6 +40,7 @@ from rlgen.data import load_dataset
 from rlgen.data.store import D4RL_DIR_VAR
 from rlgen.rollout.behavior import BehaviorPolicy
 from rlgen.rollout.generate import MIXTURES, make_dataset
+from rlgen.runs import load_recipe
 from rlgen.scale.sweep import Grid, RunRecord, plan_sweep, run_sweep, summarise
 from rlgen.tasks import load_task
 
@@ -128,13 +129,15 @@ def separability(
 
 
 def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]:
-    """Every head on the mixed data and ``--control-heads`` on each expert's alone, seed-major; one record each."""
+    """Every head on the mixed data (``--seeds``) and ``--control-heads`` on each expert's alone
+    (``--control-seeds``), seed-major; one record each."""
     common = [f"train.steps={args.steps}", f"train.batch_size={BATCH}", f"train.eval_every={args.steps}",
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
               f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]",
               *args.set]  # fmt: skip
-    parts = [(args.heads, [names[args.mixture]]), (args.control_heads, [names[s] for s in MIXTURES[args.mixture]])]
-    grids = [Grid([f"bc-{h}" for h in heads], datasets, args.seeds, common) for heads, datasets in parts if heads]
+    controls = [names[s] for s in MIXTURES[args.mixture]]
+    parts = [(args.heads, [names[args.mixture]], args.seeds), (args.control_heads, controls, args.control_seeds)]
+    grids = [Grid([f"bc-{h}" for h in heads], data, seeds, common) for heads, data, seeds in parts if heads]
     cells = [cell for grid in grids for cell in plan_sweep(grid, args.runs)]
     cells.sort(key=lambda c: (c.seed, c.dataset != names[args.mixture], c.dataset, c.agent))
     return run_sweep(cells, sequential=True, device="cpu")
@@ -156,6 +159,15 @@ def verdict(rows: list[dict], dataset: str) -> list[str]:
     return lines
 
 
+def point_action(head: str, overrides: list[str]) -> str:
+    """How ``agents/bc-<head>.yaml`` with ``overrides`` acts deterministically, e.g. ``peak 0.3`` (the Gaussian's
+    mode and peak are its mean, clipped to the box)."""
+    agent = load_recipe(f"bc-{head}").with_overrides(overrides).agent
+    if head == "gaussian":
+        return "mean"
+    return f"{agent.action} {agent.peak_width:g}" if agent.action == "peak" else agent.action
+
+
 def report(results: dict) -> str:
     s, dis = results["settings"], results["disagreement"]
     mixture = s["mixture"]
@@ -167,7 +179,7 @@ def report(results: dict) -> str:
         f"Command: `{results['command']}`  ",
         f"{s['steps']:,} gradient steps per run, batch {s['batch_size']}, MLP {tuple(s['hidden'])}, recipes "
         f"`agents/bc-<head>.yaml` with {' '.join(s['overrides']) or 'no overrides'} (deterministic action: "
-        f"{s['action']} for DLML / AdaCat, tanh of the mean for the Gaussian); "
+        f"{', '.join(f'{head} {action}' for head, action in s['actions'].items())}); "
         f"score = D4RL normalised return of {s['eval_episodes']} deterministic episodes (seeds "
         f"{s['eval_seed']}+i) at the end, mean ± s.e. over training seeds. One rlgen sweep, run sequentially.",
         "",
@@ -228,6 +240,7 @@ def main() -> int:
     parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=HEADS, help="heads on the mixed data")
     parser.add_argument("--control-heads", nargs="*", default=list(HEADS), choices=HEADS,
                         help="heads on each expert's data alone (none: no controls)")  # fmt: skip
+    parser.add_argument("--control-seeds", nargs="+", type=int, help="seeds of the controls (default: --seeds)")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="recipe overrides for every run, e.g. agent.action=peak")  # fmt: skip
@@ -235,6 +248,7 @@ def main() -> int:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "bench-two-experts", help="sweep folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
     args = parser.parse_args()
+    args.control_seeds = args.control_seeds or args.seeds
     torch.set_num_threads(1)
     names = dataset_names(args.task, args.mixture, args.size)
     parts = MIXTURES[args.mixture]
@@ -253,13 +267,14 @@ def main() -> int:
             "mixture": args.mixture,
             "stem": stem,
             "overrides": args.set,
-            "action": next((o.split("=", 1)[1] for o in args.set if o.startswith("agent.action=")), "mode"),
+            "actions": {head: point_action(head, args.set) for head in sorted({*args.heads, *args.control_heads})},
             "steps": args.steps,
             "batch_size": BATCH,
             "hidden": list(HIDDEN),
             "eval_episodes": args.eval_episodes,
             "eval_seed": EVAL_SEED,
             "seeds": args.seeds,
+            "control_seeds": args.control_seeds,
             "datasets": names,
         },  # fmt: skip
         "experts": {
