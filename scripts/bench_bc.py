@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_notes import with_notes
+from bench_stats import mean_se
 
 from rlgen.data import Episodes, load_dataset, locate
 from rlgen.rollout import evaluate
@@ -143,11 +144,6 @@ def d3rlpy_bc(task: TaskSpec, dataset: str, seed: int, steps: int, episodes: int
              show_progress=False)  # fmt: skip
     result = evaluate(lambda obs: algo.predict(np.asarray(obs, dtype=np.float32)), task, episodes, EVAL_SEED)
     return {"score": float(result.score_mean)}
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
-    return statistics.fmean(values), se
 
 
 def main() -> int:

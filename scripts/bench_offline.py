@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_bc import interleaved_ms_per_step, mean_se
+from bench_bc import interleaved_ms_per_step
+from bench_stats import mean_se
 
 from rlgen.data import Episodes
 from rlgen.rollout import evaluate

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 import torch
-from bench_bc import mean_se
 from bench_notes import with_notes
+from bench_stats import mean_se
 
 from rlgen.runs import act_with, evaluate_agent, load_agent
 from rlgen.train.run_dir import write_text_atomic

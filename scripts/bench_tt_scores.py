@@ -41,8 +41,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
-from bench_bc import mean_se
 from bench_notes import with_notes
+from bench_stats import mean_se
 
 from rlgen.data import locate
 from rlgen.rollout import evaluate

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_notes import with_notes
+from bench_stats import bootstrap_interval, iqm, probability_of_improvement
 
 from rlgen.data import load_dataset
 from rlgen.data.store import D4RL_DIR_VAR
@@ -144,11 +145,13 @@ def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]
 
 
 def verdict(rows: list[dict], dataset: str) -> list[str]:
-    """For each expressive head on ``dataset``: its score minus the Gaussian's, and whether that exceeds twice
-    the standard error of the difference."""
+    """For each expressive head on ``dataset``: its mean score minus the Gaussian's and whether that exceeds twice
+    the standard error of the difference; then both heads' interquartile means and the probability that the
+    head's score on a seed beats the Gaussian's, with 95% bootstrap intervals (:mod:`bench_stats`)."""
     by_agent = {r["agent"]: r for r in rows if r["dataset"] == dataset and r["score_mean"] is not None}
     base = by_agent.get("bc-gaussian")
     lines = []
+    rng = np.random.default_rng(0)
     for agent, row in by_agent.items():
         if base is None or agent == "bc-gaussian":
             continue
@@ -156,7 +159,30 @@ def verdict(rows: list[dict], dataset: str) -> list[str]:
         se = float(np.hypot(row["score_se"], base["score_se"]))
         beyond = "beyond noise (|diff| > 2 s.e.)" if abs(diff) > 2 * se else "within noise (|diff| <= 2 s.e.)"
         lines.append(f"- {dataset}: {agent} - bc-gaussian = {diff:+.1f} ± {se:.1f} (s.e.), {beyond}")
+        x, y = row["scores"], base["scores"]
+        if min(len(x), len(y)) > 1:
+            iqms = [
+                f"{iqm(v):.1f} [{', '.join(f'{b:.1f}' for b in bootstrap_interval(iqm, v, rng=rng))}]" for v in (x, y)
+            ]
+            low, high = bootstrap_interval(probability_of_improvement, x, y, rng=rng)
+            lines.append(f"  - IQM {iqms[0]} vs {iqms[1]}; P({agent} > bc-gaussian) = "
+                         f"{probability_of_improvement(x, y):.2f} [{low:.2f}, {high:.2f}]")  # fmt: skip
     return lines
+
+
+def failed_episodes(runs: list[dict]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Per (agent, dataset): evaluation episodes scoring below 50 (nearer the random policy than the expert), all
+    evaluated episodes, and seeds with at least one such episode; read from each finished run's last evaluation."""
+    counts: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for run in runs:
+        evals = sorted((Path(run["path"]) / "evals").glob("step_*.json")) if run["status"] != "failed" else []
+        if not evals:
+            continue
+        scores = np.asarray(json.loads(evals[-1].read_text())["scores"])
+        failed, total, seeds = counts.get((run["agent"], run["dataset"]), (0, 0, 0))
+        low = int((scores < 50).sum())
+        counts[(run["agent"], run["dataset"])] = (failed + low, total + len(scores), seeds + (low > 0))
+    return counts
 
 
 def point_action(head: str, overrides: list[str]) -> str:
@@ -213,13 +239,18 @@ def report(results: dict) -> str:
         f"same states; {sep['accuracy_later_steps']:.3f} later). Near 1, the mixture is bimodal across states "
         "more than given a state: a state-conditioned Gaussian can follow each policy in its own region.",
     ]
-    lines += ["", "## Scores", "", "| dataset | agent | normalised score | seeds | scores | train s (all seeds) |",
-              "| --- | --- | ---: | ---: | --- | ---: |"]  # fmt: skip
+    lines += ["", "## Scores", "",
+              "Episodes < 50: evaluation episodes scoring below 50, of all (seeds with one or more).", "",
+              "| dataset | agent | normalised score | seeds | episodes < 50 | scores | train s (all seeds) |",
+              "| --- | --- | ---: | ---: | ---: | --- | ---: |"]  # fmt: skip
+    failed_counts = failed_episodes(results["runs"])
     for row in results["rows"]:
         score = "-" if row["score_mean"] is None else f"{row['score_mean']:.1f} ± {row['score_se']:.1f}"
         scores = ", ".join(f"{x:.1f}" for x in row["scores"])
         wall = "-" if row["wall_s"] is None else f"{row['wall_s']:.0f}"
-        lines.append(f"| {row['dataset']} | {row['agent']} | {score} | {len(row['scores'])} | {scores} | {wall} |")
+        failed, total, seeds = failed_counts.get((row["agent"], row["dataset"]), (0, 0, 0))
+        lines.append(f"| {row['dataset']} | {row['agent']} | {score} | {len(row['scores'])} | "
+                     f"{failed} of {total} ({seeds}) | {scores} | {wall} |")  # fmt: skip
     lines += ["", "Expressive heads against the Gaussian on the same data:", ""]
     for dataset in s["datasets"].values():
         lines += verdict(results["rows"], dataset)
