@@ -43,14 +43,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from rlgen.config import apply_overrides
-from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig
-from rlgen.sb3 import AdaCatPolicy, DLMLPolicy
+from rlgen.heads import DLMLHeadConfig
+from rlgen.sb3 import ADACAT_POLICY_HEAD, AdaCatPolicy, DLMLPolicy
 
 # Policy class and policy_kwargs per head; the Gaussian is SB3's default policy, the baseline users know.
 HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
     "gaussian": ("MlpPolicy", {}),
     "dlml": (DLMLPolicy, {"head": DLMLHeadConfig(num_mixtures=3, num_classes=256)}),
-    "adacat": (AdaCatPolicy, {"head": AdaCatHeadConfig(num_bins=32)}),
+    "adacat": (AdaCatPolicy, {"head": ADACAT_POLICY_HEAD}),
 }
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
 RUN_KEY = ("algo", "env", "head", "seed", "steps", "label")
