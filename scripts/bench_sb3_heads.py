@@ -9,6 +9,7 @@ policy updates take, relative to the Gaussian's.
     python scripts/bench_sb3_heads.py                                # Hopper-v5 + HalfCheetah-v5, 3 seeds, 50k steps
     python scripts/bench_sb3_heads.py --steps 100000 --envs Hopper-v5 --label after
     python scripts/bench_sb3_heads.py --algo trpo --steps 20000 --envs InvertedPendulum-v5
+    python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.num_bins=11 --label adacat-11-bins
 
 Resumable: runs already in the output JSON (same algorithm, env, head, seed, steps and label) are kept and not
 run again, so a stopped benchmark continues and several invocations (labels, algorithms, envs) share one table.
@@ -41,17 +42,21 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig
-from rlgen.sb3 import AdaCatPolicy, DLMLPolicy
+from rlgen.config import apply_overrides
+from rlgen.heads import DLMLHeadConfig
+from rlgen.sb3 import ADACAT_POLICY_HEAD, AdaCatPolicy, DLMLPolicy
 
 # Policy class and policy_kwargs per head; the Gaussian is SB3's default policy, the baseline users know.
 HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
     "gaussian": ("MlpPolicy", {}),
     "dlml": (DLMLPolicy, {"head": DLMLHeadConfig(num_mixtures=3, num_classes=256)}),
-    "adacat": (AdaCatPolicy, {"head": AdaCatHeadConfig(num_bins=32)}),
+    "adacat": (AdaCatPolicy, {"head": ADACAT_POLICY_HEAD}),
 }
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
 RUN_KEY = ("algo", "env", "head", "seed", "steps", "label")
+#: SB3 logger values of each policy update averaged over the run (PPO's clip fraction and approximate KL, the
+#: entropy term, TRPO's KL and line-search success); a key the algorithm does not log is left out.
+TRAIN_STATS = ("clip_fraction", "approx_kl", "entropy_loss", "kl_divergence_loss", "is_line_search_success")
 #: the Markdown after this line is kept when the table is rewritten (findings written by hand).
 
 
@@ -67,6 +72,7 @@ class Args:
     label: str = "current"
     out: Path = Path("benchmarks/sb3_heads")
     save_dir: Path | None = None
+    head_set: list[str] = field(default_factory=list)
 
 
 def parse_args() -> Args:
@@ -82,21 +88,30 @@ def parse_args() -> Args:
     parser.add_argument("--label", default=defaults.label, help="names this code version in the table")
     parser.add_argument("--out", type=Path, default=defaults.out, help="output path without suffix")
     parser.add_argument("--save-dir", type=Path, default=None, help="save each final model here (.zip)")
+    parser.add_argument("--head-set", nargs="+", default=[], metavar="HEAD.KEY=VALUE",
+                        help="set an rlgen head's option for this invocation (e.g. adacat.width_grad_scale=0); "
+                        "give the variant its own --label")  # fmt: skip
     args = Args(**vars(parser.parse_args()))
     if len(args.seeds) < 1 or args.steps < 1:
         parser.error("need at least one seed and a positive --steps")
+    try:
+        head_options(args.head_set)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
-def timed(method: Callable[[], None], seconds: list[float]) -> Callable[[], None]:
-    """``method`` adding its wall time to ``seconds[0]`` on every call."""
-
-    def wrapper() -> None:
-        start = time.perf_counter()
-        method()
-        seconds[0] += time.perf_counter() - start
-
-    return wrapper
+def head_options(head_set: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """:data:`HEADS` with ``HEAD.KEY=VALUE`` options applied to the rlgen heads' configs."""
+    heads = dict(HEADS)
+    for item in head_set:
+        name, _, override = item.partition(".")
+        if name not in HEADS or "head" not in HEADS[name][1]:
+            rlgen_heads = [head for head, (_, kwargs) in HEADS.items() if "head" in kwargs]
+            raise ValueError(f"--head-set {item!r}: the head must be one of {rlgen_heads}")
+        policy, kwargs = heads[name]
+        heads[name] = (policy, {**kwargs, "head": apply_overrides(kwargs["head"], [override], where=name)})
+    return heads
 
 
 class MeanActor:
@@ -123,6 +138,22 @@ def evaluate(model: BaseAlgorithm, env_id: str, seed: int, episodes: int, action
     return float(mean_return)
 
 
+def timed_update(model: BaseAlgorithm, seconds: list[float], stats: dict[str, list[float]]) -> Callable[[], None]:
+    """``model.train`` adding its wall time to ``seconds[0]`` and the :data:`TRAIN_STATS` it logs to ``stats``."""
+    train = model.train
+
+    def wrapper() -> None:
+        start = time.perf_counter()
+        train()
+        seconds[0] += time.perf_counter() - start
+        for key in TRAIN_STATS:
+            value = model.logger.name_to_value.get(f"train/{key}")
+            if value is not None:
+                stats.setdefault(key, []).append(float(value))
+
+    return wrapper
+
+
 def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> list[dict[str, Any]]:
     """Train one agent per head with the same seed, in turn one rollout at a time, then evaluate each.
 
@@ -136,11 +167,14 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
     :param args: algorithm, budget and evaluation settings.
     """
     algo = ALGOS[args.algo]
-    models = {head: algo(HEADS[head][0], env_id, seed=seed, policy_kwargs=HEADS[head][1]) for head in heads}
+    specs = head_options(args.head_set)
+    models = {head: algo(specs[head][0], env_id, seed=seed, policy_kwargs=specs[head][1]) for head in heads}
     seconds = {head: 0.0 for head in models}
     update_seconds = {head: [0.0] for head in models}
+    stats: dict[str, dict[str, list[float]]] = {head: {} for head in models}
     for head, model in models.items():
-        model.train = timed(model.train, update_seconds[head])  # learn() calls self.train() after each rollout
+        # learn() calls self.train() after each rollout
+        model.train = timed_update(model, update_seconds[head], stats[head])
     while any(model.num_timesteps < args.steps for model in models.values()):
         for head, model in models.items():
             start = time.perf_counter()
@@ -161,6 +195,9 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
             "final_return_mean_action": evaluate(model, env_id, seed, args.eval_episodes, "mean"),
             "train_seconds": seconds[head], "env_steps_per_s": model.num_timesteps / seconds[head],
             "update_seconds": update_seconds[head][0] / updates,
+            "policy_kwargs": str(specs[head][1]),
+            "train_stats": {key: {"mean": float(np.mean(values)), "last": values[-1]}
+                            for key, values in stats[head].items()},
         })  # fmt: skip
     return runs
 
@@ -179,6 +216,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             returns = np.array([r["final_return"] for r in group])
             stochastic = np.array([r["final_return_stochastic"] for r in group])
             mean_action = [r["final_return_mean_action"] for r in group if "final_return_mean_action" in r]
+            logged = [r.get("train_stats", {}) for r in group]
+            stat_keys = [key for key in TRAIN_STATS if all(key in run_stats for run_stats in logged)]
             rows.append({
                 "algo": algo, "steps": steps, "env": env_id, "label": label, "head": head, "seeds": len(group),
                 "return_mean": float(returns.mean()), "return_std": float(returns.std(ddof=1)) if len(group) > 1
@@ -188,6 +227,10 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "env_steps_per_s": float(np.mean([r["env_steps_per_s"] for r in group])),
                 "update_seconds": mean_update[head],
                 "update_vs_gaussian": mean_update[head] / mean_update["gaussian"] if "gaussian" in heads else None,
+                "train_stats": {key: float(np.mean([run_stats[key]["mean"] for run_stats in logged]))
+                                for key in stat_keys},
+                "final_entropy": float(-np.mean([run_stats["entropy_loss"]["last"] for run_stats in logged]))
+                if "entropy_loss" in stat_keys else None,
             })  # fmt: skip
     return rows
 
@@ -225,21 +268,30 @@ def markdown(report: dict[str, Any]) -> str:
         + ". Final return: mean of the eval episodes of the final policy (deterministic action; stochastic in its "
         "own column; mean action: the distribution's mean, clipped), mean ± standard deviation over seeds (SE: "
         "standard error). Update s: wall seconds of one policy update (after each rollout), the heads of a seed "
-        "trained in turn one rollout at a time.",
+        "trained in turn one rollout at a time. Clip fraction and KL (PPO's approximate KL, TRPO's KL of each "
+        "step): SB3's logged values averaged over the updates and seeds; entropy: after the last update (SB3's "
+        "-log pi estimate where the head gives none).",
         "",
         "| algo | steps | env | code | head | seeds | final return | SE | per seed | stochastic | mean action "
-        "| env-steps/s | update s | update / Gaussian |",
-        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| clip fraction | KL | entropy | env-steps/s | update s | update / Gaussian |",
+        "| --- | ---: | --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |",
     ]
     for row in report["summary"]:
         per_seed = ", ".join(f"{x:.0f}" for x in row["return_per_seed"])
         ratio = "" if row["update_vs_gaussian"] is None else f"{row['update_vs_gaussian']:.2f}"
         stderr = row["return_std"] / np.sqrt(row["seeds"])
         mean_action = "" if row["mean_action_mean"] is None else f"{row['mean_action_mean']:.0f}"
+        logged = row.get("train_stats", {})
+        clip = f"{logged['clip_fraction']:.3f}" if "clip_fraction" in logged else ""
+        kl = logged.get("approx_kl", logged.get("kl_divergence_loss"))
+        entropy = row.get("final_entropy")
+        entropy_text = "" if entropy is None else f"{entropy:.2f}"
         lines.append(
             f"| {row['algo']} | {row['steps']:,} | {row['env']} | {row['label']} | {row['head']} | {row['seeds']} "
             f"| {row['return_mean']:.0f} ± {row['return_std']:.0f} | {stderr:.0f} | {per_seed} "
-            f"| {row['stochastic_mean']:.0f} | {mean_action} | {row['env_steps_per_s']:.0f} "
+            f"| {row['stochastic_mean']:.0f} | {mean_action} | {clip} | {'' if kl is None else f'{kl:.4f}'} "
+            f"| {entropy_text} | {row['env_steps_per_s']:.0f} "
             f"| {row['update_seconds']:.2f} | {ratio} |"
         )
     lines += ["", "Commands:", ""] + [f"- `{command}`" for command in report["commands"]]

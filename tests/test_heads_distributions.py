@@ -16,6 +16,7 @@ from rlgen.heads import (
     DiagGaussian,
     DiscretizedLogisticMixture,
     PiecewiseUniform,
+    box_kl,
     make_head,
 )
 
@@ -437,3 +438,40 @@ def test_adacat_width_grad_scale_scales_only_the_width_logits_gradient() -> None
     torch.testing.assert_close(scaled_grad[:, 6:], plain_grad[:, 6:])
     with pytest.raises(ValueError, match="width_grad_scale"):
         make_head("adacat", 4, 2, low=-1.0, high=1.0, width_grad_scale=1.5)
+
+
+def test_adacat_cells_make_the_log_prob_continuous_in_the_widths() -> None:
+    # Two bins meeting at 0.5 with masses 0.8 and 0.2; the action sits just right of the edge, and a small change of
+    # the width logits moves the edge 0.002 to just past it: over cells of width 1/8 the log-prob moves by about 0.05.
+    action = torch.tensor([[0.501]])
+    mass_logits = torch.tensor([0.8, 0.2]).log()
+    before, after = torch.tensor([0.0, 0.0]), torch.tensor([math.log(0.502 / 0.498), 0.0])
+    for cells, largest_change in ((0, None), (8, 0.1)):
+        head = make_head("adacat", 4, 1, low=0.0, high=1.0, num_bins=2, cells=cells)
+        dists = [head.distribution(torch.cat([widths, mass_logits])[None, None]) for widths in (before, after)]
+        log_probs = [dist.log_prob(action) for dist in dists]
+        change = (log_probs[1] - log_probs[0]).abs().item()
+        if largest_change is None:  # AdaCat's own density jumps from 0.2 / 0.5 to 0.8 / 0.502
+            assert change == pytest.approx(math.log((0.8 / 0.502) / (0.2 / 0.5)), rel=1e-4)
+        else:
+            assert change < largest_change
+    for cells in (-1, 1):
+        with pytest.raises(ValueError, match=f"cells must be 0 .* or at least 2, got {cells}"):
+            make_head("adacat", 4, 1, low=0.0, high=1.0, cells=cells)
+
+
+def test_adacat_cells_quantise_the_cdf_and_keep_a_smooth_exact_kl() -> None:
+    torch.manual_seed(0)
+    plain = make_head("adacat", 4, 2, low=-1.0, high=1.0, num_bins=6)
+    quantised = make_head("adacat", 4, 2, low=-1.0, high=1.0, num_bins=6, cells=16)
+    quantised.load_state_dict(plain.state_dict())
+    params = plain.proj(torch.randn(5, 4)).view(5, 2, 12).detach().requires_grad_()
+    base, cells = plain.distribution(params), quantised.distribution(params)
+    grid = torch.linspace(-1.0, 1.0, 17)[:, None, None].expand(17, 5, 2)
+    # The cells' CDF equals AdaCat's on the cells' edges; inside a cell the mass is uniform.
+    torch.testing.assert_close(cells.cdf(grid), base.cdf(grid), atol=1e-5, rtol=0)
+    assert not cells.adaptive_edges and torch.equal(cells.edges[0, 0], torch.linspace(0.0, 1.0, 17))
+    # Its KL (exact, over fixed cells) has zero gradient at p = q in the widths and masses, as a trust region needs.
+    kl = box_kl(cells, quantised.distribution(params.detach())).sum()
+    (grad,) = torch.autograd.grad(kl, params)
+    assert kl.item() == pytest.approx(0.0, abs=1e-6) and grad.abs().max() < 1e-5

@@ -155,3 +155,26 @@ def test_trpo_with_a_dlml_policy_improves() -> None:
     model.learn(20_000)
     after, _ = evaluate_policy(model, model.get_env(), n_eval_episodes=10)
     assert after > max(3 * before, 100.0), (before, after)
+
+
+@pytest.mark.parametrize("cells", [0, None])
+def test_adacat_policy_log_prob_is_continuous_in_the_parameters_ppo_updates(cells: int | None) -> None:
+    # The default AdaCat policy (cells=None) against AdaCat's own density (cells=0), away from the uniform init so
+    # that densities differ across edges: a tiny step of every policy parameter moves every sampled action's
+    # log-prob (PPO's log-ratio) by a tiny amount, where AdaCat's own density jumps for actions an edge moves past.
+    head = AdaCatPolicy.default_head if cells is None else AdaCatPolicy.default_head.replace(cells=cells)
+    policy = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs={"head": head}).policy
+    torch.manual_seed(0)
+    torch.nn.init.normal_(policy.action_net.proj.weight, std=0.3)
+    observations = torch.randn(4096, *policy.observation_space.shape)
+    with torch.no_grad():
+        dist = policy.get_distribution(observations)
+        actions = dist.sample()
+        before = dist.log_prob(actions)
+        for parameter in policy.parameters():
+            parameter.add_(1e-5 * torch.randn_like(parameter))
+        change = (policy.get_distribution(observations).log_prob(actions) - before).abs().max().item()
+    if cells == 0:
+        assert change > 0.5
+    else:
+        assert change < 0.05

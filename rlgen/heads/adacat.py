@@ -34,12 +34,14 @@ class AdaCatHead(BinnedHead):
     Its options are those of :class:`~rlgen.heads.config.AdaCatHeadConfig`. ``width_grad_scale`` multiplies the
     gradient reaching the width logits (their values are unchanged): every sample pulls its own bin narrower, a
     push that does not fade as the sample nears an edge (AdaCat sec. 3.2); below 1 this noise no longer swamps
-    the features a shared network learns for the masses.
+    the features a shared network learns for the masses. ``cells`` > 0 quantises the distribution to that many
+    equal cells of the box (for policy gradients).
     """
 
     def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: AdaCatHeadConfig):
         super().__init__(in_features, dim, low, high, config, params_per_bin=2)
         self.width_grad_scale = config.width_grad_scale
+        self.cells = config.cells
 
     def distribution(self, params: Tensor) -> PiecewiseUniform:
         return self._distribution(params, self.low, self.high)
@@ -54,10 +56,12 @@ class AdaCatHead(BinnedHead):
         if self.width_grad_scale != 1.0:
             frozen = width_logits.detach()
             width_logits = frozen + self.width_grad_scale * (width_logits - frozen)
-        return PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, low, high)
+        dist = PiecewiseUniform.from_adacat_logits(mass_logits, width_logits, low, high)
+        return dist.quantised(self.cells) if self.cells else dist
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}"
+        cells = f", cells={self.cells}" if self.cells else ""
+        return f"{super().extra_repr()}, width_grad_scale={self.width_grad_scale}{cells}"
 
     @torch.no_grad()
     def fit_bins(self, targets: Tensor) -> None:

@@ -127,18 +127,25 @@ class AdaCatHeadConfig(BinnedHeadConfig):
     :param num_bins: bins k per dimension (half the fixed-bin heads' 100: the output layer has 2k per dimension).
     :param bandwidth: target-smoothing width; without smoothing the bins collapse.
     :param width_grad_scale: multiplies the gradient reaching the width logits, in [0, 1] (1: the plain gradient).
+    :param cells: 0 for AdaCat's own density; else at least 2: the distribution quantised to this many equal cells
+        of the box (:meth:`~rlgen.heads.PiecewiseUniform.quantised`), whose log-density is continuous in the
+        predicted widths, as policy-gradient likelihood ratios need (AdaCat's own jumps when an edge moves past
+        an action).
     """
 
     type: Literal["adacat"] = "adacat"
     num_bins: int = 50
     bandwidth: float = 1e-3
     width_grad_scale: float = 1.0
+    cells: int = 0
     head_class: ClassVar[builtins.type[Head]] = AdaCatHead
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0.0 <= self.width_grad_scale <= 1.0:
             raise ValueError(f"width_grad_scale must be in [0, 1], got {self.width_grad_scale}")
+        if self.cells < 0 or self.cells == 1:
+            raise ValueError(f"cells must be 0 (AdaCat's own density) or at least 2, got {self.cells}")
 
 
 @dataclass(frozen=True)

@@ -66,22 +66,8 @@ def quantised_kl(p: PiecewiseUniform, q: PiecewiseUniform, cells: int = KL_GRID_
     masses and the edges of both, at most the exact KL."""
     batch = torch.broadcast_shapes(p.log_masses.shape[:-1], q.log_masses.shape[:-1])
     grid = torch.linspace(0.0, 1.0, cells + 1, device=p.log_masses.device)
-    log_p, log_q = _log_cell_masses(p, grid, batch), _log_cell_masses(q, grid, batch)
+    log_p, log_q = p.log_cell_masses(grid, batch), q.log_cell_masses(grid, batch)
     return (log_p.exp() * (log_p - log_q)).sum((-1, -2))
-
-
-def _log_cell_masses(dist: PiecewiseUniform, grid: Tensor, batch: torch.Size) -> Tensor:
-    """Log-masses ``batch + (G,)`` of the G cells between consecutive ``grid`` points of the unit interval."""
-    points = grid.expand(*batch, -1).contiguous()
-    index = torch.searchsorted(dist.edges[..., 1:-1].expand(*batch, -1).contiguous(), points, right=True)
-    masses = dist.masses.expand(*batch, -1)
-    mass_before = masses.cumsum(-1) - masses
-    start = dist.edges[..., :-1].expand(*batch, -1).gather(-1, index)
-    width = dist.widths.expand(*batch, -1).gather(-1, index)
-    fraction = ((points - start) / width).clamp(0.0, 1.0)
-    cdf = mass_before.gather(-1, index) + masses.gather(-1, index) * fraction
-    # A cell's mass as a difference of CDF values: bins hold positive mass, so only round-off reaches 0.
-    return (cdf[..., 1:] - cdf[..., :-1]).clamp(min=1e-30).log()
 
 
 def piecewise_uniform_kl(p: PiecewiseUniform, q: PiecewiseUniform) -> Tensor:

@@ -202,6 +202,34 @@ class PiecewiseUniform(BoxDistribution):
         cdf = self.cdf(self.from_unit(u)).movedim(0, -1)
         return 0.5 * (grid[1:] + grid[:-1]), (cdf[..., 1:] - cdf[..., :-1]).clamp(min=0.0)
 
+    def log_cell_masses(self, grid: Tensor, batch: torch.Size | None = None) -> Tensor:
+        """Log-masses ``batch + (D, G)`` of the G cells between consecutive points of ``grid`` (``(G + 1,)``,
+        increasing from 0 to 1 on the unit interval): differences of the CDF, smooth in the masses and the edges.
+
+        :param batch: the batch shape to broadcast to (default this distribution's).
+        """
+        shape = self.log_masses.shape[:-1] if batch is None else batch
+        points = grid.expand(*shape, -1).contiguous()
+        index = torch.searchsorted(self.edges[..., 1:-1].expand(*shape, -1).contiguous(), points, right=True)
+        masses = self.masses.expand(*shape, -1)
+        mass_before = masses.cumsum(-1) - masses
+        start = self.edges[..., :-1].expand(*shape, -1).gather(-1, index)
+        width = self.widths.expand(*shape, -1).gather(-1, index)
+        fraction = ((points - start) / width).clamp(0.0, 1.0)
+        cdf = mass_before.gather(-1, index) + masses.gather(-1, index) * fraction
+        # A cell's mass as a difference of CDF values: bins hold positive mass, so only round-off reaches 0.
+        return (cdf[..., 1:] - cdf[..., :-1]).clamp(min=1e-30).log()
+
+    def quantised(self, cells: int) -> PiecewiseUniform:
+        """This distribution with the mass of each of ``cells`` equal cells of the box spread uniformly over the
+        cell: fixed edges, masses from :meth:`log_cell_masses`. Its density at a fixed point is continuous in
+        this one's masses and edges, where this one's jumps when an edge moves past the point."""
+        if cells < 2:
+            raise ValueError(f"cells must be at least 2, got {cells}")
+        grid = torch.linspace(0.0, 1.0, cells + 1, device=self.log_masses.device)
+        log_widths = torch.log(grid[1:] - grid[:-1])
+        return PiecewiseUniform(self.log_cell_masses(grid), grid, log_widths, self.low, self.high, self.validate_args)
+
     def bin_center(self, index: Tensor) -> Tensor:
         return self.from_unit(self._take(self.edges[..., :-1], index) + 0.5 * self._take(self.widths, index))
 

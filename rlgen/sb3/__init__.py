@@ -26,6 +26,7 @@ from rlgen.sb3.distributions import (
     snap_to_level,
 )
 from rlgen.sb3.policies import (
+    ADACAT_POLICY_HEAD,
     DLML_POLICY_HEAD,
     AdaCatPolicy,
     DLMLPolicy,
@@ -35,6 +36,7 @@ from rlgen.sb3.policies import (
 )
 
 __all__ = [
+    "ADACAT_POLICY_HEAD",
     "DLML_POLICY_HEAD",
     "POLICY_HEADS",
     "AdaCatPolicy",

@@ -17,12 +17,16 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from rlgen.heads import DLMLHeadConfig, Head, HeadConfig
+from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig, Head, HeadConfig
 from rlgen.sb3.distributions import DeterministicAction, HeadDistribution, starts_spread
 
 #: the DLML policies' default head: 64 levels, a resolution of 1/63 of the box's half-width, as the exact KL (TRPO)
 #: and entropy cost O(levels x mixtures) per action dimension.
 DLML_POLICY_HEAD = DLMLHeadConfig(num_classes=64)
+#: the AdaCat policies' default head: its distribution quantised to fixed cells, so that a likelihood ratio is
+#: continuous in the predicted widths (AdaCat's own density jumps when an edge moves past an action), with as many
+#: bins as cells.
+ADACAT_POLICY_HEAD = AdaCatHeadConfig(num_bins=11, cells=11)
 
 
 class HeadPolicy(ActorCriticPolicy):
@@ -96,9 +100,10 @@ class DLMLPolicy(HeadPolicy):
 
 
 class AdaCatPolicy(HeadPolicy):
-    """Adaptive categorical policy: predicted bin widths and masses (option: ``num_bins``)."""
+    """Adaptive categorical policy: predicted bin widths and masses (options: ``num_bins``, ``cells``; default
+    :data:`ADACAT_POLICY_HEAD`)."""
 
-    default_head = "adacat"
+    default_head = ADACAT_POLICY_HEAD
 
 
 class UniformBinsPolicy(HeadPolicy):
