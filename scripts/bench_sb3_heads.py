@@ -12,13 +12,15 @@ policy updates take, relative to the Gaussian's.
     python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.num_bins=11 --label adacat-11-bins
 
 Resumable: runs already in the output JSON (same algorithm, env, head, seed, steps and label) are kept and not
-run again, so a stopped benchmark continues and several invocations (labels, algorithms, envs) share one table.
+run again, so a stopped benchmark continues; several invocations (labels, algorithms, envs, seeds), one after another
+or at once, share one table (merged under a file lock).
 Writes benchmarks/sb3_heads.json and benchmarks/sb3_heads.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -314,40 +316,55 @@ def load_previous(path: Path) -> dict[str, Any]:
     return {"runs": runs, "commands": previous.get("commands", [])}
 
 
+def save(args: argparse.Namespace, new_runs: list[dict], command: str) -> dict[str, Any]:
+    """Merge ``new_runs`` and ``command`` into the JSON at ``--out`` and rewrite its Markdown; returns the report.
+    Read, merge and write happen under a file lock, so several processes (seeds, envs) can share one table."""
+    json_path = args.out.with_suffix(".json")
+    with open(args.out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        table = load_previous(json_path)
+        keys = {run_key(r) for r in new_runs}
+        runs = [r for r in table["runs"] if run_key(r) not in keys] + new_runs
+        report = {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
+            "eval_episodes": args.eval_episodes, "commands": list(dict.fromkeys([*table["commands"], command])),
+            "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": str(kw) if kw else ""}
+                      for name, (p, kw) in HEADS.items()},
+            "summary": summarise(runs), "runs": runs,
+        }  # fmt: skip
+        write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
+        write_atomic(args.out.with_suffix(".md"), with_notes(args.out.with_suffix(".md"), markdown(report)))
+    return report
+
+
+def run_key(run: dict) -> tuple:
+    return tuple(run[k] for k in RUN_KEY)
+
+
 def main() -> None:
     args = parse_args()
     # Small MLPs run fastest on one thread on a 2-core CPU.
     torch.set_num_threads(args.threads)
-    json_path = args.out.with_suffix(".json")
-    previous = load_previous(json_path)
-    runs = previous["runs"]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     command = f"{shlex.join([sys.executable.rsplit('/', 1)[-1], *sys.argv])} (commit {commit or 'unknown'})"
-    commands = [*previous["commands"], command]
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = save(args, [], command)
     for seed in args.seeds:
         for env_id in args.envs:
-            done = {r["head"] for r in runs if tuple(r[k] for k in RUN_KEY[:2]) == (args.algo, env_id)
-                    and (r["seed"], r["steps"], r["label"]) == (seed, args.steps, args.label)}  # fmt: skip
+            wanted = (args.algo, env_id, seed, args.steps, args.label)
+            done = {r["head"] for r in load_previous(args.out.with_suffix(".json"))["runs"]
+                    if (r["algo"], r["env"], r["seed"], r["steps"], r["label"]) == wanted}  # fmt: skip
             todo = [head for head in args.heads if head not in done]
-            for run in train_side_by_side(env_id, seed, todo, args) if todo else []:
-                runs.append(run)
+            new_runs = train_side_by_side(env_id, seed, todo, args) if todo else []
+            for run in new_runs:
                 print(
                     f"{args.algo} {env_id:16s} {run['head']:8s} seed {seed}: return {run['final_return']:8.1f} "
                     f"(stochastic {run['final_return_stochastic']:8.1f})  {run['env_steps_per_s']:6.0f} env-steps/s  "
                     f"{run['update_seconds']:.2f} s/update",
                     flush=True,
                 )
-            report = {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
-                "eval_episodes": args.eval_episodes, "commands": commands,
-                "heads": {name: {"policy": getattr(p, "__name__", p), "policy_kwargs": str(kw) if kw else ""}
-                          for name, (p, kw) in HEADS.items()},
-                "summary": summarise(runs), "runs": runs,
-            }  # fmt: skip
-            # Rewritten after every (seed, env): a long run that is stopped keeps what it measured.
-            write_atomic(json_path, json.dumps(report, indent=2, default=str) + "\n")
-            write_atomic(args.out.with_suffix(".md"), with_notes(args.out.with_suffix(".md"), markdown(report)))
+            # Saved after every (seed, env): a long run that is stopped keeps what it measured.
+            report = save(args, new_runs, command)
     print(markdown(report))
 
 
