@@ -245,7 +245,7 @@ def test_running_moments_match_the_moments_of_all_rows() -> None:
 
 
 def test_gail_needs_a_hidden_layer() -> None:
-    with pytest.raises(ConfigError, match=r"agent.hidden must list one or more positive widths.*got \[\]"):
+    with pytest.raises(ConfigError, match=r"agent.hidden must list one or more layer widths.*got \[\]"):
         GAILConfig(hidden=())
 
 

@@ -119,9 +119,9 @@ class GAILConfig:
 
     def __post_init__(self) -> None:
         require_fraction(self, "agent", "peak_width")
-        if not self.hidden or min(self.hidden) < 1:
-            raise ConfigError(f"agent.hidden must list one or more positive widths (the observation normaliser "
-                              f"re-expresses the first layer), got {list(self.hidden)}")  # fmt: skip
+        if not self.hidden:
+            raise ConfigError("agent.hidden must list one or more layer widths (the observation normaliser "
+                              "re-expresses the first layer), got []")  # fmt: skip
         for name in ("trajectories", "num_envs", "n_steps", "value_epochs", "value_batch_size", "disc_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"agent.{name} must be >= 1, got {getattr(self, name)}")
