@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import minari_store
-from torch import nn
+from torch import Tensor, nn
 
 from rlgen.algos.gail import (
     GAIL,
@@ -244,6 +244,11 @@ def test_running_moments_match_the_moments_of_all_rows() -> None:
         moments.update(np.zeros((3, 5)))
 
 
+def test_gail_needs_a_hidden_layer() -> None:
+    with pytest.raises(ConfigError, match=r"agent.hidden must list one or more layer widths.*got \[\]"):
+        GAILConfig(hidden=())
+
+
 # ------------------------------------------------------------------------------------------------ runs
 
 
@@ -436,6 +441,26 @@ def test_a_terminated_step_bootstraps_from_the_absorbing_value_and_a_truncated_o
             next_values = gail.next_values(batch)
             torch.testing.assert_close(next_values[continued], expected[continued])  # the truncated [2, 1] too
             assert float(next_values[1, 0]) == pytest.approx(terminated, rel=1e-5)
+
+
+@pytest.mark.parametrize("absorbing", [True, False])
+def test_moving_the_normaliser_leaves_the_policy_value_and_discriminator_as_they_were(absorbing: bool) -> None:
+    agent = _detour_gail(absorbing)
+    gen = torch.Generator().manual_seed(0)
+    obs, actions = torch.rand(32, 2, generator=gen) * 2 - 1, torch.rand(32, 2, generator=gen) * 2 - 1
+
+    @torch.no_grad()
+    def outputs() -> list[Tensor]:
+        dist = agent.policy(obs)
+        disc = [agent.discriminator(agent.pair_features(obs, actions))]
+        return [dist.log_prob(actions), dist.entropy(), agent.state_values(obs), *disc,
+                *([agent.absorbing_reward()] if absorbing else [])]  # fmt: skip
+
+    before, old_mean = outputs(), agent.policy.obs_mean.clone()
+    agent.update_normaliser(torch.rand(500, 2, generator=gen) * 3 + 1)  # states far from the demonstrations'
+    assert (agent.policy.obs_mean - old_mean).abs().min() > 0.5  # the statistics moved a lot ...
+    for got, expected in zip(outputs(), before, strict=True):  # ... and no network moved with them
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_rollouts_count_the_steps_of_each_episode() -> None:

@@ -16,7 +16,10 @@ One trainer step is one iteration of Algorithm 2.1:
 6. ``value_epochs`` epochs of Adam regression of ``V`` on the GAE returns;
 7. the observation normaliser takes in the rollout's states (it changes only between iterations, so each TRPO
    step scores actions under the normalisation they were sampled with). It starts from the demonstrations'
-   states, which is also what a BC warm start is fitted under; the policy's own states then move it.
+   states, which is also what a BC warm start is fitted under; the policy's own states then move it. Each move
+   re-expresses the input layers of the policy, value and discriminator for the new statistics, so that every
+   network computes the same function of the raw state as before: the normaliser conditions the next steps but
+   never changes a network by itself (the TRPO step stays the only change to the policy, within its trust region).
 
 Optionally the policy first clones the demonstrations (:mod:`~rlgen.algos.gail.clone`). On tasks whose episodes
 end at a goal the discriminator also learns the reward of an absorbing state that follows every true termination
@@ -51,7 +54,7 @@ from rlgen.algos.gail.absorbing import (
 from rlgen.algos.gail.clone import CloneSettings, behaviour_clone
 from rlgen.algos.gail.demos import Demonstrations, subsample_demonstrations
 from rlgen.algos.gail.discriminator import Discriminator, discriminator_step, imitation_reward
-from rlgen.algos.gail.moments import RunningMoments
+from rlgen.algos.gail.moments import RunningMoments, input_layer, renormalise_linear
 from rlgen.algos.gail.trpo import TRPOSettings, trpo_step
 from rlgen.algos.networks import ValueNet, to_env_actions
 from rlgen.algos.online import OnlineAgent
@@ -116,6 +119,9 @@ class GAILConfig:
 
     def __post_init__(self) -> None:
         require_fraction(self, "agent", "peak_width")
+        if not self.hidden:
+            raise ConfigError("agent.hidden must list one or more layer widths (the observation normaliser "
+                              "re-expresses the first layer), got []")  # fmt: skip
         for name in ("trajectories", "num_envs", "n_steps", "value_epochs", "value_batch_size", "disc_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"agent.{name} must be >= 1, got {getattr(self, name)}")
@@ -204,6 +210,23 @@ class GAIL(OnlineAgent):
     def _sync_normaliser(self) -> None:
         self.policy.obs_mean.copy_(self.tensor(self.moments.mean))
         self.policy.obs_scale.copy_(self.tensor(np.maximum(self.moments.std, STD_FLOOR)))
+
+    def update_normaliser(self, observations: Tensor) -> None:
+        """Take ``observations`` ``(n, obs_dim)`` into the normaliser and re-express the input layers of the policy,
+        value and discriminator for its new statistics (:func:`~rlgen.algos.gail.moments.renormalise_linear`), so
+        that each network's output for any raw state, and the discriminator's for the absorbing state, stays as it
+        was."""
+        old_mean, old_scale = self.policy.obs_mean.clone(), self.policy.obs_scale.clone()
+        self.moments.update(observations.cpu().numpy())
+        self._sync_normaliser()
+        new_mean, new_scale = self.policy.obs_mean, self.policy.obs_scale
+        for body in (self.policy.body, self.value.body):
+            renormalise_linear(input_layer(body), old_mean, old_scale, new_mean, new_scale)
+        disc_layer = input_layer(self.discriminator.body)
+        shift = renormalise_linear(disc_layer, old_mean, old_scale, new_mean, new_scale)
+        if self.absorbing:  # s_a's input holds no state, only its indicator: that column takes the bias shift back
+            with torch.no_grad():
+                disc_layer.weight[:, -1] -= shift
 
     def normalise(self, observations: Tensor) -> Tensor:
         """Observations standardised as the policy sees them (the value and the discriminator share it)."""
@@ -315,8 +338,7 @@ class GAIL(OnlineAgent):
         value_loss = self._fit_value(self.normalise(obs), targets)
         with torch.no_grad():
             entropy = self.policy(obs).entropy().mean()
-        self.moments.update(obs.cpu().numpy())
-        self._sync_normaliser()
+        self.update_normaliser(obs)
         self.iterations += 1
         scalars: dict[str, Tensor | float] = {
             "disc_loss": disc.loss, "disc_accuracy_policy": disc.policy_accuracy,

@@ -1,11 +1,16 @@
 """Running mean and variance of observations, merged batch by batch (Chan et al.'s parallel update), so a
-policy's input normalisation follows the states it actually visits."""
+policy's input normalisation follows the states it actually visits; and :func:`renormalise_linear`, which
+re-expresses a network's input layer for new statistics so that moving them leaves the network's function as it was."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlgen.nets import MLP
 
 
 class RunningMoments:
@@ -47,3 +52,27 @@ class RunningMoments:
         self.count = int(state["count"])
         self.mean = np.asarray(state["mean"], dtype=np.float64)
         self.var = np.asarray(state["var"], dtype=np.float64)
+
+
+def input_layer(mlp: MLP) -> nn.Linear:
+    """The first ``nn.Linear`` of ``mlp``, the one that reads its inputs; an MLP with no hidden layer has none."""
+    if not mlp.net or not isinstance(mlp.net[0], nn.Linear):
+        raise ValueError(f"an MLP with no hidden layer has no input layer to re-express: {mlp}")
+    return mlp.net[0]
+
+
+@torch.no_grad()
+def renormalise_linear(layer: nn.Linear, old_mean: Tensor, old_scale: Tensor, new_mean: Tensor,
+                       new_scale: Tensor) -> Tensor:  # fmt: skip
+    """Re-express ``layer``, whose first ``len(old_mean)`` inputs are ``(s - old_mean) / old_scale``, for inputs
+    ``(s - new_mean) / new_scale``, in place, so that it computes the same output for every ``s``: those input
+    columns ``W`` become ``W new_scale / old_scale`` and the bias gains ``W (new_mean - old_mean) / old_scale``.
+
+    :returns: that bias shift, ``(out_features,)``; an input that is not a normalised state (e.g. an indicator
+        whose rows hold no state) can give it back through its own column.
+    """
+    columns = layer.weight[:, : len(old_mean)]
+    shift = columns @ ((new_mean - old_mean) / old_scale)
+    layer.bias += shift
+    columns *= new_scale / old_scale
+    return shift
