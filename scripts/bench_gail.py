@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_bc import ensure_dataset
 from bench_notes import with_notes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
@@ -189,6 +190,8 @@ def main() -> int:
     done = {key(r) for r in runs}
     tasks = {name: load_task(name) for name in args.tasks}
     references_of = {name: references(task) for name, task in tasks.items()}  # before any run: refused if missing
+    for task in args.tasks:  # made from the task's shipped expert policy where missing
+        ensure_dataset(f"{task}-expert")
     gail = gail_results(args, done)
     for name, task in tasks.items():
         refs = references_of[name]
