@@ -316,7 +316,7 @@ def load_previous(path: Path) -> dict[str, Any]:
     return {"runs": runs, "commands": previous.get("commands", [])}
 
 
-def save(args: argparse.Namespace, new_runs: list[dict], command: str) -> dict[str, Any]:
+def save(args: Args, new_runs: list[dict], command: str) -> dict[str, Any]:
     """Merge ``new_runs`` and ``command`` into the JSON at ``--out`` and rewrite its Markdown; returns the report.
     Read, merge and write happen under a file lock, so several processes (seeds, envs) can share one table."""
     json_path = args.out.with_suffix(".json")
@@ -351,9 +351,10 @@ def main() -> None:
     report: dict[str, Any] = save(args, [], command)
     for seed in args.seeds:
         for env_id in args.envs:
-            wanted = (args.algo, env_id, seed, args.steps, args.label)
-            done = {r["head"] for r in load_previous(args.out.with_suffix(".json"))["runs"]
-                    if (r["algo"], r["env"], r["seed"], r["steps"], r["label"]) == wanted}  # fmt: skip
+            runs = load_previous(args.out.with_suffix(".json"))["runs"]  # other processes may have added some
+            done = {
+                r["head"] for r in runs if run_key(r) == (args.algo, env_id, r["head"], seed, args.steps, args.label)
+            }
             todo = [head for head in args.heads if head not in done]
             new_runs = train_side_by_side(env_id, seed, todo, args) if todo else []
             for run in new_runs:
