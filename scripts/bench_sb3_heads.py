@@ -43,6 +43,7 @@ from sb3_contrib import TRPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
+from tqdm import tqdm
 
 from rlgen.config import apply_overrides
 from rlgen.heads import DLMLHeadConfig
@@ -177,12 +178,16 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
     for head, model in models.items():
         # learn() calls self.train() after each rollout
         model.train = timed_update(model, update_seconds[head], stats[head])
+    bar = tqdm(total=args.steps * len(models), unit="step", desc=f"{args.algo} {env_id} seed {seed}", mininterval=10)
     while any(model.num_timesteps < args.steps for model in models.values()):
         for head, model in models.items():
             start = time.perf_counter()
+            before = model.num_timesteps
             turn = model.n_steps * -(-2048 // model.n_steps)  # whole rollouts, about 2048 steps (A2C's are 5)
             model.learn(total_timesteps=turn, reset_num_timesteps=model.num_timesteps == 0)
             seconds[head] += time.perf_counter() - start
+            bar.update(model.num_timesteps - before)
+    bar.close()
     runs = []
     for head, model in models.items():
         del model.train  # the timing wrapper: the class's method again
