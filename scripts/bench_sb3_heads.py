@@ -43,6 +43,7 @@ from sb3_contrib import TRPO
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
 from rlgen.config import apply_overrides
@@ -133,7 +134,7 @@ class MeanActor:
 
 def evaluate(model: BaseAlgorithm, env_id: str, seed: int, episodes: int, action: str) -> float:
     """Mean return over ``episodes`` with the ``action`` ``deterministic`` (SB3's), ``stochastic`` or ``mean``."""
-    eval_env = gym.make(env_id)
+    eval_env = Monitor(gym.make(env_id))  # SB3's evaluate_policy reads whole episodes from the Monitor
     eval_env.reset(seed=10_000 + seed)
     actor = MeanActor(model) if action == "mean" else model
     mean_return, _ = evaluate_policy(actor, eval_env, n_eval_episodes=episodes, deterministic=action != "stochastic")
