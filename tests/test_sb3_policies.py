@@ -94,10 +94,9 @@ def test_entropy_choice_survives_save_load_and_reaches_the_update(tmp_path) -> N
     assert estimated.policy.evaluate_actions(obs, torch.zeros(4, 1))[2] is None  # SB3 then uses -log pi(a|s)
 
 
-def test_predict_deterministic_is_the_mode_and_stochastic_samples() -> None:
-    model = PPO(
-        AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0, policy_kwargs={"head": AdaCatHeadConfig(num_bins=8)}
-    )
+def test_predict_deterministic_is_the_mode_when_asked_and_stochastic_samples() -> None:
+    model = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0,
+                policy_kwargs={"head": AdaCatHeadConfig(num_bins=8), "deterministic_action": "mode"})  # fmt: skip
     observations = np.random.default_rng(1).normal(size=(32, *model.observation_space.shape)).astype(np.float32)
     deterministic, _ = model.predict(observations, deterministic=True)
     with torch.no_grad():
@@ -122,7 +121,11 @@ def test_deterministic_action_can_be_the_mean_and_survives_save_load(tmp_path) -
     np.testing.assert_array_equal(PPO.load(tmp_path / "model.zip").predict(observations, deterministic=True)[0],
                                   deterministic)  # fmt: skip
     assert PPO(DLMLPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mean"
-    assert PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64).policy.action_dist.deterministic_action == "mode"
+    adacat = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, seed=0)
+    assert adacat.policy.action_dist.deterministic_action == "mean"
+    with torch.no_grad():
+        adacat_mean = adacat.policy.get_distribution(torch.as_tensor(observations)).distribution.box.mean.numpy()
+    np.testing.assert_allclose(adacat.predict(observations, deterministic=True)[0], adacat_mean, atol=1e-6)
     with pytest.raises(ValueError, match="deterministic_action must be 'mode' or 'mean', got 'median'"):
         PPO(AdaCatPolicy, ENV, policy_kwargs={"deterministic_action": "median"})
 

@@ -40,7 +40,8 @@ class HeadPolicy(ActorCriticPolicy):
         exact except for DLML, whose exact entropy over all levels dominates the update's cost
         (:data:`rlgen.sb3.distributions.COSTLY_ENTROPY_HEADS`).
     :param deterministic_action: what ``predict(deterministic=True)`` returns: the head distribution's ``mode``
-        or ``mean``; default the mean for DLML, else the mode (:class:`~rlgen.sb3.distributions.HeadDistribution`).
+        or ``mean``; default the mean for DLML and AdaCat, else the mode
+        (:class:`~rlgen.sb3.distributions.HeadDistribution`).
     :param log_std_init: log of the initial spread on the centred action box [-1, 1] (:meth:`Head.spread_init`):
         the Gaussian's log-std; the K DLML components, spread evenly over the box, take a K-th of it each;
         binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
