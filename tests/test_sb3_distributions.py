@@ -46,8 +46,11 @@ def test_methods_agree_with_the_head(kind: str) -> None:
     actions = box.sample()
     torch.testing.assert_close(sb3_dist.log_prob(actions), box.log_prob(actions))
     torch.testing.assert_close(sb3_dist.entropy(), box.entropy())
-    # Deterministic: a DLML policy's mean (snapped to a level), the other heads' mode.
-    expected = snap_to_level(box, box.mean) if kind == "dlml" else box.mode()
+    # Deterministic: a DLML policy's mean (snapped to a level), an AdaCat policy's mean, the other heads' mode.
+    if kind == "dlml":
+        expected = snap_to_level(box, box.mean)
+    else:
+        expected = box.mean if kind == "adacat" else box.mode()
     torch.testing.assert_close(sb3_dist.mode(), expected)
     torch.testing.assert_close(sb3_dist.get_actions(deterministic=True), expected)
     sample = sb3_dist.sample()
