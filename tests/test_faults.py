@@ -530,10 +530,11 @@ def test_sigterm_ends_like_ctrl_c_with_a_checkpoint(hopper_file, tmp_path, monke
 
     run = tmp_path / "run"
     monkeypatch.setattr(BC, "update", terminated_update)
+    before = signal.getsignal(signal.SIGTERM)  # not SIG_DFL once Ray (test_sweep) has run in this process
     assert train("bc-gaussian", hopper_file, run) == 143
     checkpoint = run / "checkpoints" / "step_00000007.pt"
     assert error_line(capsys) == f"rlgen train: interrupted by SIGTERM at step 7; its checkpoint is {checkpoint}"
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the trainer's handler is gone
+    assert signal.getsignal(signal.SIGTERM) == before  # the trainer's handler is gone, the previous one back
     monkeypatch.setattr(BC, "update", update)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     assert "step 30 (resumed at step 7)" in capsys.readouterr().out
