@@ -10,6 +10,7 @@ policy updates take, relative to the Gaussian's.
     python scripts/bench_sb3_heads.py --steps 100000 --envs Hopper-v5 --label after
     python scripts/bench_sb3_heads.py --algo trpo --steps 20000 --envs InvertedPendulum-v5
     python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.num_bins=11 --label adacat-11-bins
+    python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.output_scale=auto --label adacat-scaled
 
 Resumable: runs already in the output JSON (same algorithm, env, head, seed, steps and label) are kept and not
 run again, so a stopped benchmark continues; several invocations (labels, algorithms, envs, seeds), one after another
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import inspect
 import json
 import os
 import platform
@@ -38,6 +40,7 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 import torch
+import yaml
 from bench_notes import with_notes
 from sb3_contrib import TRPO
 from stable_baselines3 import A2C, PPO
@@ -48,7 +51,7 @@ from tqdm import tqdm
 
 from rlgen.config import apply_overrides
 from rlgen.heads import DLMLHeadConfig
-from rlgen.sb3 import ADACAT_POLICY_HEAD, AdaCatPolicy, DLMLPolicy
+from rlgen.sb3 import ADACAT_POLICY_HEAD, AdaCatPolicy, DLMLPolicy, HeadPolicy
 
 # Policy class and policy_kwargs per head; the Gaussian is SB3's default policy, the baseline users know.
 HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
@@ -57,6 +60,12 @@ HEADS: dict[str, tuple[Any, dict[str, Any]]] = {
     "adacat": (AdaCatPolicy, {"head": ADACAT_POLICY_HEAD}),
 }
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "a2c": A2C, "trpo": TRPO}
+#: the options ``--head-set`` passes to the policy rather than to its head's config.
+POLICY_OPTIONS = tuple(
+    name
+    for name, parameter in inspect.signature(HeadPolicy.__init__).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "head"
+)
 RUN_KEY = ("algo", "env", "head", "seed", "steps", "label")
 #: SB3 logger values of each policy update averaged over the run (PPO's clip fraction and approximate KL, the
 #: entropy term, TRPO's KL and line-search success); a key the algorithm does not log is left out.
@@ -93,7 +102,8 @@ def parse_args() -> Args:
     parser.add_argument("--out", type=Path, default=defaults.out, help="output path without suffix")
     parser.add_argument("--save-dir", type=Path, default=None, help="save each final model here (.zip)")
     parser.add_argument("--head-set", nargs="+", default=[], metavar="HEAD.KEY=VALUE",
-                        help="set an rlgen head's option for this invocation (e.g. adacat.width_grad_scale=0); "
+                        help="set an rlgen head's or its policy's option for this invocation (e.g. "
+                        "adacat.width_grad_scale=0, adacat.output_scale=auto); "
                         "give the variant its own --label")  # fmt: skip
     args = Args(**vars(parser.parse_args()))
     if len(args.seeds) < 1 or args.steps < 1:
@@ -106,7 +116,8 @@ def parse_args() -> Args:
 
 
 def head_options(head_set: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
-    """:data:`HEADS` with ``HEAD.KEY=VALUE`` options applied to the rlgen heads' configs."""
+    """:data:`HEADS` with ``HEAD.KEY=VALUE`` options applied: a :class:`HeadPolicy` option (:data:`POLICY_OPTIONS`)
+    to the policy's kwargs, any other key to the rlgen head's config."""
     heads = dict(HEADS)
     for item in head_set:
         name, _, override = item.partition(".")
@@ -114,7 +125,11 @@ def head_options(head_set: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
             rlgen_heads = [head for head, (_, kwargs) in HEADS.items() if "head" in kwargs]
             raise ValueError(f"--head-set {item!r}: the head must be one of {rlgen_heads}")
         policy, kwargs = heads[name]
-        heads[name] = (policy, {**kwargs, "head": apply_overrides(kwargs["head"], [override], where=name)})
+        key, _, text = override.partition("=")
+        if key in POLICY_OPTIONS:
+            heads[name] = (policy, {**kwargs, key: yaml.safe_load(text)})
+        else:
+            heads[name] = (policy, {**kwargs, "head": apply_overrides(kwargs["head"], [override], where=name)})
     return heads
 
 

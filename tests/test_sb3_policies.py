@@ -130,6 +130,39 @@ def test_deterministic_action_can_be_the_mean_and_survives_save_load(tmp_path) -
         PPO(AdaCatPolicy, ENV, policy_kwargs={"deterministic_action": "median"})
 
 
+def test_output_scale_keeps_the_initial_policy_and_scales_each_optimiser_step(tmp_path) -> None:
+    observations = torch.as_tensor(np.random.default_rng(2).normal(size=(32, 4)).astype(np.float32))
+
+    def policy_and_outputs(output_scale):
+        torch.manual_seed(0)
+        model = PPO(AdaCatPolicy, ENV, n_steps=64, batch_size=64, policy_kwargs={"output_scale": output_scale})
+        latent = model.policy.mlp_extractor.forward_actor(observations).detach()
+        return model, latent, model.policy.action_net.proj(latent)
+
+    plain, latent, plain_out = policy_and_outputs(1.0)
+    scaled, _, scaled_out = policy_and_outputs("auto")
+    scale = scaled.policy.action_net.proj.scale
+    assert scale == pytest.approx(1 / math.sqrt(22))  # 11 widths and 11 masses per action dimension
+    torch.testing.assert_close(scaled_out, plain_out)
+    # One Adam step on the same loss moves every output weight by about the learning rate either way, so the
+    # outputs move `scale` times as far.
+    changes = []
+    for model, out in ((plain, plain_out), (scaled, scaled_out)):
+        optimiser = torch.optim.Adam(model.policy.action_net.parameters(), lr=1e-3)
+        optimiser.zero_grad()
+        out.pow(2).sum().backward()
+        optimiser.step()
+        changes.append(model.policy.action_net.proj(latent).detach() - out.detach())
+    torch.testing.assert_close(changes[1], scale * changes[0], rtol=1e-2, atol=1e-6)
+    scaled.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip").policy
+    assert loaded.output_scale == "auto"
+    torch.testing.assert_close(loaded.action_net.proj(latent), scaled.policy.action_net.proj(latent))
+    for bad in (0.0, -1.0, "half"):
+        with pytest.raises(ValueError, match=f"output_scale must be a positive number or 'auto', got {bad!r}"):
+            PPO(AdaCatPolicy, ENV, policy_kwargs={"output_scale": bad})
+
+
 def test_trpo_line_search_succeeds_with_the_exact_dlml_kl() -> None:
     model = TRPO(DLMLPolicy, ENV, n_steps=256, batch_size=64, seed=0, policy_kwargs=SMALL_DLML)
     model.learn(256)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,6 +28,38 @@ DLML_POLICY_HEAD = DLMLHeadConfig(num_classes=64)
 #: bins as cells.
 ADACAT_POLICY_HEAD = AdaCatHeadConfig(num_bins=11, cells=11)
 
+OutputScale = float | Literal["auto"]
+
+
+class ScaledOutput(nn.Module):
+    """``scale * linear(x)``, initialised to compute what ``linear`` did: Adam moves every weight by about its
+    learning rate per step whatever the gradient's size, so the outputs then move ``scale`` times as far."""
+
+    def __init__(self, linear: nn.Linear, scale: float):
+        super().__init__()
+        with torch.no_grad():
+            linear.weight.div_(scale)
+            linear.bias.div_(scale)
+        self.linear = linear
+        self.scale = scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.linear(features)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:.4g}"
+
+
+def resolve_output_scale(output_scale: OutputScale, outputs_per_dim: int) -> float:
+    """The scale of :class:`ScaledOutput`; ``"auto"`` is ``1 / sqrt(outputs_per_dim)``, which keeps the norm of an
+    Adam step's change to one action dimension's outputs that of a head with one output per dimension (SB3's
+    Gaussian mean)."""
+    if output_scale == "auto":
+        return 1.0 / math.sqrt(outputs_per_dim)
+    if isinstance(output_scale, str) or not output_scale > 0:
+        raise ValueError(f"output_scale must be a positive number or 'auto', got {output_scale!r}")
+    return float(output_scale)
+
 
 class HeadPolicy(ActorCriticPolicy):
     """``ActorCriticPolicy`` with an rlgen head as its action distribution.
@@ -45,6 +77,11 @@ class HeadPolicy(ActorCriticPolicy):
     :param log_std_init: log of the initial spread on the centred action box [-1, 1] (:meth:`Head.spread_init`):
         the Gaussian's log-std; the K DLML components, spread evenly over the box, take a K-th of it each;
         binned heads start uniform. Applies to heads whose ``init`` is ``spread`` or ``auto`` (the default).
+    :param output_scale: multiply the head's output layer by this factor, its weights divided by it at
+        initialisation (the initial policy is unchanged), so that each optimiser step moves the distribution's
+        parameters this many times as far; ``"auto"``: ``1 / sqrt(outputs per action dimension)``
+        (:func:`resolve_output_scale`). Heads with many outputs per dimension (AdaCat's widths and masses, DLML's
+        components) otherwise change their distribution more per PPO update than SB3's Gaussian; default 1.
     """
 
     default_head: HeadConfig | str = DLML_POLICY_HEAD
@@ -55,6 +92,7 @@ class HeadPolicy(ActorCriticPolicy):
         head: HeadConfig | str | None = None,
         exact_entropy: bool | None = None,
         deterministic_action: DeterministicAction | None = None,
+        output_scale: OutputScale = 1.0,
         **kwargs: Any,
     ):
         if kwargs.get("use_sde"):
@@ -63,6 +101,8 @@ class HeadPolicy(ActorCriticPolicy):
         self.head = head or self.default_head
         self.exact_entropy = exact_entropy
         self.deterministic_action = deterministic_action
+        self.output_scale = output_scale
+        resolve_output_scale(output_scale, 1)  # a bad value fails here, before SB3 builds the networks
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -82,6 +122,9 @@ class HeadPolicy(ActorCriticPolicy):
                 module.apply(partial(self.init_weights, gain=gain))
         if starts_spread(self.action_dist.head):
             self.action_net.spread_init(math.exp(self.log_std_init))
+        scale = resolve_output_scale(self.output_scale, self.action_net.params_per_dim)
+        if scale != 1.0:
+            self.action_net.proj = ScaledOutput(self.action_net.proj, scale)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> HeadDistribution:
@@ -89,7 +132,12 @@ class HeadPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(head=self.head, exact_entropy=self.exact_entropy, deterministic_action=self.deterministic_action)
+        data.update(
+            head=self.head,
+            exact_entropy=self.exact_entropy,
+            deterministic_action=self.deterministic_action,
+            output_scale=self.output_scale,
+        )
         return data
 
 
