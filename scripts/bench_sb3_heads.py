@@ -11,6 +11,7 @@ policy updates take, relative to the Gaussian's.
     python scripts/bench_sb3_heads.py --algo trpo --steps 20000 --envs InvertedPendulum-v5
     python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.num_bins=11 --label adacat-11-bins
     python scripts/bench_sb3_heads.py --heads adacat --head-set adacat.output_scale=auto --label adacat-scaled
+    python scripts/bench_sb3_heads.py --algo trpo --algo-set cg_damping=0.01 --label damping-0.01
 
 Resumable: runs already in the output JSON (same algorithm, env, head, seed, steps and label) are kept and not
 run again, so a stopped benchmark continues; several invocations (labels, algorithms, envs, seeds), one after another
@@ -86,6 +87,7 @@ class Args:
     out: Path = Path("benchmarks/sb3_heads")
     save_dir: Path | None = None
     head_set: list[str] = field(default_factory=list)
+    algo_set: list[str] = field(default_factory=list)
 
 
 def parse_args() -> Args:
@@ -105,11 +107,15 @@ def parse_args() -> Args:
                         help="set an rlgen head's or its policy's option for this invocation (e.g. "
                         "adacat.width_grad_scale=0, adacat.output_scale=auto); "
                         "give the variant its own --label")  # fmt: skip
+    parser.add_argument("--algo-set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="set an algorithm argument for every head (e.g. cg_damping=0.01 for TRPO); give the "
+                        "variant its own --label")  # fmt: skip
     args = Args(**vars(parser.parse_args()))
     if len(args.seeds) < 1 or args.steps < 1:
         parser.error("need at least one seed and a positive --steps")
     try:
         head_options(args.head_set)
+        algo_options(args.algo_set)
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -131,6 +137,17 @@ def head_options(head_set: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
         else:
             heads[name] = (policy, {**kwargs, "head": apply_overrides(kwargs["head"], [override], where=name)})
     return heads
+
+
+def algo_options(algo_set: list[str]) -> dict[str, Any]:
+    """The algorithm's keyword arguments from ``KEY=VALUE`` items (values read as YAML)."""
+    options = {}
+    for item in algo_set:
+        key, equals, text = item.partition("=")
+        if not equals or not key.isidentifier():
+            raise ValueError(f"--algo-set {item!r}: expected KEY=VALUE, e.g. cg_damping=0.01")
+        options[key] = yaml.safe_load(text)
+    return options
 
 
 class MeanActor:
@@ -187,7 +204,8 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
     """
     algo = ALGOS[args.algo]
     specs = head_options(args.head_set)
-    models = {head: algo(specs[head][0], env_id, seed=seed, policy_kwargs=specs[head][1]) for head in heads}
+    options = algo_options(args.algo_set)
+    models = {head: algo(specs[head][0], env_id, seed=seed, policy_kwargs=specs[head][1], **options) for head in heads}
     seconds = {head: 0.0 for head in models}
     update_seconds = {head: [0.0] for head in models}
     stats: dict[str, dict[str, list[float]]] = {head: {} for head in models}
@@ -218,7 +236,7 @@ def train_side_by_side(env_id: str, seed: int, heads: list[str], args: Args) -> 
             "final_return_mean_action": evaluate(model, env_id, seed, args.eval_episodes, "mean"),
             "train_seconds": seconds[head], "env_steps_per_s": model.num_timesteps / seconds[head],
             "update_seconds": update_seconds[head][0] / updates,
-            "policy_kwargs": str(specs[head][1]),
+            "policy_kwargs": str(specs[head][1]), "algo_kwargs": options,
             "train_stats": {key: {"mean": float(np.mean(values)), "last": values[-1]}
                             for key, values in stats[head].items()},
         })  # fmt: skip
