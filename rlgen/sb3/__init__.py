@@ -1,6 +1,8 @@
 """rlgen heads as Stable-Baselines3 action distributions and actor-critic policies.
 
 Works with SB3's PPO and A2C and sb3-contrib's TRPO unchanged; a head config goes through ``policy_kwargs``.
+Under TRPO, pass DLML and AdaCat policies ``cg_damping=0.01``: most of their Fisher matrix is smaller than the
+default damping of 0.1, which would make TRPO's step a plain gradient step (``benchmarks/sb3_heads.md``).
 Like SB3's own ``MlpPolicy``, these small networks train fastest on one torch thread; the policies leave the
 process's thread count to the caller (it is global: other models in the process share it), so set it:
 
