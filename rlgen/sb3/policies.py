@@ -81,7 +81,8 @@ class HeadPolicy(ActorCriticPolicy):
         initialisation (the initial policy is unchanged), so that each optimiser step moves the distribution's
         parameters this many times as far; ``"auto"``: ``1 / sqrt(outputs per action dimension)``
         (:func:`resolve_output_scale`). Heads with many outputs per dimension (AdaCat's widths and masses, DLML's
-        components) otherwise change their distribution more per PPO update than SB3's Gaussian; default 1.
+        components) otherwise change their distribution 2-4x more per PPO update (in KL) than SB3's Gaussian;
+        default 1, as levelling the steps did not raise AdaCat's return on Walker2d (``benchmarks/sb3_heads.md``).
     """
 
     default_head: HeadConfig | str = DLML_POLICY_HEAD
