@@ -151,7 +151,11 @@ class DLMLPolicy(HeadPolicy):
 
 class AdaCatPolicy(HeadPolicy):
     """Adaptive categorical policy: predicted bin widths and masses (options: ``num_bins``, ``cells``; default
-    :data:`ADACAT_POLICY_HEAD`)."""
+    :data:`ADACAT_POLICY_HEAD`).
+
+    Its masses are state-dependent outputs that narrow faster than SB3's Gaussian, whose log-std is one parameter
+    per dimension: give PPO an entropy bonus (``ent_coef=0.01``; on Walker2d-v5 at 1M steps it took AdaCat from
+    1133 ± 16 to 1635 ± 314, ``benchmarks/sb3_heads.md``)."""
 
     default_head = ADACAT_POLICY_HEAD
 
