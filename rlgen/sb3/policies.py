@@ -154,8 +154,9 @@ class AdaCatPolicy(HeadPolicy):
     :data:`ADACAT_POLICY_HEAD`).
 
     Its masses are state-dependent outputs that narrow faster than SB3's Gaussian, whose log-std is one parameter
-    per dimension: give PPO an entropy bonus (``ent_coef=0.01``; on Walker2d-v5 at 1M steps it took AdaCat from
-    1133 ± 16 to 1635 ± 314, ``benchmarks/sb3_heads.md``)."""
+    per dimension: where that starves PPO of exploration, give it an entropy bonus (``ent_coef=0.01`` took AdaCat
+    on Walker2d-v5 at 1M steps from 1133 ± 16 to 1635 ± 314; on HalfCheetah-v5 it cost both heads;
+    ``benchmarks/sb3_heads.md``)."""
 
     default_head = ADACAT_POLICY_HEAD
 
