@@ -131,23 +131,25 @@ def head_options(head_set: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
             rlgen_heads = [head for head, (_, kwargs) in HEADS.items() if "head" in kwargs]
             raise ValueError(f"--head-set {item!r}: the head must be one of {rlgen_heads}")
         policy, kwargs = heads[name]
-        key, _, text = override.partition("=")
-        if key in POLICY_OPTIONS:
-            heads[name] = (policy, {**kwargs, key: yaml.safe_load(text)})
+        if override.partition("=")[0] in POLICY_OPTIONS:
+            key, value = key_value(override, "--head-set")
+            heads[name] = (policy, {**kwargs, key: value})
         else:
             heads[name] = (policy, {**kwargs, "head": apply_overrides(kwargs["head"], [override], where=name)})
     return heads
 
 
 def algo_options(algo_set: list[str]) -> dict[str, Any]:
-    """The algorithm's keyword arguments from ``KEY=VALUE`` items (values read as YAML)."""
-    options = {}
-    for item in algo_set:
-        key, equals, text = item.partition("=")
-        if not equals or not key.isidentifier():
-            raise ValueError(f"--algo-set {item!r}: expected KEY=VALUE, e.g. cg_damping=0.01")
-        options[key] = yaml.safe_load(text)
-    return options
+    """The algorithm's keyword arguments from ``KEY=VALUE`` items."""
+    return dict(key_value(item, "--algo-set") for item in algo_set)
+
+
+def key_value(item: str, flag: str) -> tuple[str, Any]:
+    """The keyword argument a ``KEY=VALUE`` item of ``flag`` names, its value read as YAML."""
+    key, equals, text = item.partition("=")
+    if not equals or not key.isidentifier():
+        raise ValueError(f"{flag} {item!r}: expected KEY=VALUE")
+    return key, yaml.safe_load(text)
 
 
 class MeanActor:
