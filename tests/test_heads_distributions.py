@@ -17,6 +17,7 @@ from rlgen.heads import (
     DiscretizedLogisticMixture,
     PiecewiseUniform,
     box_kl,
+    kl_quadratic_model,
     make_head,
 )
 
@@ -181,6 +182,58 @@ def test_dlml_tiny_mass_fallback_uses_the_density_at_the_level_centre() -> None:
     level_value = dist.level_values()[0, dist.level_of(x).item()].item()
     expected = stats.logistic.logpdf(level_value, 0.9, math.exp(-6.0)) - math.log(255 / 2)
     assert dist.log_prob(x).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_dlml_fisher_information_is_the_hessian_of_the_kl_at_equal_distributions() -> None:
+    # Components of every kind: wide ones whose tails fill the edge levels, and one so narrow and far from
+    # most levels that their masses take the tiny-mass fallback.
+    logits = torch.tensor([[[0.3, -0.5, 1.0]], [[0.0, 0.0, 0.0]]])
+    means = torch.tensor([[[-0.95, 0.1, 0.6]], [[0.9, -0.2, -1.0]]])
+    log_scales = torch.tensor([[[-1.0, 0.5, -6.5]], [[-3.0, -2.0, 0.0]]])
+    p = DiscretizedLogisticMixture(logits, means, log_scales, LOW, HIGH, num_classes=24)
+
+    def kl_to(coordinates: torch.Tensor) -> torch.Tensor:
+        q = DiscretizedLogisticMixture(*coordinates.split(3, -1), LOW, HIGH, num_classes=24)
+        return box_kl(p, q).sum()
+
+    hessian = torch.autograd.functional.hessian(kl_to, p.coordinates)
+    fisher = p.fisher_information()
+    assert fisher.shape == (2, 1, 9, 9) and not fisher.requires_grad
+    for n in range(2):
+        torch.testing.assert_close(fisher[n, 0], hessian[n, 0, :, n, 0, :], atol=1e-4, rtol=1e-4)
+    assert torch.linalg.eigvalsh(fisher).min() > -1e-5  # a covariance of scores
+
+
+@pytest.mark.parametrize("kind", ["dlml", "gaussian", "adacat"])
+def test_kl_quadratic_model_gives_the_exact_kls_fisher_vector_products(kind: str) -> None:
+    # What TRPO takes from it: zero value and gradient at the old policy, and the same Hessian-vector products
+    # in the network's parameters as the exact KL there.
+    torch.manual_seed(0)
+    options = {"dlml": {"num_mixtures": 3, "num_classes": 32}, "adacat": {"num_bins": 6, "cells": 6}}.get(kind, {})
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), make_head(kind, 8, 2, LOW.expand(2), HIGH.expand(2), **options))
+    params = list(net.parameters())
+    x = torch.randn(16, 4)
+    with torch.no_grad():
+        old = net(x)
+    vector = [torch.randn_like(p) for p in params]
+
+    def fisher_vector(kl: torch.Tensor) -> list[torch.Tensor]:
+        gradient = torch.autograd.grad(kl, params, create_graph=True)
+        assert max(g.abs().max().item() for g in gradient) < 1e-5
+        return torch.autograd.grad(sum((g * v).sum() for g, v in zip(gradient, vector, strict=True)), params)
+
+    model = kl_quadratic_model(old, net(x)).mean()
+    assert model.item() == pytest.approx(0.0, abs=1e-6)
+    for from_model, exact in zip(fisher_vector(model), fisher_vector(box_kl(old, net(x)).mean()), strict=True):
+        torch.testing.assert_close(from_model, exact, atol=1e-5, rtol=1e-3)
+
+
+def test_kl_quadratic_model_refuses_two_families_or_level_counts() -> None:
+    dlml = random_dlml(num_classes=16)
+    with pytest.raises(TypeError, match="one family"):
+        kl_quadratic_model(dlml, random_adacat())
+    with pytest.raises(ValueError, match="same number of levels"):
+        kl_quadratic_model(dlml, random_dlml(num_classes=32))
 
 
 def test_dlml_samples_match_level_masses() -> None:

@@ -183,6 +183,30 @@ def test_kl_hessian_at_identical_params_is_positive_semidefinite(kind: str) -> N
     assert eigenvalues.max() > 0, kind
 
 
+def test_gauss_newton_kl_keeps_the_exact_value_and_trpo_fisher_vector_products() -> None:
+    # DLML's default: TRPO's curvature from the KL's quadratic model, its line search from the exact value.
+    assert HeadDistribution("dlml", SPACE).kl_derivatives == "gauss-newton"
+    assert HeadDistribution("adacat", SPACE).kl_derivatives == "exact"
+    latent = torch.randn(6, 4)
+    fisher_vectors, values = {}, {}
+    for mode in ("exact", "gauss-newton"):
+        sb3_dist = HeadDistribution("dlml", SPACE, kl_derivatives=mode, **OPTIONS["dlml"])
+        torch.manual_seed(1)
+        head = sb3_dist.proba_distribution_net(latent_dim=4)
+        with torch.no_grad():
+            old = copy.copy(sb3_dist.proba_distribution(head(latent)))
+            shifted = copy.copy(sb3_dist.proba_distribution(head(latent + 0.5)))
+        values[mode] = kl_divergence(sb3_dist.proba_distribution(head(latent)), shifted)
+        kl = kl_divergence(sb3_dist.proba_distribution(head(latent)), old).mean()
+        (grad,) = torch.autograd.grad(kl, head.proj.weight, create_graph=True)
+        direction = torch.randn(grad.shape, generator=torch.Generator().manual_seed(2))
+        (fisher_vectors[mode],) = torch.autograd.grad((grad * direction).sum(), head.proj.weight)
+    torch.testing.assert_close(values["gauss-newton"], values["exact"])
+    torch.testing.assert_close(fisher_vectors["gauss-newton"], fisher_vectors["exact"], atol=1e-6, rtol=1e-4)
+    with pytest.raises(ValueError, match="kl_derivatives must be one of"):
+        HeadDistribution("dlml", SPACE, kl_derivatives="hessian")
+
+
 def test_bad_inputs_get_clear_errors() -> None:
     with pytest.raises(ValueError, match="quantile"):
         HeadDistribution("quantile", SPACE)

@@ -171,6 +171,19 @@ def test_trpo_line_search_succeeds_with_the_exact_dlml_kl() -> None:
     assert 0.0 < values["train/kl_divergence_loss"] < model.target_kl
 
 
+def test_trpo_takes_the_same_steps_with_gauss_newton_and_exact_kl_derivatives(tmp_path) -> None:
+    parameters = {}
+    for mode in ("initial", "exact", "gauss-newton"):
+        kwargs = {**SMALL_DLML, "kl_derivatives": mode} if mode != "initial" else SMALL_DLML
+        model = TRPO(DLMLPolicy, ENV, n_steps=256, seed=0, policy_kwargs=kwargs)
+        model.learn(512 if mode != "initial" else 0)
+        parameters[mode] = torch.cat([p.detach().flatten() for p in model.policy.parameters()])
+    assert (parameters["exact"] - parameters["initial"]).abs().max() > 1e-2  # the two updates did something
+    torch.testing.assert_close(parameters["gauss-newton"], parameters["exact"], atol=1e-4, rtol=1e-3)
+    model.save(tmp_path / "model")
+    assert TRPO.load(tmp_path / "model").policy.kl_derivatives == "gauss-newton"
+
+
 @pytest.mark.slow
 def test_example_script_dlml_ppo_learns_inverted_pendulum() -> None:
     result = subprocess.run(

@@ -30,7 +30,7 @@ from rlgen.heads.config import (
 from rlgen.heads.discrete import Categorical, CategoricalHead
 from rlgen.heads.dlml import DiscretizedLogisticMixture, DLMLHead
 from rlgen.heads.gaussian import DiagGaussian, GaussianHead
-from rlgen.heads.kl import box_kl
+from rlgen.heads.kl import box_kl, kl_quadratic_model
 from rlgen.heads.piecewise import PiecewiseUniform
 
 
@@ -76,6 +76,7 @@ __all__ = [
     "UniformCategoricalHead",
     "UniformHeadConfig",
     "box_kl",
+    "kl_quadratic_model",
     "head_config",
     "register_head",
     "make_head",

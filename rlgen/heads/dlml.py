@@ -41,7 +41,13 @@ _FAR = 1e30
 def logistic_level_log_mass(
     level: Tensor, num_classes: int, means: Tensor, log_scales: Tensor, log_weights: Tensor
 ) -> Tensor:
-    """Log-mass of integer ``level`` (shape ``S``) under a logistic mixture with parameters of shape ``S + (K,)``.
+    """Log-mass of integer ``level`` (shape ``S``) under a logistic mixture with parameters of shape ``S + (K,)``:
+    the log-sum over components of their weights times :func:`logistic_component_log_mass`."""
+    return torch.logsumexp(logistic_component_log_mass(level, num_classes, means, log_scales) + log_weights, dim=-1)
+
+
+def logistic_component_log_mass(level: Tensor, num_classes: int, means: Tensor, log_scales: Tensor) -> Tensor:
+    """Log-mass of integer ``level`` (shape ``S``) under each logistic component, shape ``S + (K,)``.
 
     The vectorised core of DLML: every case is computed for all entries and one ``torch.where`` picks the
     tiny-mass fallback, with no boolean-mask assignment. The open-ended edge bins reuse the regular formula
@@ -62,7 +68,7 @@ def logistic_level_log_mass(
     regular = F.logsigmoid(upper) + F.logsigmoid(-lower) + width_term
     fallback = middle - log_scales - 2.0 * F.softplus(middle) - math.log((num_classes - 1) / 2.0)
     keep = (regular > math.log(TINY_MASS)) | lowest | highest
-    return torch.logsumexp(torch.where(keep, regular, fallback) + log_weights, dim=-1)
+    return torch.where(keep, regular, fallback)
 
 
 class DiscretizedLogisticMixture(BoxDistribution):
@@ -121,6 +127,38 @@ class DiscretizedLogisticMixture(BoxDistribution):
         levels = levels.expand(*self.logits.shape[:-1], self.num_classes)
         params = (p.unsqueeze(-2) for p in (self.means, self.log_scales, self.log_weights))
         return logistic_level_log_mass(levels, self.num_classes, *params)
+
+    @property
+    def coordinates(self) -> Tensor:
+        """The tensors the level masses are a function of, per dimension: mixture logits, means and log-scales
+        (after their clamp), shape ``(..., D, 3K)``: the coordinates of :meth:`fisher_information`."""
+        return torch.cat([self.logits, self.means, self.log_scales], -1)
+
+    def fisher_information(self) -> Tensor:
+        """Fisher information of the level pmf in :attr:`coordinates`, ``sum_c p_c g_c g_c^T`` with ``g_c`` the
+        gradient of ``log p_c``, shape ``(..., D, 3K, 3K)``, without gradient: the Hessian of ``KL(self || q)``
+        in ``q``'s coordinates at ``q = self``.
+
+        The score of a mixture is the responsibility ``r_ck`` of each component for level c times that
+        component's own score: ``r_ck - w_k`` in logit k, ``r_ck`` times the derivative of the component's
+        log-mass in its mean and log-scale. Those derivatives come from one backward pass over the level table,
+        where an autograd Hessian-vector product of the KL costs a double backward pass each time it is taken.
+        """
+        levels = torch.arange(self.num_classes, device=self.logits.device).expand(*self.logits.shape[:-1], -1)
+        table_shape = (*self.logits.shape[:-1], self.num_classes, self.logits.shape[-1])
+        means = self.means.detach().unsqueeze(-2).expand(table_shape).clone().requires_grad_()
+        log_scales = self.log_scales.detach().unsqueeze(-2).expand(table_shape).clone().requires_grad_()
+        with torch.enable_grad():
+            component = logistic_component_log_mass(levels, self.num_classes, means, log_scales)
+            mean_score, log_scale_score = torch.autograd.grad(component.sum(), (means, log_scales))
+        log_weights = self.log_weights.detach().unsqueeze(-2)
+        joint = component.detach() + log_weights  # (..., D, C, K)
+        log_probs = torch.logsumexp(joint, -1, keepdim=True)
+        responsibility = (joint - log_probs).exp()
+        scores = torch.cat(
+            [responsibility - log_weights.exp(), responsibility * mean_score, responsibility * log_scale_score], -1
+        )
+        return torch.einsum("...ci,...c,...cj->...ij", scores, log_probs.squeeze(-1).exp(), scores)
 
     def cdf(self, x: Tensor) -> Tensor:
         """Probability of the levels up to and including the one ``x`` rounds to, shape ``(..., D)``."""

@@ -19,7 +19,7 @@ process's thread count to the caller (it is global: other models in the process 
 
 from __future__ import annotations
 
-from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, piecewise_uniform_kl, quantised_kl
+from rlgen.heads.kl import box_kl, dlml_kl, gaussian_kl, kl_quadratic_model, piecewise_uniform_kl, quantised_kl
 from rlgen.sb3.distributions import (
     POLICY_HEADS,
     HeadDistribution,
@@ -51,6 +51,7 @@ __all__ = [
     "box_kl",
     "dlml_kl",
     "gaussian_kl",
+    "kl_quadratic_model",
     "piecewise_uniform_kl",
     "policy_head_config",
     "quantised_kl",

@@ -18,7 +18,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from rlgen.heads import AdaCatHeadConfig, DLMLHeadConfig, Head, HeadConfig
-from rlgen.sb3.distributions import DeterministicAction, HeadDistribution, starts_spread
+from rlgen.sb3.distributions import DeterministicAction, HeadDistribution, KLDerivatives, starts_spread
 
 #: the DLML policies' default head: 64 levels, a resolution of 1/63 of the box's half-width, as the exact KL (TRPO)
 #: and entropy cost O(levels x mixtures) per action dimension.
@@ -83,6 +83,9 @@ class HeadPolicy(ActorCriticPolicy):
         (:func:`resolve_output_scale`). Heads with many outputs per dimension (AdaCat's widths and masses, DLML's
         components) otherwise change their distribution 2-4x more per PPO update (in KL) than SB3's Gaussian;
         default 1, as levelling the steps did not raise AdaCat's return on Walker2d (``benchmarks/sb3_heads.md``).
+    :param kl_derivatives: ``"exact"`` or ``"gauss-newton"``: where the KL's derivatives, which only
+        sb3-contrib's TRPO takes, come from (:class:`~rlgen.sb3.distributions.HeadTorchDistribution`); default
+        Gauss-Newton for DLML, whose exact KL is costly to differentiate twice, else exact.
     """
 
     default_head: HeadConfig | str = DLML_POLICY_HEAD
@@ -94,6 +97,7 @@ class HeadPolicy(ActorCriticPolicy):
         exact_entropy: bool | None = None,
         deterministic_action: DeterministicAction | None = None,
         output_scale: OutputScale = 1.0,
+        kl_derivatives: KLDerivatives | None = None,
         **kwargs: Any,
     ):
         if kwargs.get("use_sde"):
@@ -103,12 +107,15 @@ class HeadPolicy(ActorCriticPolicy):
         self.exact_entropy = exact_entropy
         self.deterministic_action = deterministic_action
         self.output_scale = output_scale
+        self.kl_derivatives = kl_derivatives
         resolve_output_scale(output_scale, 1)  # a bad value fails here, before SB3 builds the networks
         super().__init__(*args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         # Mirrors ActorCriticPolicy._build, with the rlgen head as the action network.
-        self.action_dist = HeadDistribution(self.head, self.action_space, self.exact_entropy, self.deterministic_action)
+        self.action_dist = HeadDistribution(
+            self.head, self.action_space, self.exact_entropy, self.deterministic_action, self.kl_derivatives
+        )
         self._build_mlp_extractor()
         self.action_net: Head = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
         self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
@@ -138,6 +145,7 @@ class HeadPolicy(ActorCriticPolicy):
             exact_entropy=self.exact_entropy,
             deterministic_action=self.deterministic_action,
             output_scale=self.output_scale,
+            kl_derivatives=self.kl_derivatives,
         )
         return data
 

@@ -5,7 +5,9 @@ Maximise the surrogate ``L(theta) = mean(pi_theta(a|s) / pi_old(a|s) * A)`` subj
 
 1. ``g = grad L`` at ``theta_old``;
 2. solve ``F x = g`` by conjugate gradient, where ``F`` (the Fisher matrix, the Hessian of the mean KL at
-   ``theta_old``) is only touched through Hessian-vector products of the KL, plus ``damping * x`` for stability;
+   ``theta_old``) is only touched through Hessian-vector products of the KL's quadratic model
+   (:func:`rlgen.heads.kl_quadratic_model`: the same Hessian at ``theta_old``, cheap for DLML), plus
+   ``damping * x`` for stability;
 3. scale ``x`` to the edge of the trust region of the quadratic KL model: ``beta = sqrt(2 max_kl / x'Fx)``;
 4. backtrack ``theta_old + beta * ratio^k * x`` until the exact KL is within ``max_kl`` and the surrogate has
    improved; if no fraction qualifies the parameters stay at ``theta_old``.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rlgen.heads import BoxDistribution, box_kl
+from rlgen.heads import BoxDistribution, box_kl, kl_quadratic_model
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def trpo_step(policy: nn.Module, observations: Tensor, actions: Tensor, advantag
 
     current = policy(observations)
     gradient = _flat(torch.autograd.grad(surrogate(current), params, retain_graph=True))
-    kl_gradient = _flat(torch.autograd.grad(mean_kl(current), params, create_graph=True))
+    kl_gradient = _flat(torch.autograd.grad(kl_quadratic_model(old, current).mean(), params, create_graph=True))
 
     def fisher_vector(v: Tensor) -> Tensor:
         hvp = torch.autograd.grad(kl_gradient @ v, params, retain_graph=True)
