@@ -64,3 +64,13 @@ def test_going_round_reaches_the_goal_and_the_return_telescopes() -> None:
         end = obs.astype(np.float64)
         expected = detour.path_length(start) - detour.path_length(end) + detour.GOAL_BONUS
         assert total == pytest.approx(expected, abs=1e-5)
+
+
+def test_passing_side_reads_which_way_round_the_wall_a_path_went() -> None:
+    up = np.linspace(-1.0, 1.0, 21)
+    for side in (-1, 1):
+        path = np.stack([side * 1.2 * np.sin(np.pi * (up + 1.0) / 2.0), up], -1)  # a bow round one end of the wall
+        assert detour.passing_side(path) == side
+    assert detour.passing_side(np.stack([np.zeros(5), np.linspace(-1.0, -0.1, 5)], -1)) == 0  # stuck below it
+    # The side is where the path first gets beyond the wall, not where it ends.
+    assert detour.passing_side(np.array([[0.0, -1.0], [-1.1, 0.0], [-1.1, 0.2], [0.5, 0.9]])) == -1

@@ -130,3 +130,14 @@ class DetourEnv(gym.Env):
         if reached:
             reward += GOAL_BONUS
         return new.astype(np.float32), reward, reached, False, {"reached": reached}
+
+
+def passing_side(positions: np.ndarray) -> int:
+    """Which way round the wall a path went: ``-1`` left, ``+1`` right, by the sign of ``x`` at its first
+    position beyond the wall (``y`` above it); ``0`` if it never got there.
+
+    :param positions: the path's positions in order, shape ``(T, 2)``.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    beyond = np.flatnonzero(positions[:, 1] > WALL_HALF_THICKNESS)
+    return 0 if len(beyond) == 0 else int(np.sign(positions[beyond[0], 0]))
