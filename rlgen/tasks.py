@@ -54,11 +54,20 @@ from rlgen.catalog import TASK_FILE, list_tasks, tasks_root
 from rlgen.config import build
 from rlgen.heads.config import did_you_mean
 
-KNOWN_LEVELS = ("random", "medium", "expert", "medium-replay", "medium-expert", "second-expert", "two-experts")
+KNOWN_LEVELS = (
+    "random",
+    "medium",
+    "expert",
+    "medium-replay",
+    "medium-expert",
+    "second-expert",
+    "two-experts",
+    "switching-experts",
+)
 #: the size of ``<task>-<level>`` in steps: D4RL's (medium-expert is 1M medium + 1M expert), 1M for other levels
 LEVEL_STEPS = {"medium-expert": 2_000_000}
 #: the levels that need the ``second_expert`` block
-SECOND_EXPERT_LEVELS = ("second-expert", "two-experts")
+SECOND_EXPERT_LEVELS = ("second-expert", "two-experts", "switching-experts")
 DEFAULT_LEVEL_STEPS = 1_000_000
 _SIZE = re.compile(r"^([1-9][0-9]*)([km]?)$")
 _SIZE_UNITS = {"": 1, "k": 1_000, "m": 1_000_000}
@@ -169,7 +178,7 @@ class TaskSpec:
             records: tuple[PolicyRecord | None, ...] = self.replay
         elif level == "medium-expert":
             records = (self.medium, self.expert)
-        elif level == "two-experts":
+        elif level in ("two-experts", "switching-experts"):
             records = (self.expert, self.second_expert)
         else:
             records = ({"medium": self.medium, "second-expert": self.second_expert}.get(level, self.expert),)

@@ -1,7 +1,8 @@
 """Benchmark: behaviour cloning with each head on data mixed from two behaviour policies, and on each one's alone.
 
 The data (``--mixture``): ``<task>-two-experts-200k``, half the steps from the task's expert (PPO seed 0) and half
-from its second expert (PPO seed 1), or ``<task>-medium-expert-200k``, half from its medium and half from its
+from its second expert (PPO seed 1), ``<task>-switching-experts-200k``, the two experts taking turns at random at
+every step (so both act in the same states), or ``<task>-medium-expert-200k``, half from its medium and half from its
 expert policy; all sampling their stochastic actions (``rlgen data make``, seed 0; docs/datasets.md). On ``hopper``
 two gaits give two different actions for similar states; on ``detour`` one expert passes the wall on the right and
 the other on the left, from the same start states. As a control every head also learns from each part's data
@@ -17,6 +18,7 @@ skipped, interrupted ones resumed), run one after another in this process (one c
     python scripts/bench_two_experts.py --seeds 0 1 2 --steps 10000
     python scripts/bench_two_experts.py --task detour --steps 5000 --set agent.action=peak   # -> two_experts_detour.md
     python scripts/bench_two_experts.py --task walker2d --mixture medium-expert     # -> medium_expert_walker2d.md
+    python scripts/bench_two_experts.py --mixture switching-experts --control-heads   # -> switching_experts_hopper.md
 
 Datasets are generated into ``--data-dir`` (a D4RL and a Minari store of its own) if missing.
 """
@@ -40,7 +42,7 @@ from bench_stats import bootstrap_interval, iqm, probability_of_improvement
 from rlgen.data import load_dataset
 from rlgen.data.store import D4RL_DIR_VAR
 from rlgen.rollout.behavior import BehaviorPolicy
-from rlgen.rollout.generate import MIXTURES, make_dataset
+from rlgen.rollout.generate import MIXTURES, SWITCHING, make_dataset
 from rlgen.runs import load_recipe
 from rlgen.scale.sweep import Grid, RunRecord, plan_sweep, run_sweep, summarise
 from rlgen.tasks import load_task
@@ -51,9 +53,13 @@ EVAL_SEED = 100_000
 HEADS = ("gaussian", "dlml", "adacat")
 
 
+#: the mixed levels and the two levels each is made of (its controls)
+MIXED_LEVELS = {**MIXTURES, **SWITCHING}
+
+
 def dataset_names(task: str, mixture: str, size: str) -> dict[str, str]:
     """Level -> dataset name of ``task`` at ``size`` (``200k``), for ``mixture`` and its two parts."""
-    return {level: f"{task}-{level}-{size}" for level in (mixture, *MIXTURES[mixture])}
+    return {level: f"{task}-{level}-{size}" for level in (mixture, *MIXED_LEVELS[mixture])}
 
 
 def ensure_datasets(names: dict[str, str], data_dir: Path) -> None:
@@ -136,7 +142,7 @@ def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]
               f"train.eval_episodes={args.eval_episodes}", f"train.eval_seed={EVAL_SEED}",
               f"train.checkpoint_every={min(5000, args.steps)}", f"agent.hidden=[{HIDDEN[0]},{HIDDEN[1]}]",
               *args.set]  # fmt: skip
-    controls = [names[s] for s in MIXTURES[args.mixture]]
+    controls = [names[s] for s in MIXED_LEVELS[args.mixture]]
     parts = [(args.heads, [names[args.mixture]], args.seeds), (args.control_heads, controls, args.control_seeds)]
     grids = [Grid([f"bc-{h}" for h in heads], data, seeds, common) for heads, data, seeds in parts if heads]
     cells = [cell for grid in grids for cell in plan_sweep(grid, args.runs)]
@@ -194,10 +200,29 @@ def point_action(head: str, overrides: list[str]) -> str:
     return f"{agent.action} {agent.peak_width:g}" if agent.action == "peak" else agent.action
 
 
+def data_description(results: dict) -> str:
+    """How the mixed dataset was made from its two policies."""
+    s, experts = results["settings"], results["experts"]
+    mixture = s["mixture"]
+    first, second = MIXED_LEVELS[mixture]
+    name = s["datasets"][mixture]
+    if mixture in SWITCHING:
+        made = (f"`{name}`: at every step, in every environment, the action of {s['task']}'s {first} policy "
+                f"({experts[first]}) or of its {second} policy ({experts[second]}), picked with equal probability, "
+                "each sampling its stochastic action (`rlgen data make`, seed 0). Both act in the same states, so "
+                "the actions are bimodal given the state.")  # fmt: skip
+    else:
+        made = (f"`{name}`: the first half of the steps from {s['task']}'s {first} policy ({experts[first]}), the "
+                f"second half from its {second} policy ({experts[second]}), both sampling their stochastic actions; "
+                f"each half is exactly `{s['task']}-{first}` / `{s['task']}-{second}` at half the size "
+                "(`rlgen data make`, seed 0).")  # fmt: skip
+    return made + " Controls: each policy's data alone at the same size."
+
+
 def report(results: dict) -> str:
     s, dis = results["settings"], results["disagreement"]
     mixture = s["mixture"]
-    first, second = MIXTURES[mixture]
+    first, second = MIXED_LEVELS[mixture]
     lines = [
         f"# BC heads on a mixture of two behaviours: {s['task']} {mixture}",
         "",
@@ -211,11 +236,7 @@ def report(results: dict) -> str:
         "",
         "## The data",
         "",
-        f"`{s['datasets'][mixture]}`: the first half of the steps from {s['task']}'s {first} policy "
-        f"({results['experts'][first]}), the second half from its {second} policy ({results['experts'][second]}), "
-        f"both sampling their stochastic actions; each half is exactly `{s['task']}-{first}` / "
-        f"`{s['task']}-{second}` at half the size (`rlgen data make`, seed 0). Controls: each policy's data alone "
-        "at the same size.",
+        data_description(results),
         "",
         "How different the two policies act (deterministic actions of both on the same states; noise = a policy's "
         "mean |sampled - deterministic action| in its own data; behaviour noise std per dimension "
@@ -236,8 +257,9 @@ def report(results: dict) -> str:
         f"How well the state alone tells which policy acts: a classifier (MLP 256-256) tells the two policies' "
         f"states apart with held-out accuracy {sep['held_out_accuracy']:.3f} "
         f"({sep['accuracy_first_20_steps']:.3f} in the first 20 steps of an episode, where both start from the "
-        f"same states; {sep['accuracy_later_steps']:.3f} later). Near 1, the mixture is bimodal across states "
-        "more than given a state: a state-conditioned Gaussian can follow each policy in its own region.",
+        f"same states; {sep['accuracy_later_steps']:.3f} later). Near 1, a half-and-half mixture is bimodal across "
+        "states more than given a state: a state-conditioned Gaussian can follow each policy in its own region"
+        + (" (not this mixture: its two policies take turns in the same states)." if mixture in SWITCHING else "."),
     ]
     lines += ["", "## Scores", "",
               "Episodes < 50: evaluation episodes scoring below 50, of all (seeds with one or more).", "",
@@ -263,7 +285,7 @@ def report(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="hopper", help="hopper, detour (two-experts) or any task (medium-expert)")
-    parser.add_argument("--mixture", default="two-experts", choices=sorted(MIXTURES),
+    parser.add_argument("--mixture", default="two-experts", choices=sorted(MIXED_LEVELS),
                         help="the mixed level; its two parts are the controls (default: two-experts)")  # fmt: skip
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=10_000, help="gradient steps per run (default: 10000)")
@@ -282,7 +304,7 @@ def main() -> int:
     args.control_seeds = args.control_seeds or args.seeds
     torch.set_num_threads(1)
     names = dataset_names(args.task, args.mixture, args.size)
-    parts = MIXTURES[args.mixture]
+    parts = MIXED_LEVELS[args.mixture]
     stem = "two_experts" if (args.task, args.mixture) == ("hopper", "two-experts") else f"{args.mixture}_{args.task}"
     stem = stem.replace("-", "_")
     ensure_datasets(names, args.data_dir)

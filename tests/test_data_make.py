@@ -12,6 +12,7 @@ import pytest
 
 from rlgen.cli import main
 from rlgen.data import DatasetLocation, Episodes, load_dataset, locate, read_d4rl, resolve_dataset, transitions
+from rlgen.rollout.behavior import switching_actions
 from rlgen.rollout.generate import generate, make_dataset
 from rlgen.tasks import dataset_steps, load_task, parse_sized_dataset_name, sized_dataset_name
 
@@ -94,6 +95,34 @@ def test_two_experts_is_half_each_expert():
     assert second.metadata["policy_files"] == files[1:]
     assert not np.allclose(first.actions[:50], second.actions[:50])  # the second half is another policy's
     assert dataset_steps("hopper-two-experts") == 1_000_000 and dataset_steps("hopper-two-experts-200k") == 200_000
+
+
+class ConstantPolicy:
+    """Acts with one fixed action everywhere (the attributes switching_actions checks, duck-typed)."""
+
+    obs_dim, discrete = 11, False
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def act(self, obs, rng, deterministic=False):
+        return np.full((len(obs), 3), self.value, dtype=np.float32)
+
+
+def test_switching_experts_picks_one_expert_per_step_and_environment_at_random():
+    hopper = load_task("hopper")
+    act = switching_actions(hopper, [ConstantPolicy(-0.5), ConstantPolicy(0.5)], np.random.default_rng(0))
+    actions = np.stack([act(np.zeros((8, 11), dtype=np.float32)) for _ in range(500)])  # (steps, envs, 3)
+    assert set(np.unique(actions)) == {-0.5, 0.5}
+    assert (actions == actions[..., :1]).all()  # a whole action comes from one expert
+    share = (actions[..., 0] > 0).mean()
+    assert abs(share - 0.5) < 0.03  # 4000 fair picks: 5 standard errors
+    assert ((actions[:, :, 0] > 0).any(1) & (actions[:, :, 0] < 0).any(1)).mean() > 0.9  # envs pick independently
+    mixed = generate(hopper, "switching-experts", steps=300, seed=2, num_envs=2, progress=False)
+    files = [str(r.path.relative_to(hopper.task_dir)) for r in (hopper.expert, hopper.second_expert)]
+    assert mixed.num_steps == 300 and mixed.metadata["policy_files"] == files
+    assert mixed.identical(generate(hopper, "switching-experts", steps=300, seed=2, num_envs=2, progress=False))
+    assert dataset_steps("hopper-switching-experts-200k") == 200_000
 
 
 def test_medium_replay_rolls_out_every_snapshot(cartpole):

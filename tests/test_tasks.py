@@ -217,6 +217,7 @@ def test_behavior_block_is_checked(recipes: Path) -> None:
     spec = load_task("toy")
     assert spec.second_expert is not None and spec.second_expert.path == folder / "c.npz"
     assert spec.policies_for_level("two-experts") == (spec.expert, spec.second_expert)
+    assert spec.policies_for_level("switching-experts") == (spec.expert, spec.second_expert)
     assert spec.policies_for_level("second-expert") == (spec.second_expert,)
     assert spec.level_steps("two-experts") == 1_000_000
     write_recipe(recipes, {**MINIMAL, "behavior": behavior, "second_expert": {**second, "seed": 0}})

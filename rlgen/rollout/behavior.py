@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,21 @@ def behavior_actions(
         return lambda obs: rng.integers(0, task.num_actions, size=len(obs))
     low, high = task.action_bounds()
     return lambda obs: rng.uniform(low, high, size=(len(obs), task.act_dim)).astype(np.float32)
+
+
+def switching_actions(task: TaskSpec, policies: Sequence[BehaviorPolicy], rng: np.random.Generator) -> Policy:
+    """A batched policy that acts, at every step and in every environment, as one of ``policies`` picked
+    uniformly at random, sampling that one's stochastic action; all randomness comes from ``rng``."""
+    if not policies:
+        raise ValueError("switching_actions needs at least one policy")
+    acts = [behavior_actions(task, policy, rng) for policy in policies]
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        candidates = np.stack([a(obs) for a in acts])  # (policies, envs, act_dim)
+        chosen = rng.integers(0, len(acts), size=len(obs))
+        return candidates[chosen, np.arange(len(obs))]
+
+    return act
 
 
 def episode_returns(

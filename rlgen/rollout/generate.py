@@ -15,6 +15,10 @@ Two more levels, not D4RL's, for imitation from a mixture of behaviours:
 
 * ``second-expert``: the recipe's second expert (the expert of a PPO run with another seed), stochastic actions;
 * ``two-experts``: ``expert`` then ``second-expert``, half the steps each, built as ``medium-expert`` is.
+* ``switching-experts``: the two experts taking turns at random: at every step, in every environment, the action
+  is one of the two's (each sampling its stochastic action), chosen with equal probability. Both then act in the
+  same states, so the actions are bimodal *given the state*, where ``two-experts`` gives each expert states of
+  its own.
 
 Rollouts batch policy inference over a gymnasium vector env in SAME_STEP autoreset mode: the step that ends
 an episode returns the true last observation in ``info["final_obs"]``, so no transition crosses an episode
@@ -46,7 +50,7 @@ from rlgen.data.episodes import Episodes
 from rlgen.data.minari_io import dataset_dir, write_minari
 from rlgen.data.spaces import BoxSpace, Space, task_spaces
 from rlgen.data.store import rlgen_d4rl_path, rlgen_minari_id
-from rlgen.rollout.behavior import BehaviorPolicy, behavior_actions
+from rlgen.rollout.behavior import BehaviorPolicy, behavior_actions, switching_actions
 from rlgen.rollout.envs import make_env, make_vector_env
 from rlgen.tasks import PolicyRecord, TaskSpec, parse_sized_dataset_name, sized_dataset_name
 
@@ -55,6 +59,8 @@ D4RL_SUFFIXES = (".hdf5", ".h5")  # what `locate` reads back as a D4RL file (a "
 FILE_SUFFIXES = (*D4RL_SUFFIXES, ".npz")
 #: levels made of two other levels, half the steps each, in this order
 MIXTURES = {"medium-expert": ("medium", "expert"), "two-experts": ("expert", "second-expert")}
+#: levels whose every action comes from one of two levels' policies, picked at random per step and environment
+SWITCHING = {"switching-experts": ("expert", "second-expert")}
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,9 @@ def generate(
         half = steps // 2
         parts = [generate(task, part, steps=n, seed=seed, num_envs=num_envs, progress=progress)
                  for part, n in zip(MIXTURES[level], (half, steps - half), strict=True)]  # fmt: skip
+    elif level in SWITCHING:
+        policies = [BehaviorPolicy.load(r.path) for r in records]
+        parts = [rollout(task, policies, steps, seed, num_envs, progress, level)]
     elif level == "medium-replay":
         if steps < len(records):
             raise ValueError(f"medium-replay needs at least one step per snapshot ({len(records)}), got {steps}")
@@ -217,15 +226,17 @@ def _metadata(
 
 def rollout(
     task: TaskSpec,
-    policy: BehaviorPolicy | None,
+    policy: BehaviorPolicy | list[BehaviorPolicy] | None,
     steps: int,
     seed: int,
     num_envs: int = 8,
     progress: bool = True,
     label: str = "",
 ) -> Episodes:
-    """``steps`` steps of ``policy`` (uniform random actions if None) on ``num_envs`` copies of the task."""
-    act = behavior_actions(task, policy, np.random.default_rng(seed))
+    """``steps`` steps of ``policy`` (uniform random actions if None; a list: :func:`switching_actions`) on
+    ``num_envs`` copies of the task."""
+    rng = np.random.default_rng(seed)
+    act = switching_actions(task, policy, rng) if isinstance(policy, list) else behavior_actions(task, policy, rng)
     envs = make_vector_env(task, num_envs, autoreset_mode="SameStep")
     try:
         recorder = _Recorder(num_envs)
