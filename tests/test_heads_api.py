@@ -158,9 +158,11 @@ def test_env_units_need_an_unsquashed_gaussian() -> None:
         make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=True, env_units=True)
 
 
+FREE_SCALES = {"num_mixtures": 3, "state_dependent_scale": False}
+
+
 @pytest.mark.parametrize(("kind", "options"), [("dlml", {"num_mixtures": 3}), ("dlml", {}), ("adacat", {}),
-                                               ("uniform", {}),
-                                               ("dlml", {"num_mixtures": 3, "state_dependent_scale": False})])  # fmt: skip
+                                               ("uniform", {}), ("dlml", FREE_SCALES)])  # fmt: skip
 def test_spread_init_starts_every_state_centred_wide_and_off_the_edges(kind: str, options: dict) -> None:
     torch.manual_seed(0)
     head = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, init="spread", **options)
