@@ -158,8 +158,11 @@ def test_env_units_need_an_unsquashed_gaussian() -> None:
         make_head("gaussian", 4, 1, BOX_LOW, BOX_HIGH, squash=True, env_units=True)
 
 
+FREE_SCALES = {"num_mixtures": 3, "state_dependent_scale": False}
+
+
 @pytest.mark.parametrize(("kind", "options"), [("dlml", {"num_mixtures": 3}), ("dlml", {}), ("adacat", {}),
-                                               ("uniform", {})])  # fmt: skip
+                                               ("uniform", {}), ("dlml", FREE_SCALES)])  # fmt: skip
 def test_spread_init_starts_every_state_centred_wide_and_off_the_edges(kind: str, options: dict) -> None:
     torch.manual_seed(0)
     head = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, init="spread", **options)
@@ -180,3 +183,17 @@ def test_torch_init_is_the_default_and_leaves_the_output_layer_to_nn_linear() ->
     explicit = make_head("dlml", 8, 2, -1.0, 1.0, init="torch")
     torch.testing.assert_close(default.proj.bias, explicit.proj.bias)
     assert default.proj.weight.abs().max() > 0.1  # nn.Linear's uniform(+-1/sqrt(8)), not the spread's 0.01
+
+
+def test_dlml_free_scales_are_one_learned_log_scale_per_dimension_and_component() -> None:
+    torch.manual_seed(0)
+    head = make_head("dlml", 8, 2, BOX_LOW, BOX_HIGH, num_mixtures=3, state_dependent_scale=False)
+    assert head.params_per_dim == 6 and head.log_scales.shape == (2, 3)
+    features = torch.randn(5, 8)
+    dist = head(features)
+    torch.testing.assert_close(dist.log_scales, head.log_scales.expand(5, 2, 3))
+    (grad,) = torch.autograd.grad(head.loss(features, dist.sample()), head.log_scales)
+    assert grad.abs().min() > 0  # every scale learns from the targets
+    loaded = make_head("dlml", 8, 2, BOX_LOW, BOX_HIGH, num_mixtures=3, state_dependent_scale=False)
+    loaded.load_state_dict(head.state_dict())
+    torch.testing.assert_close(loaded(features).level_log_probs(), dist.level_log_probs())

@@ -158,12 +158,15 @@ class DLMLHeadConfig(HeadConfig):
         evenly spread over the box and standard deviation 1/K each (on the centred box [-1, 1]), ``torch``
         keeps ``nn.Linear``'s random init, ``auto`` lets the consumer choose (the ``rlgen.sb3`` policies
         spread, the other agents keep ``torch``).
+    :param state_dependent_scale: predict the components' log-scales from the features; otherwise learn one free
+        log-scale per dimension and component (as a Gaussian's ``state_dependent_std: false``).
     """
 
     type: Literal["dlml"] = "dlml"
     num_mixtures: int = 10
     num_classes: int = 256
     init: HeadInit = "auto"
+    state_dependent_scale: bool = True
     head_class: ClassVar[builtins.type[Head]] = DLMLHead
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from rlgen.heads.base import (
     BoundLike,
@@ -213,20 +213,38 @@ class DLMLHead(Head):
     :class:`~rlgen.heads.config.DLMLHeadConfig`."""
 
     def __init__(self, in_features: int, dim: int, low: BoundLike, high: BoundLike, config: DLMLHeadConfig):
-        super().__init__(in_features, dim, low, high, params_per_dim=3 * config.num_mixtures)
-        self.num_mixtures = config.num_mixtures
+        k = config.num_mixtures
+        super().__init__(in_features, dim, low, high, params_per_dim=(3 if config.state_dependent_scale else 2) * k)
+        self.num_mixtures = k
         self.num_classes = config.num_classes
+        self.state_dependent_scale = config.state_dependent_scale
+        if not config.state_dependent_scale:
+            self.log_scales = nn.Parameter(torch.zeros(dim, k))
         if config.init == "spread":
             self.spread_init()
 
     def distribution(self, params: Tensor) -> DiscretizedLogisticMixture:
-        logits, means, log_scales = params.split(self.num_mixtures, dim=-1)
+        if self.state_dependent_scale:
+            logits, means, log_scales = params.split(self.num_mixtures, dim=-1)
+        else:
+            logits, means = params.split(self.num_mixtures, dim=-1)
+            log_scales = self.log_scales.expand_as(means)
         return DiscretizedLogisticMixture(logits, means, log_scales, self.low, self.high, self.num_classes)
+
+    @torch.no_grad()
+    def spread_init(self, scale: float = 1.0) -> None:
+        super().spread_init(scale)
+        if not self.state_dependent_scale:
+            self.log_scales.copy_(self._spread_outputs(scale)[:, 2 * self.num_mixtures :])
 
     def spread_bias(self, scale: float) -> Tensor:
         """Equal weights; means at the centres of K equal cells of [-1, 1]; each component's standard deviation
         ``scale / K`` (a logistic's is its scale times pi / sqrt(3)). With ``scale`` 1 the mixture is near
         uniform over the box and the edge levels keep a few percent (K = 1: SB3's Gaussian, clipped)."""
+        outputs = self._spread_outputs(scale)
+        return outputs if self.state_dependent_scale else outputs[:, : 2 * self.num_mixtures]
+
+    def _spread_outputs(self, scale: float) -> Tensor:
         k = self.num_mixtures
         means = torch.arange(k, dtype=torch.float32).mul(2.0).add(1.0).div(k).sub(1.0)
         log_scale = math.log(scale / k) - math.log(math.pi / math.sqrt(3.0))
