@@ -252,4 +252,7 @@ class DLMLHead(Head):
         return outputs.expand(self.dim, 3 * k)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, num_mixtures={self.num_mixtures}, num_classes={self.num_classes}"
+        return (
+            f"{super().extra_repr()}, num_mixtures={self.num_mixtures}, num_classes={self.num_classes}, "
+            f"state_dependent_scale={self.state_dependent_scale}"
+        )
