@@ -31,7 +31,7 @@ DEFAULT_REPRS = {
     "uniform": "num_bins=100, bandwidth=0.0, kernel=uniform",
     "quantile": "num_bins=100, bandwidth=0.0, kernel=uniform",
     "adacat": "num_bins=50, bandwidth=0.001, kernel=uniform, width_grad_scale=1.0",
-    "dlml": "num_mixtures=10, num_classes=256",
+    "dlml": "num_mixtures=10, num_classes=256, state_dependent_scale=True",
 }
 # One config per head with every option away from its default.
 CHANGED = [
@@ -39,7 +39,7 @@ CHANGED = [
     UniformHeadConfig(num_bins=7, bandwidth=0.01, kernel="gaussian", init="spread"),
     QuantileHeadConfig(num_bins=9, bandwidth=0.02, init="torch"),
     AdaCatHeadConfig(num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread"),
-    DLMLHeadConfig(num_mixtures=3, num_classes=64, init="spread"),
+    DLMLHeadConfig(num_mixtures=3, num_classes=64, init="spread", state_dependent_scale=False),
 ]
 
 
