@@ -38,7 +38,9 @@ CHANGED = [
     GaussianHeadConfig(squash=False, state_dependent_std=False, init_log_std=-0.5, env_units=True),
     UniformHeadConfig(num_bins=7, bandwidth=0.01, kernel="gaussian", init="spread"),
     QuantileHeadConfig(num_bins=9, bandwidth=0.02, init="torch"),
-    AdaCatHeadConfig(num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread"),
+    AdaCatHeadConfig(
+        num_bins=6, bandwidth=0.0, kernel="gaussian", width_grad_scale=0.5, init="spread", state_dependent_widths=False
+    ),
     DLMLHeadConfig(num_mixtures=3, num_classes=64, init="spread", state_dependent_scale=False),
 ]
 

@@ -159,10 +159,12 @@ def test_env_units_need_an_unsquashed_gaussian() -> None:
 
 
 FREE_SCALES = {"num_mixtures": 3, "state_dependent_scale": False}
+FREE_WIDTHS = {"num_bins": 11, "cells": 11, "state_dependent_widths": False}
 
 
 @pytest.mark.parametrize(("kind", "options"), [("dlml", {"num_mixtures": 3}), ("dlml", {}), ("adacat", {}),
-                                               ("uniform", {}), ("dlml", FREE_SCALES)])  # fmt: skip
+                                               ("uniform", {}), ("dlml", FREE_SCALES),
+                                               ("adacat", FREE_WIDTHS)])  # fmt: skip
 def test_spread_init_starts_every_state_centred_wide_and_off_the_edges(kind: str, options: dict) -> None:
     torch.manual_seed(0)
     head = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, init="spread", **options)
@@ -197,3 +199,20 @@ def test_dlml_free_scales_are_one_learned_log_scale_per_dimension_and_component(
     loaded = make_head("dlml", 8, 2, BOX_LOW, BOX_HIGH, num_mixtures=3, state_dependent_scale=False)
     loaded.load_state_dict(head.state_dict())
     torch.testing.assert_close(loaded(features).level_log_probs(), dist.level_log_probs())
+
+
+def test_adacat_free_widths_are_one_learned_set_of_bins_per_dimension() -> None:
+    torch.manual_seed(0)
+    head = make_head("adacat", 8, 2, BOX_LOW, BOX_HIGH, num_bins=5, state_dependent_widths=False)
+    assert head.params_per_dim == 5 and head.width_logits.shape == (2, 5)
+    features = torch.randn(6, 8)
+    dist = head(features)
+    torch.testing.assert_close(dist.edges, dist.edges[:1].expand_as(dist.edges))  # the same bins for every input
+    assert not torch.allclose(dist.log_masses[0], dist.log_masses[1])  # the masses still depend on the input
+    (grad,) = torch.autograd.grad(head.loss(features, dist.sample()), head.width_logits)
+    assert grad.abs().sum() > 0
+    targets = BOX_LOW + (BOX_HIGH - BOX_LOW) * torch.rand(500, 2) ** 3  # crowded near the low bound
+    head.fit_bins(targets)
+    widths = head.width_logits.softmax(-1)
+    assert (widths[:, 0] < widths[:, -1]).all()  # narrow bins where the data crowd
+    torch.testing.assert_close(head(features).edges[0], head(features[:1]).edges[0])

@@ -131,6 +131,9 @@ class AdaCatHeadConfig(BinnedHeadConfig):
         of the box (:meth:`~rlgen.heads.PiecewiseUniform.quantised`), whose log-density is continuous in the
         predicted widths, as policy-gradient likelihood ratios need (AdaCat's own jumps when an edge moves past
         an action).
+    :param state_dependent_widths: predict the bin widths from the features; otherwise learn one free set of
+        widths per dimension, shared by every input, only the masses predicted (as a Gaussian's
+        ``state_dependent_std: false`` shares its spread).
     """
 
     type: Literal["adacat"] = "adacat"
@@ -138,6 +141,7 @@ class AdaCatHeadConfig(BinnedHeadConfig):
     bandwidth: float = 1e-3
     width_grad_scale: float = 1.0
     cells: int = 0
+    state_dependent_widths: bool = True
     head_class: ClassVar[builtins.type[Head]] = AdaCatHead
 
     def __post_init__(self) -> None:
