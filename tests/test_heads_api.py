@@ -187,32 +187,29 @@ def test_torch_init_is_the_default_and_leaves_the_output_layer_to_nn_linear() ->
     assert default.proj.weight.abs().max() > 0.1  # nn.Linear's uniform(+-1/sqrt(8)), not the spread's 0.01
 
 
-def test_dlml_free_scales_are_one_learned_log_scale_per_dimension_and_component() -> None:
+@pytest.mark.parametrize(("kind", "options", "free", "outputs"), [
+    ("dlml", {"num_mixtures": 3, "state_dependent_scale": False}, "log_scales", 6),
+    ("adacat", {"num_bins": 5, "state_dependent_widths": False}, "width_logits", 5),
+])  # fmt: skip
+def test_free_spread_parameters_are_shared_by_every_input_and_learned(kind, options, free, outputs) -> None:
+    # DLML's log-scales or AdaCat's bin widths as one parameter per dimension, like a Gaussian's free log-std.
     torch.manual_seed(0)
-    head = make_head("dlml", 8, 2, BOX_LOW, BOX_HIGH, num_mixtures=3, state_dependent_scale=False)
-    assert head.params_per_dim == 6 and head.log_scales.shape == (2, 3)
-    features = torch.randn(5, 8)
-    dist = head(features)
-    torch.testing.assert_close(dist.log_scales, head.log_scales.expand(5, 2, 3))
-    (grad,) = torch.autograd.grad(head.loss(features, dist.sample()), head.log_scales)
-    assert grad.abs().min() > 0  # every scale learns from the targets
-    loaded = make_head("dlml", 8, 2, BOX_LOW, BOX_HIGH, num_mixtures=3, state_dependent_scale=False)
-    loaded.load_state_dict(head.state_dict())
-    torch.testing.assert_close(loaded(features).level_log_probs(), dist.level_log_probs())
-
-
-def test_adacat_free_widths_are_one_learned_set_of_bins_per_dimension() -> None:
-    torch.manual_seed(0)
-    head = make_head("adacat", 8, 2, BOX_LOW, BOX_HIGH, num_bins=5, state_dependent_widths=False)
-    assert head.params_per_dim == 5 and head.width_logits.shape == (2, 5)
+    head = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, **options)
+    assert head.params_per_dim == outputs and getattr(head, free).shape == (2, outputs // (2 if kind == "dlml" else 1))
     features = torch.randn(6, 8)
     dist = head(features)
-    torch.testing.assert_close(dist.edges, dist.edges[:1].expand_as(dist.edges))  # the same bins for every input
-    assert not torch.allclose(dist.log_masses[0], dist.log_masses[1])  # the masses still depend on the input
-    (grad,) = torch.autograd.grad(head.loss(features, dist.sample()), head.width_logits)
+    shared = dist.log_scales if kind == "dlml" else dist.edges
+    torch.testing.assert_close(shared, shared[:1].expand_as(shared))  # the same for every input
+    (grad,) = torch.autograd.grad(head.loss(features, dist.sample()), getattr(head, free))
     assert grad.abs().sum() > 0
-    targets = BOX_LOW + (BOX_HIGH - BOX_LOW) * torch.rand(500, 2) ** 3  # crowded near the low bound
-    head.fit_bins(targets)
+    loaded = make_head(kind, 8, 2, BOX_LOW, BOX_HIGH, **options)
+    loaded.load_state_dict(head.state_dict())
+    torch.testing.assert_close(loaded(features).log_prob(dist.mean), dist.log_prob(dist.mean))
+
+
+def test_adacat_free_widths_start_at_the_data_marginal() -> None:
+    torch.manual_seed(0)
+    head = make_head("adacat", 8, 2, BOX_LOW, BOX_HIGH, num_bins=5, state_dependent_widths=False)
+    head.fit_bins(BOX_LOW + (BOX_HIGH - BOX_LOW) * torch.rand(500, 2) ** 3)  # crowded near the low bound
     widths = head.width_logits.softmax(-1)
     assert (widths[:, 0] < widths[:, -1]).all()  # narrow bins where the data crowd
-    torch.testing.assert_close(head(features).edges[0], head(features[:1]).edges[0])
