@@ -45,14 +45,19 @@ def box_kl(p: BoxDistribution, q: BoxDistribution) -> Tensor:
     :raises TypeError: for different families or a family without a KL here.
     :raises ValueError: for incompatible boxes, level counts or squashing.
     """
-    if type(p) is not type(q):
-        raise TypeError(f"KL needs two distributions of one family, got {type(p).__name__} and {type(q).__name__}")
+    _check_comparable(p, q)
     kl = _KL_BY_FAMILY.get(type(p))
     if kl is None:
         raise TypeError(f"no KL divergence for {type(p).__name__}; known: {sorted(c.__name__ for c in _KL_BY_FAMILY)}")
+    return kl(p, q)
+
+
+def _check_comparable(p: BoxDistribution, q: BoxDistribution) -> None:
+    """Raise unless ``p`` and ``q`` are of one family on one box."""
+    if type(p) is not type(q):
+        raise TypeError(f"KL needs two distributions of one family, got {type(p).__name__} and {type(q).__name__}")
     if not (torch.equal(p.low, q.low) and torch.equal(p.high, q.high)):
         raise ValueError("KL needs both distributions on the same box (low/high differ)")
-    return kl(p, q)
 
 
 #: cells of the grid on which :func:`box_kl` compares two piecewise-uniform distributions with predicted edges.
@@ -110,10 +115,8 @@ def kl_quadratic_model(p: BoxDistribution, q: BoxDistribution) -> Tensor:
     """
     if not isinstance(p, DiscretizedLogisticMixture):
         return box_kl(p, q)
-    if type(q) is not type(p):
-        raise TypeError(f"KL needs two distributions of one family, got {type(p).__name__} and {type(q).__name__}")
-    if p.num_classes != q.num_classes:
-        raise ValueError(f"KL needs the same number of levels, got {p.num_classes} and {q.num_classes}")
+    _check_comparable(p, q)
+    _check_same_levels(p, q)  # type: ignore[arg-type]  # q is p's family: checked just above
     difference = (q.coordinates - p.coordinates).unsqueeze(-1)
     quadratic = difference.transpose(-1, -2) @ p.fisher_information() @ difference
     return 0.5 * quadratic.squeeze(-1).squeeze(-1).sum(-1)
@@ -121,10 +124,14 @@ def kl_quadratic_model(p: BoxDistribution, q: BoxDistribution) -> Tensor:
 
 def dlml_kl(p: DiscretizedLogisticMixture, q: DiscretizedLogisticMixture) -> Tensor:
     """Exact KL between two DLMLs over their shared C levels."""
-    if p.num_classes != q.num_classes:
-        raise ValueError(f"KL needs the same number of levels, got {p.num_classes} and {q.num_classes}")
+    _check_same_levels(p, q)
     log_p, log_q = p.level_log_probs(), q.level_log_probs()
     return (log_p.exp() * (log_p - log_q)).sum((-1, -2))
+
+
+def _check_same_levels(p: DiscretizedLogisticMixture, q: DiscretizedLogisticMixture) -> None:
+    if p.num_classes != q.num_classes:
+        raise ValueError(f"KL needs the same number of levels, got {p.num_classes} and {q.num_classes}")
 
 
 def gaussian_kl(p: DiagGaussian, q: DiagGaussian) -> Tensor:
