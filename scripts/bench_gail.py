@@ -1,7 +1,8 @@
 """Benchmark: GAIL vs behaviour cloning from few expert trajectories, the shape of the thesis' Figure 2.1.
 
 For each task, number of expert trajectories N and seed s, both methods get the same demonstrations: N
-trajectories of ``<task>-expert`` subsampled to 50 state-action pairs each (``agent.demo_seed = s``), and the
+trajectories of ``<task>-<level>`` (``--level``, ``expert`` by default; ``two-experts`` imitates a mixture of two
+experts) subsampled to 50 state-action pairs each (``agent.demo_seed = s``), and the
 same policy network (2 x 100 tanh MLP, Gaussian head with a free log-std, inputs standardised by the
 demonstrations' states):
 
@@ -17,7 +18,7 @@ that generated the data; its stochastic return is kept in the JSON too).
 
 ``--set`` overrides the recipe for every run (``agent.*`` ones reach BC's network and demonstrations too);
 the table lists them per row. The GAIL runs go first, as one ``rlgen sweep`` (:mod:`rlgen.scale.sweep`: Ray,
-``--workers`` runs at once, one CPU each; run folders ``--runs/gail-trpo/<task>-expert/<method>-n<N>-i<iterations>/
+``--workers`` runs at once, one CPU each; run folders ``--runs/gail-trpo/<task>-<level>/<method>-n<N>-i<iterations>/
 seed<s>``, with the sweep's ``summary.md``); then the BC runs, in this process. Results go to
 ``benchmarks/gail.{json,md}`` after the sweep and after every BC run. A GAIL run finished by an earlier invocation
 is skipped by the sweep (its times kept in its run folder), one killed mid-way resumed; runs with other ``--set``
@@ -47,6 +48,8 @@ from bench_bc import ensure_dataset
 from bench_notes import with_notes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
+from rlgen.algos.gail.demos import subsample_demonstrations
+from rlgen.data.episodes import Episodes
 from rlgen.rollout import evaluate
 from rlgen.runs import load_recipe, load_training_data
 from rlgen.scale.sweep import Cell, Grid, RunRecord, last_evaluation, plan_sweep, run_sweep, write_summary
@@ -83,13 +86,13 @@ def gail_results(args: argparse.Namespace, done: set[tuple]) -> dict[tuple, dict
     for seed in args.seeds:  # a grid per seed: the seed also picks the demonstrations, which a grid's seeds do not
         variants = {name: [f"agent.trajectories={n}", f"agent.bc_warm_start={str(method == 'gail-bc').lower()}",
                            f"agent.demo_seed={seed}"] for name, (method, n) in methods.items()}  # fmt: skip
-        grid = Grid([RECIPE], [f"{task}-expert" for task in args.tasks], [seed], common, variants)
+        grid = Grid([RECIPE], [f"{task}-{args.level}" for task in args.tasks], [seed], common, variants)
         cells += plan_sweep(grid, args.runs)
 
     def key_of(cell_or_record: Cell | RunRecord) -> tuple:
         method, trajectories = methods[cell_or_record.variant]
-        task = cell_or_record.dataset.removesuffix("-expert")
-        return task, method, trajectories, cell_or_record.seed, args.iterations, " ".join(args.overrides)
+        task = cell_or_record.dataset.removesuffix(f"-{args.level}")
+        return task, args.level, method, trajectories, cell_or_record.seed, args.iterations, " ".join(args.overrides)
 
     cells = [cell for cell in cells if key_of(cell) not in done]
     if not cells:
@@ -107,7 +110,7 @@ def gail_results(args: argparse.Namespace, done: set[tuple]) -> dict[tuple, dict
     return results
 
 
-def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int, extra: list[str]) -> dict:
+def run_bc(task: TaskSpec, level: str, trajectories: int, seed: int, episodes: int, extra: list[str]) -> dict:
     """The same demonstrations and network as GAIL (built by GAIL.create), cloned as in the thesis."""
     overrides = [*extra, f"agent.demo_seed={seed}", f"agent.trajectories={trajectories}",
                  f"agent.pairs_per_trajectory={PAIRS}"]  # fmt: skip
@@ -115,7 +118,7 @@ def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int, extra: l
     torch.set_num_threads(1)
     seed_everything(seed)
     tick = time.perf_counter()
-    agent = GAIL.create(recipe.agent, task, load_training_data(task, f"{task.name}-expert"), torch.device("cpu"))
+    agent = GAIL.create(recipe.agent, task, load_training_data(task, f"{task.name}-{level}"), torch.device("cpu"))
     assert agent.demos is not None
     clone = behaviour_clone(agent.policy, agent.demos, recipe.agent.bc, np.random.default_rng(seed))
     train_seconds = time.perf_counter() - tick
@@ -124,8 +127,24 @@ def run_bc(task: TaskSpec, trajectories: int, seed: int, episodes: int, extra: l
             "train_seconds": train_seconds, "bc_epochs": clone.epochs}  # fmt: skip
 
 
+def second_expert_trajectories(data: Episodes, trajectories: int, seed: int) -> int:
+    """How many of the demonstrations run ``seed`` imitates come from a ``two-experts`` dataset's second half (the
+    second expert's; ``rlgen.rollout.generate``): the same draw as :meth:`GAIL.create` makes with ``demo_seed``."""
+    demos = subsample_demonstrations(data, trajectories, PAIRS, np.random.default_rng(seed))
+    episodes = np.unique(demos.episodes)
+    return int(np.sum(data.episode_starts[episodes] >= data.num_steps // 2))
+
+
 def key(run: dict) -> tuple:
-    return run["task"], run["method"], run["trajectories"], run["seed"], run["iterations"], run["overrides"]
+    # runs recorded before --level existed imitated the expert level
+    level = run.get("level", "expert")
+    return run["task"], level, run["method"], run["trajectories"], run["seed"], run["iterations"], run["overrides"]
+
+
+def data_label(run: dict) -> str:
+    """The table's task column: the task, and the dataset level where it is not the expert's."""
+    level = run.get("level", "expert")
+    return run["task"] if level == "expert" else f"{run['task']} ({level})"
 
 
 def write_report(runs: list[dict], out: Path) -> None:
@@ -133,7 +152,7 @@ def write_report(runs: list[dict], out: Path) -> None:
     write_text_atomic(out / "gail.json", json.dumps({"runs": runs}, indent=2) + "\n")
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
-        group = (run["task"], run["trajectories"], run["method"], run["iterations"], run["overrides"])
+        group = (data_label(run), run["trajectories"], run["method"], run["iterations"], run["overrides"])
         groups.setdefault(group, []).append(run)
     lines = ["# GAIL vs BC from few expert trajectories (thesis Figure 2.1)", "",
              "Expert-normalised return of the final policy (deterministic actions): 0 = uniform-random policy, "
@@ -149,6 +168,12 @@ def write_report(runs: list[dict], out: Path) -> None:
                      f"{statistics.mean(scores):.2f} ± "
                      f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
                      f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
+    mixed = {group: runs for group, runs in sorted(groups.items()) if "second_expert_trajectories" in runs[0]}
+    if mixed:
+        lines += ["", "Demonstrations from the second expert (of a two-experts mixture's N), per seed:", ""]
+        for (task, trajectories, method, _, overrides), group in mixed.items():
+            split = ", ".join(f"seed {r['seed']}: {r['second_expert_trajectories']}" for r in group)
+            lines.append(f"- {task}, N={trajectories}, {method}, {overrides or 'no overrides'}: {split}")
     lines += ["", "References (measured returns in the task files, mean ± std over episodes; a learner that falls "
               "less often than the expert scores above 1):", ""]  # fmt: skip
     for name in sorted({r["task"] for r in runs}):
@@ -159,6 +184,13 @@ def write_report(runs: list[dict], out: Path) -> None:
             f"- {name}: random {rand.mean:.1f} ± {rand.std:.1f}, expert {det.mean:.1f} ± {det.std:.1f} "
             f"(deterministic, {det.episodes} episodes; stochastic {sto.mean:.1f} ± {sto.std:.1f})"
         )
+        if task.second_expert is not None and any(r["task"] == name and r.get("level", "expert") != "expert"
+                                                  for r in runs):  # fmt: skip
+            second = task.second_expert.deterministic
+            lines.append(
+                f"  - {name}'s second expert (the other half of a two-experts mixture): "
+                f"{second.mean:.1f} ± {second.std:.1f} (deterministic, {second.episodes} episodes)"
+            )
     lines += ["", "Runs:", ""]
     for command, machine, seeds in dict.fromkeys((r["command"], r["machine"], r["seeds"]) for r in runs):
         lines.append(f"- `{command}` on {machine}; seeds {seeds}")
@@ -168,6 +200,11 @@ def write_report(runs: list[dict], out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["invertedpendulum", "hopper"])
+    parser.add_argument(
+        "--level",
+        default="expert",
+        help="the dataset level imitated: <task>-<level> (e.g. two-experts: a mixture of two experts)",
+    )
     parser.add_argument("--trajectories", nargs="+", type=int, default=[4, 11, 18, 25])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["gail", "bc"], choices=METHODS)
@@ -190,8 +227,12 @@ def main() -> int:
     done = {key(r) for r in runs}
     tasks = {name: load_task(name) for name in args.tasks}
     references_of = {name: references(task) for name, task in tasks.items()}  # before any run: refused if missing
-    for task in args.tasks:  # made from the task's shipped expert policy where missing
-        ensure_dataset(f"{task}-expert")
+    for name, task in tasks.items():  # made from the task's shipped behaviour policies where missing
+        if args.level not in task.levels:
+            raise SystemExit(f"task {name} has no dataset level {args.level!r}; its levels: {', '.join(task.levels)}")
+        ensure_dataset(f"{name}-{args.level}")
+    mixtures = {name: load_training_data(task, f"{name}-{args.level}") for name, task in tasks.items()
+                if args.level == "two-experts"}  # fmt: skip
     gail = gail_results(args, done)
     for name, task in tasks.items():
         refs = references_of[name]
@@ -199,19 +240,22 @@ def main() -> int:
             for method in args.methods:
                 for seed in args.seeds:
                     iterations = 0 if method == "bc" else args.iterations
-                    run = {"task": name, "method": method, "trajectories": trajectories, "seed": seed,
-                           "iterations": iterations, "overrides": " ".join(args.overrides)}  # fmt: skip
+                    run = {"task": name, "level": args.level, "method": method, "trajectories": trajectories,
+                           "seed": seed, "iterations": iterations, "overrides": " ".join(args.overrides)}  # fmt: skip
                     if key(run) in done or key(run) not in gail and method != "bc":  # measured, or its run failed
                         continue
                     if method == "bc":
-                        run.update(run_bc(task, trajectories, seed, args.eval_episodes, args.overrides))
+                        run.update(run_bc(task, args.level, trajectories, seed, args.eval_episodes, args.overrides))
                     else:
                         run.update(gail[key(run)])
+                    if name in mixtures:
+                        run["second_expert_trajectories"] = second_expert_trajectories(mixtures[name], trajectories,
+                                                                                       seed)  # fmt: skip
                     run["normalised"] = (run["return"] - refs["random"]) / (refs["expert"] - refs["random"])
                     runs.append({**run, "references": refs, "eval_episodes": args.eval_episodes, **settings})
                     done.add(key(run))
                     write_report(runs, args.out)  # after every run: a stopped benchmark keeps what it measured
-                    print(f"{name} N={trajectories} {method} seed {seed}: return {run['return']:.1f} "
+                    print(f"{data_label(run)} N={trajectories} {method} seed {seed}: return {run['return']:.1f} "
                           f"(normalised {run['normalised']:.2f}), {run['env_steps']:,} env steps, "
                           f"{run['wall_seconds']:.0f} s", flush=True)  # fmt: skip
     return 0
