@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from bench_notes import with_notes
 from bench_stats import bootstrap_interval, iqm, probability_of_improvement
+from state_classifier import fit_state_classifier
 
 from rlgen.data import load_dataset
 from rlgen.data.store import D4RL_DIR_VAR
@@ -104,35 +105,21 @@ def disagreement(task_name: str, parts: tuple[str, str], names: dict[str, str]) 
 def separability(
     task_name: str, parts: tuple[str, str], names: dict[str, str], steps: int = 3000, early: int = 20
 ) -> dict:
-    """How well the state alone tells which expert acts: held-out accuracy of an MLP 256-256 classifier (Adam,
-    ``steps`` batches of 512, 20% of the states of both policies' data held out), over all held-out states and over
-    those in the first ``early`` steps of their episode (where both gaits start from the same states)."""
+    """How well the state alone tells which expert acts: held-out accuracy of a :func:`fit_state_classifier` on
+    both policies' data, over all held-out states and over those in the first ``early`` steps of their episode
+    (where both gaits start from the same states)."""
     task = load_task(task_name)
     parts = [load_dataset(names[level], observation_shape=(task.obs_dim,), action_shape=(task.act_dim,))
              for level in parts]  # fmt: skip
     obs = np.concatenate([d.observations for d in parts])
-    label = np.concatenate([np.full(d.num_steps, k, dtype=np.float32) for k, d in enumerate(parts)])
+    label = np.concatenate([np.full(d.num_steps, k) for k, d in enumerate(parts)])
     in_episode = np.concatenate([np.arange(d.num_steps) - d.episode_starts[d.episode_index()] for d in parts])
-    x = torch.as_tensor((obs - obs.mean(0)) / (obs.std(0) + 1e-3), dtype=torch.float32)
-    y = torch.as_tensor(label)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    test, train = order[: len(x) // 5], order[len(x) // 5 :]
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
-                              torch.nn.ReLU(), torch.nn.Linear(256, 1))  # fmt: skip
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(steps):
-        batch = torch.as_tensor(rng.choice(train, 512))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(x[batch]).squeeze(-1), y[batch])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        correct = ((net(x[test]).squeeze(-1) > 0).float() == y[test]).numpy()
-    first = in_episode[test] < early
-    return {"held_out_accuracy": float(correct.mean()), f"accuracy_first_{early}_steps": float(correct[first].mean()),
-            "accuracy_later_steps": float(correct[~first].mean()), "held_out_states": int(len(test))}  # fmt: skip
+    classifier = fit_state_classifier(obs, label, steps)
+    correct = classifier.held_out_correct
+    first = in_episode[classifier.held_out] < early
+    return {"held_out_accuracy": classifier.held_out_accuracy,
+            f"accuracy_first_{early}_steps": float(correct[first].mean()),
+            "accuracy_later_steps": float(correct[~first].mean()), "held_out_states": int(len(correct))}  # fmt: skip
 
 
 def run_grid(names: dict[str, str], args: argparse.Namespace) -> list[RunRecord]:

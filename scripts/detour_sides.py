@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from episode_paths import episode_paths
 
-from rlgen.rollout import make_env
 from rlgen.rollout.detour import passing_side
 from rlgen.runs.launch import load_agent
+from rlgen.tasks import TaskSpec
 from rlgen.train.run_dir import write_text_atomic
-
-EVAL_SEED = 100_000
 
 
 def demonstration_sides(agent: object) -> list[int]:
@@ -35,22 +34,10 @@ def demonstration_sides(agent: object) -> list[int]:
     return [passing_side(demos.observations[demos.episodes == episode]) for episode in np.unique(demos.episodes)]
 
 
-def episode_sides(agent: object, task: object, episodes: int, deterministic: bool) -> list[int]:
+def episode_sides(agent: object, task: TaskSpec, episodes: int, deterministic: bool) -> list[int]:
     """Side of each episode that reaches the goal; 0 for one that does not."""
-    env = make_env(task)
-    sides = []
-    try:
-        for i in range(episodes):
-            obs, _ = env.reset(seed=EVAL_SEED + i)
-            path, info, done = [obs], {}, False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(agent.act(obs[None], deterministic=deterministic)[0])
-                path.append(obs)
-                done = terminated or truncated
-            sides.append(passing_side(np.array(path)) if info.get("reached") else 0)
-    finally:
-        env.close()
-    return sides
+    paths = episode_paths(agent, task, episodes, deterministic)
+    return [passing_side(path.observations) if path.info.get("reached") else 0 for path in paths]
 
 
 def counts(sides: list[int]) -> dict[str, int]:
