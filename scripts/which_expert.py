@@ -25,6 +25,7 @@ from episode_paths import episode_paths
 from state_classifier import StateClassifier, fit_state_classifier
 
 from rlgen.data import Episodes
+from rlgen.rollout import standard_error
 from rlgen.runs import load_training_data
 from rlgen.runs.launch import load_agent
 from rlgen.tasks import TaskSpec
@@ -53,6 +54,22 @@ def episode_summary(agent: object, task: TaskSpec, classifier: StateClassifier, 
     returns = [path.total_return for path in paths]
     return {"returns": returns, "second_probability": second, "return_mean": float(np.mean(returns)),
             "second_episodes": int(sum(p > 0.5 for p in second))}  # fmt: skip
+
+
+def mixture_gaps(rows: list[dict], episodes: int) -> list[str]:
+    """Over the runs that keep their demonstrations: how far each run's share of second-expert episodes is from its
+    demonstrations' share (0: the mixture reproduced; up to 1), mean ± s.e. over runs, deterministic and sampled."""
+    kept = [row for row in rows if row["demonstrations_from_second"] is not None]
+    if not kept:
+        return []
+    lines = [f"|episodes' share - demonstrations' share| of the second expert, mean ± s.e. over {len(kept)} runs:"]
+    for name in ("deterministic", "sampled"):
+        gaps = np.array([abs(row[name]["second_episodes"] / episodes - row["demonstrations_from_second"][0]
+                             / row["demonstrations_from_second"][1]) for row in kept])  # fmt: skip
+        returns = np.array([row[name]["return_mean"] for row in kept])
+        lines.append(f"- {name}: {gaps.mean():.3f} ± {standard_error(gaps):.3f} (return {returns.mean():.0f} ± "
+                     f"{standard_error(returns):.0f})")  # fmt: skip
+    return lines
 
 
 def main() -> int:
@@ -93,6 +110,8 @@ def main() -> int:
         print(f"| {run} | {demo_cell} | {cells[0]} | {cells[1]} |", flush=True)
     accuracy = {name: round(c.held_out_accuracy, 4) for name, (_, c) in classifiers.items()}
     print(f"\nstate classifier held-out accuracy: {accuracy}")
+    for line in mixture_gaps(rows, args.episodes):
+        print(line)
     if args.out:
         write_text_atomic(args.out, json.dumps({"episodes": args.episodes, "seed": args.seed, "runs": rows}, indent=1))
     return 0
