@@ -168,12 +168,16 @@ def write_report(runs: list[dict], out: Path) -> None:
                      f"{statistics.mean(scores):.2f} ± "
                      f"{spread:.2f} | {len(group)} | {group[0]['env_steps']:,} | "
                      f"{statistics.mean(r['wall_seconds'] for r in group):.0f} |")  # fmt: skip
-    mixed = {group: runs for group, runs in sorted(groups.items()) if "second_expert_trajectories" in runs[0]}
-    if mixed:
-        lines += ["", "Demonstrations from the second expert (of a two-experts mixture's N), per seed:", ""]
-        for (task, trajectories, method, _, overrides), group in mixed.items():
-            split = ", ".join(f"seed {r['seed']}: {r['second_expert_trajectories']}" for r in group)
-            lines.append(f"- {task}, N={trajectories}, {method}, {overrides or 'no overrides'}: {split}")
+    # the draw depends only on the data, N and the seed (agent.demo_seed), the same for every method and head
+    splits: dict[tuple[str, int], dict[int, int]] = {}
+    for run in (run for run in runs if "second_expert_trajectories" in run):
+        splits.setdefault((data_label(run), run["trajectories"]), {})[run["seed"]] = run["second_expert_trajectories"]
+    if splits:
+        lines += ["", "Demonstrations from the second expert (of a two-experts mixture's N), per seed, the same for "
+                  "every method and head:", ""]  # fmt: skip
+        for (task, trajectories), by_seed in sorted(splits.items()):
+            split = ", ".join(f"seed {seed}: {count}" for seed, count in sorted(by_seed.items()))
+            lines.append(f"- {task}, N={trajectories}: {split}")
     lines += ["", "References (measured returns in the task files, mean ± std over episodes; a learner that falls "
               "less often than the expert scores above 1):", ""]  # fmt: skip
     for name in sorted({r["task"] for r in runs}):
