@@ -1,7 +1,10 @@
-"""Test data shared by several test files: ``from helpers import random_episodes, minari_store``."""
+"""Test data and loaders shared by several test files: ``from helpers import random_episodes, minari_store``."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +29,18 @@ def minari_store(tmp_path_factory: pytest.TempPathFactory, steps: dict[str, int]
     for name, count in steps.items():
         make_dataset(name, steps=count, out=root, progress=False, **options)
     return root
+
+
+def import_script(name: str, monkeypatch: pytest.MonkeyPatch | None = None) -> types.ModuleType:
+    """``scripts/<name>.py`` (a script, not part of the package) imported as module ``name``, registered in
+    ``sys.modules`` as dataclasses need: for this test only with ``monkeypatch``, else for the session."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    if monkeypatch is not None:
+        monkeypatch.setitem(sys.modules, name, module)
+    else:
+        module = sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module

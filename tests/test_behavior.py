@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import types
 import zipfile
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers import import_script
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
@@ -218,12 +217,7 @@ def test_tasks_with_policies_ship_them() -> None:
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     """scripts/train_behavior.py imported as a module (it is a script, not part of the package)."""
-    path = Path(__file__).resolve().parent.parent / "scripts" / "train_behavior.py"
-    spec = importlib.util.spec_from_file_location("train_behavior", path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "train_behavior", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return import_script("train_behavior", monkeypatch)
 
 
 def test_trainer_resumes_and_ships_expert_medium_and_replay(

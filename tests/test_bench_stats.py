@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import import_script
 
 
 @pytest.fixture(scope="module")
 def stats() -> types.ModuleType:
-    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_stats.py"
-    spec = importlib.util.spec_from_file_location("bench_stats", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("bench_stats", module)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("bench_stats")
 
 
 def test_iqm_drops_a_quarter_from_each_end(stats: types.ModuleType) -> None:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import import_script
 
 
 @pytest.fixture(scope="module")
 def classifier_module() -> types.ModuleType:
-    path = Path(__file__).resolve().parent.parent / "scripts" / "state_classifier.py"
-    spec = importlib.util.spec_from_file_location("state_classifier", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("state_classifier", module)
-    spec.loader.exec_module(module)
-    return module
+    return import_script("state_classifier")
 
 
 def states(rng: np.random.Generator, shift: float, n: int = 2000) -> np.ndarray:
