@@ -21,7 +21,7 @@ from rlgen.algos import BC, BCConfig
 from rlgen.data import Episodes, Transitions, transitions
 from rlgen.heads import head_config
 from rlgen.runs import start_run
-from rlgen.scale.distributed import TorchReplicas
+from rlgen.scale.distributed import TorchReplicas, distributed_training
 from rlgen.tasks import load_task
 from rlgen.train import RunDir, TrainConfig, fit, load_checkpoint, seed_everything
 from rlgen.train.parallel import Replicas
@@ -71,11 +71,13 @@ def record_writes_under(root: Path) -> list[str]:
 
 
 def worker(rank: int, world_size: int, port: int, root: Path) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    """One process as torchrun would start it, inside :func:`distributed_training` (the group joined, and left
+    after a barrier, as ``rlgen train`` does)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))  # fmt: skip
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        replicas = TorchReplicas(torch.device("cpu"))
+    with distributed_training("cpu") as (replicas, _):
+        assert isinstance(replicas, TorchReplicas)
         writes = record_writes_under(root) if rank else []
 
         data = random_episodes(200, obs_dim=4, act_dim=1)
@@ -94,8 +96,6 @@ def worker(rank: int, world_size: int, port: int, root: Path) -> None:
         fit(agent, agent.sampler(data), CONFIG, RunDir(root / "resumed"), progress=False, replicas=replicas)
         if rank:
             (root / "rank1-writes.txt.out").write_text("\n".join(writes))
-    finally:
-        dist.destroy_process_group()
 
 
 def free_port() -> int:
