@@ -96,6 +96,13 @@ def worker(rank: int, world_size: int, port: int, root: Path) -> None:
         fit(agent, agent.sampler(data), CONFIG, RunDir(root / "resumed"), progress=False, replicas=replicas)
         if rank:
             (root / "rank1-writes.txt.out").write_text("\n".join(writes))
+    (root / f"threads-{rank}.txt.out").write_text("\n".join(thread_names()))
+
+
+def thread_names() -> list[str]:
+    """The names of this process's threads (Linux), e.g. gloo's ``pt_gloo_runloop`` workers."""
+    tasks = Path("/proc/self/task")
+    return [(task / "comm").read_text().strip() for task in tasks.iterdir()] if tasks.is_dir() else []
 
 
 def free_port() -> int:
@@ -148,6 +155,14 @@ def test_rank_1_writes_nothing_and_a_resumed_run_matches(two_processes) -> None:
     assert [r["step"] for r in resumed_rows] == [r["step"] for r in straight_rows] == [2, 4, 6]
     for a, b in zip(resumed_rows, straight_rows, strict=True):
         assert a == pytest.approx(b, rel=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names come from Linux's /proc")
+def test_leaving_the_group_stops_its_threads(two_processes) -> None:
+    # threads still running at interpreter exit abort the process now and then (SIGABRT after a finished run)
+    for rank in (0, 1):
+        names = (two_processes / f"threads-{rank}.txt.out").read_text().split("\n")
+        assert not [name for name in names if "gloo" in name or "tcpstore" in name], names
 
 
 class TwoProcesses(Replicas):

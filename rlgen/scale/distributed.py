@@ -11,6 +11,7 @@ gradients and gathers state through.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +129,10 @@ def distributed_training(device: str) -> Iterator[tuple[TorchReplicas | None, st
     local = process_device(device, int(os.environ["LOCAL_RANK"]))
     if local.startswith("cuda"):
         torch.cuda.set_device(local)
+    # Imported inside the group (as an agent's first optimiser does), torch._dynamo keeps the group alive past
+    # destroy_process_group: gloo's worker threads then outlive it and abort the process at interpreter exit
+    # (about 1 run in 10 on 2 CPUs). Imported first, it does not, and the group is freed when left.
+    importlib.import_module("torch._dynamo")
     dist.init_process_group("nccl" if local.startswith("cuda") else "gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         yield TorchReplicas(torch.device(local)), local
