@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rlgen.data import Episodes
 from rlgen.runs import load_recipe
-from rlgen.scale.distributed import TorchReplicas
+from rlgen.scale.distributed import distributed_training
 from rlgen.tasks import load_task
 from rlgen.train import RunDir, TrainConfig, fit, seed_everything
 from rlgen.train.parallel import Replicas
@@ -47,11 +46,11 @@ AGENTS = {
 
 def worker(rank: int, world_size: int, port: int, recipe_name: str, task_name: str, steps: int, out: Path) -> None:
     torch.set_num_threads(1)
-    if world_size > 1:
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-        dist.init_process_group("gloo", rank=rank, world_size=world_size)
-    try:
-        replicas = TorchReplicas(torch.device("cpu")) if world_size > 1 else Replicas()
+    if world_size > 1:  # as torchrun would start it: distributed_training joins and leaves the group from these
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                          WORLD_SIZE=str(world_size))  # fmt: skip
+    with distributed_training("cpu") as (torch_replicas, _):
+        replicas = torch_replicas or Replicas()
         recipe, task = load_recipe(recipe_name).with_overrides(AGENTS[recipe_name][1]), load_task(task_name)
         data = Episodes.random(5_000, task.obs_dim, task.act_dim, episode_length=1000)
         seed_everything(0)
@@ -67,9 +66,6 @@ def worker(rank: int, world_size: int, port: int, recipe_name: str, task_name: s
             seconds = time.perf_counter() - tick
         if rank == 0:
             out.write_text(json.dumps({"seconds": seconds, "batch_size": batch}))
-    finally:
-        if world_size > 1:
-            dist.destroy_process_group()
 
 
 def free_port() -> int:
