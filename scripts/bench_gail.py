@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from bench_bc import ensure_dataset
 from bench_notes import with_notes
+from which_expert import second_expert_episodes
 
 from rlgen.algos.gail import GAIL, behaviour_clone
 from rlgen.algos.gail.demos import subsample_demonstrations
@@ -131,8 +132,7 @@ def second_expert_trajectories(data: Episodes, trajectories: int, seed: int) -> 
     """How many of the demonstrations run ``seed`` imitates come from a ``two-experts`` dataset's second half (the
     second expert's; ``rlgen.rollout.generate``): the same draw as :meth:`GAIL.create` makes with ``demo_seed``."""
     demos = subsample_demonstrations(data, trajectories, PAIRS, np.random.default_rng(seed))
-    episodes = np.unique(demos.episodes)
-    return int(np.sum(data.episode_starts[episodes] >= data.num_steps // 2))
+    return second_expert_episodes(data, demos.episodes)
 
 
 def key(run: dict) -> tuple:

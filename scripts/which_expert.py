@@ -37,13 +37,17 @@ def halves(data: Episodes) -> np.ndarray:
     return (np.arange(data.num_steps) >= data.num_steps // 2).astype(np.int64)
 
 
+def second_expert_episodes(data: Episodes, episodes: np.ndarray) -> int:
+    """How many of the distinct ``episodes`` (indices into a two-experts dataset) the second expert acted in."""
+    return int(np.sum(data.episode_starts[np.unique(episodes)] >= data.num_steps // 2))
+
+
 def demonstrations_from_second(agent: object, data: Episodes) -> tuple[int, int] | None:
     """(from the second expert, all) of the trajectories an agent that keeps its demonstrations imitates."""
     demos = getattr(agent, "demos", None)
     if demos is None:
         return None
-    episodes = np.unique(demos.episodes)
-    return int(np.sum(data.episode_starts[episodes] >= data.num_steps // 2)), len(episodes)
+    return second_expert_episodes(data, demos.episodes), len(np.unique(demos.episodes))
 
 
 def episode_summary(agent: object, task: TaskSpec, classifier: StateClassifier, episodes: int,
